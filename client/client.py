@@ -1,0 +1,160 @@
+"""``Client``: connects to a vectord server, or runs the engine in-process."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from vectord.errors import InvalidArgumentError
+from vectord.v1 import admin_pb2
+from vectord.v1 import collections_pb2 as cpb
+from vectord.wire import metadata_to_proto
+
+from .collection import Collection
+from .transport import GrpcTransport, InProcessTransport
+
+_METRICS = {"cosine": cpb.COSINE, "l2": cpb.L2, "ip": cpb.IP}
+
+
+class Client:
+    """The entry point of the SDK.
+
+    ``Client("host:port")`` talks gRPC to a running ``vectord serve``;
+    ``Client(path="./data")`` runs the same servicers in this process on that data
+    directory (taking its lock: one process owns a directory).
+
+    Args:
+        address: ``host:port`` of a server.
+        api_key: sent as ``authorization: Bearer <key>`` on every call.
+        timeout: default deadline of each call, in seconds (writes get more per record).
+        path: a data directory for embedded use (instead of ``address``).
+
+    Example:
+        >>> client = vectord.Client(path="./data")
+        >>> docs = client.get_or_create_collection("docs", dim=3)
+        >>> docs.add(ids=["a"], embeddings=[[1, 0, 0]])
+        >>> client.close()
+    """
+
+    def __init__(self, address: str | None = None, *, api_key: str | None = None,
+                 timeout: float = 30.0, path: str | None = None) -> None:
+        if (address is None) == (path is None):
+            raise InvalidArgumentError("Client: give either an address ('host:port') or path='./data'")
+        self.timeout = timeout
+        self._transport = GrpcTransport(address, api_key) if address is not None else InProcessTransport(path)
+
+    def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
+        return self._transport.call(service, method, request, timeout if timeout is not None else self.timeout)
+
+    def _write_timeout(self, records: int) -> float:
+        return self.timeout + records * 0.001  # bulk writes get 1 ms per record on top
+
+    def close(self) -> None:
+        """Closes the channel, or (embedded) checkpoints and releases the data directory."""
+        self._transport.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+                          hnsw: Mapping[str, int] | None = None,
+                          metadata: Mapping[str, Any] | None = None,
+                          get_or_create: bool = False) -> Collection:
+        """Creates a collection.
+
+        Args:
+            name: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.``.
+            dim: vector dimension.
+            metric: ``"cosine"`` (default), ``"l2"`` or ``"ip"``.
+            hnsw: index parameters ``m``, ``ef_construction``, ``ef_search``.
+            metadata: the collection's own metadata.
+            get_or_create: return the existing collection instead of failing.
+
+        Raises:
+            AlreadyExistsError: the name is taken.
+            InvalidArgumentError: a bad name, dimension, metric or parameter.
+
+        Example:
+            >>> docs = client.create_collection("docs", dim=384, metric="cosine",
+            ...                                 hnsw={"m": 16, "ef_search": 64})
+        """
+        if metric not in _METRICS:
+            raise InvalidArgumentError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
+        hnsw = dict(hnsw or {})
+        unknown = set(hnsw) - {"m", "ef_construction", "ef_search"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown hnsw parameter(s) {sorted(unknown)}; "
+                                       "allowed: ['ef_construction', 'ef_search', 'm']")
+        request = cpb.CreateCollectionRequest(name=name, dim=dim, metric=_METRICS[metric],
+                                              hnsw=cpb.HnswParams(**hnsw), get_or_create=get_or_create)
+        if metadata:
+            request.metadata.CopyFrom(metadata_to_proto(metadata))
+        return Collection(self, self._call("Collections", "CreateCollection", request))
+
+    def get_or_create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+                                 hnsw: Mapping[str, int] | None = None,
+                                 metadata: Mapping[str, Any] | None = None) -> Collection:
+        """Returns the named collection, creating it if needed.
+
+        Example:
+            >>> docs = client.get_or_create_collection("docs", dim=384)
+        """
+        return self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
+                                      get_or_create=True)
+
+    def get_collection(self, name: str) -> Collection:
+        """Returns an existing collection.
+
+        Raises:
+            NotFoundError: there is none of that name.
+            DataLossError: its files are damaged.
+
+        Example:
+            >>> docs = client.get_collection("docs")
+        """
+        return Collection(self, self._call("Collections", "GetCollection", cpb.GetCollectionRequest(name=name)))
+
+    def list_collections(self) -> list[Collection]:
+        """Every collection, ordered by name.
+
+        Example:
+            >>> [c.name for c in client.list_collections()]
+            ['docs']
+        """
+        response = self._call("Collections", "ListCollections", cpb.ListCollectionsRequest())
+        return [Collection(self, info) for info in response.collections]
+
+    def delete_collection(self, name: str) -> None:
+        """Deletes a collection and its files.
+
+        Raises:
+            NotFoundError: there is none of that name.
+
+        Example:
+            >>> client.delete_collection("docs")
+        """
+        self._call("Collections", "DeleteCollection", cpb.DeleteCollectionRequest(name=name))
+
+    def server_info(self) -> dict[str, Any]:
+        """The server's version, uptime and limits.
+
+        Example:
+            >>> client.server_info()["version"]
+            '0.1.0'
+        """
+        info = self._call("Admin", "GetServerInfo", admin_pb2.GetServerInfoRequest())
+        return {"version": info.version, "uptime_seconds": info.uptime_seconds,
+                "max_message_bytes": info.max_message_bytes, "max_batch_records": info.max_batch_records,
+                "collection_count": info.collection_count}
+
+    def checkpoint(self, name: str | None = None) -> int:
+        """Checkpoints a collection (or all) now; returns how many wrote a new generation.
+
+        Example:
+            >>> client.checkpoint("docs")
+            1
+        """
+        return self._call("Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection=name or "")).checkpointed

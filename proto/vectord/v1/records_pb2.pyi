@@ -1,0 +1,120 @@
+from vectord.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WriteRequest(_message.Message):
+    __slots__ = ("collection", "ids", "embeddings", "documents", "metadatas")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    METADATAS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    embeddings: _types_pb2.Vectors
+    documents: DocumentList
+    metadatas: MetadataList
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Union[DocumentList, _Mapping]] = ..., metadatas: _Optional[_Union[MetadataList, _Mapping]] = ...) -> None: ...
+
+class DocumentList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[_types_pb2.OptionalString]
+    def __init__(self, values: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ...) -> None: ...
+
+class MetadataList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[_types_pb2.Metadata]
+    def __init__(self, values: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("collection", "ids", "where")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    where: _types_pb2.Filter
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class GetRequest(_message.Message):
+    __slots__ = ("collection", "ids", "where", "limit", "offset", "include")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    where: _types_pb2.Filter
+    limit: int
+    offset: int
+    include: _types_pb2.Include
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ...) -> None: ...
+
+class GetResponse(_message.Message):
+    __slots__ = ("ids", "embeddings", "documents", "metadatas")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    METADATAS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    embeddings: _types_pb2.Vectors
+    documents: _containers.RepeatedCompositeFieldContainer[_types_pb2.OptionalString]
+    metadatas: _containers.RepeatedCompositeFieldContainer[_types_pb2.Metadata]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("collection", "queries", "n_results", "where", "include")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    N_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    queries: _types_pb2.Vectors
+    n_results: int
+    where: _types_pb2.Filter
+    include: _types_pb2.Include
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QueryResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ...) -> None: ...
+
+class QueryResult(_message.Message):
+    __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DISTANCES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    METADATAS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    distances: _containers.RepeatedScalarFieldContainer[float]
+    embeddings: _types_pb2.Vectors
+    documents: _containers.RepeatedCompositeFieldContainer[_types_pb2.OptionalString]
+    metadatas: _containers.RepeatedCompositeFieldContainer[_types_pb2.Metadata]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ...) -> None: ...
+
+class CountRequest(_message.Message):
+    __slots__ = ("collection", "where")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    where: _types_pb2.Filter
+    def __init__(self, collection: _Optional[str] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class CountResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...

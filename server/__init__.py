@@ -1,0 +1,1 @@
+"""The gRPC server: servicers that translate, one error interceptor, settings, the CLI."""

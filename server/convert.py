@@ -1,0 +1,113 @@
+"""Translation between v1 messages and the storage engine's plain types."""
+
+from __future__ import annotations
+
+from vectord import limits
+from vectord.errors import InvalidArgumentError
+from vectord.storage import filters as f
+from vectord.storage.types import CollectionInfo, Records, WriteResult
+from vectord.v1 import collections_pb2 as cpb
+from vectord.v1 import records_pb2 as rpb
+from vectord.v1 import types_pb2 as pb
+from vectord.wire import metadata_from_proto, metadata_to_proto, value_from_proto, vectors_to_proto
+
+METRIC_TO_PROTO = {"cosine": cpb.COSINE, "l2": cpb.L2, "ip": cpb.IP}
+METRIC_FROM_PROTO = {v: k for k, v in METRIC_TO_PROTO.items()}
+
+
+def metric_from_proto(value: int) -> str:
+    try:
+        return METRIC_FROM_PROTO[value]
+    except KeyError:
+        raise InvalidArgumentError(f"metric: must be COSINE, L2 or IP, got {value}") from None
+
+
+def filter_from_proto(msg: pb.Filter, field: str = "where", depth: int = 1) -> f.Filter:
+    if depth > limits.MAX_FILTER_DEPTH:
+        raise InvalidArgumentError(f"{field}: filter nested deeper than {limits.MAX_FILTER_DEPTH} levels")
+    kind = msg.WhichOneof("kind")
+    if kind == "field":
+        cond = msg.field
+        if cond.op == pb.FieldCondition.OP_UNSPECIFIED:
+            raise InvalidArgumentError(f"{field}: condition on {cond.path!r} has no operator")
+        op = pb.FieldCondition.Op.Name(cond.op).lower()
+        return f.Field(cond.path, op, value_from_proto(cond.value))
+    if kind == "document":
+        cond = msg.document
+        if cond.op == pb.DocumentCondition.OP_UNSPECIFIED:
+            raise InvalidArgumentError(f"{field}: document condition has no operator")
+        return f.Document(pb.DocumentCondition.Op.Name(cond.op).lower(), cond.text)
+    if kind in ("all_of", "any_of"):
+        parts = tuple(filter_from_proto(x, field, depth + 1) for x in getattr(msg, kind).filters)
+        return f.And(parts) if kind == "all_of" else f.Or(parts)
+    if kind == "negation":
+        return f.Not(filter_from_proto(msg.negation, field, depth + 1))
+    raise InvalidArgumentError(f"{field}: empty filter (set one of field, all_of, any_of, negation, document)")
+
+
+def optional_filter(request, field: str = "where") -> f.Filter | None:
+    return filter_from_proto(getattr(request, field), field) if request.HasField(field) else None
+
+
+def include_from_proto(request) -> list[str] | None:
+    if not request.HasField("include"):
+        return None
+    inc = request.include
+    return [name for name in ("embeddings", "documents", "metadatas", "distances") if getattr(inc, name)]
+
+
+def write_result_to_proto(result: WriteResult) -> pb.WriteResult:
+    return pb.WriteResult(inserted=result.inserted, updated=result.updated,
+                          unchanged=result.unchanged, deleted=result.deleted, seq=result.seq)
+
+
+def _documents(values) -> list[pb.OptionalString]:
+    return [pb.OptionalString() if d is None else pb.OptionalString(value=d) for d in values]
+
+
+def records_to_get_response(records: Records) -> rpb.GetResponse:
+    out = rpb.GetResponse(ids=records.ids)
+    if records.embeddings is not None:
+        out.embeddings.CopyFrom(vectors_to_proto(records.embeddings))
+    if records.documents is not None:
+        out.documents.extend(_documents(records.documents))
+    if records.metadatas is not None:
+        out.metadatas.extend(metadata_to_proto(m) for m in records.metadatas)
+    return out
+
+
+def records_to_query_result(records: Records) -> rpb.QueryResult:
+    out = rpb.QueryResult(ids=records.ids)
+    if records.distances is not None:
+        out.distances.extend(records.distances.tolist())
+    if records.embeddings is not None:
+        out.embeddings.CopyFrom(vectors_to_proto(records.embeddings))
+    if records.documents is not None:
+        out.documents.extend(_documents(records.documents))
+    if records.metadatas is not None:
+        out.metadatas.extend(metadata_to_proto(m) for m in records.metadatas)
+    return out
+
+
+def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
+    config = info.config
+    return cpb.CollectionInfo(
+        name=config.name, id=config.id, dim=config.dim, metric=METRIC_TO_PROTO[config.metric],
+        hnsw=cpb.HnswParams(m=config.hnsw["m"], ef_construction=config.hnsw["ef_construction"],
+                            ef_search=config.hnsw["ef_search"]),
+        metadata=metadata_to_proto(config.metadata), count=info.count,
+        created_at_unix_ms=config.created_at_ms,
+        encoder=(config.encoder or {}).get("name", ""), seq=info.seq,
+    )
+
+
+def write_columns(request: rpb.WriteRequest):
+    """Returns (ids, embeddings or None, documents or None, metadatas or None)."""
+    from vectord.wire import vectors_from_proto
+
+    embeddings = vectors_from_proto(request.embeddings) if request.HasField("embeddings") else None
+    documents = ([d.value if d.HasField("value") else None for d in request.documents.values]
+                 if request.HasField("documents") else None)
+    metadatas = ([metadata_from_proto(m) for m in request.metadatas.values]
+                 if request.HasField("metadatas") else None)
+    return list(request.ids), embeddings, documents, metadatas

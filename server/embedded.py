@@ -1,0 +1,38 @@
+"""Embedded mode: the same servicers, called in-process by the SDK (no socket, no
+serialisation), on the same files and under the same directory lock as the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vectord.storage import Database, Tuning
+
+from .servicers import servicers
+
+
+class InProcessContext:
+    """The little of ``grpc.ServicerContext`` that the servicers use."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        import time
+
+        self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def time_remaining(self) -> float | None:
+        import time
+
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+
+class EmbeddedServer:
+    """Owns a ``Database`` and the servicers over it for one in-process client."""
+
+    def __init__(self, path: str | Path, tuning: Tuning | None = None) -> None:
+        self.database = Database(path, tuning=tuning)
+        self.services = servicers(self.database)
+
+    def call(self, service: str, method: str, request, timeout_s: float | None):
+        return getattr(self.services[service], method)(request, InProcessContext(timeout_s))
+
+    def close(self) -> None:
+        self.database.close()

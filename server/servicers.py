@@ -1,0 +1,127 @@
+"""gRPC servicers: translate and validate requests, call the engine, translate results.
+
+They never touch files or indexes, and they raise the engine's typed errors unchanged: the
+error interceptor (remote) or the SDK's in-process transport (embedded) deals with them.
+The same objects serve both modes, so there is one code path for validation and storage.
+"""
+
+from __future__ import annotations
+
+import time
+
+from vectord import __version__, limits
+from vectord.errors import DeadlineExceededError
+from vectord.storage import Database
+from vectord.v1 import admin_pb2, admin_pb2_grpc
+from vectord.v1 import collections_pb2 as cpb
+from vectord.v1 import collections_pb2_grpc
+from vectord.v1 import records_pb2 as rpb
+from vectord.v1 import records_pb2_grpc
+from vectord.wire import metadata_from_proto, vectors_from_proto
+
+from . import convert
+
+
+def _check_deadline(context) -> None:
+    """Refuses work whose caller has already given up (before expensive steps)."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceededError("deadline passed before the server started the work")
+
+
+class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def CreateCollection(self, request: cpb.CreateCollectionRequest, context) -> cpb.CollectionInfo:
+        hnsw = None
+        if request.HasField("hnsw"):
+            hnsw = {k: v for k, v in (("m", request.hnsw.m), ("ef_construction", request.hnsw.ef_construction),
+                                      ("ef_search", request.hnsw.ef_search)) if v}
+        collection = self.db.create_collection(
+            request.name, dim=request.dim, metric=convert.metric_from_proto(request.metric), hnsw=hnsw,
+            metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None,
+            get_or_create=request.get_or_create)
+        return convert.collection_info_to_proto(collection.info())
+
+    def GetCollection(self, request: cpb.GetCollectionRequest, context) -> cpb.CollectionInfo:
+        return convert.collection_info_to_proto(self.db.get_collection(request.name).info())
+
+    def ListCollections(self, request, context) -> cpb.ListCollectionsResponse:
+        return cpb.ListCollectionsResponse(
+            collections=[convert.collection_info_to_proto(c.info()) for c in self.db.list_collections()])
+
+    def DeleteCollection(self, request: cpb.DeleteCollectionRequest, context) -> cpb.DeleteCollectionResponse:
+        self.db.delete_collection(request.name)
+        return cpb.DeleteCollectionResponse()
+
+
+class RecordsServicer(records_pb2_grpc.RecordsServicer):
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def _write(self, method: str, request: rpb.WriteRequest, context):
+        collection = self.db.get_collection(request.collection)
+        ids, embeddings, documents, metadatas = convert.write_columns(request)
+        _check_deadline(context)
+        result = getattr(collection, method)(ids, embeddings, documents, metadatas)
+        return convert.write_result_to_proto(result)
+
+    def Add(self, request, context):
+        return self._write("add", request, context)
+
+    def Upsert(self, request, context):
+        return self._write("upsert", request, context)
+
+    def Update(self, request, context):
+        return self._write("update", request, context)
+
+    def Delete(self, request: rpb.DeleteRequest, context):
+        collection = self.db.get_collection(request.collection)
+        ids = list(request.ids) if request.ids else None
+        result = collection.delete(ids=ids, where=convert.optional_filter(request))
+        return convert.write_result_to_proto(result)
+
+    def Get(self, request: rpb.GetRequest, context) -> rpb.GetResponse:
+        collection = self.db.get_collection(request.collection)
+        records = collection.get(ids=list(request.ids) or None, where=convert.optional_filter(request),
+                                 limit=request.limit or None, offset=request.offset,
+                                 include=convert.include_from_proto(request))
+        return convert.records_to_get_response(records)
+
+    def Query(self, request: rpb.QueryRequest, context) -> rpb.QueryResponse:
+        collection = self.db.get_collection(request.collection)
+        queries = vectors_from_proto(request.queries, "query_embeddings")
+        _check_deadline(context)
+        results = collection.query(queries, n_results=request.n_results or 10,
+                                   where=convert.optional_filter(request),
+                                   include=convert.include_from_proto(request))
+        return rpb.QueryResponse(results=[convert.records_to_query_result(r) for r in results])
+
+    def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
+        collection = self.db.get_collection(request.collection)
+        return rpb.CountResponse(count=collection.count(where=convert.optional_filter(request)))
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self.started = time.monotonic()
+
+    def GetServerInfo(self, request, context) -> admin_pb2.ServerInfo:
+        return admin_pb2.ServerInfo(
+            version=__version__, uptime_seconds=time.monotonic() - self.started,
+            max_message_bytes=limits.MAX_MESSAGE_BYTES, max_batch_records=limits.MAX_BATCH_RECORDS,
+            collection_count=len(self.db.list_collections()))
+
+    def Checkpoint(self, request, context) -> admin_pb2.CheckpointResponse:
+        return admin_pb2.CheckpointResponse(checkpointed=self.db.checkpoint(request.collection or None))
+
+
+def servicers(database: Database) -> dict[str, object]:
+    """The servicers of every vectord service, keyed by service name (as the SDK calls them)."""
+    return {
+        "Collections": CollectionsServicer(database),
+        "Records": RecordsServicer(database),
+        "Admin": AdminServicer(database),
+    }

@@ -1,0 +1,533 @@
+"""One collection: its records in memory, its log and checkpoints on disk, its index.
+
+Thread-safety: every public method is safe to call from many threads. Reads share the
+collection's read/write lock; writes and checkpoints hold it alone. A write appends its log
+record and applies it under the lock, then waits for the group fsync outside it, and
+returns only once the record is durable.
+
+State: records live in ``slots`` (integer labels, never reused until compaction). An update
+gives a record a new label and marks the old one deleted; the HNSW graph, when there is one,
+uses the same labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from vectord.errors import (
+    AlreadyExistsError,
+    DataLossError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from . import checkpoint as disk
+from . import validation
+from .filters import Filter, compile_filter
+from .fsio import FileSystem
+from .index import HnswIndex, IndexSearchFailed, exact_search
+from .rwlock import RWLock
+from .types import CollectionConfig, CollectionInfo, Records, Tuning, WriteResult
+from .wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
+QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
+INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
+    """Metadata merge: new keys override, a key set to None is removed."""
+    if new is None:
+        return old
+    merged = dict(old)
+    for key, value in new.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Collection:
+    def __init__(self, fs: FileSystem, path: Path, config: CollectionConfig, tuning: Tuning,
+                 manifest: dict[str, Any]) -> None:
+        self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
+        self._manifest = manifest
+        self._lock = RWLock()
+        self._checkpoint_mutex = threading.Lock()
+        dim = config.dim
+        self._vectors = np.zeros((16, dim), np.float32)
+        self._sqnorms = np.zeros(16, np.float32)
+        self._labels: dict[str, int] = {}  # id -> label
+        self._rows: dict[int, tuple[str, str | None, dict[str, Any]]] = {}  # label -> record
+        self._next_label = 0
+        self._live_cache: np.ndarray | None = None
+        self._index: HnswIndex | None = None
+        self._failed: str | None = None
+        self._closed = False
+        self._applied_seq = manifest["applied_seq"]
+        self._wal: WriteAheadLog | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, fs: FileSystem, path: Path, config: CollectionConfig, tuning: Tuning) -> "Collection":
+        """Creates the collection's files in ``path`` (a new directory) durably."""
+        fs.mkdir(path)
+        manifest = disk.new_manifest(config)
+        disk.write_manifest(fs, path, manifest)
+        collection = cls(fs, path, config, tuning, manifest)
+        collection._wal = WriteAheadLog(fs, path / disk.WAL, 0)
+        fs.fsync_dir(path)
+        return collection
+
+    @classmethod
+    def open(cls, fs: FileSystem, path: Path, tuning: Tuning) -> "Collection":
+        """Recovers a collection: verified checkpoint, then idempotent log replay.
+
+        Raises:
+            DataLossError: the manifest, the checkpoint or the log is damaged.
+        """
+        started = time.monotonic()
+        manifest = disk.read_manifest(path)
+        config = CollectionConfig(**manifest["config"])
+        collection = cls(fs, path, config, tuning, manifest)
+        index_path = None
+        if manifest["generation"] is not None:
+            vectors, records, index_path = disk.load_generation(path, manifest)
+            collection._load_state(vectors, records, manifest["slots"])
+        records = WriteAheadLog.read(path / disk.WAL, fs)
+        replayed = 0
+        for record in records:
+            if record["seq"] > collection._applied_seq:
+                collection._apply(record)
+                replayed += 1
+        last_seq = max([collection._applied_seq] + [r["seq"] for r in records])
+        if collection._index is None and index_path is not None and replayed == 0:
+            meta = manifest["index"]
+            collection._index = HnswIndex.load(
+                index_path, config.metric, config.dim, config.hnsw["m"],
+                config.hnsw["ef_construction"], config.hnsw["ef_search"],
+                capacity=len(collection._vectors), deleted=meta["deleted"],
+                threads=tuning.index_threads)
+        else:
+            # No saved graph, a damaged one (rebuilt from the verified vectors: the graph is
+            # a derived cache), or one older than the replayed records.
+            collection._maybe_build_index()
+        collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
+        log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
+                 config.name, config.id, len(collection._labels), replayed, time.monotonic() - started)
+        return collection
+
+    def _load_state(self, vectors: np.ndarray, records: list, slots: int) -> None:
+        self._ensure_capacity(max(slots, len(vectors)))
+        self._vectors[: len(vectors)] = vectors
+        self._sqnorms[: len(vectors)] = (vectors * vectors).sum(axis=1)
+        for label, id_, document, metadata in records:
+            self._labels[id_] = label
+            self._rows[label] = (id_, document, metadata)
+        self._next_label = slots
+        self._live_cache = None
+
+    def close(self, checkpoint: bool = True) -> None:
+        """Writes a final checkpoint (when asked and healthy) and closes the log."""
+        if self._closed:
+            return
+        if checkpoint and self._failed is None:
+            try:
+                self.checkpoint()
+            except Exception:  # the log still holds everything; recovery replays it
+                log.exception("collection %r: final checkpoint failed", self.config.name)
+        with self._lock.write():
+            self._closed = True
+            if self._wal is not None:
+                self._wal.close()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NotFoundError(f"collection {self.config.name!r} was deleted or closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failed is not None:
+            raise FailedPreconditionError(
+                f"collection {self.config.name!r} refuses writes until restart: {self._failed}")
+        self._wal.check_writable()
+
+    def _ensure_capacity(self, slots: int) -> None:
+        capacity = len(self._vectors)
+        if slots <= capacity:
+            return
+        new_capacity = max(slots, capacity * 2)
+        vectors = np.zeros((new_capacity, self.config.dim), np.float32)
+        vectors[:capacity] = self._vectors
+        sqnorms = np.zeros(new_capacity, np.float32)
+        sqnorms[:capacity] = self._sqnorms
+        self._vectors, self._sqnorms = vectors, sqnorms
+
+    def _live_labels(self) -> np.ndarray:
+        if self._live_cache is None:
+            self._live_cache = np.fromiter(self._rows.keys(), np.int64, len(self._rows))
+        return self._live_cache
+
+    def _maybe_build_index(self) -> None:
+        if self._index is None and len(self._labels) >= self.tuning.exact_threshold:
+            self._build_index()
+
+    def _build_index(self) -> None:
+        hnsw = self.config.hnsw
+        labels = self._live_labels()
+        index = HnswIndex.create(self.config.metric, self.config.dim, hnsw["m"],
+                                 hnsw["ef_construction"], hnsw["ef_search"],
+                                 capacity=max(len(self._vectors), 16),
+                                 threads=self.tuning.index_threads)
+        if len(labels):
+            index.add(self._vectors[labels], labels)
+        self._index = index
+
+    # ------------------------------------------------------------------ applying log records
+    def _apply(self, record: dict[str, Any]) -> None:
+        """Applies one log record. Idempotent: a put sets records to exactly the logged
+        values, a delete removes whatever is present."""
+        if record["op"] == "put":
+            vectors = np.frombuffer(record["vectors"], np.float32).reshape(-1, self.config.dim)
+            self._apply_put(record["ids"], vectors, record["documents"], record["metadatas"])
+        elif record["op"] == "delete":
+            self._apply_delete(record["ids"])
+        else:
+            raise DataLossError(f"collection {self.config.name!r}: unknown log op {record['op']!r}")
+
+    def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
+                   metadatas: Sequence[Any]) -> None:
+        n = len(ids)
+        old = [self._labels[i] for i in ids if i in self._labels]
+        self._drop_labels(old)
+        start = self._next_label
+        labels = np.arange(start, start + n, dtype=np.int64)
+        self._ensure_capacity(start + n)
+        self._vectors[start:start + n] = vectors
+        self._sqnorms[start:start + n] = (vectors * vectors).sum(axis=1)
+        for label, id_, document, metadata in zip(labels.tolist(), ids, documents, metadatas):
+            self._labels[id_] = label
+            self._rows[label] = (id_, document, metadata)
+        self._next_label = start + n
+        self._live_cache = None
+        if self._index is not None:
+            self._index.add(vectors, labels)
+        else:
+            self._maybe_build_index()
+
+    def _drop_labels(self, labels: list[int]) -> None:
+        for label in labels:
+            del self._labels[self._rows.pop(label)[0]]
+        if labels and self._index is not None:
+            self._index.mark_deleted(labels)
+        self._live_cache = None
+
+    def _apply_delete(self, ids: Iterable[str]) -> None:
+        self._drop_labels([self._labels[i] for i in ids if i in self._labels])
+
+    def _log_and_apply(self, record: dict[str, Any]) -> int:
+        """Appends a record to the log and applies it (caller holds the write lock)."""
+        seq = self._wal.append(record)
+        try:
+            self._apply({**record, "seq": seq})
+        except BaseException as exc:
+            # The log holds a record memory does not: refuse everything until a restart
+            # replays the log into a consistent state.
+            self._failed = f"applying log record {seq} failed: {exc!r}"
+            log.exception("collection %r: %s", self.config.name, self._failed)
+            raise
+        return seq
+
+    # ------------------------------------------------------------------ writes
+    def add(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        """Inserts new records; fails, writing nothing, if any id exists."""
+        return self._put("add", ids, embeddings, documents, metadatas)
+
+    def upsert(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        """Inserts or replaces records; metadata merges by key (None removes a key)."""
+        return self._put("upsert", ids, embeddings, documents, metadatas)
+
+    def update(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        """Changes existing records, keeping fields not given; fails if any id is missing."""
+        return self._put("update", ids, embeddings, documents, metadatas)
+
+    def _put(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
+        ids = validation.ids(ids)
+        n = len(ids)
+        if embeddings is not None:
+            embeddings = validation.vectors(embeddings, n, self.config.dim, self.config.metric, ids)
+        elif kind == "add":
+            raise InvalidArgumentError("embeddings: required by add (this collection has no encoder)")
+        if documents is not None:
+            documents = validation.documents(documents, n)
+        if metadatas is not None:
+            metadatas = validation.metadatas(metadatas, n)
+        result = WriteResult()
+        with self._lock.write():
+            self._check_writable()
+            existing = [self._labels.get(i) for i in ids]
+            if kind == "add":
+                for i, label in enumerate(existing):
+                    if label is not None:
+                        raise AlreadyExistsError(
+                            f"add: record {ids[i]!r} (ids[{i}]) already exists in collection "
+                            f"{self.config.name!r}; nothing was written (use upsert to replace)")
+            elif kind == "update":
+                for i, label in enumerate(existing):
+                    if label is None:
+                        raise NotFoundError(
+                            f"update: record {ids[i]!r} (ids[{i}]) does not exist in collection "
+                            f"{self.config.name!r}; nothing was written")
+            put_ids, put_rows, put_docs, put_metas = [], [], [], []
+            for i, label in enumerate(existing):
+                document = documents[i] if documents is not None else None
+                metadata = metadatas[i] if metadatas is not None else None
+                if label is None:
+                    if embeddings is None:
+                        raise InvalidArgumentError(
+                            f"embeddings: record {ids[i]!r} (ids[{i}]) is new and needs a vector")
+                    vector = embeddings[i]
+                    metadata = _merge({}, metadata)
+                    result.inserted += 1
+                else:
+                    _, old_document, old_metadata = self._rows[label]
+                    old_vector = self._vectors[label]
+                    vector = embeddings[i] if embeddings is not None else old_vector
+                    document = old_document if document is None else document
+                    metadata = _merge(old_metadata, metadata)
+                    if (document == old_document and metadata == old_metadata
+                            and np.array_equal(vector, old_vector)):
+                        result.unchanged += 1
+                        continue
+                    result.updated += 1
+                put_ids.append(ids[i])
+                put_rows.append(vector)
+                put_docs.append(document)
+                put_metas.append(metadata)
+            if put_ids:
+                vectors = np.ascontiguousarray(np.stack(put_rows), dtype=np.float32)
+                seq = self._log_and_apply({"op": "put", "ids": put_ids, "vectors": vectors.tobytes(),
+                                           "documents": put_docs, "metadatas": put_metas})
+            else:
+                seq = self._wal.last_seq
+        self._wal.sync_to(seq)
+        result.seq = seq
+        return result
+
+    def delete(self, ids: Sequence[str] | None = None, where: Filter | None = None) -> WriteResult:
+        """Removes records by ids and/or filter (both given: records must match both)."""
+        if ids is not None:
+            ids = validation.ids(ids, allow_empty_batch=True)
+        predicate = compile_filter(where)
+        if ids is None and predicate is None:
+            raise InvalidArgumentError("delete: give ids, where or where_document (refusing to delete everything)")
+        with self._lock.write():
+            self._check_writable()
+            if ids is not None:
+                targets = [i for i in dict.fromkeys(ids) if i in self._labels]
+                if predicate is not None:
+                    targets = [i for i in targets
+                               if predicate(self._rows[self._labels[i]][2], self._rows[self._labels[i]][1])]
+            else:
+                targets = [row[0] for row in self._rows.values() if predicate(row[2], row[1])]
+            seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
+        self._wal.sync_to(seq)
+        return WriteResult(deleted=len(targets), seq=seq)
+
+    # ------------------------------------------------------------------ reads
+    def _select(self, labels: list[int], include: frozenset[str]) -> Records:
+        rows = [self._rows[label] for label in labels]
+        out = Records(ids=[row[0] for row in rows])
+        if "embeddings" in include:
+            out.embeddings = self._vectors[np.asarray(labels, np.int64)].copy() if labels \
+                else np.empty((0, self.config.dim), np.float32)
+        if "documents" in include:
+            out.documents = [row[1] for row in rows]
+        if "metadatas" in include:
+            out.metadatas = [row[2] for row in rows]
+        return out
+
+    @staticmethod
+    def _include(include: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
+        if include is None:
+            return default
+        include = frozenset(include)
+        unknown = include - INCLUDE_FIELDS
+        if unknown:
+            raise InvalidArgumentError(f"include: unknown field(s) {sorted(unknown)}; "
+                                       f"choose from {sorted(INCLUDE_FIELDS)}")
+        return include
+
+    def get(self, ids: Sequence[str] | None = None, where: Filter | None = None,
+            limit: int | None = None, offset: int | None = None,
+            include: Iterable[str] | None = None) -> Records:
+        """Reads records by id (in the order asked) or by filter (in label order)."""
+        include = self._include(include, GET_INCLUDE_DEFAULT)
+        predicate = compile_filter(where)
+        if ids is not None:
+            ids = validation.ids(ids, allow_empty_batch=True)
+        offset = offset or 0
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidArgumentError(f"limit and offset must not be negative, got {limit}, {offset}")
+        with self._lock.read():
+            self._check_open()
+            if ids:
+                labels = [self._labels[i] for i in ids if i in self._labels]
+            else:
+                labels = list(self._rows.keys())
+            if predicate is not None:
+                labels = [label for label in labels
+                          if predicate(self._rows[label][2], self._rows[label][1])]
+            end = None if limit is None or limit == 0 else offset + limit
+            return self._select(labels[offset:end], include)
+
+    def count(self, where: Filter | None = None) -> int:
+        predicate = compile_filter(where)
+        with self._lock.read():
+            self._check_open()
+            if predicate is None:
+                return len(self._labels)
+            return sum(1 for _, doc, meta in self._rows.values() if predicate(meta, doc))
+
+    def query(self, queries, n_results: int = 10, where: Filter | None = None,
+              include: Iterable[str] | None = None) -> list[Records]:
+        """Nearest records to each query vector, nearest first."""
+        include = self._include(include, QUERY_INCLUDE_DEFAULT)
+        n_results = validation.n_results(n_results)
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or len(queries) == 0:
+            raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
+        queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
+                                     [f"query {i}" for i in range(len(queries))], "query_embeddings")
+        predicate = compile_filter(where)
+        with self._lock.read():
+            self._check_open()
+            labels, distances = self._search(queries, n_results, predicate)
+            results = []
+            for row_labels, row_dist in zip(labels, distances):
+                keep = row_labels >= 0
+                records = self._select(row_labels[keep].tolist(), include)
+                if "distances" in include:
+                    records.distances = row_dist[keep]
+                results.append(records)
+            return results
+
+    def _search(self, queries: np.ndarray, k: int, predicate) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (labels, distances) of shape (n, k'); label -1 pads short rows."""
+        metric = self.config.metric
+        if predicate is None:
+            candidates = self._live_labels()
+        else:
+            candidates = np.fromiter(
+                (label for label, (_, doc, meta) in self._rows.items() if predicate(meta, doc)),
+                np.int64)
+        live = len(self._labels)
+        k = min(k, len(candidates))
+        use_index = self._index is not None and live >= self.tuning.exact_threshold and k > 0
+        if use_index and (predicate is None or len(candidates) > self.tuning.exact_filter_limit):
+            try:
+                return self._index_search(queries, k, candidates if predicate is not None else None, live)
+            except IndexSearchFailed as exc:
+                log.debug("hnsw search fell back to exact: %s", exc)
+        return exact_search(self._vectors, self._sqnorms, candidates, queries, k, metric)
+
+    def _index_search(self, queries, k, allowed, live):
+        if allowed is None:
+            return self._index.search(queries, k)
+        # Filter matches many records: oversample the graph search by the inverse of the
+        # selectivity, keep matches, and finish any short row exactly.
+        fetch = min(live, int(k * live / len(allowed) * 2) + 10)
+        labels, dist = self._index.search(queries, fetch, ef=max(self.config.hnsw["ef_search"], fetch))
+        mask = np.isin(labels, allowed)
+        out_l = np.full((len(queries), k), -1, np.int64)
+        out_d = np.zeros((len(queries), k), np.float32)
+        for i in range(len(queries)):
+            row_l, row_d = labels[i][mask[i]][:k], dist[i][mask[i]][:k]
+            if len(row_l) < k:
+                row_l, row_d = exact_search(self._vectors, self._sqnorms, allowed,
+                                            queries[i:i + 1], k, self.config.metric)
+                row_l, row_d = row_l[0], row_d[0]
+            out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
+        return out_l, out_d
+
+    def info(self) -> CollectionInfo:
+        with self._lock.read():
+            self._check_open()
+            return CollectionInfo(config=self.config, count=len(self._labels), seq=self._wal.last_seq)
+
+    # ------------------------------------------------------------------ checkpoints
+    def needs_checkpoint(self) -> bool:
+        if self._closed or self._failed is not None or self._wal is None:
+            return False
+        data_bytes = self._next_label * (self.config.dim * 4 + 64)
+        threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
+        return self._wal.size_bytes > threshold
+
+    def checkpoint(self, force: bool = False) -> bool:
+        """Writes a new generation and truncates the log; returns whether it wrote one."""
+        with self._checkpoint_mutex, self._lock.write():
+            self._check_writable()
+            seq = self._wal.last_seq
+            if seq == self._applied_seq and not force:
+                return False
+            self._wal.sync()
+            self._maybe_compact()
+            slots = self._next_label
+            records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
+            name, files, index_meta = disk.write_generation(
+                self.fs, self.path, seq, self._vectors[:slots], records, self._index)
+            manifest = {**disk.new_manifest(self.config), "generation": name, "applied_seq": seq,
+                        "slots": slots, "files": files, "index": index_meta}
+            disk.write_manifest(self.fs, self.path, manifest)
+            self._manifest, self._applied_seq = manifest, seq
+            self._wal.reset()
+            for stale in self.path.glob("gen-*"):
+                if stale.name != name:
+                    self.fs.remove_tree(stale)
+            self.fs.fsync_dir(self.path)
+            log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
+            return True
+
+    def _maybe_compact(self) -> None:
+        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph)."""
+        dead = self._next_label - len(self._labels)
+        if dead == 0:
+            return
+        if self._index is not None and dead < max(self.tuning.compact_min_dead,
+                                                  self.tuning.compact_ratio * self._next_label):
+            return
+        labels = self._live_labels()
+        vectors = self._vectors[labels].copy()
+        rows = [self._rows[label] for label in labels.tolist()]
+        self._vectors = np.zeros((max(16, len(labels)), self.config.dim), np.float32)
+        self._sqnorms = np.zeros(len(self._vectors), np.float32)
+        self._labels, self._rows, self._next_label = {}, {}, 0
+        self._live_cache = None
+        had_index, self._index = self._index is not None, None
+        self._vectors[: len(labels)] = vectors
+        self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
+        for label, row in enumerate(rows):
+            self._labels[row[0]] = label
+            self._rows[label] = row
+        self._next_label = len(rows)
+        if had_index or len(rows) >= self.tuning.exact_threshold:
+            self._build_index()
+        log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
+
+    def describe_config(self) -> dict[str, Any]:
+        return asdict(self.config)

@@ -1,0 +1,231 @@
+"""The database: one data directory, owned by one process, holding collections.
+
+    <data dir>/
+        LOCK                    flock()ed by the owning process for its whole life
+        collections/<id>/       one directory per collection (see checkpoint.py)
+
+Directory names are random internal ids, never user strings, so no collection name can
+reach outside the data directory. Creating a collection builds it under ``.tmp-<id>`` and
+renames it into place; deleting renames it to ``.trash-<id>`` and removes it at once.
+Leftovers of either, after a crash, are removed at the next open.
+
+Thread-safety: all methods are safe to call from many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from vectord import limits
+from vectord.errors import (
+    AlreadyExistsError,
+    DataDirectoryLockedError,
+    DataLossError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
+from . import validation
+from .collection import Collection
+from .fsio import REAL, FileSystem
+from .types import CollectionConfig, Tuning
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """Owns a data directory. Use as a context manager or call ``close()``.
+
+    Example:
+        >>> with Database("./data") as db:
+        ...     docs = db.create_collection("docs", dim=3)
+        ...     docs.add(["a"], [[1.0, 0.0, 0.0]])
+    """
+
+    def __init__(self, path: str | Path, *, tuning: Tuning | None = None,
+                 fs: FileSystem = REAL, checkpoint_interval_s: float = 1.0) -> None:
+        self.path = Path(path).resolve()
+        self.fs = fs
+        self.tuning = tuning or Tuning()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = FileLock(str(self.path / "LOCK"), timeout=0)
+        try:
+            self._lock_file.acquire()
+        except Timeout:
+            raise DataDirectoryLockedError(
+                f"data directory {self.path} is in use by another vectord process "
+                "(one process owns a data directory; stop the other one or use another --data-dir)"
+            ) from None
+        self._mutex = threading.Lock()
+        self._collections: dict[str, Collection] = {}
+        self._damaged: dict[str, DataLossError] = {}  # name (or dir id) -> why
+        self._closed = False
+        try:
+            self._root = self.path / "collections"
+            if not self._root.exists():
+                self._root.mkdir()
+                fs.fsync_dir(self.path)
+            self._recover()
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(checkpoint_interval_s,),
+                                              name="vectord-checkpointer", daemon=True)
+        self._checkpointer.start()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _recover(self) -> None:
+        started = time.monotonic()
+        for entry in sorted(self._root.iterdir()):
+            if entry.name.startswith((".tmp-", ".trash-")):
+                log.info("removing leftover %s from an interrupted create/delete", entry.name)
+                self.fs.remove_tree(entry)
+                continue
+            if not entry.is_dir():
+                continue
+            try:
+                collection = Collection.open(self.fs, entry, self.tuning)
+            except DataLossError as exc:
+                name = self._name_of_damaged(entry)
+                log.error("collection %s is damaged and will not be served: %s", name, exc)
+                self._damaged[name] = exc
+                continue
+            self._collections[collection.name] = collection
+        self.fs.fsync_dir(self._root)
+        log.info("data directory %s: %d collections recovered (%d damaged) in %.3f s", self.path,
+                 len(self._collections), len(self._damaged), time.monotonic() - started)
+
+    @staticmethod
+    def _name_of_damaged(entry: Path) -> str:
+        from .checkpoint import read_manifest
+
+        try:
+            return read_manifest(entry)["config"]["name"]
+        except Exception:
+            return entry.name
+
+    def close(self) -> None:
+        """Checkpoints every collection, closes them and releases the directory lock."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            collections = list(self._collections.values())
+        self._stop.set()
+        self._checkpointer.join()
+        for collection in collections:
+            collection.close(checkpoint=True)
+        self._lock_file.release()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _checkpoint_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            for collection in list(self._collections.values()):
+                if collection.needs_checkpoint():
+                    try:
+                        collection.checkpoint()
+                    except Exception:  # logged; the log keeps the data and we retry later
+                        log.exception("background checkpoint of %r failed", collection.name)
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+                          hnsw: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,
+                          get_or_create: bool = False, encoder: dict[str, Any] | None = None) -> Collection:
+        """Creates a collection (or returns it when ``get_or_create`` and it matches)."""
+        name = validation.collection_name(name)
+        dim = validation.dim(dim)
+        metric = validation.metric(metric)
+        hnsw = validation.hnsw_params(hnsw)
+        if metadata is not None:
+            validation.metadatas([metadata], 1)
+        with self._mutex:
+            self._check_open()
+            existing = self._collections.get(name)
+            if existing is not None:
+                if get_or_create:
+                    if existing.config.dim != dim or existing.config.metric != metric:
+                        raise AlreadyExistsError(
+                            f"collection {name!r} exists with dim {existing.config.dim} and metric "
+                            f"{existing.config.metric}, not dim {dim} and metric {metric}")
+                    return existing
+                raise AlreadyExistsError(f"collection {name!r} already exists")
+            if name in self._damaged:
+                raise self._damaged_error(name)
+            if len(self._collections) >= limits.MAX_COLLECTIONS:
+                raise ResourceExhaustedError(f"the data directory holds {limits.MAX_COLLECTIONS} collections, the limit")
+            id_ = uuid.uuid4().hex
+            config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric, hnsw=hnsw,
+                                      metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
+                                      encoder=encoder)
+            tmp = self._root / f".tmp-{id_}"
+            collection = Collection.create(self.fs, tmp, config, self.tuning)
+            collection.close(checkpoint=False)
+            self.fs.rename(tmp, self._root / id_)
+            self.fs.fsync_dir(self._root)
+            collection = Collection.open(self.fs, self._root / id_, self.tuning)
+            self._collections[name] = collection
+            return collection
+
+    def _damaged_error(self, name: str) -> DataLossError:
+        return DataLossError(f"collection {name!r} is damaged: {self._damaged[name].message} "
+                             "(run `vectord verify`; other collections are unaffected)")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NotFoundError("the database is closed")
+
+    def get_collection(self, name: str) -> Collection:
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"collection name must be a string, got {name!r}")
+        collection = self._collections.get(name)
+        if collection is None:
+            if name in self._damaged:
+                raise self._damaged_error(name)
+            raise NotFoundError(f"collection {name!r} does not exist")
+        return collection
+
+    def list_collections(self) -> list[Collection]:
+        return [self._collections[name] for name in sorted(self._collections)]
+
+    def damaged_collections(self) -> dict[str, str]:
+        return {name: exc.message for name, exc in self._damaged.items()}
+
+    def delete_collection(self, name: str) -> None:
+        """Deletes a collection and frees its files at once."""
+        with self._mutex:
+            self._check_open()
+            collection = self._collections.pop(name, None)
+            if collection is None:
+                if name in self._damaged:
+                    self._damaged.pop(name)
+                    for entry in self._root.iterdir():
+                        if entry.name == name or self._name_of_damaged(entry) == name:
+                            self._remove_dir(entry)
+                    return
+                raise NotFoundError(f"collection {name!r} does not exist")
+            collection.close(checkpoint=False)
+            self._remove_dir(collection.path)
+
+    def _remove_dir(self, path: Path) -> None:
+        trash = self._root / f".trash-{path.name}"
+        self.fs.rename(path, trash)
+        self.fs.fsync_dir(self._root)
+        self.fs.remove_tree(trash)
+
+    def checkpoint(self, name: str | None = None) -> int:
+        """Checkpoints one collection, or all; returns how many wrote a new generation."""
+        targets = [self.get_collection(name)] if name else self.list_collections()
+        return sum(1 for collection in targets if collection.checkpoint())

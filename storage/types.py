@@ -1,0 +1,73 @@
+"""Plain data types the engine takes and returns (no gRPC, no numpy views of internals)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class CollectionConfig:
+    """What defines a collection; fixed at creation and stored in its manifest."""
+
+    id: str
+    name: str
+    dim: int
+    metric: str
+    hnsw: dict[str, int]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at_ms: int = 0
+    #: Identity of the built-in encoder that embeds this collection's documents, if any.
+    encoder: dict[str, Any] | None = None
+
+
+@dataclass
+class WriteResult:
+    """What a write did; ``seq`` is durable when the write returns."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    seq: int = 0
+
+
+@dataclass
+class Records:
+    """Records as parallel columns; a column is None when it was not asked for."""
+
+    ids: list[str]
+    embeddings: np.ndarray | None = None
+    documents: list[str | None] | None = None
+    metadatas: list[dict[str, Any]] | None = None
+    distances: np.ndarray | None = None
+
+
+@dataclass
+class CollectionInfo:
+    config: CollectionConfig
+    count: int
+    seq: int
+
+
+@dataclass
+class Tuning:
+    """Engine knobs. Defaults suit production; tests shrink them to reach every path."""
+
+    #: Below this many live records search is exact and no HNSW graph is built; exact
+    #: numpy search beats HNSW up to a few thousand vectors (REFERENCE.md measurements).
+    exact_threshold: int = 4096
+    #: A filtered query whose filter matches at most this many records is answered exactly.
+    exact_filter_limit: int = 20_000
+    #: Checkpoint when the log exceeds max(min_bytes, ratio * stored data): the O(N)
+    #: rewrite is then amortised to O(1) per written byte.
+    checkpoint_min_bytes: int = 32 * 1024 * 1024
+    checkpoint_ratio: float = 0.5
+    #: Compact deleted slots away when they exceed max(min, ratio * slots).
+    compact_min_dead: int = 1024
+    compact_ratio: float = 0.3
+    #: Threads hnswlib may use for building and batched queries.
+    index_threads: int = max(1, os.cpu_count() or 1)

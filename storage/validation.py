@@ -1,0 +1,178 @@
+"""Checks on everything a caller hands the engine; each error names the field, the value
+and the limit, and is raised before anything is written."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+import msgpack
+import numpy as np
+
+from vectord import limits
+from vectord.errors import InvalidArgumentError
+
+METRICS = ("cosine", "l2", "ip")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+#: HNSW parameters: name -> (default, minimum, maximum).
+HNSW_PARAMS: dict[str, tuple[int, int, int]] = {
+    "m": (16, 2, 128),
+    "ef_construction": (100, 8, 4096),
+    "ef_search": (100, 1, 4096),
+}
+
+
+def collection_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError("collection name must be a non-empty string")
+    if len(name) > limits.MAX_COLLECTION_NAME:
+        raise InvalidArgumentError(
+            f"collection name {name[:40]!r}... is {len(name)} characters, the limit is "
+            f"{limits.MAX_COLLECTION_NAME}"
+        )
+    if not _NAME.fullmatch(name) or name.startswith("."):
+        raise InvalidArgumentError(
+            f"collection name {name!r} must use only [A-Za-z0-9._-] and not start with '.'"
+        )
+    return name
+
+
+def dim(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits.MAX_DIM:
+        raise InvalidArgumentError(f"dim must be an integer in 1..{limits.MAX_DIM}, got {value!r}")
+    return value
+
+
+def metric(value: Any) -> str:
+    if value not in METRICS:
+        raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}, got {value!r}")
+    return value
+
+
+def hnsw_params(params: dict[str, Any] | None) -> dict[str, int]:
+    """Fills defaults and checks each parameter against the whitelist and its range."""
+    params = dict(params or {})
+    unknown = set(params) - set(HNSW_PARAMS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown hnsw parameter(s) {sorted(unknown)}; allowed: {sorted(HNSW_PARAMS)}"
+        )
+    out = {}
+    for key, (default, low, high) in HNSW_PARAMS.items():
+        value = params.get(key) or default
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise InvalidArgumentError(f"hnsw.{key} must be an integer in {low}..{high}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def ids(values: Sequence[Any], *, allow_empty_batch: bool = False) -> list[str]:
+    """Checks ids: strings, non-empty, within the byte limit, unique in the batch."""
+    if len(values) > limits.MAX_BATCH_RECORDS:
+        raise InvalidArgumentError(
+            f"ids: batch of {len(values)} records, the limit is {limits.MAX_BATCH_RECORDS}"
+        )
+    if not values and not allow_empty_batch:
+        raise InvalidArgumentError("ids: at least one id is required")
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or not value:
+            raise InvalidArgumentError(f"ids[{i}]: id must be a non-empty string, got {value!r}")
+        if len(value.encode("utf-8", "surrogatepass")) > limits.MAX_ID_BYTES:
+            raise InvalidArgumentError(
+                f"ids[{i}]: id {value[:40]!r}... is longer than {limits.MAX_ID_BYTES} bytes"
+            )
+        if value in seen:
+            raise InvalidArgumentError(f"ids[{i}]: id {value!r} appears twice in the batch")
+        seen.add(value)
+    return list(values)
+
+
+def vectors(array: Any, count: int, expected_dim: int, metric_name: str, ids_: Sequence[str],
+            field: str = "embeddings") -> np.ndarray:
+    """Returns a C-contiguous float32 (count, dim) array of finite vectors."""
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise InvalidArgumentError(f"{field}: expected a 2-d array, got shape {array.shape}")
+    if array.shape[0] != count:
+        raise InvalidArgumentError(f"{field}: {array.shape[0]} vectors for {count} ids")
+    if array.shape[1] != expected_dim:
+        raise InvalidArgumentError(
+            f"{field}: collection expects dim {expected_dim}, got {array.shape[1]}"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise InvalidArgumentError(f"{field}[{bad}] (id {ids_[bad]!r}): NaN or infinite component")
+    if metric_name == "cosine":
+        zero = ~array.any(axis=1)
+        if zero.any():
+            bad = int(np.argmax(zero))
+            raise InvalidArgumentError(
+                f"{field}[{bad}] (id {ids_[bad]!r}): zero vector in a cosine collection"
+            )
+    return array
+
+
+def documents(values: Sequence[Any], count: int) -> list[str | None]:
+    if len(values) != count:
+        raise InvalidArgumentError(f"documents: {len(values)} documents for {count} ids")
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"documents[{i}]: expected a string, got {type(value).__name__}")
+        if len(value) > limits.MAX_DOCUMENT_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > limits.MAX_DOCUMENT_BYTES:
+            raise InvalidArgumentError(
+                f"documents[{i}]: document is longer than {limits.MAX_DOCUMENT_BYTES} bytes"
+            )
+    return list(values)
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    if depth > limits.MAX_METADATA_DEPTH:
+        raise InvalidArgumentError(f"{path}: nested deeper than {limits.MAX_METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$"):
+                raise InvalidArgumentError(
+                    f"{path}: key {key!r} must be a non-empty string not starting with '$'"
+                )
+            _check_value(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgumentError(f"{path}: {value} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidArgumentError(f"{path}: integer does not fit in int64")
+    elif value is not None and not isinstance(value, (str, bool)):
+        raise InvalidArgumentError(f"{path}: unsupported type {type(value).__name__}")
+
+
+def metadatas(values: Sequence[Any], count: int) -> list[dict[str, Any] | None]:
+    if len(values) != count:
+        raise InvalidArgumentError(f"metadatas: {len(values)} metadata maps for {count} ids")
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise InvalidArgumentError(f"metadatas[{i}]: expected a dict, got {type(value).__name__}")
+        _check_value(value, f"metadatas[{i}]", 1)
+        size = len(msgpack.packb(value, use_bin_type=True))
+        if size > limits.MAX_METADATA_BYTES:
+            raise InvalidArgumentError(
+                f"metadatas[{i}]: {size} bytes encoded, the limit is {limits.MAX_METADATA_BYTES}"
+            )
+    return list(values)
+
+
+def n_results(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits.MAX_N_RESULTS:
+        raise InvalidArgumentError(f"n_results must be in 1..{limits.MAX_N_RESULTS}, got {value!r}")
+    return value

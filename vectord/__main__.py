@@ -1,0 +1,5 @@
+"""`python -m vectord ...` is the `vectord` command."""
+
+from vectord.server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Every size limit of vectord in one place, shared by the engine, the server and the SDK."""
+
+#: Largest gRPC message in either direction, on the server and in the SDK (equal on both
+#: ends, so neither side accepts what the other would refuse). The SDK splits batches to fit.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Records in one write, or ids in one get.
+MAX_BATCH_RECORDS = 100_000
+#: Bytes of UTF-8 in one record id.
+MAX_ID_BYTES = 512
+#: Bytes of UTF-8 in one document.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Bytes of one record's metadata, msgpack-encoded.
+MAX_METADATA_BYTES = 64 * 1024
+#: Nesting depth of metadata maps and lists (a flat dict has depth 1).
+MAX_METADATA_DEPTH = 8
+#: Nesting depth of a filter.
+MAX_FILTER_DEPTH = 16
+#: Vector dimension.
+MAX_DIM = 65_536
+#: Results per query.
+MAX_N_RESULTS = 10_000
+#: Query vectors in one query call.
+MAX_QUERIES = 10_000
+#: Collections in one data directory.
+MAX_COLLECTIONS = 10_000
+#: Characters in a collection name.
+MAX_COLLECTION_NAME = 128

@@ -1,0 +1,92 @@
+"""Conversions between Python values and the v1 wire messages, shared by SDK and server.
+
+Vectors travel as packed little-endian float32 (``Vectors``); metadata values as the typed
+``Value`` message, so that ints stay ints. Only numpy and the generated modules are imported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from vectord.errors import InvalidArgumentError
+from vectord.v1 import types_pb2 as pb
+
+_F32LE = np.dtype("<f4")
+
+
+def vectors_to_proto(array: np.ndarray) -> pb.Vectors:
+    """Packs a 2-d array of shape (count, dim) into a ``Vectors`` message."""
+    array = np.ascontiguousarray(array, dtype=_F32LE)
+    count, dim = array.shape
+    return pb.Vectors(dim=dim, count=count, data_f32le=array.tobytes())
+
+
+def vectors_from_proto(msg: pb.Vectors, field: str = "embeddings") -> np.ndarray:
+    """Unpacks a ``Vectors`` message into a read-only (count, dim) float32 array, no copy."""
+    expected = msg.count * msg.dim * 4
+    if len(msg.data_f32le) != expected:
+        raise InvalidArgumentError(
+            f"{field}: data_f32le holds {len(msg.data_f32le)} bytes, expected count*dim*4 = "
+            f"{msg.count}*{msg.dim}*4 = {expected}"
+        )
+    if msg.dim == 0 and msg.count:
+        raise InvalidArgumentError(f"{field}: dim must be at least 1")
+    return np.frombuffer(msg.data_f32le, dtype=_F32LE).reshape(msg.count, msg.dim)
+
+
+def value_to_proto(value: Any, path: str = "metadata") -> pb.Value:
+    """Converts a Python metadata value into a typed ``Value``."""
+    if value is None:
+        return pb.Value(null_value=0)
+    if isinstance(value, (bool, np.bool_)):
+        return pb.Value(bool_value=bool(value))
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+        if not -(2**63) <= value < 2**63:
+            raise InvalidArgumentError(f"{path}: integer {value} does not fit in int64")
+        return pb.Value(int_value=value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise InvalidArgumentError(f"{path}: {value} is not a finite number")
+        return pb.Value(double_value=float(value))
+    if isinstance(value, str):
+        return pb.Value(string_value=value)
+    if isinstance(value, Mapping):
+        return pb.Value(map_value=metadata_to_proto(value, path))
+    if isinstance(value, (list, tuple)):
+        items = [value_to_proto(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return pb.Value(list_value=pb.ListValue(values=items))
+    raise InvalidArgumentError(
+        f"{path}: unsupported metadata type {type(value).__name__}; use str, int, float, "
+        "bool, None, list or dict"
+    )
+
+
+def value_from_proto(msg: pb.Value) -> Any:
+    """Converts a typed ``Value`` back into a Python value."""
+    kind = msg.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "list_value":
+        return [value_from_proto(v) for v in msg.list_value.values]
+    if kind == "map_value":
+        return metadata_from_proto(msg.map_value)
+    return getattr(msg, kind)
+
+
+def metadata_to_proto(mapping: Mapping[str, Any], path: str = "metadata") -> pb.Metadata:
+    """Converts a metadata dict into a ``Metadata`` message."""
+    out = pb.Metadata()
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"{path}: key {key!r} is not a string")
+        out.fields[key].CopyFrom(value_to_proto(value, f"{path}.{key}"))
+    return out
+
+
+def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
+    """Converts a ``Metadata`` message into a dict."""
+    return {key: value_from_proto(value) for key, value in msg.fields.items()}
