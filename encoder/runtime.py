@@ -7,11 +7,11 @@ Text handling (documented contract):
   first ``max_tokens - 2`` word pieces (about 45 English words for 64 tokens); the rest is ignored;
 * the empty string (or whitespace only) encodes as "[CLS] [SEP]" and gets that fixed unit vector;
 * output: float32 (n, dim), each row L2-normalised (unit norm), deterministic: the same text gives
-  the same vector whatever the batch it is computed in, the thread or the process (padding does
-  not reach a row's states, and onnxruntime runs single-threaded kernels per request by default).
+  bitwise the same vector whatever the batch it is computed in, the calling thread or the process
+  (see ``TextEncoder._compute``).
 
-Batching: ``embed`` sorts its texts by token count and runs them in batches of at most
-``batch_size`` (length buckets, little padding), then restores the caller's order. Concurrent callers
+Batching: ``embed`` groups its texts by token count and runs each group in batches of at most
+``batch_size`` (exact-length buckets: no padding at all), then restores the caller's order. Concurrent callers
 of the same encoder are merged by a small micro-batching queue (one worker thread) so that many
 small requests share batches; results are identical either way.
 """
@@ -152,23 +152,32 @@ class TextEncoder:
 
     # ------------------------------------------------------------------ internals
     def _compute(self, ids: list[np.ndarray]) -> np.ndarray:
+        """Run the model over token-id rows, bucketed by *exact* token count.
+
+        Rows of one bucket have the same length, so no padding enters a batch, and a row's vector
+        does not depend on which other rows share its batch: the result is bitwise identical however
+        requests are split or merged (onnxruntime's single-row GEMV path rounds differently from its
+        GEMM path, so a lone row is run as a pair with itself).
+        """
         n = len(ids)
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=n)
         order = np.argsort(lengths, kind="stable")
-        for i in range(0, n, self.batch_size):
-            b = order[i:i + self.batch_size]
-            width = max(1, int(lengths[b].max()))
-            x = np.zeros((len(b), width), dtype=np.int32)
-            for r, j in enumerate(b):
-                x[r, :lengths[j]] = ids[j]
-            with self._run_lock:
-                y = self._sess.run(None, {self._input: x})[0]
-            out[b] = y
-        # guard against any non-finite output: never hand back NaN
-        if not np.isfinite(out).all():
+        sorted_len = lengths[order]
+        starts = np.flatnonzero(np.r_[True, sorted_len[1:] != sorted_len[:-1]])
+        ends = np.r_[starts[1:], n]
+        for s0, e0 in zip(starts, ends):
+            for i in range(s0, e0, self.batch_size):
+                b = order[i:min(i + self.batch_size, e0)]
+                x = np.stack([ids[j] for j in b]) if len(b) > 1 else np.stack([ids[b[0]], ids[b[0]]])
+                if x.shape[1] == 0:  # cannot happen with [CLS]/[SEP], but never feed an empty row
+                    x = np.zeros((x.shape[0], 1), dtype=np.int32)
+                with self._run_lock:
+                    y = self._sess.run(None, {self._input: x.astype(np.int32, copy=False)})[0]
+                out[b] = y[:len(b)]
+        if not np.isfinite(out).all():  # never hand back NaN
             raise EncoderError("model produced non-finite values")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
@@ -229,8 +238,3 @@ def load(name: str = DEFAULT_MODEL, *, threads: int = 1) -> TextEncoder:
         return enc
 
 
-def _env_threads() -> int:
-    try:
-        return max(1, int(os.environ.get("VECTORD_ENCODER_THREADS", "1")))
-    except ValueError:
-        return 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import google_crc32c
 import msgpack
+import numpy as np
 
 from vectord.errors import DataLossError
 
@@ -60,23 +61,50 @@ def scan_frames(data: bytes, what: str) -> FrameScan:
             return FrameScan(records, offset, torn=True)
         length, crc = _HEADER.unpack_from(data, offset)
         start, end = offset + HEADER_SIZE, offset + HEADER_SIZE + length
-        if length == 0 or length > MAX_FRAME_BYTES or end > size:
-            # Cut short by a crash, or zero-filled by the file system after one: a torn tail
-            # only if nothing but zeros (or the frame's own cut-off bytes) follows.
-            if end > size or not any(data[offset:]):
+        if length == 0 or length > MAX_FRAME_BYTES or end > size \
+                or google_crc32c.value(data[start:end]) != crc:
+            # A crash can leave the last frame cut short, or zero-filled by the file system.
+            # That is a torn tail only if no valid frame follows: a valid frame after a bad
+            # one means damage in the middle, and skipping it would lose acknowledged data.
+            later = _next_valid_frame(data, offset + 1)
+            if later is None:
                 return FrameScan(records, offset, torn=True)
-            raise DataLossError(f"{what}: damaged frame header at byte {offset} of {size}")
+            raise DataLossError(
+                f"{what}: damaged frame at byte {offset} of {size}, followed by a valid frame "
+                f"at byte {later}")
         payload = data[start:end]
-        if google_crc32c.value(payload) != crc:
-            if end == size:
-                return FrameScan(records, offset, torn=True)
-            raise DataLossError(f"{what}: checksum mismatch in frame at byte {offset} of {size}")
         try:
             records.append(unpack(payload))
         except Exception as exc:  # a payload that passed its CRC yet does not decode
             raise DataLossError(f"{what}: undecodable frame at byte {offset}: {exc}") from exc
         offset = end
     return FrameScan(records, offset, torn=False)
+
+
+def _next_valid_frame(data: bytes, start: int) -> int | None:
+    """Offset of the first whole, valid frame at or after ``start``, or None.
+
+    Every payload is a msgpack map of fewer than 16 keys, so its first byte is 0x80-0x8f;
+    numpy finds those candidates and their plausible lengths at once, and only they are
+    checksummed.
+    """
+    size = len(data)
+    if size - start <= HEADER_SIZE:
+        return None
+    raw = np.frombuffer(data, np.uint8)
+    first_payload = raw[start + HEADER_SIZE:]
+    offsets = np.flatnonzero((first_payload & 0xF0) == 0x80) + start
+    if not len(offsets):
+        return None
+    lengths = np.zeros(len(offsets), np.uint64)
+    for k in range(4):  # little-endian u32 at each candidate
+        lengths |= raw[offsets + k].astype(np.uint64) << np.uint64(8 * k)
+    plausible = (lengths > 0) & (offsets + HEADER_SIZE + lengths <= size)
+    for offset, length in zip(offsets[plausible].tolist(), lengths[plausible].tolist()):
+        crc = _HEADER.unpack_from(data, offset)[1]
+        if google_crc32c.value(data[offset + HEADER_SIZE:offset + HEADER_SIZE + length]) == crc:
+            return offset
+    return None
 
 
 def decode_single(data: bytes, what: str) -> Any:
