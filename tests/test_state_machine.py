@@ -51,15 +51,17 @@ PROFILE = os.environ.get("VECTORD_HYPOTHESIS_PROFILE", "ci")
 
 IDS = [f"r{i}" for i in range(36)]
 MAX_DIM = 8
-KEYS = ["n", "s", "flag", "nested", "mix"]
+KEYS = ["n", "flag", "nested", "mix"]
 WORDS = ["apple", "banana", "cherry", "apple pie", ""]
 COLLECTION = "sm"
 
 # ---------------------------------------------------------------------------- strategies
 
+# Small pools so that values collide across types (1, 1.0, True): the engine must keep
+# the type a caller wrote, and the filters must tell bools from numbers.
 scalars = st.one_of(
-    st.integers(-3, 3),
-    st.sampled_from([0.5, 1.0, -2.0]),
+    st.integers(-1, 2),
+    st.sampled_from([0.0, 1.0, 2.5]),
     st.sampled_from(["x", "y", "z"]),
     st.booleans(),
 )
@@ -68,13 +70,13 @@ meta_value = st.one_of(scalars, nested_values)
 #: Metadata as stored by add (None values are dropped by the merge anyway).
 metadata_new = st.dictionaries(st.sampled_from(KEYS), meta_value, max_size=4)
 #: Metadata for upsert/update: None removes a key.
-metadata_patch = st.dictionaries(st.sampled_from(KEYS), st.one_of(meta_value, st.none()), max_size=4)
+metadata_patch = st.dictionaries(st.sampled_from(KEYS), st.one_of(meta_value, st.none()), max_size=3)
 documents = st.one_of(st.none(), st.sampled_from(WORDS))
 raw_vector = st.lists(st.floats(-1.0, 1.0, width=32, allow_subnormal=False),
                       min_size=MAX_DIM, max_size=MAX_DIM)
 id_batches = st.lists(st.sampled_from(IDS), min_size=1, max_size=8, unique=True)
 
-field_paths = st.sampled_from(["n", "s", "flag", "mix", "nested.a", "nested.b", "missing"])
+field_paths = st.sampled_from(["n", "flag", "mix", "nested.a", "nested.b", "missing"])
 
 
 @st.composite
@@ -84,7 +86,7 @@ def field_conditions(draw):
     if op in ("eq", "ne"):
         value = draw(scalars)
     elif op in ("gt", "gte", "lt", "lte"):
-        value = draw(st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 1.0, -2.0])))
+        value = draw(st.one_of(st.integers(-1, 2), st.sampled_from([0.0, 1.0, 2.5])))
     elif op in ("in", "nin"):
         value = draw(st.lists(scalars, min_size=1, max_size=3))
     else:

@@ -43,14 +43,20 @@ def to_onnx(model, path: Path) -> None:
     import tensorflow as tf
     import tf2onnx
 
-    spec = [tf.TensorSpec((None, None), tf.int32, name="input_ids")]
+    import onnx
 
-    @tf.function(input_signature=spec)
-    def serve(input_ids):
-        return {"embedding": model(input_ids, training=False)}
-
+    spec = (tf.TensorSpec((None, None), tf.int32, name="input_ids"),)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=str(path))
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    # stable public names for the run time: input "input_ids", output "embedding"
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = ["embedding" if o == old else o for o in node.output]
+    proto.graph.output[0].name = "embedding"
+    ops = {n.op_type for n in proto.graph.node}
+    if "GRU" not in ops:
+        raise RuntimeError(f"tf2onnx did not produce ONNX GRU ops (got {sorted(ops)}): the run time would be slow")
+    onnx.save(proto, str(path))
 
 
 def parity(model, onnx_path: Path, id_seqs: list[np.ndarray], batch: int = 64) -> float:

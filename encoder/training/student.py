@@ -4,8 +4,7 @@
       -> embedding table (vocab x EMB)
       -> bidirectional GRU (HIDDEN per direction), masked: the forward GRU runs over the padded batch
          (padding comes after the text, so it never reaches a real position); the backward GRU runs
-         over each row reversed *within its length* (tf.reverse_sequence), so padding never
-         reaches it either
+         over each row reversed *within its length* (a gather), so padding never reaches it either
       -> masked mean pooling of [forward; backward] states, concatenated with the masked mean of the
          token embeddings
       -> dense projection to 384 -> L2 normalisation
@@ -57,32 +56,52 @@ def pad(seqs: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def build_model(cfg: StudentConfig, seed: int = 0):
-    import keras
+def _reverse_within_length(args):
+    """Reverse each row's first `len` steps, leave the padding where it is (gather-based, so that
+    tf2onnx keeps two plain unidirectional ONNX GRU ops instead of fusing them)."""
     import tensorflow as tf
 
+    x, lens = args
+    t = tf.shape(x)[1]
+    idx = tf.range(t)[None, :]
+    r = lens[:, None] - 1 - idx
+    r = tf.where(r >= 0, r, idx)
+    return tf.gather(x, r, batch_dims=1)
+
+
+def _lengths_and_mask(ids):
+    import tensorflow as tf
+
+    notpad = tf.not_equal(ids, 0)
+    return tf.reduce_sum(tf.cast(notpad, tf.int32), axis=1), tf.cast(notpad, tf.float32)[:, :, None]
+
+
+def _masked_mean(args):
+    import tensorflow as tf
+
+    h, m = args
+    return tf.reduce_sum(h * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+def build_model(cfg: StudentConfig, seed: int = 0):
+    """Keras 2 (tf_keras) functional model; tf2onnx turns its GRU layers into ONNX GRU ops."""
+    import tensorflow as tf
+    import tf_keras as keras
+
     keras.utils.set_random_seed(seed)
-
-    class BiGRUPool(keras.layers.Layer):
-        def __init__(self, hidden, **kw):
-            super().__init__(**kw)
-            self.fwd = keras.layers.GRU(hidden, return_sequences=True, name="gru_fwd")
-            self.bwd = keras.layers.GRU(hidden, return_sequences=True, name="gru_bwd")
-
-        def call(self, x, ids):
-            notpad = tf.not_equal(ids, 0)
-            lens = tf.reduce_sum(tf.cast(notpad, tf.int32), axis=1)
-            m = tf.cast(notpad, x.dtype)[:, :, None]
-            hf = self.fwd(x)
-            hb = tf.reverse_sequence(self.bwd(tf.reverse_sequence(x, lens, seq_axis=1, batch_axis=0)),
-                                     lens, seq_axis=1, batch_axis=0)
-            denom = tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
-            h = tf.concat([hf, hb], axis=-1)
-            return tf.concat([tf.reduce_sum(h * m, axis=1) / denom, tf.reduce_sum(x * m, axis=1) / denom], -1)
-
+    L = keras.layers
     ids = keras.Input((None,), dtype="int32", name="input_ids")
-    x = keras.layers.Embedding(cfg.vocab_size, cfg.emb, name="embedding")(ids)
-    p = BiGRUPool(cfg.hidden, name="bigru_pool")(x, ids)
-    y = keras.layers.Dense(cfg.dim, name="projection")(p)
-    y = keras.layers.UnitNormalization(name="l2norm")(y)
+    x = L.Embedding(cfg.vocab_size, cfg.emb, name="embedding")(ids)
+    lens = L.Lambda(lambda i: _lengths_and_mask(i)[0], name="lengths")(ids)
+    mask = L.Lambda(lambda i: _lengths_and_mask(i)[1], name="mask")(ids)
+    hf = L.GRU(cfg.hidden, return_sequences=True, name="gru_fwd")(x)
+    xr = L.Lambda(_reverse_within_length, name="reverse_in")([x, lens])
+    hb = L.GRU(cfg.hidden, return_sequences=True, name="gru_bwd")(xr)
+    hb = L.Lambda(_reverse_within_length, name="reverse_out")([hb, lens])
+    h = L.Concatenate(name="states")([hf, hb])
+    pooled = L.Concatenate(name="pooled")([L.Lambda(_masked_mean, name="mean_states")([h, mask]),
+                                           L.Lambda(_masked_mean, name="mean_emb")([x, mask])])
+    y = L.Dense(cfg.dim, name="projection")(pooled)
+    y = L.UnitNormalization(name="l2norm")(y)
+    del tf
     return keras.Model(ids, y, name="vectord_gru")

@@ -50,8 +50,8 @@ def make_batches(lengths: np.ndarray, batch: int, rng: np.random.Generator) -> l
 def train_model(model, ids: list[np.ndarray], targets: np.ndarray, *, steps: int, batch: int = 128,
                 lr: float = 2e-3, warmup: int = 200, seed: int = SEED, val=None, log_every: int = 200,
                 save_every: int = 0, save_path=None, contrast_w: float = CONTRAST_W, desc: str = "train"):
-    import keras
     import tensorflow as tf
+    import tf_keras as keras
 
     schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=max(1, steps - warmup), alpha=0.05,
                                                       warmup_target=lr, warmup_steps=warmup)

@@ -1,0 +1,143 @@
+"""Checkpoints: damaged files are detected, the index is a rebuildable cache, leftovers go."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vectord.errors import DataDirectoryLockedError, DataLossError
+from vectord.storage import Database, Tuning
+
+# Small enough that 300 records use the HNSW graph, so an index file is checkpointed.
+TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40)
+rng = np.random.default_rng(7)
+VECTORS = rng.normal(size=(300, 8)).astype(np.float32)
+
+
+def _fill(path):
+    """Two collections of 300 records (2 deleted), checkpointed; returns hurt's generation."""
+    with Database(path, tuning=TUNING) as db:
+        for name in ("hurt", "fine"):
+            col = db.create_collection(name, dim=8)
+            col.add([f"r{i}" for i in range(300)], VECTORS, metadatas=[{"i": i} for i in range(300)])
+            col.delete(ids=["r0", "r1"])
+    return next(p for p in (path / "collections").glob("*/gen-*") if _name(p.parent) == "hurt")
+
+
+def _name(collection_dir):
+    from vectord.storage.checkpoint import read_manifest
+
+    return read_manifest(collection_dir)["config"]["name"]
+
+
+def _damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "bitflip":
+        data[len(data) // 2] ^= 0x10
+    elif how == "truncate":
+        data = data[: len(data) // 2]
+    elif how == "zeros":
+        data[len(data) // 3: len(data) // 3 + 64] = b"\0" * 64
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["bitflip", "truncate", "zeros"])
+@pytest.mark.parametrize("victim", ["vectors.npy", "records.msgpack", "MANIFEST"])
+def test_damaged_checkpoint_file_is_data_loss_for_that_collection_only(tmp_path, victim, how):
+    gen = _fill(tmp_path / "d")
+    target = gen.parent / victim if victim == "MANIFEST" else gen / victim
+    _damage(target, how)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        with pytest.raises(DataLossError):
+            db.get_collection("hurt" if victim != "MANIFEST" else gen.parent.name)
+        fine = db.get_collection("fine")
+        assert fine.count() == 298
+        result = fine.query(VECTORS[5:6], n_results=1)
+        assert result[0].ids == ["r5"]
+
+
+@pytest.mark.parametrize("how", ["bitflip", "truncate", "zeros"])
+def test_damaged_index_is_rebuilt_from_the_stored_vectors(tmp_path, how, caplog):
+    gen = _fill(tmp_path / "d")
+    _damage(gen / "index.hnsw", how)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("hurt")
+        assert "will be rebuilt" in caplog.text
+        assert col.count() == 298
+        result = col.query(VECTORS[10:20], n_results=1)
+        assert [r.ids[0] for r in result] == [f"r{i}" for i in range(10, 20)]
+
+
+def test_restart_loads_the_saved_graph_and_serves_the_same_results(tmp_path):
+    _fill(tmp_path / "d")
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("hurt")
+        assert col._index is not None and col._index.count == 300  # loaded, deletions kept
+        assert col.query(VECTORS[0:1], n_results=1)[0].ids != ["r0"]
+
+
+def test_crash_between_manifest_switch_and_log_truncation_replays_nothing_twice(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(10)], VECTORS[:10])
+        col.update(["r3"], metadatas=[{"v": 2}])
+        wal = col.path / "wal.log"
+        log_before = wal.read_bytes()
+        col.checkpoint()
+        assert wal.read_bytes() == b""
+        wal.write_bytes(log_before)  # as if the truncation never happened
+        db._collections.clear()
+        col._wal.close()
+        col._closed = True
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("c")
+        assert col.count() == 10
+        assert col.get(ids=["r3"]).metadatas == [{"v": 2}]
+
+
+def test_leftovers_of_interrupted_operations_are_removed(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add(["a"], VECTORS[:1])
+        col.checkpoint()
+        stray_gen = col.path / "gen-99999999999999999999"
+    stray_gen.mkdir()
+    (tmp_path / "d" / "collections" / ".tmp-abc").mkdir()
+    (tmp_path / "d" / "collections" / ".trash-def").mkdir()
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("c")
+        assert col.count() == 1
+        col.add(["b"], VECTORS[1:2])
+        col.checkpoint()
+        assert sorted(p.name for p in (tmp_path / "d" / "collections").iterdir()) == [col.path.name]
+        assert len(list(col.path.glob("gen-*"))) == 1
+
+
+def test_deleted_records_are_compacted_away(tmp_path):
+    tuning = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, compact_min_dead=10, compact_ratio=0.3)
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(300)], VECTORS)
+        col.delete(ids=[f"r{i}" for i in range(200)])
+        col.checkpoint()
+        assert col._next_label == 100 and col._index.count == 100
+        vectors_file = next(col.path.glob("gen-*")) / "vectors.npy"
+        assert np.load(vectors_file).shape == (100, 8)
+        assert col.query(VECTORS[250:251], n_results=1)[0].ids == ["r250"]
+
+
+def test_deleting_a_collection_frees_its_files_at_once(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add(["a"], VECTORS[:1])
+        path = col.path
+        db.delete_collection("c")
+        assert not path.exists()
+        assert list((tmp_path / "d" / "collections").iterdir()) == []
+
+
+def test_a_second_owner_fails_fast(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING):
+        with pytest.raises(DataDirectoryLockedError, match="in use by another vectord process"):
+            Database(tmp_path / "d", tuning=TUNING)
+    Database(tmp_path / "d", tuning=TUNING).close()  # released on close
