@@ -208,8 +208,8 @@ def test_large_batches_are_split_by_the_sdk(client):
     """A write bigger than the message limit goes through in several calls."""
     from vectord import limits
 
-    dim = 1024
-    n = limits.MAX_MESSAGE_BYTES // (dim * 4) + 1000  # just over the limit
+    dim = 16_384  # few, wide vectors: over the limit, yet below the HNSW threshold (fast)
+    n = limits.MAX_MESSAGE_BYTES // (dim * 4) + 100
     col = client.create_collection("big", dim=dim, metric="l2")
     vectors = np.random.default_rng(1).random((n, dim), dtype=np.float32)
     result = col.add(ids=[f"r{i}" for i in range(n)], embeddings=vectors)

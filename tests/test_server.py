@@ -46,7 +46,7 @@ def test_sigterm_drains_checkpoints_and_exits_zero(tmp_path):
     channel = grpc.insecure_channel(proc.address)
     watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-    n = 30_000
+    n = 15_000
     vectors = np.random.default_rng(0).random((n, 16), dtype=np.float32)
     outcome = {}
 

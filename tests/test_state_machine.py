@@ -72,9 +72,21 @@ metadata_new = st.dictionaries(st.sampled_from(KEYS), meta_value, max_size=4)
 #: Metadata for upsert/update: None removes a key.
 metadata_patch = st.dictionaries(st.sampled_from(KEYS), st.one_of(meta_value, st.none()), max_size=3)
 documents = st.one_of(st.none(), st.sampled_from(WORDS))
-raw_vector = st.lists(st.floats(-1.0, 1.0, width=32, allow_subnormal=False),
+#: Components in [-1, 1] on a grid of 1/1000: cheap for hypothesis to generate and shrink
+#: (raw floats exhaust its data buffer after a few steps); ties are allowed for in `query`.
+raw_vector = st.lists(st.integers(-1000, 1000).map(lambda x: x / 1000.0),
                       min_size=MAX_DIM, max_size=MAX_DIM)
-id_batches = st.lists(st.sampled_from(IDS), min_size=1, max_size=8, unique=True)
+
+
+@st.composite
+def batches(draw, metadata):
+    """ids with one (raw vector, document, metadata) per id."""
+    ids = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=6, unique=True))
+    n = len(ids)
+    raws = draw(st.lists(raw_vector, min_size=n, max_size=n))
+    docs = draw(st.lists(documents, min_size=n, max_size=n))
+    metas = draw(st.lists(metadata, min_size=n, max_size=n))
+    return ids, raws, docs, metas
 
 field_paths = st.sampled_from(["n", "flag", "mix", "nested.a", "nested.b", "missing"])
 
@@ -295,11 +307,10 @@ class VectordMachine(RuleBasedStateMachine):
         assert self.col.count() == len(self.model)
 
     # -- writes
-    @rule(ids=id_batches, raws=st.lists(raw_vector, min_size=8, max_size=8),
-          docs=st.lists(documents, min_size=8, max_size=8),
-          metas=st.lists(metadata_new, min_size=8, max_size=8),
+    @rule(batch=batches(metadata_new),
           with_docs=st.booleans(), with_metas=st.booleans())
-    def add(self, ids, raws, docs, metas, with_docs, with_metas):
+    def add(self, batch, with_docs, with_metas):
+        ids, raws, docs, metas = batch
         n = len(ids)
         vectors = self.vectors(raws[:n])
         docs_arg = docs[:n] if with_docs else None
@@ -324,11 +335,10 @@ class VectordMachine(RuleBasedStateMachine):
             getattr(self.col, method)([id_, id_], vectors)
         self.assert_engine_matches()
 
-    @rule(ids=id_batches, raws=st.lists(raw_vector, min_size=8, max_size=8),
-          docs=st.lists(documents, min_size=8, max_size=8),
-          metas=st.lists(metadata_patch, min_size=8, max_size=8),
+    @rule(batch=batches(metadata_patch),
           with_vectors=st.booleans(), with_docs=st.booleans(), with_metas=st.booleans())
-    def upsert(self, ids, raws, docs, metas, with_vectors, with_docs, with_metas):
+    def upsert(self, batch, with_vectors, with_docs, with_metas):
+        ids, raws, docs, metas = batch
         n = len(ids)
         vectors = self.vectors(raws[:n]) if with_vectors else None
         docs_arg = docs[:n] if with_docs else None
@@ -353,11 +363,10 @@ class VectordMachine(RuleBasedStateMachine):
                 self.model[id_] = (vector, old[1] if document is None else document,
                                    merge(old[2], metadata))
 
-    @rule(ids=id_batches, raws=st.lists(raw_vector, min_size=8, max_size=8),
-          docs=st.lists(documents, min_size=8, max_size=8),
-          metas=st.lists(metadata_patch, min_size=8, max_size=8),
+    @rule(batch=batches(metadata_patch),
           with_vectors=st.booleans(), with_docs=st.booleans(), with_metas=st.booleans())
-    def update(self, ids, raws, docs, metas, with_vectors, with_docs, with_metas):
+    def update(self, batch, with_vectors, with_docs, with_metas):
+        ids, raws, docs, metas = batch
         n = len(ids)
         vectors = self.vectors(raws[:n]) if with_vectors else None
         docs_arg = docs[:n] if with_docs else None
@@ -369,6 +378,24 @@ class VectordMachine(RuleBasedStateMachine):
             return
         self.col.update(ids, vectors, docs_arg, metas_arg)
         self._apply_patch(ids, vectors, docs_arg, metas_arg)
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), method=st.sampled_from(["update", "upsert"]))
+    def retype_metadata(self, data, method):
+        """Writes a value equal in Python but of another type (1 / 1.0 / True): a change."""
+        id_ = data.draw(st.sampled_from(sorted(self.model)))
+        metadata = self.model[id_][2]
+        key = data.draw(st.sampled_from(KEYS))
+        old = metadata.get(key)
+        if isinstance(old, (bool, int, float)) and old in (0, 1):
+            options = [v for v in (int(old), float(old), bool(old)) if type(v) is not type(old)]
+        else:
+            options = [1, 1.0, True]
+        value = data.draw(st.sampled_from(options))
+        getattr(self.col, method)([id_], metadatas=[{key: value}])
+        self._apply_patch([id_], None, None, [{key: value}])
+        got = self.col.get([id_]).metadatas[0]
+        assert strict_eq(got, self.model[id_][2]), (got, self.model[id_][2])
 
     @rule(ids=st.lists(st.sampled_from(IDS), min_size=0, max_size=8, unique=True))
     def delete_ids(self, ids):
@@ -464,17 +491,13 @@ class VectordMachine(RuleBasedStateMachine):
         self._open()
         self.assert_engine_matches()
 
-    @rule(ops=st.lists(st.tuples(st.booleans(), id_batches,
-                                 st.lists(raw_vector, min_size=8, max_size=8),
-                                 st.lists(documents, min_size=8, max_size=8),
-                                 st.lists(metadata_patch, min_size=8, max_size=8)),
-                       min_size=1, max_size=4))
+    @rule(ops=st.lists(st.tuples(st.booleans(), batches(metadata_patch)), min_size=1, max_size=4))
     def crash(self, ops):
         """A process applies writes and dies without closing; acknowledged writes survive."""
         self.db.close()
         self.db, self.col = None, None
         payload = []
-        for n, (is_delete, ids, raws, docs, metas) in enumerate(ops):
+        for n, (is_delete, (ids, raws, docs, metas)) in enumerate(ops):
             if is_delete:
                 payload.append({"op": "delete", "ids": ids, "n": n})
                 for i in ids:
