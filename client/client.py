@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from vectord.errors import InvalidArgumentError
-from vectord.v1 import admin_pb2
+from vectord.v1 import admin_pb2, encoder_pb2
 from vectord.v1 import collections_pb2 as cpb
-from vectord.wire import metadata_to_proto
+from vectord.wire import metadata_to_proto, vectors_from_proto
 
 from .collection import Collection
 from .transport import GrpcTransport, InProcessTransport
@@ -59,18 +61,24 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------------ collections
-    def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+    def create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
                           hnsw: Mapping[str, int] | None = None,
                           metadata: Mapping[str, Any] | None = None,
+                          encoder: str | None = None,
                           get_or_create: bool = False) -> Collection:
         """Creates a collection.
 
+        Without ``dim`` the collection uses the built-in default encoder (as Chroma uses its
+        default embedding function): add ``documents`` and query with ``query_texts``.
+
         Args:
             name: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.``.
-            dim: vector dimension.
+            dim: vector dimension; omit it to take the encoder's.
             metric: ``"cosine"`` (default), ``"l2"`` or ``"ip"``.
             hnsw: index parameters ``m``, ``ef_construction``, ``ef_search``.
             metadata: the collection's own metadata.
+            encoder: a built-in model (see ``list_models``), or ``"default"``; documents and
+                query texts are then embedded by the server, with that model only.
             get_or_create: return the existing collection instead of failing.
 
         Raises:
@@ -80,7 +88,10 @@ class Client:
         Example:
             >>> docs = client.create_collection("docs", dim=384, metric="cosine",
             ...                                 hnsw={"m": 16, "ef_search": 64})
+            >>> notes = client.create_collection("notes")        # built-in encoder
         """
+        if dim is None and encoder is None:
+            encoder = "default"
         if metric not in _METRICS:
             raise InvalidArgumentError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
         hnsw = dict(hnsw or {})
@@ -88,22 +99,24 @@ class Client:
         if unknown:
             raise InvalidArgumentError(f"unknown hnsw parameter(s) {sorted(unknown)}; "
                                        "allowed: ['ef_construction', 'ef_search', 'm']")
-        request = cpb.CreateCollectionRequest(name=name, dim=dim, metric=_METRICS[metric],
-                                              hnsw=cpb.HnswParams(**hnsw), get_or_create=get_or_create)
+        request = cpb.CreateCollectionRequest(name=name, dim=dim or 0, metric=_METRICS[metric],
+                                              hnsw=cpb.HnswParams(**hnsw), get_or_create=get_or_create,
+                                              encoder=encoder or "")
         if metadata:
             request.metadata.CopyFrom(metadata_to_proto(metadata))
         return Collection(self, self._call("Collections", "CreateCollection", request))
 
-    def get_or_create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+    def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
                                  hnsw: Mapping[str, int] | None = None,
-                                 metadata: Mapping[str, Any] | None = None) -> Collection:
+                                 metadata: Mapping[str, Any] | None = None,
+                                 encoder: str | None = None) -> Collection:
         """Returns the named collection, creating it if needed.
 
         Example:
             >>> docs = client.get_or_create_collection("docs", dim=384)
         """
         return self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
-                                      get_or_create=True)
+                                      encoder=encoder, get_or_create=True)
 
     def get_collection(self, name: str) -> Collection:
         """Returns an existing collection.
@@ -158,3 +171,37 @@ class Client:
             1
         """
         return self._call("Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection=name or "")).checkpointed
+
+    # ------------------------------------------------------------------ encoder
+    def embed(self, texts: Sequence[str] | str, model: str | None = None) -> np.ndarray:
+        """Embeds texts with a built-in model, as the server does for collections.
+
+        Args:
+            texts: a text or a list of texts (any Unicode; long texts are truncated).
+            model: a model name; the default model when None.
+
+        Returns:
+            float32 array of shape (len(texts), dim), rows of unit norm.
+
+        Example:
+            >>> client.embed(["a cat sat on the mat"]).shape
+            (1, 384)
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        vectors = []
+        for start in range(0, max(len(texts), 1), 10_000):  # stay far below the message limit
+            response = self._call("Encoder", "Embed", encoder_pb2.EmbedRequest(
+                texts=texts[start:start + 10_000], model=model or ""), self._write_timeout(len(texts)))
+            vectors.append(vectors_from_proto(response.vectors).copy())
+        return np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The built-in models: name, version, sha256, dim, max_tokens, is_default.
+
+        Example:
+            >>> [m["name"] for m in client.list_models()]
+            ['vectord-gru-mini']
+        """
+        response = self._call("Encoder", "ListModels", encoder_pb2.ListModelsRequest())
+        return [{"name": m.name, "version": m.version, "sha256": m.sha256, "dim": m.dim,
+                 "max_tokens": m.max_tokens, "is_default": m.is_default} for m in response.models]

@@ -82,6 +82,8 @@ class Collection:
         self.metadata: dict[str, Any] = metadata_from_proto(info.metadata)
         self.hnsw: dict[str, int] = {"m": info.hnsw.m, "ef_construction": info.hnsw.ef_construction,
                                      "ef_search": info.hnsw.ef_search}
+        #: The built-in model embedding this collection's documents ("" when none).
+        self.encoder: str = info.encoder
 
     def __repr__(self) -> str:
         return f"Collection(name={self.name!r}, dim={self.dim}, metric={self.metric!r})"
@@ -117,7 +119,8 @@ class Collection:
 
         Args:
             ids: one id or a list of ids (non-empty strings, at most 512 bytes).
-            embeddings: one vector per id (list of lists or a numpy array of shape (n, dim)).
+            embeddings: one vector per id (list of lists or a numpy array of shape (n, dim));
+                may be omitted in a collection with an encoder, which embeds the documents.
             documents: optional text per id.
             metadatas: optional dict per id (str, int, float, bool, lists, nested dicts).
 
@@ -234,8 +237,11 @@ class Collection:
         return self._client._call("Records", "Count", request).count
 
     def query(self, query_embeddings=None, n_results: int = 10, where: Mapping | None = None,
-              where_document: Mapping | None = None, include: Sequence[str] | None = None) -> dict[str, Any]:
-        """Finds the nearest records to each query vector, nearest first.
+              where_document: Mapping | None = None, include: Sequence[str] | None = None,
+              query_texts: Sequence[str] | str | None = None) -> dict[str, Any]:
+        """Finds the nearest records to each query vector (or text), nearest first.
+
+        ``query_texts`` are embedded on the server by the collection's encoder.
 
         Distances: cosine ``1 - cos``, l2 squared Euclidean, ip ``1 - dot``.
 
@@ -248,12 +254,14 @@ class Collection:
             >>> docs.query(query_embeddings=[[1, 0, 0]], n_results=1)["ids"]
             [['a']]
         """
-        if query_embeddings is None:
-            raise InvalidArgumentError("query: query_embeddings is required")
+        if (query_embeddings is None) == (query_texts is None):
+            raise InvalidArgumentError("query: give either query_embeddings or query_texts")
         include_msg = _include(include, QUERY_INCLUDE, allow_distances=True)
-        queries = _as_matrix(query_embeddings, "query_embeddings")
-        request = rpb.QueryRequest(collection=self.name, queries=vectors_to_proto(queries),
-                                   n_results=n_results, include=include_msg)
+        request = rpb.QueryRequest(collection=self.name, n_results=n_results, include=include_msg)
+        if query_embeddings is not None:
+            request.queries.CopyFrom(vectors_to_proto(_as_matrix(query_embeddings, "query_embeddings")))
+        else:
+            request.query_texts.extend(_as_list(query_texts, "query_texts"))
         if not isinstance(n_results, int) or isinstance(n_results, bool) or not 1 <= n_results <= limits.MAX_N_RESULTS:
             raise InvalidArgumentError(f"n_results must be in 1..{limits.MAX_N_RESULTS}, got {n_results!r}")
         where_msg = filter_to_proto(where, where_document)

@@ -12,7 +12,7 @@ import grpc
 
 from vectord import limits
 from vectord.errors import BY_STATUS, InternalError, UnavailableError, VectordError
-from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, records_pb2_grpc
+from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2_grpc
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -23,6 +23,7 @@ _STUBS = {
     "Collections": collections_pb2_grpc.CollectionsStub,
     "Records": records_pb2_grpc.RecordsStub,
     "Admin": admin_pb2_grpc.AdminStub,
+    "Encoder": encoder_pb2_grpc.EncoderStub,
 }
 
 

@@ -12,7 +12,16 @@ from grpc_reflection.v1alpha import reflection
 
 from vectord import limits
 from vectord.storage import Database
-from vectord.v1 import admin_pb2, admin_pb2_grpc, collections_pb2, collections_pb2_grpc, records_pb2, records_pb2_grpc
+from vectord.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    collections_pb2,
+    collections_pb2_grpc,
+    encoder_pb2,
+    encoder_pb2_grpc,
+    records_pb2,
+    records_pb2_grpc,
+)
 
 from .interceptors import ErrorInterceptor
 from .servicers import servicers
@@ -30,6 +39,7 @@ SERVICE_NAMES = [
     collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
     records_pb2.DESCRIPTOR.services_by_name["Records"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name,
 ]
 
 
@@ -57,6 +67,7 @@ def create_server(settings: Settings, database: Database) -> RunningServer:
     collections_pb2_grpc.add_CollectionsServicer_to_server(services["Collections"], server)
     records_pb2_grpc.add_RecordsServicer_to_server(services["Records"], server)
     admin_pb2_grpc.add_AdminServicer_to_server(services["Admin"], server)
+    encoder_pb2_grpc.add_EncoderServicer_to_server(services["Encoder"], server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *SERVICE_NAMES]:

@@ -35,6 +35,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_encoders(settings):
+    """The built-in encoders, with the default model loaded (and its sha256 checked) now,
+    before the server accepts calls. None when the encoder runtime is not installed."""
+    import os
+
+    try:
+        from .encoders import BuiltinEncoders
+    except ImportError as exc:  # onnxruntime or tokenizers missing
+        log.warning("built-in encoder unavailable (%s); collections take vectors only", exc)
+        return None
+    threads = settings.encoder_threads or min(os.cpu_count() or 1, 4)
+    encoders = BuiltinEncoders(threads=threads)
+    if encoders.default in encoders.names():
+        model = encoders.get(encoders.default)  # raises DataLossError on a damaged model file
+        log.info("encoder %s %s loaded (dim %d, sha256 %s..., %d threads)", model.name, model.version,
+                 model.dim, model.sha256[:12], threads)
+    return encoders
+
+
 def serve(args: argparse.Namespace) -> int:
     from vectord.storage import Database, Tuning
 
@@ -50,7 +69,8 @@ def serve(args: argparse.Namespace) -> int:
     if settings.index_threads:
         tuning.index_threads = settings.index_threads
     try:
-        database = Database(settings.data_dir, tuning=tuning)
+        encoders = _load_encoders(settings)
+        database = Database(settings.data_dir, tuning=tuning, encoders=encoders)
     except VectordError as exc:
         log.error("%s", exc.message)
         return 1

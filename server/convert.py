@@ -98,6 +98,7 @@ def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
         metadata=metadata_to_proto(config.metadata), count=info.count,
         created_at_unix_ms=config.created_at_ms,
         encoder=(config.encoder or {}).get("name", ""), seq=info.seq,
+        encoder_sha256=(config.encoder or {}).get("sha256", ""),
     )
 
 

@@ -28,7 +28,13 @@ class EmbeddedServer:
     """Owns a ``Database`` and the servicers over it for one in-process client."""
 
     def __init__(self, path: str | Path, tuning: Tuning | None = None) -> None:
-        self.database = Database(path, tuning=tuning)
+        try:
+            from .encoders import BuiltinEncoders
+
+            encoders = BuiltinEncoders()  # models load on first use
+        except ImportError:  # the encoder runtime is not installed: vectors only
+            encoders = None
+        self.database = Database(path, tuning=tuning, encoders=encoders)
         self.services = servicers(self.database)
 
     def call(self, service: str, method: str, request, timeout_s: float | None):

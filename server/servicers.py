@@ -10,14 +10,16 @@ from __future__ import annotations
 import time
 
 from vectord import __version__, limits
-from vectord.errors import DeadlineExceededError
+import numpy as np
+
+from vectord.errors import DeadlineExceededError, FailedPreconditionError, InvalidArgumentError
 from vectord.storage import Database
-from vectord.v1 import admin_pb2, admin_pb2_grpc
+from vectord.v1 import admin_pb2, admin_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import collections_pb2_grpc
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import records_pb2_grpc
-from vectord.wire import metadata_from_proto, vectors_from_proto
+from vectord.wire import metadata_from_proto, vectors_from_proto, vectors_to_proto
 
 from . import convert
 
@@ -39,9 +41,9 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
             hnsw = {k: v for k, v in (("m", request.hnsw.m), ("ef_construction", request.hnsw.ef_construction),
                                       ("ef_search", request.hnsw.ef_search)) if v}
         collection = self.db.create_collection(
-            request.name, dim=request.dim, metric=convert.metric_from_proto(request.metric), hnsw=hnsw,
+            request.name, dim=request.dim or None, metric=convert.metric_from_proto(request.metric), hnsw=hnsw,
             metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None,
-            get_or_create=request.get_or_create)
+            get_or_create=request.get_or_create, encoder=request.encoder or None)
         return convert.collection_info_to_proto(collection.info())
 
     def GetCollection(self, request: cpb.GetCollectionRequest, context) -> cpb.CollectionInfo:
@@ -91,16 +93,47 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
 
     def Query(self, request: rpb.QueryRequest, context) -> rpb.QueryResponse:
         collection = self.db.get_collection(request.collection)
-        queries = vectors_from_proto(request.queries, "query_embeddings")
+        queries = vectors_from_proto(request.queries, "query_embeddings") if request.HasField("queries") else None
         _check_deadline(context)
         results = collection.query(queries, n_results=request.n_results or 10,
                                    where=convert.optional_filter(request),
-                                   include=convert.include_from_proto(request))
+                                   include=convert.include_from_proto(request),
+                                   texts=list(request.query_texts) if request.query_texts else None)
         return rpb.QueryResponse(results=[convert.records_to_query_result(r) for r in results])
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
         collection = self.db.get_collection(request.collection)
         return rpb.CountResponse(count=collection.count(where=convert.optional_filter(request)))
+
+
+class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def _registry(self):
+        if self.db.encoders is None:
+            raise FailedPreconditionError("no built-in encoder is available in this process")
+        return self.db.encoders
+
+    def Embed(self, request: encoder_pb2.EmbedRequest, context) -> encoder_pb2.EmbedResponse:
+        if len(request.texts) > limits.MAX_BATCH_RECORDS:
+            raise InvalidArgumentError(
+                f"texts: {len(request.texts)} texts, the limit is {limits.MAX_BATCH_RECORDS} per call")
+        model = self._registry().get(request.model or "default")
+        _check_deadline(context)
+        vectors = model.embed(list(request.texts)) if request.texts else np.empty((0, model.dim), np.float32)
+        return encoder_pb2.EmbedResponse(vectors=vectors_to_proto(vectors),
+                                         model=_model_info(model, self._registry().default))
+
+    def ListModels(self, request, context) -> encoder_pb2.ListModelsResponse:
+        registry = self._registry()
+        return encoder_pb2.ListModelsResponse(
+            models=[_model_info(registry.get(name), registry.default) for name in registry.names()])
+
+
+def _model_info(model, default: str) -> encoder_pb2.ModelInfo:
+    return encoder_pb2.ModelInfo(name=model.name, version=model.version, sha256=model.sha256,
+                                 dim=model.dim, max_tokens=model.max_tokens, is_default=model.name == default)
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
@@ -124,4 +157,5 @@ def servicers(database: Database) -> dict[str, object]:
         "Collections": CollectionsServicer(database),
         "Records": RecordsServicer(database),
         "Admin": AdminServicer(database),
+        "Encoder": EncoderServicer(database),
     }

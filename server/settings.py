@@ -21,6 +21,7 @@ class Settings(BaseSettings):
         256, ge=1, description="calls in flight before new ones get RESOURCE_EXHAUSTED")
     grace_period_s: float = Field(10.0, ge=0, description="time in-flight calls get at shutdown")
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
+    encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @classmethod

@@ -34,7 +34,7 @@ from .filters import Filter, compile_filter
 from .fsio import FileSystem
 from .index import HnswIndex, IndexSearchFailed, exact_search
 from .rwlock import RWLock
-from .types import CollectionConfig, CollectionInfo, Records, Tuning, WriteResult
+from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class Collection:
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
         self._wal: WriteAheadLog | None = None
+        #: Where this collection's encoder is found (set by the Database); see _embed.
+        self.encoders: EncoderRegistry | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -166,6 +168,30 @@ class Collection:
             raise FailedPreconditionError(
                 f"collection {self.config.name!r} refuses writes until restart: {self._failed}")
         self._wal.check_writable()
+
+    def _embed(self, texts: Sequence[str], field: str) -> np.ndarray:
+        """Embeds texts with the collection's own encoder, refusing any other model.
+
+        Runs outside the collection's lock: encoding is the slow part of a text write.
+        """
+        identity = self.config.encoder
+        if identity is None:
+            raise InvalidArgumentError(
+                f"{field}: collection {self.config.name!r} has no encoder; give embeddings "
+                "(or create the collection with encoder=...)")
+        if self.encoders is None:
+            raise FailedPreconditionError(f"{field}: no encoder is available in this process")
+        encoder = self.encoders.get(identity["name"])
+        if encoder.sha256 != identity["sha256"] or encoder.dim != identity["dim"]:
+            raise FailedPreconditionError(
+                f"collection {self.config.name!r} was built with encoder {identity['name']!r} "
+                f"(sha256 {identity['sha256'][:12]}..., dim {identity['dim']}); this server's model has "
+                f"sha256 {encoder.sha256[:12]}..., dim {encoder.dim}: refusing to mix vectors of "
+                "different models")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidArgumentError(f"{field}[{i}]: a text is needed to embed, got {text!r}")
+        return encoder.embed(list(texts))
 
     def _ensure_capacity(self, slots: int) -> None:
         capacity = len(self._vectors)
@@ -269,12 +295,16 @@ class Collection:
     def _put(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
         ids = validation.ids(ids)
         n = len(ids)
+        if documents is not None:
+            documents = validation.documents(documents, n)
+        if embeddings is None and documents is not None and self.config.encoder is not None:
+            embeddings = self._embed(documents, "documents")
         if embeddings is not None:
             embeddings = validation.vectors(embeddings, n, self.config.dim, self.config.metric, ids)
         elif kind == "add":
-            raise InvalidArgumentError("embeddings: required by add (this collection has no encoder)")
-        if documents is not None:
-            documents = validation.documents(documents, n)
+            raise InvalidArgumentError("embeddings: required by add" + (
+                " (or documents, which this collection's encoder embeds)" if self.config.encoder
+                else " (this collection has no encoder)"))
         if metadatas is not None:
             metadatas = validation.metadatas(metadatas, n)
         result = WriteResult()
@@ -404,11 +434,17 @@ class Collection:
                 return len(self._labels)
             return sum(1 for _, doc, meta in self._rows.values() if predicate(meta, doc))
 
-    def query(self, queries, n_results: int = 10, where: Filter | None = None,
-              include: Iterable[str] | None = None) -> list[Records]:
-        """Nearest records to each query vector, nearest first."""
+    def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
+              include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
+        """Nearest records to each query vector (or text, embedded), nearest first."""
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
+        if (queries is None) == (texts is None):
+            raise InvalidArgumentError("query: give either query_embeddings or query_texts")
+        if texts is not None:
+            if not texts:
+                raise InvalidArgumentError("query_texts: at least one text is required")
+            queries = self._embed(texts, "query_texts")
         queries = np.asarray(queries)
         if queries.ndim != 2 or len(queries) == 0:
             raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")

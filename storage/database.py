@@ -28,6 +28,7 @@ from vectord.errors import (
     AlreadyExistsError,
     DataDirectoryLockedError,
     DataLossError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
@@ -35,7 +36,7 @@ from vectord.errors import (
 from . import validation
 from .collection import Collection
 from .fsio import REAL, FileSystem
-from .types import CollectionConfig, Tuning
+from .types import CollectionConfig, EncoderRegistry, Tuning
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class Database:
     """
 
     def __init__(self, path: str | Path, *, tuning: Tuning | None = None,
-                 fs: FileSystem = REAL, checkpoint_interval_s: float = 1.0) -> None:
+                 fs: FileSystem = REAL, checkpoint_interval_s: float = 1.0,
+                 encoders: EncoderRegistry | None = None) -> None:
         self.path = Path(path).resolve()
+        self.encoders = encoders
         self.fs = fs
         self.tuning = tuning or Tuning()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,7 @@ class Database:
                 log.error("collection %s is damaged and will not be served: %s", name, exc)
                 self._damaged[name] = exc
                 continue
+            collection.encoders = self.encoders
             self._collections[collection.name] = collection
         self.fs.fsync_dir(self._root)
         log.info("data directory %s: %d collections recovered (%d damaged) in %.3f s", self.path,
@@ -141,11 +145,22 @@ class Database:
                         log.exception("background checkpoint of %r failed", collection.name)
 
     # ------------------------------------------------------------------ collections
-    def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+    def create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
                           hnsw: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,
-                          get_or_create: bool = False, encoder: dict[str, Any] | None = None) -> Collection:
-        """Creates a collection (or returns it when ``get_or_create`` and it matches)."""
+                          get_or_create: bool = False, encoder: str | None = None) -> Collection:
+        """Creates a collection (or returns it when ``get_or_create`` and it matches).
+
+        With ``encoder`` (a model name, or "default"), the collection records the model's
+        identity and takes its dimension; its documents and query texts are embedded by it.
+        """
         name = validation.collection_name(name)
+        identity = None
+        if encoder:
+            identity = self._encoder_identity(encoder)
+            if dim not in (None, 0, identity["dim"]):
+                raise InvalidArgumentError(
+                    f"dim: encoder {identity['name']!r} makes {identity['dim']}-d vectors, got dim {dim}")
+            dim = identity["dim"]
         dim = validation.dim(dim)
         metric = validation.metric(metric)
         hnsw = validation.hnsw_params(hnsw)
@@ -156,10 +171,12 @@ class Database:
             existing = self._collections.get(name)
             if existing is not None:
                 if get_or_create:
-                    if existing.config.dim != dim or existing.config.metric != metric:
+                    if existing.config.dim != dim or existing.config.metric != metric or \
+                            (identity or {}).get("sha256") != (existing.config.encoder or {}).get("sha256"):
                         raise AlreadyExistsError(
-                            f"collection {name!r} exists with dim {existing.config.dim} and metric "
-                            f"{existing.config.metric}, not dim {dim} and metric {metric}")
+                            f"collection {name!r} exists with dim {existing.config.dim}, metric "
+                            f"{existing.config.metric} and encoder {(existing.config.encoder or {}).get('name')}, "
+                            f"not dim {dim}, metric {metric} and encoder {(identity or {}).get('name')}")
                     return existing
                 raise AlreadyExistsError(f"collection {name!r} already exists")
             if name in self._damaged:
@@ -169,15 +186,23 @@ class Database:
             id_ = uuid.uuid4().hex
             config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric, hnsw=hnsw,
                                       metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
-                                      encoder=encoder)
+                                      encoder=identity)
             tmp = self._root / f".tmp-{id_}"
             collection = Collection.create(self.fs, tmp, config, self.tuning)
             collection.close(checkpoint=False)
             self.fs.rename(tmp, self._root / id_)
             self.fs.fsync_dir(self._root)
             collection = Collection.open(self.fs, self._root / id_, self.tuning)
+            collection.encoders = self.encoders
             self._collections[name] = collection
             return collection
+
+    def _encoder_identity(self, name: str) -> dict[str, Any]:
+        if self.encoders is None:
+            raise FailedPreconditionError("no built-in encoder is available in this process")
+        if name == "default":
+            name = self.encoders.default
+        return dict(self.encoders.get(name).identity())
 
     def _damaged_error(self, name: str) -> DataLossError:
         return DataLossError(f"collection {name!r} is damaged: {self._damaged[name].message} "

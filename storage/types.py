@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -71,3 +71,25 @@ class Tuning:
     compact_ratio: float = 0.3
     #: Threads hnswlib may use for building and batched queries.
     index_threads: int = max(1, os.cpu_count() or 1)
+
+
+class Embedder(Protocol):
+    """What the engine needs of a text encoder (the server passes vectord.encoder's)."""
+
+    name: str
+    dim: int
+    sha256: str
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class EncoderRegistry(Protocol):
+    """Finds encoders by name; ``default`` names the one used when none is given."""
+
+    default: str
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Embedder: ...

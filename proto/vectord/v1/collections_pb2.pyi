@@ -30,20 +30,22 @@ class HnswParams(_message.Message):
     def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create")
+    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create", "encoder")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     HNSW_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     GET_OR_CREATE_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
     hnsw: HnswParams
     metadata: _types_pb2.Metadata
     get_or_create: bool
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ...) -> None: ...
+    encoder: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ..., encoder: _Optional[str] = ...) -> None: ...
 
 class GetCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -52,7 +54,7 @@ class GetCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq")
+    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq", "encoder_sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,7 @@ class CollectionInfo(_message.Message):
     CREATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     dim: int
@@ -73,7 +76,8 @@ class CollectionInfo(_message.Message):
     created_at_unix_ms: int
     encoder: str
     seq: int
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    encoder_sha256: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ..., encoder_sha256: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

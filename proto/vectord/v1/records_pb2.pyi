@@ -72,18 +72,20 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "queries", "n_results", "where", "include")
+    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     N_RESULTS_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TEXTS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _types_pb2.Vectors
     n_results: int
     where: _types_pb2.Filter
     include: _types_pb2.Include
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ...) -> None: ...
+    query_texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("results",)
