@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -11,10 +12,9 @@ from vectord.v1 import admin_pb2, encoder_pb2
 from vectord.v1 import collections_pb2 as cpb
 from vectord.wire import metadata_to_proto, vectors_from_proto
 
+from . import requests as rq
 from .collection import Collection
-from .transport import GrpcTransport, InProcessTransport
-
-_METRICS = {"cosine": cpb.COSINE, "l2": cpb.L2, "ip": cpb.IP}
+from .transport import GrpcTransport, InProcessTransport, tls_credentials
 
 
 class Client:
@@ -29,20 +29,43 @@ class Client:
         api_key: sent as ``authorization: Bearer <key>`` on every call.
         timeout: default deadline of each call, in seconds (writes get more per record).
         path: a data directory for embedded use (instead of ``address``).
+        tls: connect with TLS, verifying the server against the system's root certificates
+            (or ``tls_ca``). Implied by any of ``tls_ca``, ``tls_cert``, ``tls_key``.
+        tls_ca: PEM file (path, or the PEM bytes) of the CA that signed the server's
+            certificate, for servers with a private CA.
+        tls_cert: PEM client certificate (path or bytes), for servers that require mutual
+            TLS (``vectord serve --tls-client-ca``); needs ``tls_key``.
+        tls_key: PEM private key of ``tls_cert`` (path or bytes).
+
+    Raises:
+        InvalidArgumentError: both or neither of ``address`` and ``path``; TLS arguments with
+            ``path``; ``tls_cert`` without ``tls_key`` (or the reverse); an unreadable PEM file.
 
     Example:
         >>> client = vectord.Client(path="./data")
         >>> docs = client.get_or_create_collection("docs", dim=3)
         >>> docs.add(ids=["a"], embeddings=[[1, 0, 0]])
         >>> client.close()
+        >>> secure = vectord.Client("db.internal:50051", api_key="...", tls_ca="ca.pem",
+        ...                         tls_cert="client.pem", tls_key="client.key")
     """
 
     def __init__(self, address: str | None = None, *, api_key: str | None = None,
-                 timeout: float = 30.0, path: str | None = None) -> None:
+                 timeout: float = 30.0, path: str | None = None, tls: bool = False,
+                 tls_ca: str | os.PathLike | bytes | None = None,
+                 tls_cert: str | os.PathLike | bytes | None = None,
+                 tls_key: str | os.PathLike | bytes | None = None) -> None:
         if (address is None) == (path is None):
             raise InvalidArgumentError("Client: give either an address ('host:port') or path='./data'")
+        uses_tls = tls or any(v is not None for v in (tls_ca, tls_cert, tls_key))
+        if path is not None and uses_tls:
+            raise InvalidArgumentError("Client: TLS arguments apply to a server address, not to path=")
         self.timeout = timeout
-        self._transport = GrpcTransport(address, api_key) if address is not None else InProcessTransport(path)
+        if address is not None:
+            credentials = tls_credentials(tls, tls_ca, tls_cert, tls_key)
+            self._transport = GrpcTransport(address, api_key, credentials)
+        else:
+            self._transport = InProcessTransport(path)
 
     def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
         return self._transport.call(service, method, request, timeout if timeout is not None else self.timeout)
@@ -90,20 +113,7 @@ class Client:
             ...                                 hnsw={"m": 16, "ef_search": 64})
             >>> notes = client.create_collection("notes")        # built-in encoder
         """
-        if dim is None and encoder is None:
-            encoder = "default"
-        if metric not in _METRICS:
-            raise InvalidArgumentError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
-        hnsw = dict(hnsw or {})
-        unknown = set(hnsw) - {"m", "ef_construction", "ef_search"}
-        if unknown:
-            raise InvalidArgumentError(f"unknown hnsw parameter(s) {sorted(unknown)}; "
-                                       "allowed: ['ef_construction', 'ef_search', 'm']")
-        request = cpb.CreateCollectionRequest(name=name, dim=dim or 0, metric=_METRICS[metric],
-                                              hnsw=cpb.HnswParams(**hnsw), get_or_create=get_or_create,
-                                              encoder=encoder or "")
-        if metadata:
-            request.metadata.CopyFrom(metadata_to_proto(metadata))
+        request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create)
         return Collection(self, self._call("Collections", "CreateCollection", request))
 
     def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
@@ -203,5 +213,4 @@ class Client:
             ['vectord-gru-mini']
         """
         response = self._call("Encoder", "ListModels", encoder_pb2.ListModelsRequest())
-        return [{"name": m.name, "version": m.version, "sha256": m.sha256, "dim": m.dim,
-                 "max_tokens": m.max_tokens, "is_default": m.is_default} for m in response.models]
+        return [rq.model_info(m) for m in response.models]

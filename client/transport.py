@@ -6,12 +6,15 @@ the SDK above them has one code path. Both raise ``vectord.errors`` classes.
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from vectord import limits
-from vectord.errors import BY_STATUS, InternalError, UnavailableError, VectordError
+from vectord.errors import BY_STATUS, InternalError, InvalidArgumentError, UnavailableError, VectordError
 from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -35,19 +38,70 @@ def error_from_rpc(exc: grpc.RpcError) -> VectordError:
     return cls(details or code.name)
 
 
+def _pem(value: str | os.PathLike | bytes | None, what: str) -> bytes | None:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        return Path(value).read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read the TLS {what} {value}: {exc.strerror or exc}") from None
+
+
+def tls_credentials(tls: bool = False, ca: str | os.PathLike | bytes | None = None,
+                    cert: str | os.PathLike | bytes | None = None,
+                    key: str | os.PathLike | bytes | None = None) -> grpc.ChannelCredentials | None:
+    """Channel credentials for TLS (any argument set), or None for plaintext.
+
+    Args:
+        tls: use TLS, trusting the system's root certificates unless ``ca`` is given.
+        ca: PEM CA certificate(s) that signed the server's certificate (path or bytes).
+        cert: PEM client certificate for mutual TLS (path or bytes); needs ``key``.
+        key: PEM private key of ``cert`` (path or bytes).
+
+    Raises:
+        InvalidArgumentError: only one of ``cert`` and ``key``, or an unreadable file.
+    """
+    if (cert is None) != (key is None):
+        raise InvalidArgumentError("mutual TLS needs both tls_cert and tls_key (the client certificate and its key)")
+    if not (tls or ca is not None or cert is not None):
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=_pem(ca, "CA certificate"),
+                                        private_key=_pem(key, "client key"),
+                                        certificate_chain=_pem(cert, "client certificate"))
+
+
+#: Calls that are safe to repeat: reads, and writes that set records to given values.
+#: Add and CreateCollection are not (a repeat of one that succeeded fails: ALREADY_EXISTS).
+IDEMPOTENT = frozenset({
+    "Get", "Query", "Count", "GetCollection", "ListCollections", "GetServerInfo", "Embed",
+    "ListModels", "Upsert", "Update", "Delete", "Checkpoint", "DeleteCollection",
+})
+#: Retries of an idempotent call that failed with UNAVAILABLE, and the first backoff (s),
+#: doubled after each try.
+RETRIES, BACKOFF_S = 4, 0.1
+
+
 class GrpcTransport:
-    def __init__(self, address: str, api_key: str | None = None) -> None:
+    def __init__(self, address: str, api_key: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = (grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
+                         else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stubs = {name: stub(self._channel) for name, stub in _STUBS.items()}
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         rpc = getattr(self._stubs[service], method)
-        try:
-            return rpc(request, timeout=timeout_s, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from None
+        tries = RETRIES + 1 if method in IDEMPOTENT else 1
+        for attempt in range(tries):
+            try:
+                return rpc(request, timeout=timeout_s, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                if not isinstance(error, UnavailableError) or attempt == tries - 1:
+                    raise error from None
+            time.sleep(BACKOFF_S * 2**attempt)
 
     def close(self) -> None:
         self._channel.close()

@@ -1,4 +1,4 @@
-"""Builds the gRPC server: servicers, health, reflection, limits and the error interceptor."""
+"""Builds the gRPC server: servicers, health, reflection, limits, TLS, and the auth and error interceptors."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from vectord.v1 import (
     records_pb2_grpc,
 )
 
+from .auth import AuthInterceptor, load_api_keys, warn_if_exposed
 from .interceptors import ErrorInterceptor
 from .servicers import servicers
 from .settings import Settings
@@ -57,9 +58,11 @@ class RunningServer:
 
 def create_server(settings: Settings, database: Database) -> RunningServer:
     """Starts a server on ``settings.host:settings.port`` (port 0 picks a free one)."""
+    keys = load_api_keys(settings)  # before anything listens: a bad keys file stops the start
+    credentials = _server_credentials(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="vectord-rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[AuthInterceptor(keys), ErrorInterceptor()],  # auth first: no key, no work
         options=CHANNEL_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
@@ -74,8 +77,30 @@ def create_server(settings: Settings, database: Database) -> RunningServer:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}")
     server.start()
+    log.info("API keys: %s; TLS: %s", f"{len(keys)} configured" if keys else "none (open)",
+             "mutual (client certificates required)" if settings.tls_client_ca else
+             "on" if credentials else "off")
+    warn_if_exposed(settings.host, keys, tls=credentials is not None)
     return RunningServer(server, port, health_servicer)
+
+
+def _read_pem(path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise OSError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``tls_cert``/``tls_key`` (mutual TLS with ``tls_client_ca``), or None."""
+    if settings.tls_cert is None:
+        return None
+    pair = (_read_pem(settings.tls_key, "TLS key"), _read_pem(settings.tls_cert, "TLS certificate"))
+    client_ca = _read_pem(settings.tls_client_ca, "TLS client CA") if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)

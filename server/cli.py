@@ -30,8 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1; env VECTORD_HOST)")
     serve.add_argument("--port", type=int, help="listen port, 0 for any free one (default 50051; env VECTORD_PORT)")
     serve.add_argument("--max-workers", type=int, help="gRPC worker threads (env VECTORD_MAX_WORKERS)")
+    serve.add_argument("--max-concurrent-rpcs", type=int, help="calls in flight before new ones get "
+                       "RESOURCE_EXHAUSTED (env VECTORD_MAX_CONCURRENT_RPCS)")
     serve.add_argument("--grace-period-s", type=float, help="shutdown grace for in-flight calls (env VECTORD_GRACE_PERIOD_S)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env VECTORD_LOG_LEVEL)")
+    # security (README "Security"); keys themselves only from a file or the environment, never argv
+    serve.add_argument("--api-keys-file", help="API keys, one 'rw:<key>' or 'ro:<key>' a line "
+                       "(env VECTORD_API_KEYS_FILE; also VECTORD_API_KEY, VECTORD_READONLY_API_KEY)")
+    serve.add_argument("--tls-cert", help="PEM server certificate: serve TLS (env VECTORD_TLS_CERT)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert (env VECTORD_TLS_KEY)")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates it signed, "
+                       "i.e. mutual TLS (env VECTORD_TLS_CLIENT_CA)")
+    verify = sub.add_parser("verify", help="check a data directory offline (the server must be stopped)")
+    verify.add_argument("--data-dir", default="./vectord-data", help="data directory (default ./vectord-data)")
+    verify.add_argument("--repair", action="store_true",
+                        help="rebuild damaged index files from the stored vectors (new checkpoint)")
     return parser
 
 
@@ -60,9 +73,19 @@ def serve(args: argparse.Namespace) -> int:
     from .app import create_server
     from .settings import Settings
 
-    settings = Settings.load(data_dir=args.data_dir, host=args.host, port=args.port,
-                             max_workers=args.max_workers, grace_period_s=args.grace_period_s,
-                             log_level=args.log_level)
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings.load(data_dir=args.data_dir, host=args.host, port=args.port,
+                                 max_workers=args.max_workers, grace_period_s=args.grace_period_s,
+                                 max_concurrent_rpcs=args.max_concurrent_rpcs,
+                                 log_level=args.log_level, api_keys_file=args.api_keys_file,
+                                 tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+    except ValidationError as exc:  # one line per bad setting, naming it; no traceback
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            print(f"vectord: invalid setting {where}: {error['msg']}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tuning = Tuning()
@@ -109,10 +132,29 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_command(args: argparse.Namespace) -> int:
+    """Prints one line per collection; exit 0 if all are OK (or repaired), 1 otherwise."""
+    from vectord.storage.verify import verify
+
+    logging.basicConfig(level="ERROR", stream=sys.stderr)
+    try:
+        reports = verify(args.data_dir, repair=args.repair)
+    except (VectordError, OSError) as exc:
+        print(f"vectord verify: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    for report in reports:
+        print(report.line())
+    bad = sum(not r.ok for r in reports)
+    print(f"{len(reports)} collections, {len(reports) - bad} OK, {bad} not OK")
+    return 0 if bad == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "verify":
+        return verify_command(args)
     return 2  # pragma: no cover - argparse enforces a command
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.storage import filters as f
@@ -22,6 +24,16 @@ def metric_from_proto(value: int) -> str:
         raise InvalidArgumentError(f"metric: must be COSINE, L2 or IP, got {value}") from None
 
 
+def _op_name(enum, value: int, what: str) -> str:
+    """The operator's name; an enum number this server does not know is refused (a
+    client built from a newer .proto, or a hostile one), not a crash."""
+    try:
+        return enum.Name(value).lower()
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{what}: unknown operator {value}; known: {', '.join(enum.keys()[1:])}") from None
+
+
 def filter_from_proto(msg: pb.Filter, field: str = "where", depth: int = 1) -> f.Filter:
     if depth > limits.MAX_FILTER_DEPTH:
         raise InvalidArgumentError(f"{field}: filter nested deeper than {limits.MAX_FILTER_DEPTH} levels")
@@ -30,13 +42,13 @@ def filter_from_proto(msg: pb.Filter, field: str = "where", depth: int = 1) -> f
         cond = msg.field
         if cond.op == pb.FieldCondition.OP_UNSPECIFIED:
             raise InvalidArgumentError(f"{field}: condition on {cond.path!r} has no operator")
-        op = pb.FieldCondition.Op.Name(cond.op).lower()
+        op = _op_name(pb.FieldCondition.Op, cond.op, f"{field}: condition on {cond.path!r}")
         return f.Field(cond.path, op, value_from_proto(cond.value))
     if kind == "document":
         cond = msg.document
         if cond.op == pb.DocumentCondition.OP_UNSPECIFIED:
             raise InvalidArgumentError(f"{field}: document condition has no operator")
-        return f.Document(pb.DocumentCondition.Op.Name(cond.op).lower(), cond.text)
+        return f.Document(_op_name(pb.DocumentCondition.Op, cond.op, f"{field}: document condition"), cond.text)
     if kind in ("all_of", "any_of"):
         parts = tuple(filter_from_proto(x, field, depth + 1) for x in getattr(msg, kind).filters)
         return f.And(parts) if kind == "all_of" else f.Or(parts)
@@ -112,3 +124,18 @@ def write_columns(request: rpb.WriteRequest):
     metadatas = ([metadata_from_proto(m) for m in request.metadatas.values]
                  if request.HasField("metadatas") else None)
     return list(request.ids), embeddings, documents, metadatas
+
+
+def id_to_page_token(id_: str) -> str:
+    """Page tokens are opaque to clients: the last id returned, base64url-encoded."""
+    return base64.urlsafe_b64encode(id_.encode("utf-8", "surrogatepass")).decode("ascii")
+
+
+def page_token_to_id(token: str) -> str:
+    """The id a page token resumes after ("" for the first page)."""
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8", "surrogatepass")
+    except (ValueError, UnicodeError):
+        raise InvalidArgumentError(f"page_token: {token[:40]!r} is not a token this server issued") from None

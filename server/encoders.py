@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 
+from vectord import encoder  # ImportError here means "no built-in encoder": callers check
 from vectord.errors import DataLossError, FailedPreconditionError, NotFoundError
 
 
@@ -15,8 +16,6 @@ class BuiltinEncoders:
     """The models shipped in ``vectord.encoder``, with onnxruntime capped at ``threads``."""
 
     def __init__(self, threads: int = 1) -> None:
-        from vectord import encoder
-
         self._encoder = encoder
         self.threads = threads
         self.default: str = encoder.DEFAULT_MODEL

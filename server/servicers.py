@@ -86,20 +86,28 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
 
     def Get(self, request: rpb.GetRequest, context) -> rpb.GetResponse:
         collection = self.db.get_collection(request.collection)
+        after = convert.page_token_to_id(request.page_token) if request.HasField("page_token") else None
         records = collection.get(ids=list(request.ids) or None, where=convert.optional_filter(request),
                                  limit=request.limit or None, offset=request.offset,
-                                 include=convert.include_from_proto(request))
-        return convert.records_to_get_response(records)
+                                 include=convert.include_from_proto(request), after=after)
+        response = convert.records_to_get_response(records)
+        if records.next_after is not None:
+            response.next_page_token = convert.id_to_page_token(records.next_after)
+        return response
 
     def Query(self, request: rpb.QueryRequest, context) -> rpb.QueryResponse:
         collection = self.db.get_collection(request.collection)
         queries = vectors_from_proto(request.queries, "query_embeddings") if request.HasField("queries") else None
         _check_deadline(context)
-        results = collection.query(queries, n_results=request.n_results or 10,
-                                   where=convert.optional_filter(request),
-                                   include=convert.include_from_proto(request),
-                                   texts=list(request.query_texts) if request.query_texts else None)
-        return rpb.QueryResponse(results=[convert.records_to_query_result(r) for r in results])
+        results, plan = collection.query_with_plan(
+            queries, n_results=request.n_results or 10, where=convert.optional_filter(request),
+            include=convert.include_from_proto(request),
+            texts=list(request.query_texts) if request.query_texts else None)
+        response = rpb.QueryResponse(results=[convert.records_to_query_result(r) for r in results])
+        if request.explain:
+            response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
+                                                 filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms))
+        return response
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
         collection = self.db.get_collection(request.collection)

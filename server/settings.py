@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,23 @@ class Settings(BaseSettings):
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
     encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    # security (server/auth.py, README "Security"); no keys configured = open (loopback use)
+    api_keys_file: Path | None = Field(None, description="file of API keys, one 'rw:<key>' or 'ro:<key>' a line")
+    api_key: SecretStr | None = Field(None, description="one read-write API key (env VECTORD_API_KEY only)")
+    readonly_api_key: SecretStr | None = Field(
+        None, description="one read-only API key (env VECTORD_READONLY_API_KEY only)")
+    tls_cert: Path | None = Field(None, description="PEM server certificate (chain); enables TLS with tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+
+    @model_validator(mode="after")
+    def _tls_paths_go_together(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert, --tls-key)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too")
+        return self
 
     @classmethod
     def load(cls, **flags) -> "Settings":

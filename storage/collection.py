@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from sortedcontainers import SortedList
 
 from vectord.errors import (
     AlreadyExistsError,
@@ -31,8 +32,10 @@ from vectord.errors import (
 from . import checkpoint as disk
 from . import validation
 from .filters import Filter, compile_filter
-from .fsio import FileSystem
+from .fsio import FileSystem, storage_error
 from .index import HnswIndex, IndexSearchFailed, exact_search
+from .metadata_index import MetadataIndex
+from .planner import Plan, choose
 from .rwlock import RWLock
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .wal import WriteAheadLog
@@ -42,6 +45,17 @@ log = logging.getLogger(__name__)
 GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
 QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
 INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equality that also compares types (True, 1 and 1.0 are different metadata values)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
@@ -71,6 +85,8 @@ class Collection:
         self._rows: dict[int, tuple[str, str | None, dict[str, Any]]] = {}  # label -> record
         self._next_label = 0
         self._live_cache: np.ndarray | None = None
+        self._meta_index = MetadataIndex()
+        self._sorted_ids: SortedList = SortedList()  # for cursor pages, stable under writes
         self._index: HnswIndex | None = None
         self._failed: str | None = None
         self._closed = False
@@ -98,6 +114,16 @@ class Collection:
         Raises:
             DataLossError: the manifest, the checkpoint or the log is damaged.
         """
+        try:
+            return cls._open(fs, path, tuning)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            # Checksummed content that does not have the expected shape (a bug, a format
+            # change, a crafted file): this collection is damaged; the others still open.
+            raise DataLossError(f"collection {path.name}: malformed MANIFEST or log record "
+                                f"({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _open(cls, fs: FileSystem, path: Path, tuning: Tuning) -> "Collection":
         started = time.monotonic()
         manifest = disk.read_manifest(path)
         config = CollectionConfig(**manifest["config"])
@@ -136,6 +162,8 @@ class Collection:
         for label, id_, document, metadata in records:
             self._labels[id_] = label
             self._rows[label] = (id_, document, metadata)
+            self._meta_index.add(label, metadata)
+        self._sorted_ids.update(self._labels)
         self._next_label = slots
         self._live_cache = None
 
@@ -249,6 +277,8 @@ class Collection:
         for label, id_, document, metadata in zip(labels.tolist(), ids, documents, metadatas):
             self._labels[id_] = label
             self._rows[label] = (id_, document, metadata)
+            self._meta_index.add(label, metadata)
+            self._sorted_ids.add(id_)
         self._next_label = start + n
         self._live_cache = None
         if self._index is not None:
@@ -258,7 +288,10 @@ class Collection:
 
     def _drop_labels(self, labels: list[int]) -> None:
         for label in labels:
-            del self._labels[self._rows.pop(label)[0]]
+            id_, _, metadata = self._rows.pop(label)
+            del self._labels[id_]
+            self._meta_index.remove(label, metadata)
+            self._sorted_ids.remove(id_)
         if labels and self._index is not None:
             self._index.mark_deleted(labels)
         self._live_cache = None
@@ -340,7 +373,7 @@ class Collection:
                     vector = embeddings[i] if embeddings is not None else old_vector
                     document = old_document if document is None else document
                     metadata = _merge(old_metadata, metadata)
-                    if (document == old_document and metadata == old_metadata
+                    if (document == old_document and _identical(metadata, old_metadata)
                             and np.array_equal(vector, old_vector)):
                         result.unchanged += 1
                         continue
@@ -369,12 +402,12 @@ class Collection:
         with self._lock.write():
             self._check_writable()
             if ids is not None:
-                targets = [i for i in dict.fromkeys(ids) if i in self._labels]
+                labels = [self._labels[i] for i in dict.fromkeys(ids) if i in self._labels]
                 if predicate is not None:
-                    targets = [i for i in targets
-                               if predicate(self._rows[self._labels[i]][2], self._rows[self._labels[i]][1])]
+                    labels = [label for label in labels if predicate(self._rows[label][2], self._rows[label][1])]
             else:
-                targets = [row[0] for row in self._rows.values() if predicate(row[2], row[1])]
+                labels = self._matching(where, predicate)[0].tolist()
+            targets = [self._rows[label][0] for label in labels]
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)
@@ -403,10 +436,37 @@ class Collection:
                                        f"choose from {sorted(INCLUDE_FIELDS)}")
         return include
 
+    def _matching(self, where: Filter | None, predicate) -> tuple[np.ndarray, str]:
+        """Live labels matching a filter, in label order, and how they were found.
+
+        The metadata indexes answer what they can; conditions they cannot (document text)
+        are checked record by record, on the indexes' candidates when there are any.
+        """
+        if where is None:
+            return self._live_labels(), "none"
+        candidates, exact = self._meta_index.narrow(where, self._rows.keys())
+        if exact:
+            path = "index"
+        elif candidates is not None:
+            candidates = {label for label in candidates
+                          if predicate(self._rows[label][2], self._rows[label][1])}
+            path = "index+scan"
+        else:
+            candidates = [label for label, (_, doc, meta) in self._rows.items() if predicate(meta, doc)]
+            path = "scan"
+        labels = np.fromiter(candidates, np.int64, len(candidates))
+        labels.sort()
+        return labels, path
+
     def get(self, ids: Sequence[str] | None = None, where: Filter | None = None,
             limit: int | None = None, offset: int | None = None,
-            include: Iterable[str] | None = None) -> Records:
-        """Reads records by id (in the order asked) or by filter (in label order)."""
+            include: Iterable[str] | None = None, after: str | None = None) -> Records:
+        """Reads records by id (in the order asked) or by filter (in label order).
+
+        With ``after`` (cursor pages), records come in id order starting after that id, and
+        ``Records.next_after`` is the cursor of the next page (None at the end). Id order is
+        stable under concurrent writes: a record present for the whole scan is returned once.
+        """
         include = self._include(include, GET_INCLUDE_DEFAULT)
         predicate = compile_filter(where)
         if ids is not None:
@@ -418,25 +478,59 @@ class Collection:
             self._check_open()
             if ids:
                 labels = [self._labels[i] for i in ids if i in self._labels]
+                if predicate is not None:
+                    labels = [label for label in labels
+                              if predicate(self._rows[label][2], self._rows[label][1])]
+            elif after is not None:
+                return self._page_by_id(where, predicate, after, offset, limit, include)
             else:
-                labels = list(self._rows.keys())
-            if predicate is not None:
-                labels = [label for label in labels
-                          if predicate(self._rows[label][2], self._rows[label][1])]
+                labels = self._matching(where, predicate)[0].tolist()
             end = None if limit is None or limit == 0 else offset + limit
             return self._select(labels[offset:end], include)
+
+    def _page_by_id(self, where, predicate, after: str, offset: int, limit: int | None,
+                    include: frozenset[str]) -> Records:
+        limit = limit or 1000
+        wanted = offset + limit
+        if where is None:
+            ids = list(self._sorted_ids.islice(self._sorted_ids.bisect_right(after),
+                                               self._sorted_ids.bisect_right(after) + wanted + 1))
+        else:
+            labels = self._matching(where, predicate)[0]
+            if len(labels) * 8 < len(self._labels):  # few matches: sort them
+                matched = sorted(self._rows[label][0] for label in labels.tolist())
+                start = SortedList(matched).bisect_right(after) if matched else 0
+                ids = matched[start:start + wanted + 1]
+            else:  # many matches: walk ids in order, keep the matching ones
+                allowed = set(labels.tolist())
+                ids = []
+                for id_ in self._sorted_ids.irange(after, None, inclusive=(False, True)):
+                    if self._labels[id_] in allowed:
+                        ids.append(id_)
+                        if len(ids) > wanted:
+                            break
+        more = len(ids) > wanted
+        page = ids[offset:wanted]
+        records = self._select([self._labels[i] for i in page], include)
+        records.next_after = page[-1] if more and page else None
+        return records
 
     def count(self, where: Filter | None = None) -> int:
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
-            if predicate is None:
-                return len(self._labels)
-            return sum(1 for _, doc, meta in self._rows.values() if predicate(meta, doc))
+            return len(self._matching(where, predicate)[0]) if where is not None else len(self._labels)
 
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
               include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
         """Nearest records to each query vector (or text, embedded), nearest first."""
+        return self.query_with_plan(queries, n_results, where, include, texts)[0]
+
+    def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
+                        include: Iterable[str] | None = None,
+                        texts: Sequence[str] | None = None) -> tuple[list[Records], Plan]:
+        """``query``, plus the plan that answered it (for ``explain``)."""
+        started = time.perf_counter()
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
         if (queries is None) == (texts is None):
@@ -444,16 +538,18 @@ class Collection:
         if texts is not None:
             if not texts:
                 raise InvalidArgumentError("query_texts: at least one text is required")
+            validation.query_count(len(texts), "query_texts")
             queries = self._embed(texts, "query_texts")
         queries = np.asarray(queries)
         if queries.ndim != 2 or len(queries) == 0:
             raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
+        validation.query_count(len(queries), "query_embeddings")
         queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
                                      [f"query {i}" for i in range(len(queries))], "query_embeddings")
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
-            labels, distances = self._search(queries, n_results, predicate)
+            labels, distances, plan = self._search(queries, n_results, where, predicate)
             results = []
             for row_labels, row_dist in zip(labels, distances):
                 keep = row_labels >= 0
@@ -461,35 +557,36 @@ class Collection:
                 if "distances" in include:
                     records.distances = row_dist[keep]
                 results.append(records)
-            return results
+        plan.elapsed_ms = (time.perf_counter() - started) * 1000
+        return results, plan
 
-    def _search(self, queries: np.ndarray, k: int, predicate) -> tuple[np.ndarray, np.ndarray]:
-        """Returns (labels, distances) of shape (n, k'); label -1 pads short rows."""
-        metric = self.config.metric
-        if predicate is None:
-            candidates = self._live_labels()
-        else:
-            candidates = np.fromiter(
-                (label for label, (_, doc, meta) in self._rows.items() if predicate(meta, doc)),
-                np.int64)
+    def _search(self, queries: np.ndarray, k: int, where, predicate):
+        """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
+        candidates, filter_path = self._matching(where, predicate)
         live = len(self._labels)
         k = min(k, len(candidates))
-        use_index = self._index is not None and live >= self.tuning.exact_threshold and k > 0
-        if use_index and (predicate is None or len(candidates) > self.tuning.exact_filter_limit):
+        has_graph = self._index is not None and live >= self.tuning.exact_threshold
+        strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
+                              self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
+        plan = Plan(strategy, len(candidates), ef, filter_path)
+        if strategy == "hnsw":
             try:
-                return self._index_search(queries, k, candidates if predicate is not None else None, live)
+                allowed = candidates if where is not None else None
+                return (*self._index_search(queries, k, allowed, ef), plan)
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
-        return exact_search(self._vectors, self._sqnorms, candidates, queries, k, metric)
+                plan.strategy, plan.ef = "exact", 0
+        labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
+        return labels, distances, plan
 
-    def _index_search(self, queries, k, allowed, live):
+    def _index_search(self, queries, k, allowed, ef):
         if allowed is None:
-            return self._index.search(queries, k)
-        # Filter matches many records: oversample the graph search by the inverse of the
-        # selectivity, keep matches, and finish any short row exactly.
-        fetch = min(live, int(k * live / len(allowed) * 2) + 10)
-        labels, dist = self._index.search(queries, fetch, ef=max(self.config.hnsw["ef_search"], fetch))
-        mask = np.isin(labels, allowed)
+            return self._index.search(queries, k, ef=ef)
+        # Filter matches many records: oversample the graph search (ef was raised by the
+        # planner), keep the allowed labels, and finish any short row exactly.
+        fetch = min(len(self._labels), max(k, ef // 3))
+        labels, dist = self._index.search(queries, fetch, ef=ef)
+        mask = np.isin(labels, allowed, assume_unique=False)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
         for i in range(len(queries)):
@@ -525,11 +622,20 @@ class Collection:
             self._maybe_compact()
             slots = self._next_label
             records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
-            name, files, index_meta = disk.write_generation(
-                self.fs, self.path, seq, self._vectors[:slots], records, self._index)
+            try:
+                name, files, index_meta = disk.write_generation(
+                    self.fs, self.path, seq, self._vectors[:slots], records, self._index)
+            except OSError as exc:
+                # e.g. ENOSPC: the log still holds every write; free the half-written
+                # generation's space (the MANIFEST does not name it) and report the cause
+                self._discard(self.path / f"gen-{seq:020d}")
+                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
             manifest = {**disk.new_manifest(self.config), "generation": name, "applied_seq": seq,
                         "slots": slots, "files": files, "index": index_meta}
-            disk.write_manifest(self.fs, self.path, manifest)
+            try:
+                disk.write_manifest(self.fs, self.path, manifest)
+            except OSError as exc:  # old or new MANIFEST: both are consistent with the log
+                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
             self._manifest, self._applied_seq = manifest, seq
             self._wal.reset()
             for stale in self.path.glob("gen-*"):
@@ -538,6 +644,13 @@ class Collection:
             self.fs.fsync_dir(self.path)
             log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
             return True
+
+    def _discard(self, path: Path) -> None:
+        try:
+            if path.exists():
+                self.fs.remove_tree(path)
+        except OSError:  # best effort; a stray generation is removed by the next checkpoint
+            log.warning("collection %r: cannot remove %s", self.config.name, path)
 
     def _maybe_compact(self) -> None:
         """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph)."""
@@ -557,9 +670,11 @@ class Collection:
         had_index, self._index = self._index is not None, None
         self._vectors[: len(labels)] = vectors
         self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
+        self._meta_index = MetadataIndex()
         for label, row in enumerate(rows):
             self._labels[row[0]] = label
             self._rows[label] = row
+            self._meta_index.add(label, row[2])
         self._next_label = len(rows)
         if had_index or len(rows) >= self.tuning.exact_threshold:
             self._build_index()

@@ -35,7 +35,7 @@ from vectord.errors import (
 )
 from . import validation
 from .collection import Collection
-from .fsio import REAL, FileSystem
+from .fsio import REAL, FileSystem, storage_error
 from .types import CollectionConfig, EncoderRegistry, Tuning
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,18 @@ class Database:
                                       metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
                                       encoder=identity)
             tmp = self._root / f".tmp-{id_}"
-            collection = Collection.create(self.fs, tmp, config, self.tuning)
-            collection.close(checkpoint=False)
-            self.fs.rename(tmp, self._root / id_)
-            self.fs.fsync_dir(self._root)
+            try:
+                collection = Collection.create(self.fs, tmp, config, self.tuning)
+                collection.close(checkpoint=False)
+                self.fs.rename(tmp, self._root / id_)
+                self.fs.fsync_dir(self._root)
+            except OSError as exc:  # e.g. ENOSPC: nothing was created; free what was written
+                try:
+                    if tmp.exists():
+                        self.fs.remove_tree(tmp)
+                except OSError:  # removed at the next start anyway
+                    pass
+                raise storage_error(exc, f"create collection {name!r}") from exc
             collection = Collection.open(self.fs, self._root / id_, self.tuning)
             collection.encoders = self.encoders
             self._collections[name] = collection

@@ -100,6 +100,19 @@ class FileSystem:
 #: The file system used unless a test passes another.
 REAL = FileSystem()
 
+#: errno values that mean "no space left": the disk or the quota is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_error(exc: OSError, what: str):
+    """The typed error for a failed file operation: RESOURCE_EXHAUSTED when the disk (or
+    quota) is full, FAILED_PRECONDITION for any other I/O error."""
+    from vectord.errors import FailedPreconditionError, ResourceExhaustedError
+
+    if exc.errno in NO_SPACE:
+        return ResourceExhaustedError(f"{what}: disk full ({exc}); free space, then retry")
+    return FailedPreconditionError(f"{what}: I/O error ({exc})")
+
 
 def replace_atomically(fs: FileSystem, path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` so that a crash leaves either the old or the new file:

@@ -44,6 +44,8 @@ class Records:
     documents: list[str | None] | None = None
     metadatas: list[dict[str, Any]] | None = None
     distances: np.ndarray | None = None
+    #: Cursor of the next page (id-ordered pages only); None at the end.
+    next_after: str | None = None
 
 
 @dataclass
@@ -60,8 +62,12 @@ class Tuning:
     #: Below this many live records search is exact and no HNSW graph is built; exact
     #: numpy search beats HNSW up to a few thousand vectors (REFERENCE.md measurements).
     exact_threshold: int = 4096
-    #: A filtered query whose filter matches at most this many records is answered exactly.
-    exact_filter_limit: int = 20_000
+    #: Filtered queries matching at most this many records are always answered exactly;
+    #: above it the planner compares costs (see storage/planner.py).
+    exact_filter_limit: int = 0
+    #: The planner's cost of one unit of graph-search ef, in exact vector comparisons;
+    #: tests set it to 0 to force the graph path whenever a graph exists.
+    graph_cost_per_ef: int = 150
     #: Checkpoint when the log exceeds max(min_bytes, ratio * stored data): the O(N)
     #: rewrite is then amortised to O(1) per written byte.
     checkpoint_min_bytes: int = 32 * 1024 * 1024

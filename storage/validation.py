@@ -172,6 +172,11 @@ def metadatas(values: Sequence[Any], count: int) -> list[dict[str, Any] | None]:
     return list(values)
 
 
+def query_count(count: int, field: str) -> None:
+    if count > limits.MAX_QUERIES:
+        raise InvalidArgumentError(f"{field}: {count} queries, the limit is {limits.MAX_QUERIES} per call")
+
+
 def n_results(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits.MAX_N_RESULTS:
         raise InvalidArgumentError(f"n_results must be in 1..{limits.MAX_N_RESULTS}, got {value!r}")

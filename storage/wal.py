@@ -19,7 +19,7 @@ from typing import Any
 
 from vectord.errors import FailedPreconditionError, ResourceExhaustedError
 from . import framing
-from .fsio import FileSystem
+from .fsio import NO_SPACE, FileSystem
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ class WriteAheadLog:
 
     def check_writable(self) -> None:
         if self._failed is not None:
-            raise FailedPreconditionError(
+            error = ResourceExhaustedError if getattr(self._failed, "errno", None) in NO_SPACE \
+                else FailedPreconditionError
+            raise error(
                 f"log {self.path} failed ({self._failed}); the collection refuses writes "
                 "until the server restarts"
             )
@@ -83,7 +85,7 @@ class WriteAheadLog:
             # A partial frame may be on disk: it is a torn tail that the next open cuts off,
             # but appending after it would bury it mid-log, so refuse further writes.
             self._failed = exc
-            if exc.errno == 28:  # ENOSPC
+            if exc.errno in NO_SPACE:
                 raise ResourceExhaustedError(f"log {self.path}: disk full ({exc})") from exc
             raise FailedPreconditionError(f"log {self.path}: write failed ({exc})") from exc
         self._written = seq
@@ -110,7 +112,8 @@ class WriteAheadLog:
                 self._failed = exc
                 self._syncing = False
                 self._cond.notify_all()
-            raise FailedPreconditionError(
+            error = ResourceExhaustedError if exc.errno in NO_SPACE else FailedPreconditionError
+            raise error(
                 f"log {self.path}: fsync failed ({exc}); the collection refuses writes until "
                 "the server restarts"
             ) from exc
@@ -125,7 +128,13 @@ class WriteAheadLog:
     def reset(self) -> None:
         """Empties the log after a checkpoint made every record in it redundant."""
         self.check_writable()
-        self._fs.truncate(self._fd, 0)
+        try:
+            self._fs.truncate(self._fd, 0)
+        except OSError as exc:  # fsyncgate: the log's state on disk is unknown now
+            self._failed = exc
+            error = ResourceExhaustedError if exc.errno in NO_SPACE else FailedPreconditionError
+            raise error(f"log {self.path}: truncation failed ({exc}); the collection refuses "
+                        "writes until the server restarts") from exc
         self.size_bytes = 0
         with self._cond:
             self._durable = self._written

@@ -25,10 +25,10 @@ from vectord.errors import (  # noqa: E402
     UnavailableError,
     VectordError,
 )
-from vectord.client import Client, Collection  # noqa: E402
+from vectord.client import AsyncClient, AsyncCollection, Client, Collection  # noqa: E402
 
 __all__ = [
-    "AlreadyExistsError", "Client", "Collection", "DataDirectoryLockedError", "DataLossError",
+    "AlreadyExistsError", "AsyncClient", "AsyncCollection", "Client", "Collection", "DataDirectoryLockedError", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError", "InvalidArgumentError",
     "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "UnauthenticatedError",
     "UnavailableError", "VectordError", "__version__",

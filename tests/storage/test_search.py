@@ -29,7 +29,7 @@ def recall(found_ids, truth_rows, ids):
 
 @pytest.fixture
 def db(tmp_path):
-    database = Database(tmp_path / "d", tuning=Tuning(exact_threshold=500, exact_filter_limit=300,
+    database = Database(tmp_path / "d", tuning=Tuning(exact_threshold=500, exact_filter_limit=300, graph_cost_per_ef=0,
                                                      checkpoint_min_bytes=1 << 40))
     yield database
     database.close()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vectord.v1 import types_pb2 as vectord_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/records.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"\xb2\x01\n\x0cWriteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12+\n\tdocuments\x18\x04 \x01(\x0b\x32\x18.vectord.v1.DocumentList\x12+\n\tmetadatas\x18\x05 \x01(\x0b\x32\x18.vectord.v1.MetadataList\":\n\x0c\x44ocumentList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\"4\n\x0cMetadataList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.vectord.v1.Metadata\"S\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\"\x95\x01\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12$\n\x07include\x18\x06 \x01(\x0b\x32\x13.vectord.v1.Include\"\x9b\x01\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\'\n\nembeddings\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x03 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x04 \x03(\x0b\x32\x14.vectord.v1.Metadata\"\xb9\x01\n\x0cQueryRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12\x11\n\tn_results\x18\x03 \x01(\r\x12!\n\x05where\x18\x04 \x01(\x0b\x32\x12.vectord.v1.Filter\x12$\n\x07include\x18\x05 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x13\n\x0bquery_texts\x18\x06 \x03(\t\"9\n\rQueryResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.vectord.v1.QueryResult\"\xae\x01\n\x0bQueryResult\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x11\n\tdistances\x18\x02 \x03(\x02\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x04 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x05 \x03(\x0b\x32\x14.vectord.v1.Metadata\"E\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x05where\x18\x02 \x01(\x0b\x32\x12.vectord.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x32\xaf\x03\n\x07Records\x12\x38\n\x03\x41\x64\x64\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Upsert\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Update\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12<\n\x06\x44\x65lete\x12\x19.vectord.v1.DeleteRequest\x1a\x17.vectord.v1.WriteResult\x12\x36\n\x03Get\x12\x16.vectord.v1.GetRequest\x1a\x17.vectord.v1.GetResponse\x12<\n\x05Query\x12\x18.vectord.v1.QueryRequest\x1a\x19.vectord.v1.QueryResponse\x12<\n\x05\x43ount\x12\x18.vectord.v1.CountRequest\x1a\x19.vectord.v1.CountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/records.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"\xb2\x01\n\x0cWriteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12+\n\tdocuments\x18\x04 \x01(\x0b\x32\x18.vectord.v1.DocumentList\x12+\n\tmetadatas\x18\x05 \x01(\x0b\x32\x18.vectord.v1.MetadataList\":\n\x0c\x44ocumentList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\"4\n\x0cMetadataList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.vectord.v1.Metadata\"S\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\"\xbd\x01\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12$\n\x07include\x18\x06 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x17\n\npage_token\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_page_token\"\xb4\x01\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\'\n\nembeddings\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x03 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x04 \x03(\x0b\x32\x14.vectord.v1.Metadata\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"\xca\x01\n\x0cQueryRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12\x11\n\tn_results\x18\x03 \x01(\r\x12!\n\x05where\x18\x04 \x01(\x0b\x32\x12.vectord.v1.Filter\x12$\n\x07include\x18\x05 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x13\n\x0bquery_texts\x18\x06 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\"^\n\rQueryResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.vectord.v1.QueryResult\x12#\n\x04plan\x18\x02 \x01(\x0b\x32\x15.vectord.v1.QueryPlan\"f\n\tQueryPlan\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x01(\x04\x12\n\n\x02\x65\x66\x18\x03 \x01(\r\x12\x13\n\x0b\x66ilter_path\x18\x04 \x01(\t\x12\x12\n\nelapsed_ms\x18\x05 \x01(\x01\"\xae\x01\n\x0bQueryResult\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x11\n\tdistances\x18\x02 \x03(\x02\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x04 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x05 \x03(\x0b\x32\x14.vectord.v1.Metadata\"E\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x05where\x18\x02 \x01(\x0b\x32\x12.vectord.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x32\xaf\x03\n\x07Records\x12\x38\n\x03\x41\x64\x64\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Upsert\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Update\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12<\n\x06\x44\x65lete\x12\x19.vectord.v1.DeleteRequest\x1a\x17.vectord.v1.WriteResult\x12\x36\n\x03Get\x12\x16.vectord.v1.GetRequest\x1a\x17.vectord.v1.GetResponse\x12<\n\x05Query\x12\x18.vectord.v1.QueryRequest\x1a\x19.vectord.v1.QueryResponse\x12<\n\x05\x43ount\x12\x18.vectord.v1.CountRequest\x1a\x19.vectord.v1.CountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,19 +41,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEREQUEST']._serialized_start=359
   _globals['_DELETEREQUEST']._serialized_end=442
   _globals['_GETREQUEST']._serialized_start=445
-  _globals['_GETREQUEST']._serialized_end=594
-  _globals['_GETRESPONSE']._serialized_start=597
-  _globals['_GETRESPONSE']._serialized_end=752
-  _globals['_QUERYREQUEST']._serialized_start=755
-  _globals['_QUERYREQUEST']._serialized_end=940
-  _globals['_QUERYRESPONSE']._serialized_start=942
-  _globals['_QUERYRESPONSE']._serialized_end=999
-  _globals['_QUERYRESULT']._serialized_start=1002
-  _globals['_QUERYRESULT']._serialized_end=1176
-  _globals['_COUNTREQUEST']._serialized_start=1178
-  _globals['_COUNTREQUEST']._serialized_end=1247
-  _globals['_COUNTRESPONSE']._serialized_start=1249
-  _globals['_COUNTRESPONSE']._serialized_end=1279
-  _globals['_RECORDS']._serialized_start=1282
-  _globals['_RECORDS']._serialized_end=1713
+  _globals['_GETREQUEST']._serialized_end=634
+  _globals['_GETRESPONSE']._serialized_start=637
+  _globals['_GETRESPONSE']._serialized_end=817
+  _globals['_QUERYREQUEST']._serialized_start=820
+  _globals['_QUERYREQUEST']._serialized_end=1022
+  _globals['_QUERYRESPONSE']._serialized_start=1024
+  _globals['_QUERYRESPONSE']._serialized_end=1118
+  _globals['_QUERYPLAN']._serialized_start=1120
+  _globals['_QUERYPLAN']._serialized_end=1222
+  _globals['_QUERYRESULT']._serialized_start=1225
+  _globals['_QUERYRESULT']._serialized_end=1399
+  _globals['_COUNTREQUEST']._serialized_start=1401
+  _globals['_COUNTREQUEST']._serialized_end=1470
+  _globals['_COUNTRESPONSE']._serialized_start=1472
+  _globals['_COUNTRESPONSE']._serialized_end=1502
+  _globals['_RECORDS']._serialized_start=1505
+  _globals['_RECORDS']._serialized_end=1936
 # @@protoc_insertion_point(module_scope)
