@@ -11,7 +11,13 @@ from vectord.storage.types import CollectionInfo, Records, WriteResult
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
-from vectord.wire import metadata_from_proto, metadata_to_proto, value_from_proto, vectors_to_proto
+from vectord.wire import (
+    metadata_from_proto,
+    metadata_to_proto,
+    value_from_proto,
+    vectors_from_proto,
+    vectors_to_proto,
+)
 
 METRIC_TO_PROTO = {"cosine": cpb.COSINE, "l2": cpb.L2, "ip": cpb.IP}
 METRIC_FROM_PROTO = {v: k for k, v in METRIC_TO_PROTO.items()}
@@ -116,8 +122,6 @@ def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
 
 def write_columns(request: rpb.WriteRequest):
     """Returns (ids, embeddings or None, documents or None, metadatas or None)."""
-    from vectord.wire import vectors_from_proto
-
     embeddings = vectors_from_proto(request.embeddings) if request.HasField("embeddings") else None
     documents = ([d.value if d.HasField("value") else None for d in request.documents.values]
                  if request.HasField("documents") else None)

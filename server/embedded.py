@@ -3,6 +3,7 @@ serialisation), on the same files and under the same directory lock as the serve
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from vectord.storage import Database, Tuning
@@ -14,13 +15,9 @@ class InProcessContext:
     """The little of ``grpc.ServicerContext`` that the servicers use."""
 
     def __init__(self, timeout_s: float | None) -> None:
-        import time
-
         self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
 
     def time_remaining(self) -> float | None:
-        import time
-
         return None if self._deadline is None else self._deadline - time.monotonic()
 
 

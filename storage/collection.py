@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -77,7 +76,8 @@ class Collection:
         self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
         self._manifest = manifest
         self._lock = RWLock()
-        self._checkpoint_mutex = threading.Lock()
+        # reentrant: snapshot() holds it across its own checkpoint and the file links
+        self._checkpoint_mutex = threading.RLock()
         dim = config.dim
         self._vectors = np.zeros((16, dim), np.float32)
         self._sqnorms = np.zeros(16, np.float32)
@@ -94,6 +94,11 @@ class Collection:
         self._wal: WriteAheadLog | None = None
         #: Where this collection's encoder is found (set by the Database); see _embed.
         self.encoders: EncoderRegistry | None = None
+        #: Timings read by stats() (the server's metrics collector reads them at scrape time).
+        self.recovery_seconds = 0.0
+        self.checkpoint_count = 0
+        self.checkpoint_seconds_total = 0.0
+        self.compacted_slots_total = 0
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -128,10 +133,15 @@ class Collection:
         manifest = disk.read_manifest(path)
         config = CollectionConfig(**manifest["config"])
         collection = cls(fs, path, config, tuning, manifest)
-        index_path = None
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._load_state(vectors, records, manifest["slots"])
+            if index_path is not None:  # the graph of exactly this generation; replay extends it
+                collection._index = HnswIndex.load(
+                    index_path, config.metric, config.dim, config.hnsw["m"],
+                    config.hnsw["ef_construction"], config.hnsw["ef_search"],
+                    capacity=len(collection._vectors), deleted=manifest["index"]["deleted"],
+                    threads=tuning.index_threads)
         records = WriteAheadLog.read(path / disk.WAL, fs)
         replayed = 0
         for record in records:
@@ -139,18 +149,11 @@ class Collection:
                 collection._apply(record)
                 replayed += 1
         last_seq = max([collection._applied_seq] + [r["seq"] for r in records])
-        if collection._index is None and index_path is not None and replayed == 0:
-            meta = manifest["index"]
-            collection._index = HnswIndex.load(
-                index_path, config.metric, config.dim, config.hnsw["m"],
-                config.hnsw["ef_construction"], config.hnsw["ef_search"],
-                capacity=len(collection._vectors), deleted=meta["deleted"],
-                threads=tuning.index_threads)
-        else:
-            # No saved graph, a damaged one (rebuilt from the verified vectors: the graph is
-            # a derived cache), or one older than the replayed records.
-            collection._maybe_build_index()
+        # No saved graph, or a damaged one: rebuild it from the verified vectors (the graph
+        # is a derived cache), once the collection is large enough to need one.
+        collection._maybe_build_index()
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
+        collection.recovery_seconds = time.monotonic() - started
         log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
                  config.name, config.id, len(collection._labels), replayed, time.monotonic() - started)
         return collection
@@ -476,7 +479,7 @@ class Collection:
             raise InvalidArgumentError(f"limit and offset must not be negative, got {limit}, {offset}")
         with self._lock.read():
             self._check_open()
-            if ids:
+            if ids is not None:
                 labels = [self._labels[i] for i in ids if i in self._labels]
                 if predicate is not None:
                     labels = [label for label in labels
@@ -611,15 +614,21 @@ class Collection:
         threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
         return self._wal.size_bytes > threshold
 
-    def checkpoint(self, force: bool = False) -> bool:
-        """Writes a new generation and truncates the log; returns whether it wrote one."""
+    def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
+        """Writes a new generation and truncates the log; returns whether it wrote one.
+
+        With ``compact``, every deleted slot is compacted away now (not only past the
+        compaction threshold), writing a generation if there was any.
+        """
+        started = time.monotonic()
         with self._checkpoint_mutex, self._lock.write():
             self._check_writable()
             seq = self._wal.last_seq
-            if seq == self._applied_seq and not force:
+            dead = self._next_label - len(self._labels)
+            if seq == self._applied_seq and not force and not (compact and dead):
                 return False
             self._wal.sync()
-            self._maybe_compact()
+            self.compacted_slots_total += self._maybe_compact(force=compact)
             slots = self._next_label
             records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
             try:
@@ -643,6 +652,8 @@ class Collection:
                     self.fs.remove_tree(stale)
             self.fs.fsync_dir(self.path)
             log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
+            self.checkpoint_count += 1
+            self.checkpoint_seconds_total += time.monotonic() - started
             return True
 
     def _discard(self, path: Path) -> None:
@@ -652,14 +663,15 @@ class Collection:
         except OSError:  # best effort; a stray generation is removed by the next checkpoint
             log.warning("collection %r: cannot remove %s", self.config.name, path)
 
-    def _maybe_compact(self) -> None:
-        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph)."""
+    def _maybe_compact(self, force: bool = False) -> int:
+        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph);
+        returns how many were dropped. ``force`` ignores the threshold."""
         dead = self._next_label - len(self._labels)
         if dead == 0:
-            return
-        if self._index is not None and dead < max(self.tuning.compact_min_dead,
-                                                  self.tuning.compact_ratio * self._next_label):
-            return
+            return 0
+        if not force and self._index is not None and dead < max(self.tuning.compact_min_dead,
+                                                                self.tuning.compact_ratio * self._next_label):
+            return 0
         labels = self._live_labels()
         vectors = self._vectors[labels].copy()
         rows = [self._rows[label] for label in labels.tolist()]
@@ -679,6 +691,35 @@ class Collection:
         if had_index or len(rows) >= self.tuning.exact_threshold:
             self._build_index()
         log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
+        return dead
 
-    def describe_config(self) -> dict[str, Any]:
-        return asdict(self.config)
+    # ------------------------------------------------------------------ operations
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes for monitoring; cheap, no lock (values may be a moment old)."""
+        disk_bytes = 0
+        for path in list(self.path.rglob("*")):
+            try:
+                if path.is_file():
+                    disk_bytes += path.stat().st_size
+            except OSError:  # removed by a concurrent checkpoint
+                pass
+        return {"records": len(self._labels), "slots": self._next_label,
+                "deleted_slots": self._next_label - len(self._labels),
+                "wal_bytes": self._wal.size_bytes if self._wal is not None else 0,
+                "disk_bytes": disk_bytes, "seq": self._wal.last_seq if self._wal is not None else 0,
+                "recovery_seconds": self.recovery_seconds, "checkpoints": self.checkpoint_count,
+                "checkpoint_seconds_total": self.checkpoint_seconds_total,
+                "compacted_slots_total": self.compacted_slots_total}
+
+    def snapshot(self, link) -> dict[str, Any]:
+        """A point-in-time copy: checkpoints (if the log holds anything), then, under the
+        checkpoint mutex (no other checkpoint may replace the generation meanwhile) and the
+        read lock, calls ``link(collection_dir, manifest)`` to link or copy the generation's
+        files and MANIFEST. Returns the manifest that was captured."""
+        with self._checkpoint_mutex:
+            self.checkpoint(force=self._manifest["generation"] is None)
+            with self._lock.read():
+                self._check_open()
+                manifest = self._manifest
+                link(self.path, manifest)
+                return manifest
