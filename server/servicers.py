@@ -134,7 +134,9 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
                                          model=_model_info(model, self._registry().default))
 
     def ListModels(self, request, context) -> encoder_pb2.ListModelsResponse:
-        registry = self._registry()
+        registry = self.db.encoders
+        if registry is None:  # the encoder runtime is not installed: no models, not an error
+            return encoder_pb2.ListModelsResponse()
         return encoder_pb2.ListModelsResponse(
             models=[_model_info(registry.get(name), registry.default) for name in registry.names()])
 
@@ -156,7 +158,60 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             collection_count=len(self.db.list_collections()))
 
     def Checkpoint(self, request, context) -> admin_pb2.CheckpointResponse:
-        return admin_pb2.CheckpointResponse(checkpointed=self.db.checkpoint(request.collection or None))
+        targets = [self.db.get_collection(request.collection)] if request.collection else self.db.list_collections()
+        before = sum(c.compacted_slots_total for c in targets)
+        checkpointed = self.db.checkpoint(request.collection or None, compact=request.compact)
+        return admin_pb2.CheckpointResponse(
+            checkpointed=checkpointed, compacted_slots=sum(c.compacted_slots_total for c in targets) - before)
+
+    # snapshots: the engine does the work (storage/snapshots.py); these translate
+    def CreateSnapshot(self, request, context) -> admin_pb2.SnapshotInfo:
+        if not request.collection:
+            raise InvalidArgumentError("collection: the collection to snapshot is required")
+        return _snapshot_info(self.db.create_snapshot(request.collection, request.name or None))
+
+    def ListSnapshots(self, request, context) -> admin_pb2.ListSnapshotsResponse:
+        return admin_pb2.ListSnapshotsResponse(snapshots=[_snapshot_info(i) for i in self.db.list_snapshots()])
+
+    def DownloadSnapshot(self, request, context):
+        from vectord.storage import snapshots
+
+        directory = snapshots.path_of(self.db, request.name)  # raises before the stream starts
+        return (admin_pb2.SnapshotChunk(path=path, offset_bytes=offset, data=data, file_size_bytes=size)
+                for path, offset, data, size in snapshots.read_chunks(directory))
+
+    def RestoreSnapshot(self, request_iterator, context) -> admin_pb2.RestoreSnapshotResponse:
+        from vectord.storage import snapshots
+
+        messages = iter(request_iterator)
+        first = next(messages, None)
+        if first is None:
+            raise InvalidArgumentError("RestoreSnapshot: the stream is empty")
+        if first.snapshot:
+            if first.HasField("chunk"):
+                raise InvalidArgumentError("RestoreSnapshot: give a snapshot name or upload files, not both")
+            collection = self.db.restore_snapshot(first.snapshot, first.collection or None, first.replace)
+        else:
+            upload = snapshots.Upload(self.db)
+            try:
+                for message in _chain(first, messages):
+                    if message.HasField("chunk"):
+                        upload.add(message.chunk.path, message.chunk.offset_bytes, message.chunk.data)
+                collection = self.db.restore_snapshot(upload.directory, first.collection or None, first.replace)
+            finally:
+                upload.discard()
+        return admin_pb2.RestoreSnapshotResponse(collection=collection.name, record_count=collection.info().count)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _snapshot_info(info: dict) -> admin_pb2.SnapshotInfo:
+    return admin_pb2.SnapshotInfo(name=info["name"], collection=info["collection"],
+                                  created_at_ms=info["created_at_ms"], record_count=info["record_count"],
+                                  seq=info["seq"], size_bytes=info["size_bytes"], dim=info["dim"])
 
 
 def servicers(database: Database) -> dict[str, object]:
