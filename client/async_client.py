@@ -91,6 +91,7 @@ class AsyncClient:
         if address is not None:
             self._transport: Any = _AioTransport(address, api_key, tls_credentials(tls, tls_ca, tls_cert, tls_key))
         else:
+            assert path is not None  # exactly one of address and path, checked above
             self._transport = _AioInProcess(path)
 
     async def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:

@@ -63,8 +63,9 @@ class Client:
         self.timeout = timeout
         if address is not None:
             credentials = tls_credentials(tls, tls_ca, tls_cert, tls_key)
-            self._transport = GrpcTransport(address, api_key, credentials)
+            self._transport: GrpcTransport | InProcessTransport = GrpcTransport(address, api_key, credentials)
         else:
+            assert path is not None  # exactly one of address and path, checked above
             self._transport = InProcessTransport(path)
 
     def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:

@@ -56,13 +56,22 @@ class RunningServer:
         self.server.stop(grace_s).wait()
 
 
-def create_server(settings: Settings, database: Database) -> RunningServer:
-    """Starts a server on ``settings.host:settings.port`` (port 0 picks a free one)."""
+def create_server(settings: Settings, database: Database, metrics=None) -> RunningServer:
+    """Starts a server on ``settings.host:settings.port`` (port 0 picks a free one).
+
+    With ``metrics`` (a ``server.metrics.Metrics``), its interceptor goes outermost, so it
+    sees the final status of every call, auth refusals included.
+    """
     keys = load_api_keys(settings)  # before anything listens: a bad keys file stops the start
     credentials = _server_credentials(settings)
+    interceptors = [AuthInterceptor(keys), ErrorInterceptor()]  # auth first: no key, no work
+    if metrics is not None:
+        from .metrics import MetricsInterceptor
+
+        interceptors.insert(0, MetricsInterceptor(metrics))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="vectord-rpc"),
-        interceptors=[AuthInterceptor(keys), ErrorInterceptor()],  # auth first: no key, no work
+        interceptors=interceptors,
         options=CHANNEL_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

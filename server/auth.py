@@ -60,6 +60,8 @@ READ_METHODS = frozenset({
     "vectord.v1.Records/Query",
     "vectord.v1.Records/Count",
     "vectord.v1.Admin/GetServerInfo",
+    "vectord.v1.Admin/ListSnapshots",
+    "vectord.v1.Admin/DownloadSnapshot",  # reads a snapshot's files; CreateSnapshot and RestoreSnapshot write
     "vectord.v1.Encoder/Embed",
     "vectord.v1.Encoder/ListModels",
 })

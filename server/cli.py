@@ -1,6 +1,8 @@
 """The `vectord` command.
 
-    vectord serve [--data-dir ./vectord-data] [--host 127.0.0.1] [--port 50051]
+    vectord serve [--config vectord.toml] [--data-dir ./vectord-data] [--host 127.0.0.1] [--port 50051]
+    vectord serve --print-config          # the effective settings (secrets masked), then exit
+    vectord collections|import|export|snapshot|compact|query ...   (server/commands/)
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, in-flight calls get the grace period to
 finish, every collection writes a final checkpoint, the data directory is unlocked, and the
@@ -26,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vectord {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--config", help="TOML settings file (env VECTORD_CONFIG); the environment "
+                       "and flags override it")
+    serve.add_argument("--print-config", action="store_true",
+                       help="print the effective settings (secrets masked) and exit")
     serve.add_argument("--data-dir", help="data directory (default ./vectord-data; env VECTORD_DATA_DIR)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1; env VECTORD_HOST)")
     serve.add_argument("--port", type=int, help="listen port, 0 for any free one (default 50051; env VECTORD_PORT)")
@@ -34,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                        "RESOURCE_EXHAUSTED (env VECTORD_MAX_CONCURRENT_RPCS)")
     serve.add_argument("--grace-period-s", type=float, help="shutdown grace for in-flight calls (env VECTORD_GRACE_PERIOD_S)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env VECTORD_LOG_LEVEL)")
+    serve.add_argument("--log-format", choices=["text", "json"],
+                       help="log lines on stderr: text (default) or json (env VECTORD_LOG_FORMAT)")
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics over HTTP on this port, "
+                       "same host as gRPC; 0 = any free one; off by default (env VECTORD_METRICS_PORT)")
     # security (README "Security"); keys themselves only from a file or the environment, never argv
     serve.add_argument("--api-keys-file", help="API keys, one 'rw:<key>' or 'ro:<key>' a line "
                        "(env VECTORD_API_KEYS_FILE; also VECTORD_API_KEY, VECTORD_READONLY_API_KEY)")
@@ -45,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--data-dir", default="./vectord-data", help="data directory (default ./vectord-data)")
     verify.add_argument("--repair", action="store_true",
                         help="rebuild damaged index files from the stored vectors (new checkpoint)")
+    from .commands import register_all
+
+    register_all(sub)
     return parser
 
 
@@ -76,29 +89,54 @@ def serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     try:
-        settings = Settings.load(data_dir=args.data_dir, host=args.host, port=args.port,
+        settings = Settings.load(config=args.config, data_dir=args.data_dir, host=args.host, port=args.port,
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
-                                 log_level=args.log_level, api_keys_file=args.api_keys_file,
+                                 log_level=args.log_level, log_format=args.log_format,
+                                 metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
                                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
     except ValidationError as exc:  # one line per bad setting, naming it; no traceback
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             print(f"vectord: invalid setting {where}: {error['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except VectordError as exc:  # an unreadable or malformed config file
+        print(f"vectord: {exc.message}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        from .commands.common import print_settings
+
+        print_settings(settings.effective())
+        return 0
+    from . import logs
+
+    logs.configure(settings.log_level, settings.log_format)
     tuning = Tuning()
     if settings.index_threads:
         tuning.index_threads = settings.index_threads
+    metrics = None
+    if settings.metrics_port is not None:
+        from .metrics import Metrics
+
+        metrics = Metrics()
     try:
         encoders = _load_encoders(settings)
+        if encoders is not None and metrics is not None:
+            from .metrics import MeteredEncoders
+
+            encoders = MeteredEncoders(encoders, metrics)
         database = Database(settings.data_dir, tuning=tuning, encoders=encoders)
     except VectordError as exc:
         log.error("%s", exc.message)
         return 1
     try:
-        running = create_server(settings, database)
+        metrics_port = None
+        if metrics is not None:
+            from .metrics import EngineCollector
+
+            metrics.registry.register(EngineCollector(database))
+            metrics_port = metrics.serve(settings.host, settings.metrics_port)
+        running = create_server(settings, database, metrics=metrics)
     except Exception as exc:
         log.error("cannot start the server: %s", exc)
         database.close()
@@ -121,6 +159,9 @@ def serve(args: argparse.Namespace) -> int:
     for name, why in database.damaged_collections().items():
         log.error("collection %r is not served: %s", name, why)
     # One machine-readable line on stdout, so scripts and tests learn the bound port.
+    if metrics_port is not None:
+        log.info("Prometheus metrics on http://%s:%d/metrics", settings.host, metrics_port)
+        print(f"vectord metrics on {settings.host}:{metrics_port}", flush=True)
     print(f"vectord listening on {settings.host}:{running.port}", flush=True)
     log.info("vectord %s listening on %s:%d (data dir %s)", __version__, settings.host, running.port, database.path)
     while not stop.wait(0.5):
@@ -151,6 +192,8 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "func", None) is not None:  # the client commands (server/commands/)
+        return args.func(args)
     if args.command == "serve":
         return serve(args)
     if args.command == "verify":

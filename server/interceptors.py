@@ -39,10 +39,16 @@ def _tolerant(deserializer):
 class ErrorInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # streaming rpcs (reflection) handle their own errors
-        inner = handler.unary_unary
+        if handler is None:
+            return None
         method = handler_call_details.method
+        if handler.unary_stream is not None and method.startswith("/vectord."):
+            return _unary_stream(handler, method)
+        if handler.stream_unary is not None and method.startswith("/vectord."):
+            return _stream_unary(handler, method)
+        if handler.unary_unary is None:
+            return handler  # other streaming rpcs (reflection, health) handle their own errors
+        inner = handler.unary_unary
 
         def call(request, context):
             if isinstance(request, _Undecodable):
@@ -59,3 +65,55 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer)
+
+
+def _abort_for(exc: Exception, method: str, context) -> None:
+    if isinstance(exc, VectordError):
+        context.abort(grpc.StatusCode[exc.status], exc.message)
+    log.error("unexpected error in %s", method, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} (see server log)")
+
+
+def _unary_stream(handler, method: str) -> grpc.RpcMethodHandler:
+    """vectord's server-streaming rpcs (Admin.DownloadSnapshot): errors raised before or
+    while streaming become their status codes, as for unary rpcs."""
+    inner = handler.unary_stream
+
+    def call(request, context):
+        if isinstance(request, _Undecodable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"{method}: the request is not a valid protobuf message ({request.error})")
+        try:
+            yield from inner(request, context)
+        except Exception as exc:
+            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
+                _abort_for(exc, method, context)
+            raise
+
+    return grpc.unary_stream_rpc_method_handler(
+        call, request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer)
+
+
+def _stream_unary(handler, method: str) -> grpc.RpcMethodHandler:
+    """vectord's client-streaming rpcs (Admin.RestoreSnapshot), mapped like unary ones."""
+    inner = handler.stream_unary
+
+    def messages(request_iterator, context):
+        for request in request_iterator:
+            if isinstance(request, _Undecodable):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"{method}: a message is not a valid protobuf message ({request.error})")
+            yield request
+
+    def call(request_iterator, context):
+        try:
+            return inner(messages(request_iterator, context), context)
+        except Exception as exc:
+            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
+                _abort_for(exc, method, context)
+            raise
+
+    return grpc.stream_unary_rpc_method_handler(
+        call, request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer)

@@ -1,11 +1,29 @@
-"""Server settings: defaults < environment (``VECTORD_*``) < command-line flags."""
+"""Server settings: defaults < config file (TOML) < environment (``VECTORD_*``) < flags.
+
+The config file is named by ``--config`` or ``VECTORD_CONFIG``; its keys are the field
+names below, at the top level (or under a ``[vectord]`` table)::
+
+    data_dir = "/var/lib/vectord"
+    port = 50051
+    log_format = "json"
+    metrics_port = 9464
+"""
 
 from __future__ import annotations
 
+import contextvars
+import os
+import tomllib
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vectord.errors import InvalidArgumentError
+
+#: The config file that Settings.load reads (a context variable, so loads do not race).
+_CONFIG_FILE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("vectord_config", default=None)
 
 
 class Settings(BaseSettings):
@@ -23,6 +41,9 @@ class Settings(BaseSettings):
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
     encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field("text", description="'text' lines, or 'json' (one object a line)")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; unset = off, 0 = any free one")
     # security (server/auth.py, README "Security"); no keys configured = open (loopback use)
     api_keys_file: Path | None = Field(None, description="file of API keys, one 'rw:<key>' or 'ro:<key>' a line")
     api_key: SecretStr | None = Field(None, description="one read-write API key (env VECTORD_API_KEY only)")
@@ -42,6 +63,56 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def load(cls, **flags) -> "Settings":
-        """Builds settings from the environment, overridden by the flags that were given."""
-        return cls(**{key: value for key, value in flags.items() if value is not None})
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        """Flags (init) > environment > config file > defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        values = _CONFIG_FILE.get()
+        if values:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=values))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: str | os.PathLike | None = None, **flags) -> "Settings":
+        """Builds settings from the config file (``config``, else ``VECTORD_CONFIG``), the
+        environment, and the flags that were given, each overriding the one before.
+
+        Raises:
+            InvalidArgumentError: the config file cannot be read or is not valid TOML.
+            pydantic.ValidationError: a bad or unknown setting (named in the error).
+        """
+        path = config or os.environ.get("VECTORD_CONFIG") or None
+        values = read_config_file(path) if path else None
+        token = _CONFIG_FILE.set(values)
+        try:
+            return cls(**{key: value for key, value in flags.items() if value is not None})
+        finally:
+            _CONFIG_FILE.reset(token)
+
+    def effective(self) -> dict[str, Any]:
+        """Every setting's effective value, secrets masked, paths as strings (for --print-config)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********"
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings in a TOML file: top-level keys, or those of a ``[vectord]`` table."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgumentError(f"config file {path} is not valid TOML: {exc}") from None
+    if isinstance(data.get("vectord"), dict) and len(data) == 1:
+        data = data["vectord"]
+    return data

@@ -627,6 +627,11 @@ class Collection:
             dead = self._next_label - len(self._labels)
             if seq == self._applied_seq and not force and not (compact and dead):
                 return False
+            if seq == self._applied_seq and self._manifest["generation"] is not None:
+                # Forced (or compacting) with nothing new in the log: the new generation
+                # needs a new name, since gen-<seq> is the one the MANIFEST names and
+                # rewriting it in place would not survive a crash. A no-op record moves seq on.
+                seq = self._log_and_apply({"op": "delete", "ids": []})
             self._wal.sync()
             self.compacted_slots_total += self._maybe_compact(force=compact)
             slots = self._next_label

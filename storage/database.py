@@ -104,8 +104,10 @@ class Database:
             collection.encoders = self.encoders
             self._collections[collection.name] = collection
         self.fs.fsync_dir(self._root)
+        #: How long opening the data directory took (read by the server's metrics).
+        self.recovery_seconds = time.monotonic() - started
         log.info("data directory %s: %d collections recovered (%d damaged) in %.3f s", self.path,
-                 len(self._collections), len(self._damaged), time.monotonic() - started)
+                 len(self._collections), len(self._damaged), self.recovery_seconds)
 
     @staticmethod
     def _name_of_damaged(entry: Path) -> str:
@@ -258,7 +260,51 @@ class Database:
         self.fs.fsync_dir(self._root)
         self.fs.remove_tree(trash)
 
-    def checkpoint(self, name: str | None = None) -> int:
-        """Checkpoints one collection, or all; returns how many wrote a new generation."""
+    def checkpoint(self, name: str | None = None, compact: bool = False) -> int:
+        """Checkpoints one collection, or all; returns how many wrote a new generation.
+
+        With ``compact``, every deleted slot is compacted away now (see Collection.checkpoint).
+        """
         targets = [self.get_collection(name)] if name else self.list_collections()
-        return sum(1 for collection in targets if collection.checkpoint())
+        return sum(1 for collection in targets if collection.checkpoint(compact=compact))
+
+    # ------------------------------------------------------------------ snapshots (storage/snapshots.py)
+    def create_snapshot(self, collection: str, name: str | None = None) -> dict[str, Any]:
+        """Takes an online, point-in-time snapshot of a collection; returns its info."""
+        from . import snapshots
+
+        return snapshots.create(self, collection, name)
+
+    def list_snapshots(self) -> list[dict[str, Any]]:
+        from . import snapshots
+
+        return snapshots.list_snapshots(self)
+
+    def restore_snapshot(self, source: str | Path, collection: str | None = None,
+                         replace: bool = False) -> Collection:
+        """Restores a snapshot (a name under snapshots/, or a directory path) as a collection."""
+        from . import snapshots
+
+        directory = source if isinstance(source, Path) else snapshots.path_of(self, source)
+        return snapshots.restore(self, directory, collection, replace)
+
+    def adopt_collection(self, tmp: Path, id_: str, name: str, replace: bool = False) -> Collection:
+        """Moves a complete, verified collection directory ``tmp`` into place as ``name``
+        (replacing a collection of that name when ``replace``), and serves it."""
+        with self._mutex:
+            self._check_open()
+            existing = self._collections.get(name)
+            if existing is not None:
+                if not replace:
+                    self.fs.remove_tree(tmp)
+                    raise AlreadyExistsError(f"collection {name!r} already exists")
+                self._collections.pop(name)
+                existing.close(checkpoint=False)
+                self._remove_dir(existing.path)
+            self._damaged.pop(name, None)
+            self.fs.rename(tmp, self._root / id_)
+            self.fs.fsync_dir(self._root)
+            collection = Collection.open(self.fs, self._root / id_, self.tuning)
+            collection.encoders = self.encoders
+            self._collections[name] = collection
+            return collection

@@ -73,6 +73,7 @@ def start_server(data_dir: str | Path, *extra: str, env: dict[str, str] | None =
         [sys.executable, "-m", "vectord", "serve", "--data-dir", str(data_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=stderr, env={**os.environ, **(env or {})}, text=True)
     stderr.close()
+    assert proc.stdout is not None  # stdout=PIPE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -40,7 +40,7 @@ def vectors_from_proto(msg: pb.Vectors, field: str = "embeddings") -> np.ndarray
 def value_to_proto(value: Any, path: str = "metadata") -> pb.Value:
     """Converts a Python metadata value into a typed ``Value``."""
     if value is None:
-        return pb.Value(null_value=0)
+        return pb.Value(null_value="NULL_VALUE")  # google.protobuf.NullValue, by name
     if isinstance(value, (bool, np.bool_)):
         return pb.Value(bool_value=bool(value))
     if isinstance(value, (int, np.integer)):

@@ -141,3 +141,23 @@ def test_a_second_owner_fails_fast(tmp_path):
         with pytest.raises(DataDirectoryLockedError, match="in use by another vectord process"):
             Database(tmp_path / "d", tuning=TUNING)
     Database(tmp_path / "d", tuning=TUNING).close()  # released on close
+
+
+def test_a_forced_checkpoint_never_rewrites_the_generation_the_manifest_names(tmp_path, monkeypatch):
+    """Regression: checkpoint(force=True) with an empty log rewrote gen-<seq> in place, so
+    a crash in that window left the MANIFEST naming a half-written generation."""
+    from vectord.storage import checkpoint as disk
+
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add(["a"], VECTORS[:1])
+        col.checkpoint()
+        named = col._manifest["generation"]
+        written = []
+        real = disk.write_generation
+        monkeypatch.setattr(disk, "write_generation",
+                            lambda fs, path, seq, *a: written.append(f"gen-{seq:020d}") or real(fs, path, seq, *a))
+        assert col.checkpoint(force=True)
+        assert written and written[0] != named
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        assert db.get_collection("c").count() == 1

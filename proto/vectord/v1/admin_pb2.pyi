@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -23,13 +25,91 @@ class ServerInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., max_message_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., collection_count: _Optional[int] = ...) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("collection",)
+    __slots__ = ("collection", "compact")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_FIELD_NUMBER: _ClassVar[int]
     collection: str
-    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+    compact: bool
+    def __init__(self, collection: _Optional[str] = ..., compact: _Optional[bool] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
-    __slots__ = ("checkpointed",)
+    __slots__ = ("checkpointed", "compacted_slots")
     CHECKPOINTED_FIELD_NUMBER: _ClassVar[int]
+    COMPACTED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     checkpointed: int
-    def __init__(self, checkpointed: _Optional[int] = ...) -> None: ...
+    compacted_slots: int
+    def __init__(self, checkpointed: _Optional[int] = ..., compacted_slots: _Optional[int] = ...) -> None: ...
+
+class CreateSnapshotRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SnapshotInfo(_message.Message):
+    __slots__ = ("name", "collection", "created_at_ms", "record_count", "seq", "size_bytes", "dim")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    collection: str
+    created_at_ms: int
+    record_count: int
+    seq: int
+    size_bytes: int
+    dim: int
+    def __init__(self, name: _Optional[str] = ..., collection: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., record_count: _Optional[int] = ..., seq: _Optional[int] = ..., size_bytes: _Optional[int] = ..., dim: _Optional[int] = ...) -> None: ...
+
+class ListSnapshotsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSnapshotsResponse(_message.Message):
+    __slots__ = ("snapshots",)
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[SnapshotInfo]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotInfo, _Mapping]]] = ...) -> None: ...
+
+class DownloadSnapshotRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("path", "offset_bytes", "data", "file_size_bytes")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FILE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    offset_bytes: int
+    data: bytes
+    file_size_bytes: int
+    def __init__(self, path: _Optional[str] = ..., offset_bytes: _Optional[int] = ..., data: _Optional[bytes] = ..., file_size_bytes: _Optional[int] = ...) -> None: ...
+
+class RestoreSnapshotRequest(_message.Message):
+    __slots__ = ("snapshot", "collection", "replace", "chunk")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    snapshot: str
+    collection: str
+    replace: bool
+    chunk: SnapshotChunk
+    def __init__(self, snapshot: _Optional[str] = ..., collection: _Optional[str] = ..., replace: _Optional[bool] = ..., chunk: _Optional[_Union[SnapshotChunk, _Mapping]] = ...) -> None: ...
+
+class RestoreSnapshotResponse(_message.Message):
+    __slots__ = ("collection", "record_count")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    record_count: int
+    def __init__(self, collection: _Optional[str] = ..., record_count: _Optional[int] = ...) -> None: ...

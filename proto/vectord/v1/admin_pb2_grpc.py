@@ -45,6 +45,26 @@ class AdminStub:
                 request_serializer=vectord_dot_v1_dot_admin__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=vectord_dot_v1_dot_admin__pb2.CheckpointResponse.FromString,
                 _registered_method=True)
+        self.CreateSnapshot = channel.unary_unary(
+                '/vectord.v1.Admin/CreateSnapshot',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.CreateSnapshotRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.SnapshotInfo.FromString,
+                _registered_method=True)
+        self.ListSnapshots = channel.unary_unary(
+                '/vectord.v1.Admin/ListSnapshots',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.ListSnapshotsRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.ListSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.DownloadSnapshot = channel.unary_stream(
+                '/vectord.v1.Admin/DownloadSnapshot',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.DownloadSnapshotRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.SnapshotChunk.FromString,
+                _registered_method=True)
+        self.RestoreSnapshot = channel.stream_unary(
+                '/vectord.v1.Admin/RestoreSnapshot',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -66,6 +86,39 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSnapshot(self, request, context):
+        """Takes an online, point-in-time snapshot of one collection: a checkpoint, then its
+        files linked (or copied) into <data dir>/snapshots/<name>/ under the collection's lock.
+        Writes that return before the call starts are in it; later ones are not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSnapshots(self, request, context):
+        """Lists the snapshots in the server's data directory, ordered by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadSnapshot(self, request, context):
+        """Streams the files of one snapshot (MANIFEST, SNAPSHOT, gen-*/...), in chunks of at
+        most 1 MiB, each file's chunks in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreSnapshot(self, request_iterator, context):
+        """Restores a snapshot into a collection: either one already in the server's data
+        directory (the first message names it) or one uploaded as the stream of its files.
+        The files are verified (sha256) before the collection is served.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +131,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Checkpoint,
                     request_deserializer=vectord_dot_v1_dot_admin__pb2.CheckpointRequest.FromString,
                     response_serializer=vectord_dot_v1_dot_admin__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'CreateSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSnapshot,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.CreateSnapshotRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.SnapshotInfo.SerializeToString,
+            ),
+            'ListSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSnapshots,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.ListSnapshotsRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'DownloadSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadSnapshot,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.DownloadSnapshotRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.SnapshotChunk.SerializeToString,
+            ),
+            'RestoreSnapshot': grpc.stream_unary_rpc_method_handler(
+                    servicer.RestoreSnapshot,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +208,114 @@ class Admin:
             '/vectord.v1.Admin/Checkpoint',
             vectord_dot_v1_dot_admin__pb2.CheckpointRequest.SerializeToString,
             vectord_dot_v1_dot_admin__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Admin/CreateSnapshot',
+            vectord_dot_v1_dot_admin__pb2.CreateSnapshotRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.SnapshotInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Admin/ListSnapshots',
+            vectord_dot_v1_dot_admin__pb2.ListSnapshotsRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vectord.v1.Admin/DownloadSnapshot',
+            vectord_dot_v1_dot_admin__pb2.DownloadSnapshotRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.SnapshotChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreSnapshot(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/vectord.v1.Admin/RestoreSnapshot',
+            vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

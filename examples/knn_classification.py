@@ -1,0 +1,112 @@
+"""kNN text classification: label new texts by the labels of their nearest labelled neighbours.
+
+    python examples/knn_classification.py [--path DIR | --address HOST:PORT] [--vectors]
+
+A collection holds labelled examples (the label in metadata). To classify a text, query its
+k nearest examples and take a vote weighted by similarity. Adding examples improves the
+classifier at once: no training step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from common import builtin_encoder, describe, open_client, parse_args, toy_embed
+
+K = 5
+
+TRAINING = {
+    "sports": [
+        "The striker scored twice and the team won the football match.",
+        "She ran the marathon in under three hours and set a personal best.",
+        "The tennis final went to five sets before the champion won.",
+        "Our basketball team lost the game in the last second.",
+        "The coach picked a new goalkeeper for the next match.",
+        "He won a gold medal in swimming at the championship.",
+    ],
+    "weather": [
+        "Heavy rain and strong wind are expected tonight.",
+        "The forecast says sunny skies and warm temperatures all week.",
+        "Snow fell overnight and the roads are icy this morning.",
+        "A thunderstorm warning is in effect until the evening.",
+        "Fog will clear by noon, then clouds and light rain.",
+        "It was the hottest summer day on record, with temperatures above forty degrees.",
+    ],
+    "cooking": [
+        "Simmer the tomato sauce with garlic and basil for twenty minutes.",
+        "Knead the bread dough and let it rise before baking.",
+        "Whisk the eggs with sugar, then fold in the flour for the cake.",
+        "Roast the chicken in the oven with lemon and thyme.",
+        "Chop the onions finely and fry them in butter until golden.",
+        "Season the soup with salt and pepper before serving.",
+    ],
+    "technology": [
+        "The new phone has a faster processor and a better camera.",
+        "Update your laptop software to fix the security bug.",
+        "The app crashes when the network connection drops.",
+        "Cloud servers store the backup of the database every night.",
+        "The company released an open source library for machine learning.",
+        "Restart the router if the wifi connection is slow.",
+    ],
+}
+
+TESTS = [
+    ("The goalkeeper saved a penalty and the team won the match.", "sports"),
+    ("She won the swimming race at the championship.", "sports"),
+    ("Expect rain and wind with a chance of thunderstorm tonight.", "weather"),
+    ("Sunny and warm temperatures are in the forecast for the weekend.", "weather"),
+    ("Bake the cake in the oven after you whisk the eggs and sugar.", "cooking"),
+    ("Fry the garlic in butter and add it to the tomato sauce.", "cooking"),
+    ("The laptop crashes after the software update.", "technology"),
+    ("The phone lost its wifi connection to the network.", "technology"),
+]
+
+
+def vote(labels: list[str], distances: list[float]) -> str:
+    """Similarity-weighted majority among the neighbours (cosine distance = 1 - cos)."""
+    scores: Counter[str] = Counter()
+    for label, distance in zip(labels, distances):
+        scores[label] += max(1.0 - distance, 0.0) + 1e-6
+    return scores.most_common(1)[0][0]
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    with open_client(args) as client:
+        model = builtin_encoder(client, args)
+        print(describe(model))
+        if "labelled" in [c.name for c in client.list_collections()]:
+            client.delete_collection("labelled")
+        ids, texts, metadatas = [], [], []
+        for label, examples in TRAINING.items():
+            for i, text in enumerate(examples):
+                ids.append(f"{label}-{i}")
+                texts.append(text)
+                metadatas.append({"label": label})
+        if model:
+            labelled = client.create_collection("labelled")
+            labelled.add(ids=ids, documents=texts, metadatas=metadatas)
+        else:
+            labelled = client.create_collection("labelled", dim=toy_embed(["x"]).shape[1])
+            labelled.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
+        per_label = {label: labelled.count(where={"label": label}) for label in TRAINING}
+        print(f"labelled examples: {per_label}")
+
+        queries = [text for text, _ in TESTS]
+        if model:
+            hits = labelled.query(query_texts=queries, n_results=K, include=["metadatas", "distances"])
+        else:
+            hits = labelled.query(query_embeddings=toy_embed(queries), n_results=K,
+                                  include=["metadatas", "distances"])
+        correct = 0
+        for (text, expected), metas, distances in zip(TESTS, hits["metadatas"], hits["distances"]):
+            predicted = vote([m["label"] for m in metas], distances)
+            correct += predicted == expected
+            mark = "ok" if predicted == expected else f"WRONG, expected {expected}"
+            print(f"{predicted:<10} <- {text}  ({mark})")
+        print(f"accuracy: {correct}/{len(TESTS)}")
+        client.delete_collection("labelled")
+
+
+if __name__ == "__main__":
+    main()

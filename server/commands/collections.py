@@ -1,0 +1,75 @@
+"""`vectord collections list|create|info|delete`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import add_connection_args, command, connect, parse_json, print_table
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("collections", help="list, create, describe or delete collections")
+    actions = parser.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("list", help="every collection: name, dim, metric, records, encoder")
+    add_connection_args(p)
+    p.set_defaults(func=list_command)
+    p = actions.add_parser("create", help="create a collection")
+    p.add_argument("name")
+    p.add_argument("--dim", type=int, help="vector dimension (omit with --encoder)")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"])
+    p.add_argument("--encoder", help="built-in model that embeds documents and query texts ('default')")
+    p.add_argument("--hnsw", help='index parameters as JSON, e.g. \'{"m": 16, "ef_search": 64}\'')
+    p.add_argument("--metadata", help="the collection's own metadata, as a JSON object")
+    p.add_argument("--get-or-create", action="store_true", help="succeed if it exists with the same settings")
+    add_connection_args(p)
+    p.set_defaults(func=create_command)
+    p = actions.add_parser("info", help="one collection's settings and record count, as JSON")
+    p.add_argument("name")
+    add_connection_args(p)
+    p.set_defaults(func=info_command)
+    p = actions.add_parser("delete", help="delete a collection and its files")
+    p.add_argument("name")
+    add_connection_args(p)
+    p.set_defaults(func=delete_command)
+
+
+def describe(collection) -> dict:
+    return {"name": collection.name, "dim": collection.dim, "metric": collection.metric,
+            "count": collection.count(), "metadata": collection.metadata,
+            "encoder": collection.encoder or None, "hnsw": collection.hnsw}
+
+
+@command
+def list_command(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        rows = [(d["name"], d["dim"], d["metric"], d["count"], d["encoder"] or "-")
+                for d in (describe(c) for c in client.list_collections())]
+    print_table(["name", "dim", "metric", "records", "encoder"], rows)
+    return 0
+
+
+@command
+def create_command(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        collection = client.create_collection(
+            args.name, dim=args.dim, metric=args.metric, encoder=args.encoder,
+            hnsw=parse_json(args.hnsw, "--hnsw"), metadata=parse_json(args.metadata, "--metadata"),
+            get_or_create=args.get_or_create)
+        print(f"collection {collection.name!r}: dim {collection.dim}, metric {collection.metric}")
+    return 0
+
+
+@command
+def info_command(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        print(json.dumps(describe(client.get_collection(args.name)), indent=2, sort_keys=True))
+    return 0
+
+
+@command
+def delete_command(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        client.delete_collection(args.name)
+    print(f"collection {args.name!r} deleted")
+    return 0

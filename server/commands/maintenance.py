@@ -1,0 +1,66 @@
+"""`vectord compact` and `vectord query`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vectord.v1 import admin_pb2
+
+from .common import add_connection_args, call, command, connect, parse_json, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compact", help="checkpoint and compact deleted records away (one collection or all)")
+    p.add_argument("-c", "--collection", help="one collection (default: all)")
+    add_connection_args(p)
+    p.set_defaults(func=compact_command)
+    p = sub.add_parser("query", help="nearest records to a text (embedded by the collection's encoder) or a vector")
+    p.add_argument("text", nargs="?", help="the query text")
+    p.add_argument("-c", "--collection", required=True)
+    p.add_argument("--vector", help="a query vector as a JSON list, instead of a text")
+    p.add_argument("-n", "--n-results", type=int, default=10)
+    p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'')
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--width", type=int, default=60, help="characters of each document shown (default 60)")
+    add_connection_args(p)
+    p.set_defaults(func=query_command)
+
+
+@command
+def compact_command(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        response = call(client, "Admin", "Checkpoint",
+                        admin_pb2.CheckpointRequest(collection=args.collection or "", compact=True))
+    print(f"checkpointed {response.checkpointed} collection(s), compacted {response.compacted_slots} deleted slot(s)")
+    return 0
+
+
+def _short(text, width: int) -> str:
+    if text is None:
+        return ""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@command
+def query_command(args: argparse.Namespace) -> int:
+    if (args.text is None) == (args.vector is None):
+        raise SystemExit("vectord query: give a TEXT or --vector JSON (not both)")
+    vector = parse_json(args.vector, "--vector")
+    where = parse_json(args.where, "--where")
+    with connect(args) as client:
+        collection = client.get_collection(args.collection)
+        if vector is not None:
+            result = collection.query(query_embeddings=[vector], n_results=args.n_results, where=where)
+        else:
+            result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where)
+    rows = list(zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]))
+    if args.json:
+        print(json.dumps([{"id": i, "distance": d, "document": doc, "metadata": m} for i, d, doc, m in rows],
+                         ensure_ascii=False, indent=1))
+        return 0
+    print_table(["#", "id", "distance", "document", "metadata"],
+                [(n, i, f"{d:.4f}", _short(doc, args.width), _short(json.dumps(m, ensure_ascii=False), 40))
+                 for n, (i, d, doc, m) in enumerate(rows, start=1)])
+    return 0
