@@ -226,6 +226,16 @@ def test_query_prints_a_table(vd, server):
     assert code == 1 and "encoder" in err
 
 
+def test_query_text_uses_the_built_in_encoder(vd, server):
+    with vectord.Client(server.address) as client:
+        notes = client.create_collection("notes")  # the default encoder
+        notes.add(ids=["cat", "rocket"], documents=["The cat sat on the mat.",
+                                                    "The rocket carried a satellite into orbit."])
+    code, out, err = vd("query", "a kitten on a rug", "-c", "notes", "-n", "1", "--json")
+    assert code == 0, err
+    assert [r["id"] for r in json.loads(out)] == ["cat"]
+
+
 def test_commands_on_a_data_directory(tmp_path, capsys):
     data = str(tmp_path / "offline")
     records, _ = _records(n=9, seed=5)
