@@ -83,8 +83,8 @@ def _documents(values) -> list[pb.OptionalString]:
     return [pb.OptionalString() if d is None else pb.OptionalString(value=d) for d in values]
 
 
-def records_to_get_response(records: Records) -> rpb.GetResponse:
-    out = rpb.GetResponse(ids=records.ids)
+def _fill_columns(out, records: Records):
+    """Sets the optional columns shared by GetResponse and QueryResult."""
     if records.embeddings is not None:
         out.embeddings.CopyFrom(vectors_to_proto(records.embeddings))
     if records.documents is not None:
@@ -92,19 +92,17 @@ def records_to_get_response(records: Records) -> rpb.GetResponse:
     if records.metadatas is not None:
         out.metadatas.extend(metadata_to_proto(m) for m in records.metadatas)
     return out
+
+
+def records_to_get_response(records: Records) -> rpb.GetResponse:
+    return _fill_columns(rpb.GetResponse(ids=records.ids), records)
 
 
 def records_to_query_result(records: Records) -> rpb.QueryResult:
     out = rpb.QueryResult(ids=records.ids)
     if records.distances is not None:
         out.distances.extend(records.distances.tolist())
-    if records.embeddings is not None:
-        out.embeddings.CopyFrom(vectors_to_proto(records.embeddings))
-    if records.documents is not None:
-        out.documents.extend(_documents(records.documents))
-    if records.metadatas is not None:
-        out.metadatas.extend(metadata_to_proto(m) for m in records.metadatas)
-    return out
+    return _fill_columns(out, records)
 
 
 def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
