@@ -11,6 +11,7 @@ stale, so edit the .proto, run this, and commit both.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,23 +19,26 @@ PROTO_ROOT = Path(__file__).resolve().parent
 PROTO_FILES = sorted((PROTO_ROOT / "vectord" / "v1").glob("*.proto"))
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Runs protoc over every .proto into ``out_dir``; returns the files written."""
+def run_protoc(*args: str) -> None:
+    """Runs grpc_tools' protoc on our .proto files (and google/protobuf's) with ``args``.
+
+    It runs in a child process: protoc's bundled libprotobuf can clash with another copy
+    already loaded in the calling process (TensorFlow's, in the test run) and crash it.
+    """
     import grpc_tools
-    from grpc_tools import protoc
 
     include = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto
-    args = [
-        "protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        *[str(p.relative_to(PROTO_ROOT)) for p in PROTO_FILES],
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed: " + " ".join(args))
+    done = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", *args,
+         *[str(p.relative_to(PROTO_ROOT)) for p in PROTO_FILES]],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def generate(out_dir: Path) -> list[Path]:
+    """Runs protoc over every .proto into ``out_dir``; returns the files written."""
+    run_protoc(f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}")
     return sorted(p for p in (out_dir / "vectord" / "v1").glob("*_pb2*.py*"))
 
 

@@ -41,18 +41,13 @@ def proto_files() -> list[Path]:
 
 def load_descriptors():
     """The FileDescriptorSet of our .proto files, comments included."""
-    import grpc_tools
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
-    include = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto
+    from generate import run_protoc
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "descriptors.pb"
-        args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", "--include_source_info",
-                f"--descriptor_set_out={out}",
-                *[str(p.relative_to(PROTO_ROOT)) for p in proto_files()]]
-        if protoc.main(args) != 0:
-            raise RuntimeError("protoc failed: " + " ".join(args))
+        run_protoc("--include_source_info", f"--descriptor_set_out={out}")
         fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     return list(fds.file)
 
