@@ -70,6 +70,26 @@ def _merge(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConfig) -> None:
+    """A MANIFEST that passed its checksum must still describe a collection this engine
+    could have written; sizes from it are trusted only within the limits (a crafted dim or
+    slot count must not make recovery allocate gigabytes)."""
+    try:
+        validation.collection_name(config.name)
+        validation.dim(config.dim)
+        validation.metric(config.metric)
+        if validation.hnsw_params(config.hnsw) != config.hnsw:
+            raise InvalidArgumentError(f"hnsw parameters {config.hnsw!r} are incomplete")
+    except InvalidArgumentError as exc:
+        raise DataLossError(f"collection {path.name}: MANIFEST config is invalid: {exc.message}") from exc
+    generation, slots, seq = manifest["generation"], manifest["slots"], manifest["applied_seq"]
+    if not (isinstance(slots, int) and isinstance(seq, int) and slots >= 0 and seq >= 0) or (
+            generation is None and slots != 0) or (
+            generation is not None and generation != f"gen-{seq:020d}"):
+        raise DataLossError(f"collection {path.name}: MANIFEST generation {generation!r}, slots {slots!r} "
+                            f"and applied seq {seq!r} do not agree")
+
+
 class Collection:
     def __init__(self, fs: FileSystem, path: Path, config: CollectionConfig, tuning: Tuning,
                  manifest: dict[str, Any]) -> None:
@@ -132,6 +152,7 @@ class Collection:
         started = time.monotonic()
         manifest = disk.read_manifest(path)
         config = CollectionConfig(**manifest["config"])
+        _check_manifest(path, manifest, config)
         collection = cls(fs, path, config, tuning, manifest)
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
@@ -159,7 +180,10 @@ class Collection:
         return collection
 
     def _load_state(self, vectors: np.ndarray, records: list, slots: int) -> None:
-        self._ensure_capacity(max(slots, len(vectors)))
+        if len(vectors) != slots:
+            raise DataLossError(f"collection {self.config.name!r}: the checkpoint holds {len(vectors)} "
+                                f"vectors, its MANIFEST says {slots}")
+        self._ensure_capacity(slots)
         self._vectors[: len(vectors)] = vectors
         self._sqnorms[: len(vectors)] = (vectors * vectors).sum(axis=1)
         for label, id_, document, metadata in records:

@@ -185,3 +185,26 @@ def test_regression_fsync_eio_is_still_failed_precondition(tmp_path):
     with pytest.raises(FailedPreconditionError, match="refuses writes"):
         col.add(["c"], [[3.0, 3.0]])
     close_without_checkpoint(db)
+
+
+def test_regression_a_checksummed_manifest_with_a_huge_dim_is_data_loss_not_an_allocation(tmp_path):
+    """Found by the CI run of tests/faults/test_fuzz.py: a well-framed MANIFEST whose config
+    said dim = 2**40 made recovery allocate (16, dim) floats and the process was OOM-killed."""
+    from vectord.errors import DataLossError
+    from vectord.storage import Tuning
+    from vectord.storage.checkpoint import write_manifest
+    from vectord.storage.collection import Collection
+    from vectord.storage.fsio import REAL
+
+    manifest = {"format": 1, "config": {"id": "x", "name": "n", "dim": 2**40, "metric": "l2",
+                                        "hnsw": {"m": 16, "ef_construction": 100, "ef_search": 100},
+                                        "metadata": {}, "created_at_ms": 0, "encoder": None},
+                "generation": None, "applied_seq": 0, "slots": 0, "files": {}, "index": None}
+    write_manifest(REAL, tmp_path, manifest)
+    with pytest.raises(DataLossError, match="dim"):
+        Collection.open(REAL, tmp_path, Tuning(index_threads=1))
+    manifest["config"]["dim"] = 2
+    manifest["slots"] = 10**12
+    write_manifest(REAL, tmp_path, manifest)
+    with pytest.raises(DataLossError, match="do not agree"):
+        Collection.open(REAL, tmp_path, Tuning(index_threads=1))
