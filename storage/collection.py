@@ -546,7 +546,12 @@ class Collection:
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
-            return len(self._matching(where, predicate)[0]) if where is not None else len(self._labels)
+            if where is None:
+                return len(self._labels)
+            estimate = self._meta_index.estimate(where, len(self._labels))
+            if estimate is not None and estimate[1]:  # exact from the index sizes
+                return estimate[0]
+            return len(self._matching(where, predicate)[0])
 
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
               include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
@@ -589,10 +594,21 @@ class Collection:
 
     def _search(self, queries: np.ndarray, k: int, where, predicate):
         """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
-        candidates, filter_path = self._matching(where, predicate)
         live = len(self._labels)
-        k = min(k, len(candidates))
         has_graph = self._index is not None and live >= self.tuning.exact_threshold
+        if where is not None and has_graph:
+            # Estimate first (index sizes only): a filter that the graph search should
+            # answer is then checked on the fetched results alone, never materialised.
+            estimate = self._meta_index.estimate(where, live)
+            if estimate is not None:
+                strategy, ef = choose(estimate[0], live, min(k, estimate[0]), self.config.hnsw["ef_search"],
+                                      True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
+                if strategy == "hnsw":
+                    found = self._graph_then_check(queries, min(k, estimate[0]), ef, predicate)
+                    if found is not None:
+                        return (*found, Plan("hnsw", estimate[0], ef, "estimate"))
+        candidates, filter_path = self._matching(where, predicate)
+        k = min(k, len(candidates))
         strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
                               self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
         plan = Plan(strategy, len(candidates), ef, filter_path)
@@ -605,6 +621,31 @@ class Collection:
                 plan.strategy, plan.ef = "exact", 0
         labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
         return labels, distances, plan
+
+    def _graph_then_check(self, queries, k, ef, predicate):
+        """Graph search fetching ef // 3 results per query, keeping those that pass the
+        filter (one predicate call per fetched record); None if any query is left short,
+        so that the caller answers exactly instead."""
+        fetch = min(len(self._labels), max(k, ef // 3))
+        try:
+            labels, dist = self._index.search(queries, fetch, ef=ef)
+        except IndexSearchFailed:
+            return None
+        out_l = np.full((len(queries), k), -1, np.int64)
+        out_d = np.zeros((len(queries), k), np.float32)
+        rows = self._rows
+        for i in range(len(queries)):
+            kept = 0
+            for label, distance in zip(labels[i].tolist(), dist[i].tolist()):
+                _, document, metadata = rows[label]
+                if predicate(metadata, document):
+                    out_l[i, kept], out_d[i, kept] = label, distance
+                    kept += 1
+                    if kept == k:
+                        break
+            if kept < k:
+                return None
+        return out_l, out_d
 
     def _index_search(self, queries, k, allowed, ef):
         if allowed is None:

@@ -107,6 +107,53 @@ class MetadataIndex:
         parts.sort(key=len)
         return parts[0].intersection(*parts[1:])
 
+    def estimate(self, node: Filter, live: int) -> tuple[int, bool] | None:
+        """(count, exact) of the records matching ``node``, from the index sizes alone, in
+        O(conditions x log n): exact for single conditions and their negations, an upper
+        bound for And/Or. None when the filter has a document condition."""
+        if isinstance(node, Field):
+            return self._field_count(node, live), True
+        if isinstance(node, Document):
+            return None
+        if isinstance(node, Not):
+            inner = self.estimate(node.filter, live)
+            if inner is None:
+                return None
+            # live minus an upper bound is a lower bound: only an exact inner count helps
+            return (live - inner[0], True) if inner[1] else (live, False)
+        parts = [self.estimate(f, live) for f in node.filters]
+        if isinstance(node, Or):
+            if any(p is None for p in parts):
+                return None
+            return min(live, sum(p[0] for p in parts)), len(parts) <= 1 and all(p[1] for p in parts)
+        known = [p for p in parts if p is not None]
+        if not parts:
+            return live, True
+        if not known:
+            return None
+        return min(p[0] for p in known), len(parts) == 1 and known[0][1]
+
+    def _field_count(self, node: Field, live: int) -> int:
+        path, op, value = node.path, node.op, node.value
+        if op in ("eq", "ne", "in", "nin"):
+            by_value = self._values.get(path, {})
+            keys = {_key(v) for v in (value if op in ("in", "nin") else [value])} - {None}
+            found = sum(len(by_value.get(key, ())) for key in keys)
+            return found if op in ("eq", "in") else live - found
+        if op == "exists":
+            present = len(self._present.get(path, ()))
+            return present if value else live - present
+        numbers = self._numbers.get(path)
+        if numbers is None:
+            return 0
+        if op == "gt":
+            return len(numbers) - numbers.bisect_right((value, math.inf))
+        if op == "gte":
+            return len(numbers) - numbers.bisect_left((value, -math.inf))
+        if op == "lt":
+            return numbers.bisect_left((value, -math.inf))
+        return numbers.bisect_right((value, math.inf))  # lte
+
     def narrow(self, node: Filter, live: Sized[int]) -> tuple[set[int] | None, bool]:
         """(candidates, exact): the labels the indexes allow, and whether they are exactly
         the matches. Candidates are None when nothing in the filter is indexable; they are a

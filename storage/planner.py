@@ -30,7 +30,9 @@ class Plan:
     candidates: int
     #: ef used by the graph search (0 for exact).
     ef: int
-    #: How the candidates were found: "none" (no filter), "index", "index+scan", "scan".
+    #: How the candidates were found: "none" (no filter), "index", "index+scan", "scan",
+    #: or "estimate" (counted from the index sizes; the graph's results were checked
+    #: against the filter one by one, and the candidates never materialised).
     filter_path: str = "none"
     #: Time spent, milliseconds.
     elapsed_ms: float = 0.0

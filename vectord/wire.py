@@ -106,7 +106,7 @@ _SCALAR_KINDS = frozenset({"int_value", "string_value", "double_value", "bool_va
 
 def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
     """Converts a ``Metadata`` message into a dict."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in msg.fields.items():
         kind = value.WhichOneof("kind")  # scalars inline: the hot path of every record
         out[key] = getattr(value, kind) if kind in _SCALAR_KINDS else value_from_proto(value)

@@ -62,3 +62,18 @@ def test_indexes_are_restored_on_restart_and_kept_up_to_date(tmp_path):
                                          Field("kind", "exists", False), Field("year", "eq", 3000))]
         assert after == before
         assert before[3] == 1 and before[2] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(metadata, max_size=25), removed=st.sets(st.integers(0, 24)), where=filters)
+def test_estimates_are_exact_or_upper_bounds(records, removed, where):
+    index = MetadataIndex()
+    for label, meta in enumerate(records):
+        index.add(label, meta)
+    for label in removed:
+        if label < len(records):
+            index.remove(label, records[label])
+    live = {label for label in range(len(records)) if label not in removed}
+    count, exact = index.estimate(where, len(live))
+    matches = len(index.resolve(where, live))
+    assert count == matches if exact else count >= matches

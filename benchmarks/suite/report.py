@@ -1,0 +1,265 @@
+"""Writing the results: markdown tables (figures, then target ratios) and recall-vs-QPS plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .measure import SELECTIVITY_THRESHOLDS
+
+SYSTEMS = ["vectord remote", "vectord embedded", "hnswlib (in-process)", "Chroma embedded", "Chroma server"]
+MiB = 2**20
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}"
+
+
+def _get(results: dict, system: str, key: str) -> Any:
+    r = results.get(system)
+    return None if r is None or "error" in r else r.get(key)
+
+
+def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    res = ds["systems"]
+    systems = [s for s in SYSTEMS if s in res]
+    threads = config["threads"]
+    lines = [f"### {ds['label']}", "", f"Data: {ds['source']}. {ds['n']:,} records x {ds['dim']}, "
+             f"{ds['queries']:,} held-out queries.", ""]
+    errors = [f"- **{s}** did not complete: {res[s]['error']}" for s in systems if "error" in res[s]]
+    if errors:
+        lines += errors + [""]
+    head = ["system", "ingest rec/s"]
+    for t in threads:
+        head += [f"QPS {t} thr.", f"p50 ms {t} thr.", f"p99 ms {t} thr."]
+    head += [f"batched q/s ({config['query_batch']}/call)", "recall@10", "load avg at start"]
+    lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for s in systems:
+        row = [s, _num(_get(res, s, "ingest_rps"))]
+        for t in threads:
+            row += [_num(_get(res, s, f"qps_t{t}")), _num(_get(res, s, f"p50_t{t}"), 3),
+                    _num(_get(res, s, f"p99_t{t}"), 3)]
+        row += [_num(_get(res, s, "batch_qps")), _num(_get(res, s, "recall"), 4),
+                _num(_get(res, s, "load_at_start"), 1)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    filters = config["filters"]
+    if filters:
+        head = ["system"] + [f"{name}: QPS / recall" for name in filters]
+        lines += [f"Filtered single queries (`bucket < t`, 1 thread, k=10; recall against exact search over "
+                  f"the matching records):", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(filters)]
+        for s in systems:
+            row = [s] + [f"{_num(_get(res, s, f'f{n}_qps'))} / {_num(_get(res, s, f'f{n}_recall'), 4)}"
+                         for n in filters]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        plan_systems = [s for s in systems if _get(res, s, f"f{filters[0]}_plan")]
+        if plan_systems:
+            lines += ["vectord's plan for one filtered query (`query(..., explain=True)`: strategy, candidates, "
+                      "ef, how the filter was resolved, server time):", "",
+                      "| selectivity | " + " | ".join(plan_systems) + " |", "|---|" + "---|" * len(plan_systems)]
+            for n in filters:
+                lines.append(f"| {n} | " + " | ".join(_num(_get(res, s, f"f{n}_plan")) for s in plan_systems) + " |")
+            lines.append("")
+        gc_systems = [s for s in systems if _get(res, s, f"get{filters[0]}_ms") is not None]
+        if gc_systems:
+            head = ["system"] + [f"{n}: get / count ms" for n in filters]
+            lines += ["Get (ids + metadatas) and count by filter, median latency (Chroma's `count()` takes no "
+                      "filter: its count is `get(where, include=[])`):", "",
+                      "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(filters)]
+            for s in gc_systems:
+                row = [s] + [f"{_num(_get(res, s, f'get{n}_ms'), 2)} / {_num(_get(res, s, f'count{n}_ms'), 2)}"
+                             for n in filters]
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+            failures = [f"- {s}, {what} at {n}: `{_get(res, s, f'{what}{n}_error')}`" for s in gc_systems
+                        for n in filters for what in ("get", "count") if _get(res, s, f"{what}{n}_error")]
+            if failures:
+                lines += ["Failed calls:", "", *failures, ""]
+    mem_systems = [s for s in systems if _get(res, s, "rss_loaded") is not None]
+    if mem_systems:
+        base = ds["baseline_bytes"]
+        lines += [f"Server process after the run and after a clean restart (raw vectors + HNSW graph: "
+                  f"{base / MiB:,.1f} MiB{'; hnswlib index file ' + _num(ds['index_file_bytes'] / MiB, 1) + ' MiB' if ds.get('index_file_bytes') else ''}):",
+                  "", "| server | restart s | RSS MiB after run | RSS MiB after restart | RSS MiB empty | "
+                  "after restart / (vectors + graph) | (after restart - empty) / (vectors + graph) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for s in mem_systems:
+            rss = _get(res, s, "rss_restarted")
+            idle = _get(res, s, "rss_idle")
+            lines.append(f"| {s} | {_num(_get(res, s, 'restart_s'), 2)} | {_num(_get(res, s, 'rss_loaded') / MiB, 0)} | "
+                         f"{_num(rss / MiB if rss else None, 0)} | {_num(idle / MiB if idle else None, 0)} | "
+                         f"{_num(rss / base if rss else None, 2)} | "
+                         f"{_num((rss - idle) / base if rss and idle else None, 2)} |")
+        lines.append("")
+    return lines
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "**FALL SHORT**")
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ratios of issue 4's "Targets", from the GloVe 100k run (or the first data set)."""
+    datasets = results["datasets"]
+    ds = next((d for d in datasets if d["name"] == "glove-100k"), datasets[0] if datasets else None)
+    rows: list[dict[str, Any]] = []
+    res = ds["systems"] if ds is not None else {}
+
+    def ratio(a_sys, a_key, b_sys, b_key):
+        a, b = _get(res, a_sys, a_key), _get(res, b_sys, b_key)
+        return None if a is None or b is None or b == 0 else a / b
+
+    def add(name, value, goal, ok, detail=""):
+        rows.append({"target": name, "value": value, "goal": goal, "ok": ok, "detail": detail})
+
+    def ratio_row(name, a_sys, a_key, b_sys, b_key, goal):
+        r = ratio(a_sys, a_key, b_sys, b_key)
+        add(name, r, f">= {goal:g} x", None if r is None else r >= goal,
+            f"{_num(_get(res, a_sys, a_key))} / {_num(_get(res, b_sys, b_key))}")
+
+    if ds is not None:  # the ratios need the GloVe 100k (or first) data set
+        ratio_row("single-query QPS: remote / Chroma server", "vectord remote", "qps_t1", "Chroma server", "qps_t1", 3)
+        ratio_row("single-query QPS: embedded / Chroma embedded", "vectord embedded", "qps_t1", "Chroma embedded",
+                  "qps_t1", 3)
+        for t in [t for t in (8,) if f"qps_t{t}" in (res.get("vectord remote") or {})]:
+            ratio_row(f"single-query QPS, {t} threads: remote / Chroma server (not a target)", "vectord remote",
+                      f"qps_t{t}", "Chroma server", f"qps_t{t}", 3)
+        ratio_row("batched throughput: remote / raw hnswlib knn_query", "vectord remote", "batch_qps",
+                  "hnswlib (in-process)", "batch_qps", 0.8)
+        ratio_row("batched throughput: embedded / raw hnswlib knn_query", "vectord embedded", "batch_qps",
+                  "hnswlib (in-process)", "batch_qps", 0.8)
+        for mode, chroma in (("remote", "Chroma server"), ("embedded", "Chroma embedded")):
+            ratio_row(f"ingest: {mode} / {chroma}", f"vectord {mode}", "ingest_rps", chroma, "ingest_rps", 2)
+        for mode in ("remote", "embedded"):
+            ratio_row(f"ingest: {mode} / raw hnswlib add_items", f"vectord {mode}", "ingest_rps",
+                      "hnswlib (in-process)", "ingest_rps", 0.7)
+        for name in ("1%", "0.1%"):
+            for mode, chroma in (("remote", "Chroma server"), ("embedded", "Chroma embedded")):
+                rec = _get(res, f"vectord {mode}", f"f{name}_recall")
+                add(f"filtered {name}: {mode} recall", rec, ">= 0.95", None if rec is None else rec >= 0.95,
+                    f"Chroma: {_num(_get(res, chroma, f'f{name}_recall'), 4)}")
+                ratio_row(f"filtered {name}: {mode} QPS / {chroma}", f"vectord {mode}", f"f{name}_qps", chroma,
+                          f"f{name}_qps", 10)
+        for mode, chroma in (("remote", "Chroma server"), ("embedded", "Chroma embedded")):
+            a, b = _get(res, f"vectord {mode}", "recall"), _get(res, chroma, "recall")
+            add(f"recall@10: {mode} vs {chroma}", None if a is None or b is None else a - b, ">= 0 (difference)",
+                None if a is None or b is None else a >= b - 1e-9, f"{_num(a, 4)} vs {_num(b, 4)}")
+    large = results.get("large")
+    if large:
+        add(f"restart, {large['n'] / 1e6:g}M x {large['dim']} after clean shutdown (s)", large["restart_s"], "<= 10 s",
+            large["restart_s"] <= 10, "--large run")
+    else:
+        biggest = max((d for d in datasets if _get(d["systems"], "vectord remote", "restart_s") is not None),
+                      key=lambda d: d["n"] * d["dim"], default=None)
+        if biggest is not None:
+            value = _get(biggest["systems"], "vectord remote", "restart_s")
+            add(f"restart (s), {biggest['label']} (not 1M x 384: run with --large)", value, "<= 10 s",
+                value <= 10, "smaller than the target's collection")
+    mem_ds = large if large else None
+    if mem_ds:
+        from .systems import hnsw_baseline_bytes
+
+        base = hnsw_baseline_bytes(large["n"], large["dim"])
+        r = large["rss_restarted"] / base
+        add(f"memory, {large['n'] / 1e6:g}M x {large['dim']}: server RSS / (vectors + graph)", r, "<= 1.3 x",
+            r <= 1.3, f"{large['rss_restarted'] / MiB:,.0f} MiB / {base / MiB:,.0f} MiB")
+    for d in datasets:
+        rss = _get(d["systems"], "vectord remote", "rss_restarted")
+        if rss:
+            r = rss / d["baseline_bytes"]
+            idle = _get(d["systems"], "vectord remote", "rss_idle") or 0
+            add(f"memory, {d['label']}: server RSS after restart / (vectors + graph)", r, "<= 1.3 x", r <= 1.3,
+                f"{rss / MiB:,.0f} MiB / {d['baseline_bytes'] / MiB:,.0f} MiB; without the empty server's "
+                f"{idle / MiB:,.0f} MiB: {(rss - idle) / d['baseline_bytes']:.2f} x")
+    return rows
+
+
+def targets_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| target | measured | goal | verdict | detail |", "|---|---:|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['target']} | {_num(r['value'], 3)} | {r['goal']} | {_verdict(r['ok'])} | {r['detail']} |")
+    return lines
+
+
+def plot(ds: dict[str, Any], config: dict[str, Any], path: Path) -> bool:
+    """Recall@10 (x) vs single-query QPS (y, log) for each system: unfiltered and at each
+    filter selectivity. Returns False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    markers = {"none": "o", "50%": "s", "10%": "^", "1%": "D", "0.1%": "v"}
+    for s in SYSTEMS:
+        r = ds["systems"].get(s)
+        if not r or "error" in r:
+            continue
+        pts = [("none", r.get("recall"), r.get("qps_t1"))]
+        pts += [(n, r.get(f"f{n}_recall"), r.get(f"f{n}_qps")) for n in config["filters"]]
+        pts = [(n, x, y) for n, x, y in pts if x is not None and y is not None and not math.isnan(x)]
+        if not pts:
+            continue
+        line, = ax.plot([p[1] for p in pts], [p[2] for p in pts], "-", alpha=0.4, label=s)
+        for n, x, y in pts:
+            ax.plot([x], [y], markers[n], color=line.get_color())
+            ax.annotate("no filter" if n == "none" else n, (x, y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("recall@10 (against exact search)")
+    ax.set_ylabel("single queries / s (1 client thread, log)")
+    ax.set_title(f"{ds['label']}: recall vs QPS, unfiltered and filtered (M=16, efC=100, ef=100)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    """Writes <stem>.md, <stem>.json and <stem>-<dataset>.png; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = results["config"]
+    paths: dict[str, Path] = {}
+    lines = [f"# vectord benchmark suite, {results['date']}", "",
+             f"Machine: {results['machine']}.", "",
+             f"Command: `{results['command']}` ({results['wall_s'] / 60:.1f} min). Settings, the same for every "
+             f"system: cosine, M=16, ef_construction=100, ef=100, k=10. Ingest in batches of {config['batch']} "
+             "records with ids and a metadata dict `{\"bucket\": i % 1000}` (vectord: durable, fsynced log; raw "
+             "hnswlib: `add_items`, no metadata, not durable). Single queries from 1 and more client threads; "
+             f"each timed measurement stops after {config['max_seconds']:g} s. {results.get('chroma_note', '')}",
+             ""]
+    rows = targets(results)
+    lines += ["## Targets (issue 4)", "", *targets_table(rows), ""]
+    lines += ["## Figures", ""]
+    for ds in results["datasets"]:
+        ds_config = {**config, **ds.get("config", {})}
+        lines += dataset_tables(ds, ds_config)
+        png = out_dir / f"{stem}-{ds['name']}.png"
+        if plot(ds, ds_config, png):
+            paths[ds["name"]] = png
+            lines += [f"![recall vs QPS, {ds['label']}]({png.name})", ""]
+    if results.get("large"):
+        large = results["large"]
+        lines += ["### --large", "", f"{large['n']:,} x {large['dim']} clustered vectors into a vectord server "
+                  f"({large['ingest_rps']:,.0f} rec/s), clean shutdown, restart to the first answered query: "
+                  f"{large['restart_s']:.2f} s; RSS after restart {large['rss_restarted'] / MiB:,.0f} MiB.", ""]
+    if results.get("notes"):
+        lines += ["## Notes", "", *results["notes"], ""]
+    md = out_dir / f"{stem}.md"
+    md.write_text("\n".join(lines) + "\n")
+    paths["markdown"] = md
+    js = out_dir / f"{stem}.json"
+    js.write_text(json.dumps({**results, "targets": rows}, indent=1, default=str))
+    paths["json"] = js
+    return paths

@@ -1,0 +1,258 @@
+"""The systems under test, as adapters for ``measure.run_protocol``.
+
+vectord remote and embedded and raw hnswlib run in this process; Chroma (embedded and its
+server) runs in ``chroma_worker.py`` under Chroma's own virtualenv (chromadb pins clash with
+ours), driven through files: see ``run_chroma``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .measure import run_protocol, where_bucket_lt
+
+ROOT = Path(__file__).resolve().parents[2]
+M, EF_CONSTRUCTION, EF, K = 16, 100, 100, 10
+HNSW = {"m": M, "ef_construction": EF_CONSTRUCTION, "ef_search": EF}
+
+
+def vm_rss_bytes(pid: int) -> int | None:
+    """Resident memory (VmRSS) of a process, from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def hnsw_baseline_bytes(n: int, dim: int, m: int = M) -> int:
+    """Raw float32 vectors plus hnswlib's graph, as hnswlib lays them out: per element the
+    vector, 2M level-0 links + a count, the label; upper levels (about 1/(M-1) of a level per
+    element on average) M links + a count each."""
+    level0 = dim * 4 + (2 * m * 4 + 4) + 8
+    upper = (m * 4 + 4) / (m - 1)
+    return int(n * (level0 + upper))
+
+
+# ---------------------------------------------------------------------- raw hnswlib
+class HnswlibAdapter:
+    """Raw hnswlib in-process: the floor every other system is compared with."""
+
+    def __init__(self, dim: int, capacity: int) -> None:
+        import hnswlib
+
+        self.index = hnswlib.Index(space="cosine", dim=dim)
+        self.index.init_index(max_elements=capacity, M=M, ef_construction=EF_CONSTRUCTION, random_seed=100)
+
+    def ingest(self, ids, vectors, metadatas) -> None:  # ids as int labels; hnswlib has no metadata
+        self.index.add_items(vectors, np.arange(int(ids[0]), int(ids[0]) + len(ids)))
+
+    def after_ingest(self) -> None:
+        self.index.set_ef(EF)
+
+    def searcher(self) -> Callable:
+        index = self.index
+
+        def search(q, k, t):
+            if t is None:
+                return index.knn_query(q, k=k, num_threads=1)[0][0].tolist()
+            # hnswlib's own filter: a Python call per visited candidate
+            try:
+                return index.knn_query(q, k=k, num_threads=1, filter=lambda label: label % 1000 < t)[0][0].tolist()
+            except RuntimeError:  # fewer than k found ("contiguous 2D array")
+                return []
+        return search
+
+    def search_batch(self, queries, k):
+        return self.index.knn_query(queries, k=k, num_threads=-1)[0].tolist()
+
+    get_where = count_where = explain = None
+
+    def index_file_bytes(self) -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "index.bin")
+            self.index.save_index(path)
+            return os.path.getsize(path)
+
+
+# ---------------------------------------------------------------------- vectord
+def _plan_text(plan: dict[str, Any]) -> str:
+    return (f"{plan['strategy']}, {plan['candidates']:,} cand., ef {plan['ef']}, "
+            f"{plan['filter_path']}, {plan['elapsed_ms']:.2f} ms")
+
+
+class VectordAdapter:
+    """A vectord collection through the SDK (remote or embedded: the same calls)."""
+
+    def __init__(self, client, dim: int) -> None:
+        self.client = client
+        self.col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
+
+    def ingest(self, ids, vectors, metadatas) -> None:
+        self.col.add(ids=ids, embeddings=vectors, metadatas=metadatas)
+
+    def after_ingest(self) -> None:
+        pass
+
+    def searcher(self) -> Callable:
+        col = self.col
+
+        def search(q, k, t):
+            where = None if t is None else where_bucket_lt(t)
+            return [int(i) for i in col.query(query_embeddings=q, n_results=k, where=where, include=[])["ids"][0]]
+        return search
+
+    def search_batch(self, queries, k):
+        return [[int(i) for i in row] for row in self.col.query(query_embeddings=queries, n_results=k,
+                                                                include=[])["ids"]]
+
+    def get_where(self, t: int) -> int:
+        return len(self.col.get(where=where_bucket_lt(t), include=["metadatas"])["ids"])
+
+    def count_where(self, t: int) -> int:
+        return self.col.count(where=where_bucket_lt(t))
+
+    def explain(self, q, k, t) -> str:
+        return _plan_text(self.col.query(query_embeddings=q, n_results=k, where=where_bucket_lt(t),
+                                         include=[], explain=True)["plan"])
+
+
+def run_vectord_embedded(ds, config, workdir: Path, log) -> dict[str, Any]:
+    import vectord
+
+    client = vectord.Client(path=str(workdir / "vectord-embedded"), timeout=600)
+    try:
+        return run_protocol(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth,
+                            config, log)
+    finally:
+        client.close()
+
+
+def _first_query_after_start(data_dir: Path, query: np.ndarray) -> tuple[float, Any]:
+    """Starts a server on an existing data directory; seconds from process start to the
+    first query answered, and the server."""
+    import vectord
+    from vectord.testing import start_server
+
+    started = time.perf_counter()
+    proc = start_server(data_dir, timeout=900)
+    with vectord.Client(proc.address, timeout=900) as client:
+        client.get_collection("bench").query(query_embeddings=query[None, :], n_results=K, include=[])
+    return time.perf_counter() - started, proc
+
+
+def run_vectord_remote(ds, config, workdir: Path, log) -> dict[str, Any]:
+    import vectord
+    from vectord.testing import start_server
+
+    data_dir = workdir / "vectord-remote"
+    proc = start_server(data_dir, timeout=120)
+    try:
+        time.sleep(0.5)
+        idle_rss = vm_rss_bytes(proc.proc.pid)
+        client = vectord.Client(proc.address, timeout=600)
+        out = run_protocol(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth,
+                           config, log)
+        client.close()
+        out["rss_loaded"] = vm_rss_bytes(proc.proc.pid)
+        out["rss_idle"] = idle_rss
+        code = proc.terminate(timeout=600)
+        if code != 0:
+            raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
+        out["restart_s"], proc = _first_query_after_start(data_dir, ds.queries[0])
+        out["rss_restarted"] = vm_rss_bytes(proc.proc.pid)
+        log(f"  restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB after the run, "
+            f"{out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
+        return out
+    finally:
+        proc.terminate(timeout=600)
+
+
+def run_hnswlib(ds, config, workdir: Path, log) -> dict[str, Any]:
+    adapter = HnswlibAdapter(ds.dim, len(ds.data))
+    out = run_protocol(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, log)
+    out["index_file_bytes"] = adapter.index_file_bytes()
+    return out
+
+
+def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000) -> dict[str, Any]:
+    """--large: ingest n x dim clustered vectors (with metadata) into a server, shut it down
+    cleanly, and time the restart to the first answered query; memory after restart."""
+    import vectord
+    from vectord.testing import start_server
+
+    from benchmarks.core import clustered
+
+    data_dir = workdir / "vectord-large"
+    proc = start_server(data_dir, timeout=120)
+    client = vectord.Client(proc.address, timeout=900)
+    col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        part = clustered(batch, dim, seed=10_000 + start)[: min(batch, n - start)]
+        col.add(ids=[str(i) for i in range(start, start + len(part))], embeddings=part,
+                metadatas=[{"bucket": i % 1000} for i in range(start, start + len(part))])
+        if start % (20 * batch) == 0:
+            log(f"  large: {start + len(part):,} / {n:,} ({(start + len(part)) / (time.perf_counter() - started):,.0f} rec/s)")
+    ingest_s = time.perf_counter() - started
+    client.close()
+    code = proc.terminate(timeout=900)
+    if code != 0:
+        raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
+    restart_s, proc = _first_query_after_start(data_dir, clustered(1, dim, seed=1)[0])
+    rss = vm_rss_bytes(proc.proc.pid)
+    proc.terminate(timeout=900)
+    log(f"  large: restart {restart_s:.2f} s, RSS {rss / 2**20:,.0f} MiB")
+    return {"n": n, "dim": dim, "ingest_rps": n / ingest_s, "restart_s": restart_s, "rss_restarted": rss}
+
+
+# ---------------------------------------------------------------------- Chroma
+def chroma_python(venv: Path) -> Path | None:
+    """The Chroma virtualenv's python, if chromadb is installed there."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    ok = subprocess.run([str(python), "-c", "import chromadb"], capture_output=True).returncode == 0
+    return python if ok else None
+
+
+def run_chroma(mode: str, ds, config, workdir: Path, log, venv: Path) -> dict[str, Any]:
+    """Runs ``chroma_worker.py`` (``mode`` "embedded" or "server") with Chroma's python; the
+    worker reads the data from .npy files, measures in its own process, and writes JSON."""
+    python = chroma_python(venv)
+    if python is None:
+        raise RuntimeError(f"chromadb is not installed in {venv}")
+    job_dir = workdir / f"chroma-{mode}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    np.save(job_dir / "data.npy", ds.data)
+    np.save(job_dir / "queries.npy", ds.queries)
+    np.save(job_dir / "truth.npy", ds.truth)
+    for name, truth in ds.filtered_truth.items():
+        np.save(job_dir / f"ftruth-{name.replace('%', 'pct')}.npy", truth)
+    job = {"mode": mode, "dir": str(job_dir), "config": config,
+           "hnsw": {"space": "cosine", "max_neighbors": M, "ef_construction": EF_CONSTRUCTION, "ef_search": EF}}
+    (job_dir / "job.json").write_text(json.dumps(job))
+    worker = Path(__file__).with_name("chroma_worker.py")
+    proc = subprocess.Popen([str(python), str(worker), str(job_dir / "job.json")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=str(ROOT),
+                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(ROOT)})
+    tail: list[str] = []
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        tail = (tail + [line])[-40:]
+        if line.startswith("  "):
+            log(line)
+    if proc.wait() != 0 or not (job_dir / "result.json").exists():
+        raise RuntimeError(f"Chroma {mode} worker failed:\n" + "\n".join(tail))
+    return json.loads((job_dir / "result.json").read_text())
