@@ -186,11 +186,12 @@ class Collection:
         self._ensure_capacity(slots)
         self._vectors[: len(vectors)] = vectors
         self._sqnorms[: len(vectors)] = (vectors * vectors).sum(axis=1)
+        labels, rows = self._labels, self._rows
         for label, id_, document, metadata in records:
-            self._labels[id_] = label
-            self._rows[label] = (id_, document, metadata)
-            self._meta_index.add(label, metadata)
-        self._sorted_ids.update(self._labels)
+            labels[id_] = label
+            rows[label] = (id_, document, metadata)
+        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in rows.items())
+        self._sorted_ids = SortedList(labels)
         self._next_label = slots
         self._live_cache = None
 
@@ -752,11 +753,10 @@ class Collection:
         had_index, self._index = self._index is not None, None
         self._vectors[: len(labels)] = vectors
         self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
-        self._meta_index = MetadataIndex()
         for label, row in enumerate(rows):
             self._labels[row[0]] = label
             self._rows[label] = row
-            self._meta_index.add(label, row[2])
+        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in self._rows.items())
         self._next_label = len(rows)
         if had_index or len(rows) >= self.tuning.exact_threshold:
             self._build_index()

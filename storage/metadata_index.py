@@ -17,7 +17,7 @@ It is not thread-safe; the collection's read/write lock guards it.
 from __future__ import annotations
 
 import math
-from typing import Any, Collection as Sized, Iterator
+from typing import Any, Collection as Sized, Iterable, Iterator
 
 from sortedcontainers import SortedList
 
@@ -58,6 +58,28 @@ class MetadataIndex:
             self._values.setdefault(path, {}).setdefault(key, set()).add(label)
             if key[0] == "n":
                 self._numbers.setdefault(path, SortedList()).add((value, label))
+
+    @classmethod
+    def build(cls, rows: Iterable[tuple[int, dict[str, Any]]]) -> "MetadataIndex":
+        """An index over many (label, metadata) at once, as when a collection opens: the
+        ordered lists are sorted once instead of growing record by record."""
+        index = cls()
+        values, present = index._values, index._present
+        numbers: dict[str, list[tuple[Any, int]]] = {}
+        for label, metadata in rows:
+            for path, value in _paths(metadata):
+                labels = present.get(path)
+                if labels is None:
+                    labels = present[path] = set()
+                labels.add(label)
+                key = _key(value)
+                if key is None:
+                    continue
+                values.setdefault(path, {}).setdefault(key, set()).add(label)
+                if key[0] == "n":
+                    numbers.setdefault(path, []).append((value, label))
+        index._numbers = {path: SortedList(pairs) for path, pairs in numbers.items()}
+        return index
 
     def remove(self, label: int, metadata: dict[str, Any]) -> None:
         for path, value in _paths(metadata):

@@ -77,3 +77,18 @@ def test_estimates_are_exact_or_upper_bounds(records, removed, where):
     count, exact = index.estimate(where, len(live))
     matches = len(index.resolve(where, live))
     assert count == matches if exact else count >= matches
+
+
+@settings(max_examples=100, deadline=None)
+@given(records=st.lists(metadata, max_size=25), where=filters)
+def test_bulk_build_equals_record_by_record(records, where):
+    one_by_one = MetadataIndex()
+    for label, meta in enumerate(records):
+        one_by_one.add(label, meta)
+    bulk = MetadataIndex.build(enumerate(records))
+    live = set(range(len(records)))
+    assert bulk.resolve(where, live) == one_by_one.resolve(where, live)
+    assert bulk.estimate(where, len(live)) == one_by_one.estimate(where, len(live))
+    for label, meta in enumerate(records):  # and it stays maintainable
+        bulk.remove(label, meta)
+    assert bulk.resolve(where, set()) == set()
