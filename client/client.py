@@ -10,7 +10,7 @@ import numpy as np
 from vectord.errors import InvalidArgumentError
 from vectord.v1 import admin_pb2, encoder_pb2
 from vectord.v1 import collections_pb2 as cpb
-from vectord.wire import metadata_to_proto, vectors_from_proto
+from vectord.wire import vectors_from_proto
 
 from . import requests as rq
 from .collection import Collection

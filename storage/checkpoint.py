@@ -13,7 +13,6 @@ step leaves either the old manifest (old generation + full log) or the new one.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from dataclasses import asdict
 from pathlib import Path

@@ -8,6 +8,9 @@ returns only once the record is durable.
 State: records live in ``slots`` (integer labels, never reused until compaction). An update
 gives a record a new label and marks the old one deleted; the HNSW graph, when there is one,
 uses the same labels.
+
+This file holds the state, recovery, writes and reads; queries are in ``search.py`` and
+checkpoints, compaction and snapshots in ``maintenance.py`` (mixins of this class).
 """
 
 from __future__ import annotations
@@ -31,18 +34,18 @@ from vectord.errors import (
 from . import checkpoint as disk
 from . import validation
 from .filters import Filter, compile_filter
-from .fsio import FileSystem, storage_error
-from .index import HnswIndex, IndexSearchFailed, exact_search
+from .fsio import FileSystem
+from .index import HnswIndex
+from .maintenance import MaintenanceMixin
 from .metadata_index import MetadataIndex
-from .planner import Plan, choose
 from .rwlock import RWLock
+from .search import SearchMixin
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
 GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
-QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
 INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
 
 
@@ -90,7 +93,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
                             f"and applied seq {seq!r} do not agree")
 
 
-class Collection:
+class Collection(SearchMixin, MaintenanceMixin):
     def __init__(self, fs: FileSystem, path: Path, config: CollectionConfig, tuning: Tuning,
                  manifest: dict[str, Any]) -> None:
         self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
@@ -554,242 +557,7 @@ class Collection:
                 return estimate[0]
             return len(self._matching(where, predicate)[0])
 
-    def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
-              include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
-        """Nearest records to each query vector (or text, embedded), nearest first."""
-        return self.query_with_plan(queries, n_results, where, include, texts)[0]
-
-    def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
-                        include: Iterable[str] | None = None,
-                        texts: Sequence[str] | None = None) -> tuple[list[Records], Plan]:
-        """``query``, plus the plan that answered it (for ``explain``)."""
-        started = time.perf_counter()
-        include = self._include(include, QUERY_INCLUDE_DEFAULT)
-        n_results = validation.n_results(n_results)
-        if (queries is None) == (texts is None):
-            raise InvalidArgumentError("query: give either query_embeddings or query_texts")
-        if texts is not None:
-            if not texts:
-                raise InvalidArgumentError("query_texts: at least one text is required")
-            validation.query_count(len(texts), "query_texts")
-            queries = self._embed(texts, "query_texts")
-        queries = np.asarray(queries)
-        if queries.ndim != 2 or len(queries) == 0:
-            raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
-        validation.query_count(len(queries), "query_embeddings")
-        queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
-                                     [f"query {i}" for i in range(len(queries))], "query_embeddings")
-        predicate = compile_filter(where)
-        with self._lock.read():
-            self._check_open()
-            labels, distances, plan = self._search(queries, n_results, where, predicate)
-            results = []
-            for row_labels, row_dist in zip(labels, distances):
-                keep = row_labels >= 0
-                records = self._select(row_labels[keep].tolist(), include)
-                if "distances" in include:
-                    records.distances = row_dist[keep]
-                results.append(records)
-        plan.elapsed_ms = (time.perf_counter() - started) * 1000
-        return results, plan
-
-    def _search(self, queries: np.ndarray, k: int, where, predicate):
-        """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
-        live = len(self._labels)
-        has_graph = self._index is not None and live >= self.tuning.exact_threshold
-        if where is not None and has_graph:
-            # Estimate first (index sizes only): a filter that the graph search should
-            # answer is then checked on the fetched results alone, never materialised.
-            estimate = self._meta_index.estimate(where, live)
-            if estimate is not None:
-                strategy, ef = choose(estimate[0], live, min(k, estimate[0]), self.config.hnsw["ef_search"],
-                                      True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
-                if strategy == "hnsw":
-                    found = self._graph_then_check(queries, min(k, estimate[0]), ef, predicate)
-                    if found is not None:
-                        return (*found, Plan("hnsw", estimate[0], ef, "estimate"))
-        candidates, filter_path = self._matching(where, predicate)
-        k = min(k, len(candidates))
-        strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
-                              self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
-        plan = Plan(strategy, len(candidates), ef, filter_path)
-        if strategy == "hnsw":
-            try:
-                allowed = candidates if where is not None else None
-                return (*self._index_search(queries, k, allowed, ef), plan)
-            except IndexSearchFailed as exc:
-                log.debug("hnsw search fell back to exact: %s", exc)
-                plan.strategy, plan.ef = "exact", 0
-        labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
-        return labels, distances, plan
-
-    def _graph_then_check(self, queries, k, ef, predicate):
-        """Graph search fetching ef // 3 results per query, keeping those that pass the
-        filter (one predicate call per fetched record); None if any query is left short,
-        so that the caller answers exactly instead."""
-        fetch = min(len(self._labels), max(k, ef // 3))
-        try:
-            labels, dist = self._index.search(queries, fetch, ef=ef)
-        except IndexSearchFailed:
-            return None
-        out_l = np.full((len(queries), k), -1, np.int64)
-        out_d = np.zeros((len(queries), k), np.float32)
-        rows = self._rows
-        for i in range(len(queries)):
-            kept = 0
-            for label, distance in zip(labels[i].tolist(), dist[i].tolist()):
-                _, document, metadata = rows[label]
-                if predicate(metadata, document):
-                    out_l[i, kept], out_d[i, kept] = label, distance
-                    kept += 1
-                    if kept == k:
-                        break
-            if kept < k:
-                return None
-        return out_l, out_d
-
-    def _index_search(self, queries, k, allowed, ef):
-        if allowed is None:
-            return self._index.search(queries, k, ef=ef)
-        # Filter matches many records: oversample the graph search (ef was raised by the
-        # planner), keep the allowed labels, and finish any short row exactly.
-        fetch = min(len(self._labels), max(k, ef // 3))
-        labels, dist = self._index.search(queries, fetch, ef=ef)
-        mask = np.isin(labels, allowed, assume_unique=False)
-        out_l = np.full((len(queries), k), -1, np.int64)
-        out_d = np.zeros((len(queries), k), np.float32)
-        for i in range(len(queries)):
-            row_l, row_d = labels[i][mask[i]][:k], dist[i][mask[i]][:k]
-            if len(row_l) < k:
-                row_l, row_d = exact_search(self._vectors, self._sqnorms, allowed,
-                                            queries[i:i + 1], k, self.config.metric)
-                row_l, row_d = row_l[0], row_d[0]
-            out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
-        return out_l, out_d
-
     def info(self) -> CollectionInfo:
         with self._lock.read():
             self._check_open()
             return CollectionInfo(config=self.config, count=len(self._labels), seq=self._wal.last_seq)
-
-    # ------------------------------------------------------------------ checkpoints
-    def needs_checkpoint(self) -> bool:
-        if self._closed or self._failed is not None or self._wal is None:
-            return False
-        data_bytes = self._next_label * (self.config.dim * 4 + 64)
-        threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
-        return self._wal.size_bytes > threshold
-
-    def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
-        """Writes a new generation and truncates the log; returns whether it wrote one.
-
-        With ``compact``, every deleted slot is compacted away now (not only past the
-        compaction threshold), writing a generation if there was any.
-        """
-        started = time.monotonic()
-        with self._checkpoint_mutex, self._lock.write():
-            self._check_writable()
-            seq = self._wal.last_seq
-            dead = self._next_label - len(self._labels)
-            if seq == self._applied_seq and not force and not (compact and dead):
-                return False
-            if seq == self._applied_seq and self._manifest["generation"] is not None:
-                # Forced (or compacting) with nothing new in the log: the new generation
-                # needs a new name, since gen-<seq> is the one the MANIFEST names and
-                # rewriting it in place would not survive a crash. A no-op record moves seq on.
-                seq = self._log_and_apply({"op": "delete", "ids": []})
-            self._wal.sync()
-            self.compacted_slots_total += self._maybe_compact(force=compact)
-            slots = self._next_label
-            records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
-            try:
-                name, files, index_meta = disk.write_generation(
-                    self.fs, self.path, seq, self._vectors[:slots], records, self._index)
-            except OSError as exc:
-                # e.g. ENOSPC: the log still holds every write; free the half-written
-                # generation's space (the MANIFEST does not name it) and report the cause
-                self._discard(self.path / f"gen-{seq:020d}")
-                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
-            manifest = {**disk.new_manifest(self.config), "generation": name, "applied_seq": seq,
-                        "slots": slots, "files": files, "index": index_meta}
-            try:
-                disk.write_manifest(self.fs, self.path, manifest)
-            except OSError as exc:  # old or new MANIFEST: both are consistent with the log
-                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
-            self._manifest, self._applied_seq = manifest, seq
-            self._wal.reset()
-            for stale in self.path.glob("gen-*"):
-                if stale.name != name:
-                    self.fs.remove_tree(stale)
-            self.fs.fsync_dir(self.path)
-            log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
-            self.checkpoint_count += 1
-            self.checkpoint_seconds_total += time.monotonic() - started
-            return True
-
-    def _discard(self, path: Path) -> None:
-        try:
-            if path.exists():
-                self.fs.remove_tree(path)
-        except OSError:  # best effort; a stray generation is removed by the next checkpoint
-            log.warning("collection %r: cannot remove %s", self.config.name, path)
-
-    def _maybe_compact(self, force: bool = False) -> int:
-        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph);
-        returns how many were dropped. ``force`` ignores the threshold."""
-        dead = self._next_label - len(self._labels)
-        if dead == 0:
-            return 0
-        if not force and self._index is not None and dead < max(self.tuning.compact_min_dead,
-                                                                self.tuning.compact_ratio * self._next_label):
-            return 0
-        labels = self._live_labels()
-        vectors = self._vectors[labels].copy()
-        rows = [self._rows[label] for label in labels.tolist()]
-        self._vectors = np.zeros((max(16, len(labels)), self.config.dim), np.float32)
-        self._sqnorms = np.zeros(len(self._vectors), np.float32)
-        self._labels, self._rows, self._next_label = {}, {}, 0
-        self._live_cache = None
-        had_index, self._index = self._index is not None, None
-        self._vectors[: len(labels)] = vectors
-        self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
-        for label, row in enumerate(rows):
-            self._labels[row[0]] = label
-            self._rows[label] = row
-        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in self._rows.items())
-        self._next_label = len(rows)
-        if had_index or len(rows) >= self.tuning.exact_threshold:
-            self._build_index()
-        log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
-        return dead
-
-    # ------------------------------------------------------------------ operations
-    def stats(self) -> dict[str, Any]:
-        """Counters and sizes for monitoring; cheap, no lock (values may be a moment old)."""
-        disk_bytes = 0
-        for path in list(self.path.rglob("*")):
-            try:
-                if path.is_file():
-                    disk_bytes += path.stat().st_size
-            except OSError:  # removed by a concurrent checkpoint
-                pass
-        return {"records": len(self._labels), "slots": self._next_label,
-                "deleted_slots": self._next_label - len(self._labels),
-                "wal_bytes": self._wal.size_bytes if self._wal is not None else 0,
-                "disk_bytes": disk_bytes, "seq": self._wal.last_seq if self._wal is not None else 0,
-                "recovery_seconds": self.recovery_seconds, "checkpoints": self.checkpoint_count,
-                "checkpoint_seconds_total": self.checkpoint_seconds_total,
-                "compacted_slots_total": self.compacted_slots_total}
-
-    def snapshot(self, link) -> dict[str, Any]:
-        """A point-in-time copy: checkpoints (if the log holds anything), then, under the
-        checkpoint mutex (no other checkpoint may replace the generation meanwhile) and the
-        read lock, calls ``link(collection_dir, manifest)`` to link or copy the generation's
-        files and MANIFEST. Returns the manifest that was captured."""
-        with self._checkpoint_mutex:
-            self.checkpoint(force=self._manifest["generation"] is None)
-            with self._lock.read():
-                self._check_open()
-                manifest = self._manifest
-                link(self.path, manifest)
-                return manifest

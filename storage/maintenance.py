@@ -1,0 +1,144 @@
+"""Keeping a collection small and durable: checkpoints, compaction, snapshots, statistics.
+
+``MaintenanceMixin`` is part of ``Collection`` (storage/collection.py), split out so that
+each file has one job; checkpoints and compaction hold the collection's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint as disk
+from .fsio import storage_error
+from .metadata_index import MetadataIndex
+
+log = logging.getLogger(__name__)
+
+
+class MaintenanceMixin:
+    # ------------------------------------------------------------------ checkpoints
+    def needs_checkpoint(self) -> bool:
+        if self._closed or self._failed is not None or self._wal is None:
+            return False
+        data_bytes = self._next_label * (self.config.dim * 4 + 64)
+        threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
+        return self._wal.size_bytes > threshold
+
+    def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
+        """Writes a new generation and truncates the log; returns whether it wrote one.
+
+        With ``compact``, every deleted slot is compacted away now (not only past the
+        compaction threshold), writing a generation if there was any.
+        """
+        started = time.monotonic()
+        with self._checkpoint_mutex, self._lock.write():
+            self._check_writable()
+            seq = self._wal.last_seq
+            dead = self._next_label - len(self._labels)
+            if seq == self._applied_seq and not force and not (compact and dead):
+                return False
+            if seq == self._applied_seq and self._manifest["generation"] is not None:
+                # Forced (or compacting) with nothing new in the log: the new generation
+                # needs a new name, since gen-<seq> is the one the MANIFEST names and
+                # rewriting it in place would not survive a crash. A no-op record moves seq on.
+                seq = self._log_and_apply({"op": "delete", "ids": []})
+            self._wal.sync()
+            self.compacted_slots_total += self._maybe_compact(force=compact)
+            slots = self._next_label
+            records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
+            try:
+                name, files, index_meta = disk.write_generation(
+                    self.fs, self.path, seq, self._vectors[:slots], records, self._index)
+            except OSError as exc:
+                # e.g. ENOSPC: the log still holds every write; free the half-written
+                # generation's space (the MANIFEST does not name it) and report the cause
+                self._discard(self.path / f"gen-{seq:020d}")
+                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
+            manifest = {**disk.new_manifest(self.config), "generation": name, "applied_seq": seq,
+                        "slots": slots, "files": files, "index": index_meta}
+            try:
+                disk.write_manifest(self.fs, self.path, manifest)
+            except OSError as exc:  # old or new MANIFEST: both are consistent with the log
+                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
+            self._manifest, self._applied_seq = manifest, seq
+            self._wal.reset()
+            for stale in self.path.glob("gen-*"):
+                if stale.name != name:
+                    self.fs.remove_tree(stale)
+            self.fs.fsync_dir(self.path)
+            log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
+            self.checkpoint_count += 1
+            self.checkpoint_seconds_total += time.monotonic() - started
+            return True
+
+    def _discard(self, path: Path) -> None:
+        try:
+            if path.exists():
+                self.fs.remove_tree(path)
+        except OSError:  # best effort; a stray generation is removed by the next checkpoint
+            log.warning("collection %r: cannot remove %s", self.config.name, path)
+
+    def _maybe_compact(self, force: bool = False) -> int:
+        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph);
+        returns how many were dropped. ``force`` ignores the threshold."""
+        dead = self._next_label - len(self._labels)
+        if dead == 0:
+            return 0
+        if not force and self._index is not None and dead < max(self.tuning.compact_min_dead,
+                                                                self.tuning.compact_ratio * self._next_label):
+            return 0
+        labels = self._live_labels()
+        vectors = self._vectors[labels].copy()
+        rows = [self._rows[label] for label in labels.tolist()]
+        self._vectors = np.zeros((max(16, len(labels)), self.config.dim), np.float32)
+        self._sqnorms = np.zeros(len(self._vectors), np.float32)
+        self._labels, self._rows, self._next_label = {}, {}, 0
+        self._live_cache = None
+        had_index, self._index = self._index is not None, None
+        self._vectors[: len(labels)] = vectors
+        self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
+        for label, row in enumerate(rows):
+            self._labels[row[0]] = label
+            self._rows[label] = row
+        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in self._rows.items())
+        self._next_label = len(rows)
+        if had_index or len(rows) >= self.tuning.exact_threshold:
+            self._build_index()
+        log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
+        return dead
+
+    # ------------------------------------------------------------------ operations
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes for monitoring; cheap, no lock (values may be a moment old)."""
+        disk_bytes = 0
+        for path in list(self.path.rglob("*")):
+            try:
+                if path.is_file():
+                    disk_bytes += path.stat().st_size
+            except OSError:  # removed by a concurrent checkpoint
+                pass
+        return {"records": len(self._labels), "slots": self._next_label,
+                "deleted_slots": self._next_label - len(self._labels),
+                "wal_bytes": self._wal.size_bytes if self._wal is not None else 0,
+                "disk_bytes": disk_bytes, "seq": self._wal.last_seq if self._wal is not None else 0,
+                "recovery_seconds": self.recovery_seconds, "checkpoints": self.checkpoint_count,
+                "checkpoint_seconds_total": self.checkpoint_seconds_total,
+                "compacted_slots_total": self.compacted_slots_total}
+
+    def snapshot(self, link) -> dict[str, Any]:
+        """A point-in-time copy: checkpoints (if the log holds anything), then, under the
+        checkpoint mutex (no other checkpoint may replace the generation meanwhile) and the
+        read lock, calls ``link(collection_dir, manifest)`` to link or copy the generation's
+        files and MANIFEST. Returns the manifest that was captured."""
+        with self._checkpoint_mutex:
+            self.checkpoint(force=self._manifest["generation"] is None)
+            with self._lock.read():
+                self._check_open()
+                manifest = self._manifest
+                link(self.path, manifest)
+                return manifest

@@ -1,0 +1,139 @@
+"""Nearest-neighbour queries of a collection: planning, the graph or exact search, filters.
+
+``SearchMixin`` is part of ``Collection`` (storage/collection.py), split out so that each file
+has one job; its methods read the collection's state under its read lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from vectord.errors import InvalidArgumentError
+from . import validation
+from .filters import Filter, compile_filter
+from .index import IndexSearchFailed, exact_search
+from .planner import Plan, choose
+from .types import Records
+
+log = logging.getLogger(__name__)
+
+QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
+
+
+class SearchMixin:
+    def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
+              include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
+        """Nearest records to each query vector (or text, embedded), nearest first."""
+        return self.query_with_plan(queries, n_results, where, include, texts)[0]
+
+    def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
+                        include: Iterable[str] | None = None,
+                        texts: Sequence[str] | None = None) -> tuple[list[Records], Plan]:
+        """``query``, plus the plan that answered it (for ``explain``)."""
+        started = time.perf_counter()
+        include = self._include(include, QUERY_INCLUDE_DEFAULT)
+        n_results = validation.n_results(n_results)
+        if (queries is None) == (texts is None):
+            raise InvalidArgumentError("query: give either query_embeddings or query_texts")
+        if texts is not None:
+            if not texts:
+                raise InvalidArgumentError("query_texts: at least one text is required")
+            validation.query_count(len(texts), "query_texts")
+            queries = self._embed(texts, "query_texts")
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or len(queries) == 0:
+            raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
+        validation.query_count(len(queries), "query_embeddings")
+        queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
+                                     [f"query {i}" for i in range(len(queries))], "query_embeddings")
+        predicate = compile_filter(where)
+        with self._lock.read():
+            self._check_open()
+            labels, distances, plan = self._search(queries, n_results, where, predicate)
+            results = []
+            for row_labels, row_dist in zip(labels, distances):
+                keep = row_labels >= 0
+                records = self._select(row_labels[keep].tolist(), include)
+                if "distances" in include:
+                    records.distances = row_dist[keep]
+                results.append(records)
+        plan.elapsed_ms = (time.perf_counter() - started) * 1000
+        return results, plan
+
+    def _search(self, queries: np.ndarray, k: int, where, predicate):
+        """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
+        live = len(self._labels)
+        has_graph = self._index is not None and live >= self.tuning.exact_threshold
+        if where is not None and has_graph:
+            # Estimate first (index sizes only): a filter that the graph search should
+            # answer is then checked on the fetched results alone, never materialised.
+            estimate = self._meta_index.estimate(where, live)
+            if estimate is not None:
+                strategy, ef = choose(estimate[0], live, min(k, estimate[0]), self.config.hnsw["ef_search"],
+                                      True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
+                if strategy == "hnsw":
+                    found = self._graph_then_check(queries, min(k, estimate[0]), ef, predicate)
+                    if found is not None:
+                        return (*found, Plan("hnsw", estimate[0], ef, "estimate"))
+        candidates, filter_path = self._matching(where, predicate)
+        k = min(k, len(candidates))
+        strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
+                              self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
+        plan = Plan(strategy, len(candidates), ef, filter_path)
+        if strategy == "hnsw":
+            try:
+                allowed = candidates if where is not None else None
+                return (*self._index_search(queries, k, allowed, ef), plan)
+            except IndexSearchFailed as exc:
+                log.debug("hnsw search fell back to exact: %s", exc)
+                plan.strategy, plan.ef = "exact", 0
+        labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
+        return labels, distances, plan
+
+    def _graph_then_check(self, queries, k, ef, predicate):
+        """Graph search fetching ef // 3 results per query, keeping those that pass the
+        filter (one predicate call per fetched record); None if any query is left short,
+        so that the caller answers exactly instead."""
+        fetch = min(len(self._labels), max(k, ef // 3))
+        try:
+            labels, dist = self._index.search(queries, fetch, ef=ef)
+        except IndexSearchFailed:
+            return None
+        out_l = np.full((len(queries), k), -1, np.int64)
+        out_d = np.zeros((len(queries), k), np.float32)
+        rows = self._rows
+        for i in range(len(queries)):
+            kept = 0
+            for label, distance in zip(labels[i].tolist(), dist[i].tolist()):
+                _, document, metadata = rows[label]
+                if predicate(metadata, document):
+                    out_l[i, kept], out_d[i, kept] = label, distance
+                    kept += 1
+                    if kept == k:
+                        break
+            if kept < k:
+                return None
+        return out_l, out_d
+
+    def _index_search(self, queries, k, allowed, ef):
+        if allowed is None:
+            return self._index.search(queries, k, ef=ef)
+        # Filter matches many records: oversample the graph search (ef was raised by the
+        # planner), keep the allowed labels, and finish any short row exactly.
+        fetch = min(len(self._labels), max(k, ef // 3))
+        labels, dist = self._index.search(queries, fetch, ef=ef)
+        mask = np.isin(labels, allowed, assume_unique=False)
+        out_l = np.full((len(queries), k), -1, np.int64)
+        out_d = np.zeros((len(queries), k), np.float32)
+        for i in range(len(queries)):
+            row_l, row_d = labels[i][mask[i]][:k], dist[i][mask[i]][:k]
+            if len(row_l) < k:
+                row_l, row_d = exact_search(self._vectors, self._sqnorms, allowed,
+                                            queries[i:i + 1], k, self.config.metric)
+                row_l, row_d = row_l[0], row_d[0]
+            out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
+        return out_l, out_d
