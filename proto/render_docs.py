@@ -35,10 +35,6 @@ _TYPE_MESSAGE, _TYPE_ENUM = 11, 14
 _LABEL_REPEATED = 3
 
 
-def proto_files() -> list[Path]:
-    return sorted((PROTO_ROOT / "vectord" / "v1").glob("*.proto"))
-
-
 def load_descriptors():
     """The FileDescriptorSet of our .proto files, comments included."""
     from google.protobuf import descriptor_pb2

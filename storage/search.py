@@ -76,7 +76,10 @@ class SearchMixin:
                 strategy, ef = choose(estimate[0], live, min(k, estimate[0]), self.config.hnsw["ef_search"],
                                       True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
                 if strategy == "hnsw":
-                    found = self._graph_then_check(queries, min(k, estimate[0]), ef, predicate)
+                    try:
+                        found = self._graph_filtered(queries, min(k, estimate[0]), ef, self._passes(predicate))
+                    except IndexSearchFailed:
+                        found = None
                     if found is not None:
                         return (*found, Plan("hnsw", estimate[0], ef, "estimate"))
         candidates, filter_path = self._matching(where, predicate)
@@ -86,54 +89,58 @@ class SearchMixin:
         plan = Plan(strategy, len(candidates), ef, filter_path)
         if strategy == "hnsw":
             try:
-                allowed = candidates if where is not None else None
-                return (*self._index_search(queries, k, allowed, ef), plan)
+                if where is None:
+                    return (*self._index.search(queries, k, ef=ef), plan)
+                # a filter the indexes could not estimate (document conditions), matched
+                # many records: keep the allowed labels among the oversampled results
+                found = self._graph_filtered(
+                    queries, k, ef, lambda row, k: np.flatnonzero(np.isin(row, candidates))[:k],
+                    allowed=candidates)
+                return (*found, plan)
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
                 plan.strategy, plan.ef = "exact", 0
         labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
         return labels, distances, plan
 
-    def _graph_then_check(self, queries, k, ef, predicate):
-        """Graph search fetching ef // 3 results per query, keeping those that pass the
-        filter (one predicate call per fetched record); None if any query is left short,
-        so that the caller answers exactly instead."""
-        fetch = min(len(self._labels), max(k, ef // 3))
-        try:
-            labels, dist = self._index.search(queries, fetch, ef=ef)
-        except IndexSearchFailed:
-            return None
-        out_l = np.full((len(queries), k), -1, np.int64)
-        out_d = np.zeros((len(queries), k), np.float32)
-        rows = self._rows
-        for i in range(len(queries)):
-            kept = 0
-            for label, distance in zip(labels[i].tolist(), dist[i].tolist()):
-                _, document, metadata = rows[label]
-                if predicate(metadata, document):
-                    out_l[i, kept], out_d[i, kept] = label, distance
-                    kept += 1
-                    if kept == k:
-                        break
-            if kept < k:
-                return None
-        return out_l, out_d
+    def _graph_filtered(self, queries, k, ef, keep, allowed=None):
+        """Graph search fetching ef // 3 results per query and keeping, per query, the first
+        k that ``keep`` allows (``keep(row, k)`` returns the positions to keep in a row of
+        fetched labels, nearest first, at most k).
+        A query left short is finished exactly over ``allowed`` when the caller has the
+        matches; otherwise the result is None and the caller answers exactly.
 
-    def _index_search(self, queries, k, allowed, ef):
-        if allowed is None:
-            return self._index.search(queries, k, ef=ef)
-        # Filter matches many records: oversample the graph search (ef was raised by the
-        # planner), keep the allowed labels, and finish any short row exactly.
+        Raises:
+            IndexSearchFailed: hnswlib could not return ``fetch`` results.
+        """
         fetch = min(len(self._labels), max(k, ef // 3))
         labels, dist = self._index.search(queries, fetch, ef=ef)
-        mask = np.isin(labels, allowed, assume_unique=False)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
         for i in range(len(queries)):
-            row_l, row_d = labels[i][mask[i]][:k], dist[i][mask[i]][:k]
+            positions = keep(labels[i], k)
+            row_l, row_d = labels[i][positions], dist[i][positions]
             if len(row_l) < k:
+                if allowed is None:
+                    return None
                 row_l, row_d = exact_search(self._vectors, self._sqnorms, allowed,
                                             queries[i:i + 1], k, self.config.metric)
                 row_l, row_d = row_l[0], row_d[0]
             out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
         return out_l, out_d
+
+    def _passes(self, predicate):
+        """``keep`` for _graph_filtered: the filter checked on fetched records, nearest
+        first, stopping at k."""
+        rows = self._rows
+
+        def keep(row: np.ndarray, k: int) -> list[int]:
+            positions = []
+            for position, label in enumerate(row.tolist()):
+                _, document, metadata = rows[label]
+                if predicate(metadata, document):
+                    positions.append(position)
+                    if len(positions) == k:
+                        break
+            return positions
+        return keep
