@@ -5,6 +5,11 @@
         wal.log             records after the generation's applied seq
         gen-<seq>/          vectors.npy, records.msgpack, index.hnsw (optional)
 
+vectors.npy holds every slot's vector (label = row); records.msgpack the live records as
+columns: {"labels": little-endian int64 bytes, "ids": [...], "documents": [...],
+"metadatas": [msgpack bytes or None]} (a list of [label, id, document, metadata] rows in
+generations written before the columns; both are read).
+
 Order of a checkpoint (REFERENCE.md): log durable -> new generation written and fsynced ->
 MANIFEST replaced atomically -> log truncated -> old generations removed. A crash at any
 step leaves either the old manifest (old generation + full log) or the new one.
@@ -24,7 +29,9 @@ import numpy as np
 from vectord.errors import DataLossError
 from . import framing
 from .fsio import FileSystem, replace_atomically
+from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
+from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +92,8 @@ def write_generation(
     fs: FileSystem,
     directory: Path,
     seq: int,
-    vectors: np.ndarray,
-    records: list[list[Any]],
+    vectors: VectorStore,
+    records: dict[str, Any],
     index,
 ) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
     """Writes gen-<seq>/ durably; returns (name, files with sha256, index description)."""
@@ -100,7 +107,7 @@ def write_generation(
     handle = fs.create(gen / VECTORS)
     writer = _HashingWriter(handle)
     try:
-        np.lib.format.write_array(writer, np.ascontiguousarray(vectors), allow_pickle=False)
+        vectors.write_npy(writer)
     except BaseException:
         handle.close()
         raise
@@ -139,8 +146,8 @@ def _verified(gen: Path, files: dict[str, Any], name: str) -> Path:
     return path
 
 
-def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, list, Path | None]:
-    """Loads a generation's vectors and records after verifying their sha256.
+def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorStore, RecordStore, Path | None]:
+    """Loads a generation's vectors (mapped) and records after verifying their sha256.
 
     Returns (vectors, records, index path or None). The index path is returned only when
     the index file passes its checksum and matches the collection's dim and metric; a bad
@@ -151,16 +158,17 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[np.ndarr
     """
     gen = directory / manifest["generation"]
     files = manifest["files"]
+    config = manifest["config"]
+    slots = manifest["slots"]
     vectors_path = _verified(gen, files, VECTORS)
     records_path = _verified(gen, files, RECORDS)
     try:
-        vectors = np.load(vectors_path, allow_pickle=False)
-        records = framing.unpack(records_path.read_bytes())
+        vectors = VectorStore.mapped(vectors_path, config["dim"])
+        records = _records(framing.unpack(records_path.read_bytes()), slots)
     except Exception as exc:  # verified files that still do not decode: a bug or a format change
         raise DataLossError(f"{gen}: cannot decode checkpoint ({exc})") from exc
-    config = manifest["config"]
-    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != config["dim"]:
-        raise DataLossError(f"{gen}: vectors have shape {vectors.shape}, expected (*, {config['dim']})")
+    if vectors.slots != slots:
+        raise DataLossError(f"{gen}: the checkpoint holds {vectors.slots} vectors, its MANIFEST says {slots}")
     index_path = None
     meta = manifest.get("index")
     if meta is not None:
@@ -172,3 +180,26 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[np.ndarr
         except DataLossError as exc:
             log.warning("%s; the index will be rebuilt from the stored vectors", exc)
     return vectors, records, index_path
+
+
+def count_records(path: Path) -> int:
+    """How many live records a generation's records file holds (either layout)."""
+    data = framing.unpack(path.read_bytes())
+    return len(data) if isinstance(data, list) else len(data["ids"])
+
+
+def _records(data: Any, slots: int) -> RecordStore:
+    if isinstance(data, list):  # rows, as generations before the columns stored them
+        labels = [row[0] for row in data]
+        columns = ([row[1] for row in data], [row[2] for row in data],
+                   [encode_metadata(row[3]) for row in data])
+    else:
+        labels = np.frombuffer(data["labels"], "<i8").tolist()
+        columns = (data["ids"], data["documents"], data["metadatas"])
+    if any(len(column) != len(labels) for column in columns) or (
+            labels and (min(labels) < 0 or max(labels) >= slots)):
+        raise ValueError(f"record columns do not agree with each other or with {slots} slots")
+    records = RecordStore.from_columns(labels, *columns, slots=slots)
+    if len(records) != len(labels) or len(set(labels)) != len(labels):
+        raise ValueError("record columns repeat a label or an id")
+    return records

@@ -7,7 +7,9 @@ returns only once the record is durable.
 
 State: records live in ``slots`` (integer labels, never reused until compaction). An update
 gives a record a new label and marks the old one deleted; the HNSW graph, when there is one,
-uses the same labels.
+uses the same labels. Ids, documents and metadata are columns of a ``RecordStore``
+(records.py); the original vectors are a ``VectorStore`` (vectors.py), mapped from the
+checkpoint's file.
 
 This file holds the state, recovery, writes and reads; queries are in ``search.py`` and
 checkpoints, compaction and snapshots in ``maintenance.py`` (mixins of this class).
@@ -22,8 +24,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sortedcontainers import SortedList
-
 from vectord.errors import (
     AlreadyExistsError,
     DataLossError,
@@ -38,9 +38,11 @@ from .fsio import FileSystem
 from .index import HnswIndex
 from .maintenance import MaintenanceMixin
 from .metadata_index import MetadataIndex
+from .records import RecordStore
 from .rwlock import RWLock
 from .search import SearchMixin
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
+from .vectors import VectorStore
 from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -101,15 +103,9 @@ class Collection(SearchMixin, MaintenanceMixin):
         self._lock = RWLock()
         # reentrant: snapshot() holds it across its own checkpoint and the file links
         self._checkpoint_mutex = threading.RLock()
-        dim = config.dim
-        self._vectors = np.zeros((16, dim), np.float32)
-        self._sqnorms = np.zeros(16, np.float32)
-        self._labels: dict[str, int] = {}  # id -> label
-        self._rows: dict[int, tuple[str, str | None, dict[str, Any]]] = {}  # label -> record
-        self._next_label = 0
-        self._live_cache: np.ndarray | None = None
+        self._vectors = VectorStore(config.dim)
+        self._records = RecordStore()
         self._meta_index = MetadataIndex()
-        self._sorted_ids: SortedList = SortedList()  # for cursor pages, stable under writes
         self._index: HnswIndex | None = None
         self._failed: str | None = None
         self._closed = False
@@ -159,12 +155,13 @@ class Collection(SearchMixin, MaintenanceMixin):
         collection = cls(fs, path, config, tuning, manifest)
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
-            collection._load_state(vectors, records, manifest["slots"])
+            collection._vectors, collection._records = vectors, records
+            collection._meta_index = MetadataIndex.build(records.metadata_items())
             if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index = HnswIndex.load(
                     index_path, config.metric, config.dim, config.hnsw["m"],
                     config.hnsw["ef_construction"], config.hnsw["ef_search"],
-                    capacity=len(collection._vectors), deleted=manifest["index"]["deleted"],
+                    capacity=vectors.slots, deleted=manifest["index"]["deleted"],
                     threads=tuning.index_threads)
         records = WriteAheadLog.read(path / disk.WAL, fs)
         replayed = 0
@@ -179,24 +176,8 @@ class Collection(SearchMixin, MaintenanceMixin):
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         collection.recovery_seconds = time.monotonic() - started
         log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
-                 config.name, config.id, len(collection._labels), replayed, time.monotonic() - started)
+                 config.name, config.id, len(collection._records), replayed, time.monotonic() - started)
         return collection
-
-    def _load_state(self, vectors: np.ndarray, records: list, slots: int) -> None:
-        if len(vectors) != slots:
-            raise DataLossError(f"collection {self.config.name!r}: the checkpoint holds {len(vectors)} "
-                                f"vectors, its MANIFEST says {slots}")
-        self._ensure_capacity(slots)
-        self._vectors[: len(vectors)] = vectors
-        self._sqnorms[: len(vectors)] = (vectors * vectors).sum(axis=1)
-        labels, rows = self._labels, self._rows
-        for label, id_, document, metadata in records:
-            labels[id_] = label
-            rows[label] = (id_, document, metadata)
-        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in rows.items())
-        self._sorted_ids = SortedList(labels)
-        self._next_label = slots
-        self._live_cache = None
 
     def close(self, checkpoint: bool = True) -> None:
         """Writes a final checkpoint (when asked and healthy) and closes the log."""
@@ -252,35 +233,20 @@ class Collection(SearchMixin, MaintenanceMixin):
                 raise InvalidArgumentError(f"{field}[{i}]: a text is needed to embed, got {text!r}")
         return encoder.embed(list(texts))
 
-    def _ensure_capacity(self, slots: int) -> None:
-        capacity = len(self._vectors)
-        if slots <= capacity:
-            return
-        new_capacity = max(slots, capacity * 2)
-        vectors = np.zeros((new_capacity, self.config.dim), np.float32)
-        vectors[:capacity] = self._vectors
-        sqnorms = np.zeros(new_capacity, np.float32)
-        sqnorms[:capacity] = self._sqnorms
-        self._vectors, self._sqnorms = vectors, sqnorms
-
-    def _live_labels(self) -> np.ndarray:
-        if self._live_cache is None:
-            self._live_cache = np.fromiter(self._rows.keys(), np.int64, len(self._rows))
-        return self._live_cache
-
     def _maybe_build_index(self) -> None:
-        if self._index is None and len(self._labels) >= self.tuning.exact_threshold:
+        if self._index is None and len(self._records) >= self.tuning.exact_threshold:
             self._build_index()
 
     def _build_index(self) -> None:
         hnsw = self.config.hnsw
-        labels = self._live_labels()
+        labels = self._records.live()
         index = HnswIndex.create(self.config.metric, self.config.dim, hnsw["m"],
                                  hnsw["ef_construction"], hnsw["ef_search"],
-                                 capacity=max(len(self._vectors), 16),
+                                 capacity=max(self._vectors.slots, 16),
                                  threads=self.tuning.index_threads)
-        if len(labels):
-            index.add(self._vectors[labels], labels)
+        for start in range(0, len(labels), 65536):  # bounded copies out of the map
+            part = labels[start:start + 65536]
+            index.add(self._vectors.take(part), part)
         self._index = index
 
     # ------------------------------------------------------------------ applying log records
@@ -298,20 +264,15 @@ class Collection(SearchMixin, MaintenanceMixin):
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
         n = len(ids)
-        old = [self._labels[i] for i in ids if i in self._labels]
-        self._drop_labels(old)
-        start = self._next_label
+        known = self._records.labels
+        self._drop_labels([known[i] for i in ids if i in known])
+        start = self._vectors.append(vectors)
         labels = np.arange(start, start + n, dtype=np.int64)
-        self._ensure_capacity(start + n)
-        self._vectors[start:start + n] = vectors
-        self._sqnorms[start:start + n] = (vectors * vectors).sum(axis=1)
-        for label, id_, document, metadata in zip(labels.tolist(), ids, documents, metadatas):
-            self._labels[id_] = label
-            self._rows[label] = (id_, document, metadata)
+        for id_, document, metadata in zip(ids, documents, metadatas):
+            label = self._records.append(id_, document, metadata)
             self._meta_index.add(label, metadata)
-            self._sorted_ids.add(id_)
-        self._next_label = start + n
-        self._live_cache = None
+        if self._records.slots != self._vectors.slots:
+            raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")
         if self._index is not None:
             self._index.add(vectors, labels)
         else:
@@ -319,16 +280,14 @@ class Collection(SearchMixin, MaintenanceMixin):
 
     def _drop_labels(self, labels: list[int]) -> None:
         for label in labels:
-            id_, _, metadata = self._rows.pop(label)
-            del self._labels[id_]
+            _, metadata = self._records.drop(label)
             self._meta_index.remove(label, metadata)
-            self._sorted_ids.remove(id_)
         if labels and self._index is not None:
             self._index.mark_deleted(labels)
-        self._live_cache = None
 
     def _apply_delete(self, ids: Iterable[str]) -> None:
-        self._drop_labels([self._labels[i] for i in ids if i in self._labels])
+        known = self._records.labels
+        self._drop_labels([known[i] for i in ids if i in known])
 
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
@@ -374,7 +333,7 @@ class Collection(SearchMixin, MaintenanceMixin):
         result = WriteResult()
         with self._lock.write():
             self._check_writable()
-            existing = [self._labels.get(i) for i in ids]
+            existing = [self._records.labels.get(i) for i in ids]
             if kind == "add":
                 for i, label in enumerate(existing):
                     if label is not None:
@@ -399,8 +358,9 @@ class Collection(SearchMixin, MaintenanceMixin):
                     metadata = _merge({}, metadata)
                     result.inserted += 1
                 else:
-                    _, old_document, old_metadata = self._rows[label]
-                    old_vector = self._vectors[label]
+                    old_document = self._records.documents[label]
+                    old_metadata = self._records.metadata(label)
+                    old_vector = self._vectors.row(label)
                     vector = embeddings[i] if embeddings is not None else old_vector
                     document = old_document if document is None else document
                     metadata = _merge(old_metadata, metadata)
@@ -433,28 +393,33 @@ class Collection(SearchMixin, MaintenanceMixin):
         with self._lock.write():
             self._check_writable()
             if ids is not None:
-                labels = [self._labels[i] for i in dict.fromkeys(ids) if i in self._labels]
-                if predicate is not None:
-                    labels = [label for label in labels if predicate(self._rows[label][2], self._rows[label][1])]
+                known = self._records.labels
+                labels = self._passing([known[i] for i in dict.fromkeys(ids) if i in known], predicate)
             else:
                 labels = self._matching(where, predicate)[0].tolist()
-            targets = [self._rows[label][0] for label in labels]
+            targets = [self._records.ids[label] for label in labels]
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)
 
     # ------------------------------------------------------------------ reads
     def _select(self, labels: list[int], include: frozenset[str]) -> Records:
-        rows = [self._rows[label] for label in labels]
-        out = Records(ids=[row[0] for row in rows])
+        records = self._records
+        out = Records(ids=[records.ids[label] for label in labels])
         if "embeddings" in include:
-            out.embeddings = self._vectors[np.asarray(labels, np.int64)].copy() if labels \
-                else np.empty((0, self.config.dim), np.float32)
+            out.embeddings = self._vectors.take(np.asarray(labels, np.int64))
         if "documents" in include:
-            out.documents = [row[1] for row in rows]
+            out.documents = [records.documents[label] for label in labels]
         if "metadatas" in include:
-            out.metadatas = [row[2] for row in rows]
+            out.metadatas = [records.metadata(label) for label in labels]
         return out
+
+    def _passing(self, labels: list[int], predicate) -> list[int]:
+        """The labels whose records pass ``predicate`` (all of them when it is None)."""
+        if predicate is None:
+            return labels
+        records = self._records
+        return [label for label in labels if predicate(records.metadata(label), records.documents[label])]
 
     @staticmethod
     def _include(include: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
@@ -474,16 +439,16 @@ class Collection(SearchMixin, MaintenanceMixin):
         are checked record by record, on the indexes' candidates when there are any.
         """
         if where is None:
-            return self._live_labels(), "none"
-        candidates, exact = self._meta_index.narrow(where, self._rows.keys())
+            return self._records.live(), "none"
+        candidates, exact = self._meta_index.narrow(where, self._records.live_view())
         if exact:
             path = "index"
         elif candidates is not None:
-            candidates = {label for label in candidates
-                          if predicate(self._rows[label][2], self._rows[label][1])}
+            candidates = self._passing(list(candidates), predicate)
             path = "index+scan"
         else:
-            candidates = [label for label, (_, doc, meta) in self._rows.items() if predicate(meta, doc)]
+            candidates = [label for label, document, metadata in self._records.items()
+                          if predicate(metadata, document)]
             path = "scan"
         labels = np.fromiter(candidates, np.int64, len(candidates))
         labels.sort()
@@ -508,10 +473,8 @@ class Collection(SearchMixin, MaintenanceMixin):
         with self._lock.read():
             self._check_open()
             if ids is not None:
-                labels = [self._labels[i] for i in ids if i in self._labels]
-                if predicate is not None:
-                    labels = [label for label in labels
-                              if predicate(self._rows[label][2], self._rows[label][1])]
+                known = self._records.labels
+                labels = self._passing([known[i] for i in ids if i in known], predicate)
             elif after is not None:
                 return self._page_by_id(where, predicate, after, offset, limit, include)
             else:
@@ -523,36 +486,37 @@ class Collection(SearchMixin, MaintenanceMixin):
                     include: frozenset[str]) -> Records:
         limit = limit or 1000
         wanted = offset + limit
+        records = self._records
         if where is None:
-            ids = list(self._sorted_ids.islice(self._sorted_ids.bisect_right(after),
-                                               self._sorted_ids.bisect_right(after) + wanted + 1))
+            start = records.sorted_ids.bisect_right(after)
+            ids = list(records.sorted_ids.islice(start, start + wanted + 1))
         else:
             labels = self._matching(where, predicate)[0]
-            if len(labels) * 8 < len(self._labels):  # few matches: sort them
-                matched = sorted(self._rows[label][0] for label in labels.tolist())
+            if len(labels) * 8 < len(records):  # few matches: sort them
+                matched = sorted(records.ids[label] for label in labels.tolist())
                 start = SortedList(matched).bisect_right(after) if matched else 0
                 ids = matched[start:start + wanted + 1]
             else:  # many matches: walk ids in order, keep the matching ones
                 allowed = set(labels.tolist())
                 ids = []
-                for id_ in self._sorted_ids.irange(after, None, inclusive=(False, True)):
-                    if self._labels[id_] in allowed:
+                for id_ in records.sorted_ids.irange(after, None, inclusive=(False, True)):
+                    if records.labels[id_] in allowed:
                         ids.append(id_)
                         if len(ids) > wanted:
                             break
         more = len(ids) > wanted
         page = ids[offset:wanted]
-        records = self._select([self._labels[i] for i in page], include)
-        records.next_after = page[-1] if more and page else None
-        return records
+        found = self._select([records.labels[i] for i in page], include)
+        found.next_after = page[-1] if more and page else None
+        return found
 
     def count(self, where: Filter | None = None) -> int:
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
             if where is None:
-                return len(self._labels)
-            estimate = self._meta_index.estimate(where, len(self._labels))
+                return len(self._records)
+            estimate = self._meta_index.estimate(where, len(self._records))
             if estimate is not None and estimate[1]:  # exact from the index sizes
                 return estimate[0]
             return len(self._matching(where, predicate)[0])
@@ -560,4 +524,4 @@ class Collection(SearchMixin, MaintenanceMixin):
     def info(self) -> CollectionInfo:
         with self._lock.read():
             self._check_open()
-            return CollectionInfo(config=self.config, count=len(self._labels), seq=self._wal.last_seq)
+            return CollectionInfo(config=self.config, count=len(self._records), seq=self._wal.last_seq)

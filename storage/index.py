@@ -32,7 +32,8 @@ def exact_search(
     k: int,
     metric: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force k nearest among ``vectors[labels]``.
+    """Brute-force k nearest among candidate ``vectors`` (row i has label ``labels[i]`` and
+    squared norm ``sqnorms[i]``).
 
     Returns (labels, distances), each (n_queries, min(k, len(labels))), nearest first.
     Distances: cosine 1 - cos, l2 squared Euclidean, ip 1 - dot.
@@ -41,16 +42,15 @@ def exact_search(
     n = len(queries)
     if k == 0:
         return np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
-    candidates = vectors[labels] if len(labels) != len(vectors) else vectors
-    dots = queries @ candidates.T  # (n, m)
+    dots = queries @ vectors.T  # (n, m)
     if metric == "cosine":
         qn = np.sqrt((queries * queries).sum(axis=1, keepdims=True))
-        dist = 1.0 - dots / (qn * np.sqrt(sqnorms[labels])[None, :])
+        dist = 1.0 - dots / (qn * np.sqrt(sqnorms)[None, :])
     elif metric == "ip":
         dist = 1.0 - dots
     else:
         qsq = (queries * queries).sum(axis=1, keepdims=True)
-        dist = np.maximum(qsq - 2.0 * dots + sqnorms[labels][None, :], 0.0)
+        dist = np.maximum(qsq - 2.0 * dots + sqnorms[None, :], 0.0)
     if k < dist.shape[1]:
         part = np.argpartition(dist, k - 1, axis=1)[:, :k]
     else:

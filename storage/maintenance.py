@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import checkpoint as disk
 from .fsio import storage_error
 from .metadata_index import MetadataIndex
+from .records import RecordStore
+from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class MaintenanceMixin:
     def needs_checkpoint(self) -> bool:
         if self._closed or self._failed is not None or self._wal is None:
             return False
-        data_bytes = self._next_label * (self.config.dim * 4 + 64)
+        data_bytes = self._vectors.slots * (self.config.dim * 4 + 64)
         threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
         return self._wal.size_bytes > threshold
 
@@ -39,7 +39,7 @@ class MaintenanceMixin:
         with self._checkpoint_mutex, self._lock.write():
             self._check_writable()
             seq = self._wal.last_seq
-            dead = self._next_label - len(self._labels)
+            dead = self._vectors.slots - len(self._records)
             if seq == self._applied_seq and not force and not (compact and dead):
                 return False
             if seq == self._applied_seq and self._manifest["generation"] is not None:
@@ -49,11 +49,10 @@ class MaintenanceMixin:
                 seq = self._log_and_apply({"op": "delete", "ids": []})
             self._wal.sync()
             self.compacted_slots_total += self._maybe_compact(force=compact)
-            slots = self._next_label
-            records = [[label, id_, doc, meta] for label, (id_, doc, meta) in self._rows.items()]
+            slots = self._vectors.slots
             try:
                 name, files, index_meta = disk.write_generation(
-                    self.fs, self.path, seq, self._vectors[:slots], records, self._index)
+                    self.fs, self.path, seq, self._vectors, self._records.to_columns(), self._index)
             except OSError as exc:
                 # e.g. ENOSPC: the log still holds every write; free the half-written
                 # generation's space (the MANIFEST does not name it) and report the cause
@@ -66,12 +65,16 @@ class MaintenanceMixin:
             except OSError as exc:  # old or new MANIFEST: both are consistent with the log
                 raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
             self._manifest, self._applied_seq = manifest, seq
+            # map the new generation's vectors (exactly the store's) before the old
+            # generation goes: the in-memory tail is freed
+            self._vectors.rebase(self.path / name / disk.VECTORS)
             self._wal.reset()
             for stale in self.path.glob("gen-*"):
                 if stale.name != name:
                     self.fs.remove_tree(stale)
             self.fs.fsync_dir(self.path)
-            log.info("collection %r: checkpoint %s (%d records)", self.config.name, name, len(records))
+            log.info("collection %r: checkpoint %s (%d records, %d slots)", self.config.name, name,
+                     len(self._records), slots)
             self.checkpoint_count += 1
             self.checkpoint_seconds_total += time.monotonic() - started
             return True
@@ -86,28 +89,22 @@ class MaintenanceMixin:
     def _maybe_compact(self, force: bool = False) -> int:
         """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph);
         returns how many were dropped. ``force`` ignores the threshold."""
-        dead = self._next_label - len(self._labels)
+        slots = self._vectors.slots
+        dead = slots - len(self._records)
         if dead == 0:
             return 0
         if not force and self._index is not None and dead < max(self.tuning.compact_min_dead,
-                                                                self.tuning.compact_ratio * self._next_label):
+                                                                self.tuning.compact_ratio * slots):
             return 0
-        labels = self._live_labels()
-        vectors = self._vectors[labels].copy()
-        rows = [self._rows[label] for label in labels.tolist()]
-        self._vectors = np.zeros((max(16, len(labels)), self.config.dim), np.float32)
-        self._sqnorms = np.zeros(len(self._vectors), np.float32)
-        self._labels, self._rows, self._next_label = {}, {}, 0
-        self._live_cache = None
+        labels = self._records.live()
+        columns = self._records.to_columns()
+        live = len(labels)
+        self._vectors = VectorStore.in_memory(self._vectors.take(labels))  # mapped by the checkpoint
+        self._records = RecordStore.from_columns(list(range(live)), columns["ids"], columns["documents"],
+                                                 columns["metadatas"], slots=live)
         had_index, self._index = self._index is not None, None
-        self._vectors[: len(labels)] = vectors
-        self._sqnorms[: len(labels)] = (vectors * vectors).sum(axis=1)
-        for label, row in enumerate(rows):
-            self._labels[row[0]] = label
-            self._rows[label] = row
-        self._meta_index = MetadataIndex.build((label, row[2]) for label, row in self._rows.items())
-        self._next_label = len(rows)
-        if had_index or len(rows) >= self.tuning.exact_threshold:
+        self._meta_index = MetadataIndex.build(self._records.metadata_items())
+        if had_index or live >= self.tuning.exact_threshold:
             self._build_index()
         log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
         return dead
@@ -122,8 +119,8 @@ class MaintenanceMixin:
                     disk_bytes += path.stat().st_size
             except OSError:  # removed by a concurrent checkpoint
                 pass
-        return {"records": len(self._labels), "slots": self._next_label,
-                "deleted_slots": self._next_label - len(self._labels),
+        return {"records": len(self._records), "slots": self._vectors.slots,
+                "deleted_slots": self._vectors.slots - len(self._records),
                 "wal_bytes": self._wal.size_bytes if self._wal is not None else 0,
                 "disk_bytes": disk_bytes, "seq": self._wal.last_seq if self._wal is not None else 0,
                 "recovery_seconds": self.recovery_seconds, "checkpoints": self.checkpoint_count,

@@ -3,8 +3,15 @@
 For every path in the metadata (dotted for nested maps) the index keeps:
 - the labels holding each scalar value (a hash map; ints and doubles share numeric keys,
   bools and strings have their own), for ``eq``, ``ne``, ``in`` and ``nin``;
-- the numeric values in order (a ``SortedList`` of (value, label)), for ranges;
-- the labels where the path is present at all, for ``exists``.
+- the distinct numeric values in order (a ``SortedList``), for ranges: a range is the union
+  of the value sets it spans;
+- how many labels hold a scalar there, and the labels holding a null, a list or a map, for
+  ``exists`` (a scalar's label is already in its value set: it is not stored twice).
+
+Memory, not speed, shaped this: a label appears once per path (in its value's set), and
+the label ints are the collection's own objects, not copies. The cost is that counting a
+range adds up the sizes of the value sets in it; past ``EXACT_RANGE_VALUES`` distinct values
+the count is an estimate (flagged as such), which the planner may use and ``count`` may not.
 
 ``resolve`` turns a filter into the exact set of matching labels when every condition in it
 can be answered from these indexes, and returns None otherwise (document conditions need
@@ -16,7 +23,6 @@ It is not thread-safe; the collection's read/write lock guards it.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Collection as Sized, Iterable, Iterator
 
 from sortedcontainers import SortedList
@@ -43,65 +49,92 @@ def _paths(metadata: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield from _paths(value, path + ".")
 
 
+#: A range spanning at most this many distinct values is counted exactly.
+EXACT_RANGE_VALUES = 4096
+
+
+class _PathIndex:
+    """Everything indexed about one metadata path."""
+
+    __slots__ = ("by_value", "numbers", "scalars", "others")
+
+    def __init__(self) -> None:
+        self.by_value: dict[tuple, set[int]] = {}
+        self.numbers: SortedList = SortedList()  # distinct numeric values
+        self.scalars = 0  # labels holding a scalar (each is in one by_value set)
+        self.others: set[int] = set()  # labels holding a null, a list or a map
+
+    def present(self) -> int:
+        return self.scalars + len(self.others)
+
+    def labels_present(self) -> set[int]:
+        return set(self.others).union(*self.by_value.values())
+
+
 class MetadataIndex:
     def __init__(self) -> None:
-        self._values: dict[str, dict[tuple, set[int]]] = {}
-        self._numbers: dict[str, SortedList] = {}
-        self._present: dict[str, set[int]] = {}
+        self._paths: dict[str, _PathIndex] = {}
 
     def add(self, label: int, metadata: dict[str, Any]) -> None:
         for path, value in _paths(metadata):
-            self._present.setdefault(path, set()).add(label)
+            index = self._paths.get(path)
+            if index is None:
+                index = self._paths[path] = _PathIndex()
             key = _key(value)
             if key is None:
+                index.others.add(label)
                 continue
-            self._values.setdefault(path, {}).setdefault(key, set()).add(label)
-            if key[0] == "n":
-                self._numbers.setdefault(path, SortedList()).add((value, label))
+            index.scalars += 1
+            labels = index.by_value.get(key)
+            if labels is None:
+                labels = index.by_value[key] = set()
+                if key[0] == "n":
+                    index.numbers.add(value)
+            labels.add(label)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, dict[str, Any]]]) -> "MetadataIndex":
         """An index over many (label, metadata) at once, as when a collection opens: the
-        ordered lists are sorted once instead of growing record by record."""
+        ordered value lists are sorted once instead of growing record by record."""
         index = cls()
-        values, present = index._values, index._present
-        numbers: dict[str, list[tuple[Any, int]]] = {}
+        paths = index._paths
+        numbers: dict[str, list[Any]] = {}
         for label, metadata in rows:
             for path, value in _paths(metadata):
-                labels = present.get(path)
-                if labels is None:
-                    labels = present[path] = set()
-                labels.add(label)
+                entry = paths.get(path)
+                if entry is None:
+                    entry = paths[path] = _PathIndex()
                 key = _key(value)
                 if key is None:
+                    entry.others.add(label)
                     continue
-                values.setdefault(path, {}).setdefault(key, set()).add(label)
-                if key[0] == "n":
-                    numbers.setdefault(path, []).append((value, label))
-        index._numbers = {path: SortedList(pairs) for path, pairs in numbers.items()}
+                entry.scalars += 1
+                labels = entry.by_value.get(key)
+                if labels is None:
+                    labels = entry.by_value[key] = set()
+                    if key[0] == "n":
+                        numbers.setdefault(path, []).append(value)
+                labels.add(label)
+        for path, values in numbers.items():
+            paths[path].numbers = SortedList(values)
         return index
 
     def remove(self, label: int, metadata: dict[str, Any]) -> None:
         for path, value in _paths(metadata):
-            present = self._present[path]
-            present.discard(label)
-            if not present:
-                del self._present[path]
+            index = self._paths[path]
             key = _key(value)
             if key is None:
-                continue
-            by_value = self._values[path]
-            labels = by_value[key]
-            labels.discard(label)
-            if not labels:
-                del by_value[key]
-                if not by_value:
-                    del self._values[path]
-            if key[0] == "n":
-                numbers = self._numbers[path]
-                numbers.remove((value, label))
-                if not numbers:
-                    del self._numbers[path]
+                index.others.discard(label)
+            else:
+                index.scalars -= 1
+                labels = index.by_value[key]
+                labels.discard(label)
+                if not labels:
+                    del index.by_value[key]
+                    if key[0] == "n":
+                        index.numbers.remove(value)
+            if not index.present():
+                del self._paths[path]
 
     # ------------------------------------------------------------------ queries
     def resolve(self, node: Filter, live: Sized[int]) -> set[int] | None:
@@ -132,9 +165,11 @@ class MetadataIndex:
     def estimate(self, node: Filter, live: int) -> tuple[int, bool] | None:
         """(count, exact) of the records matching ``node``, from the index sizes alone, in
         O(conditions x log n): exact for single conditions and their negations, an upper
-        bound for And/Or. None when the filter has a document condition."""
+        bound for And/Or. A range over more than EXACT_RANGE_VALUES distinct values is the
+        exception: its count is sampled (not exact, and not a bound), good for planning only.
+        None when the filter has a document condition."""
         if isinstance(node, Field):
-            return self._field_count(node, live), True
+            return self._field_count(node, live)
         if isinstance(node, Document):
             return None
         if isinstance(node, Not):
@@ -155,26 +190,37 @@ class MetadataIndex:
             return None
         return min(p[0] for p in known), len(parts) == 1 and known[0][1]
 
-    def _field_count(self, node: Field, live: int) -> int:
+    def _field_count(self, node: Field, live: int) -> tuple[int, bool]:
         path, op, value = node.path, node.op, node.value
+        index = self._paths.get(path)
         if op in ("eq", "ne", "in", "nin"):
-            by_value = self._values.get(path, {})
+            by_value = index.by_value if index is not None else {}
             keys = {_key(v) for v in (value if op in ("in", "nin") else [value])} - {None}
             found = sum(len(by_value.get(key, ())) for key in keys)
-            return found if op in ("eq", "in") else live - found
+            return (found if op in ("eq", "in") else live - found), True
         if op == "exists":
-            present = len(self._present.get(path, ()))
-            return present if value else live - present
-        numbers = self._numbers.get(path)
-        if numbers is None:
-            return 0
+            present = index.present() if index is not None else 0
+            return (present if value else live - present), True
+        if index is None or not index.numbers:
+            return 0, True
+        lo, hi = self._range(index.numbers, op, value)
+        if hi - lo <= EXACT_RANGE_VALUES:
+            return sum(len(index.by_value[("n", v)]) for v in index.numbers.islice(lo, hi)), True
+        # many distinct values: distinct values in range x labels per value, from a sample
+        sample = index.numbers[:: max(1, len(index.numbers) // 256)]
+        per_value = sum(len(index.by_value[("n", v)]) for v in sample) / len(sample)
+        return min(live, round((hi - lo) * per_value)), False
+
+    @staticmethod
+    def _range(numbers: SortedList, op: str, value: Any) -> tuple[int, int]:
+        """Positions [lo, hi) of the distinct values a range condition spans."""
         if op == "gt":
-            return len(numbers) - numbers.bisect_right((value, math.inf))
+            return numbers.bisect_right(value), len(numbers)
         if op == "gte":
-            return len(numbers) - numbers.bisect_left((value, -math.inf))
+            return numbers.bisect_left(value), len(numbers)
         if op == "lt":
-            return numbers.bisect_left((value, -math.inf))
-        return numbers.bisect_right((value, math.inf))  # lte
+            return 0, numbers.bisect_left(value)
+        return 0, numbers.bisect_right(value)  # lte
 
     def narrow(self, node: Filter, live: Sized[int]) -> tuple[set[int] | None, bool]:
         """(candidates, exact): the labels the indexes allow, and whether they are exactly
@@ -192,8 +238,8 @@ class MetadataIndex:
         return sets[0].intersection(*sets[1:]), False
 
     def _equal(self, path: str, value: Any) -> set[int]:
-        key = _key(value)
-        return set(self._values.get(path, {}).get(key, ())) if key is not None else set()
+        key, index = _key(value), self._paths.get(path)
+        return set(index.by_value.get(key, ())) if key is not None and index is not None else set()
 
     def _field(self, node: Field, live: Sized[int]) -> set[int]:
         path, op, value = node.path, node.op, node.value
@@ -204,18 +250,11 @@ class MetadataIndex:
         if op in ("in", "nin"):
             members = set().union(*(self._equal(path, v) for v in value))
             return members if op == "in" else set(live) - members
+        index = self._paths.get(path)
         if op == "exists":
-            present = self._present.get(path, set())
-            return set(present) if value else set(live) - present
-        numbers = self._numbers.get(path)
-        if numbers is None:
+            present = index.labels_present() if index is not None else set()
+            return present if value else set(live) - present
+        if index is None:
             return set()
-        if op == "gt":
-            found = numbers.irange((value, math.inf), None, inclusive=(False, True))
-        elif op == "gte":
-            found = numbers.irange((value, -math.inf), None)
-        elif op == "lt":
-            found = numbers.irange(None, (value, -math.inf), inclusive=(True, False))
-        else:  # lte
-            found = numbers.irange(None, (value, math.inf))
-        return {label for _, label in found}
+        lo, hi = self._range(index.numbers, op, value)
+        return set().union(*(index.by_value[("n", v)] for v in index.numbers.islice(lo, hi)))

@@ -66,7 +66,7 @@ class SearchMixin:
 
     def _search(self, queries: np.ndarray, k: int, where, predicate):
         """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
-        live = len(self._labels)
+        live = len(self._records)
         has_graph = self._index is not None and live >= self.tuning.exact_threshold
         if where is not None and has_graph:
             # Estimate first (index sizes only): a filter that the graph search should
@@ -100,8 +100,17 @@ class SearchMixin:
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
                 plan.strategy, plan.ef = "exact", 0
-        labels, distances = exact_search(self._vectors, self._sqnorms, candidates, queries, k, self.config.metric)
+        labels, distances = self._exact(candidates, queries, k)
         return labels, distances, plan
+
+    def _exact(self, labels: np.ndarray, queries: np.ndarray, k: int):
+        """Exact k nearest among ``labels``: all of them read in one pass."""
+        store = self._vectors
+        if len(labels) == store.slots:  # no deleted slots: the whole store, no gather
+            vectors = store.all()
+        else:
+            vectors = store.take(labels)
+        return exact_search(vectors, store.sqnorms[labels], labels, queries, k, self.config.metric)
 
     def _graph_filtered(self, queries, k, ef, keep, allowed=None):
         """Graph search fetching ef // 3 results per query and keeping, per query, the first
@@ -113,7 +122,7 @@ class SearchMixin:
         Raises:
             IndexSearchFailed: hnswlib could not return ``fetch`` results.
         """
-        fetch = min(len(self._labels), max(k, ef // 3))
+        fetch = min(len(self._records), max(k, ef // 3))
         labels, dist = self._index.search(queries, fetch, ef=ef)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
@@ -123,8 +132,7 @@ class SearchMixin:
             if len(row_l) < k:
                 if allowed is None:
                     return None
-                row_l, row_d = exact_search(self._vectors, self._sqnorms, allowed,
-                                            queries[i:i + 1], k, self.config.metric)
+                row_l, row_d = self._exact(allowed, queries[i:i + 1], k)
                 row_l, row_d = row_l[0], row_d[0]
             out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
         return out_l, out_d
@@ -132,13 +140,12 @@ class SearchMixin:
     def _passes(self, predicate):
         """``keep`` for _graph_filtered: the filter checked on fetched records, nearest
         first, stopping at k."""
-        rows = self._rows
+        records = self._records
 
         def keep(row: np.ndarray, k: int) -> list[int]:
             positions = []
             for position, label in enumerate(row.tolist()):
-                _, document, metadata = rows[label]
-                if predicate(metadata, document):
+                if predicate(records.metadata(label), records.documents[label]):
                     positions.append(position)
                     if len(positions) == k:
                         break

@@ -99,7 +99,7 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
     try:
         manifest = collection.snapshot(link)
         info = {"format": 1, "collection": collection.name, "created_at_ms": int(time.time() * 1000),
-                "record_count": sum(1 for _ in _records_of(tmp, manifest)), "seq": manifest["applied_seq"],
+                "record_count": disk.count_records(tmp / manifest["generation"] / disk.RECORDS), "seq": manifest["applied_seq"],
                 "dim": manifest["config"]["dim"]}
         db.fs.write_file(tmp / INFO, json.dumps(info, indent=1).encode())
         db.fs.fsync_dir(tmp / manifest["generation"])
@@ -114,12 +114,6 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return _info(final)
-
-
-def _records_of(directory: Path, manifest: dict[str, Any]) -> list:
-    from . import framing
-
-    return framing.unpack((directory / manifest["generation"] / disk.RECORDS).read_bytes())
 
 
 def list_snapshots(db) -> list[dict[str, Any]]:

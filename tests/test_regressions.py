@@ -26,3 +26,17 @@ def test_regression_metadata_value_of_another_type_is_a_change(tmp_path, method,
     with Database(tmp_path / "data") as db:  # and it is durable
         got = db.get_collection("c").get(["a"]).metadatas[0]["k"]
         assert type(got) is type(new) and got == new
+
+
+def test_regression_empty_checkpoint_reopens(tmp_path):
+    """A forced checkpoint of an empty collection wrote a 0-row vectors.npy, which numpy
+    loads as a plain array, not a map; reopening it called that collection damaged."""
+    with Database(tmp_path / "data") as db:
+        db.create_collection("c", dim=4).checkpoint(force=True)
+    with Database(tmp_path / "data") as db:
+        col = db.get_collection("c")
+        assert col.count() == 0
+        col.add(["a"], [[1.0, 0.0, 0.0, 0.0]])
+        col.checkpoint()
+    with Database(tmp_path / "data") as db:
+        assert db.get_collection("c").get(["a"], include=["embeddings"]).embeddings.tolist() == [[1.0, 0.0, 0.0, 0.0]]

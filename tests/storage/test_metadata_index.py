@@ -92,3 +92,17 @@ def test_bulk_build_equals_record_by_record(records, where):
     for label, meta in enumerate(records):  # and it stays maintainable
         bulk.remove(label, meta)
     assert bulk.resolve(where, set()) == set()
+
+
+def test_a_range_over_many_distinct_values_is_estimated_and_counted_exactly(tmp_path):
+    n = 12_000  # more distinct values than EXACT_RANGE_VALUES
+    index = MetadataIndex.build((label, {"t": label * 0.5, "g": label % 3}) for label in range(n))
+    count, exact = index.estimate(Field("t", "lt", n * 0.5 * 0.4), n)
+    assert not exact and abs(count - 0.4 * n) <= 0.02 * n
+    assert index.estimate(Field("t", "gte", n * 0.5 - 100), n) == (200, True)  # few values: exact
+    assert len(index.resolve(Field("t", "lt", n * 0.5 * 0.4), set(range(n)))) == int(0.4 * n)
+    with Database(tmp_path / "d", tuning=Tuning(exact_threshold=10**9)) as db:
+        col = db.create_collection("c", dim=2)
+        col.add([str(i) for i in range(n)], np.ones((n, 2), np.float32),
+                metadatas=[{"t": i * 0.5} for i in range(n)])
+        assert col.count(Field("t", "lt", n * 0.5 * 0.4)) == int(0.4 * n)  # count never estimates

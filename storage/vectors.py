@@ -1,0 +1,164 @@
+"""A collection's original vectors, by label: the checkpoint's file mapped read-only, plus
+the vectors written since in memory.
+
+Why a map and not an array in memory: the HNSW graph keeps its own copy of every vector for
+search (normalised, for cosine), so holding the originals in anonymous memory as well would
+double a large collection's footprint. The originals are read only to return embeddings,
+for exact search over few candidates, to compare an update with the stored vector and for
+compaction; the page cache keeps the hot pages and the kernel may drop cold ones, as
+Qdrant's on-disk vector storage does.
+
+The mapped file never changes under the map: labels below ``base_slots`` are never
+rewritten (an update gives the record a new label), a checkpoint writes a new generation's
+file and maps it with ``rebase``, and an old file stays readable while mapped after its
+generation is removed.
+
+Squared norms (for cosine and l2 exact search) are kept in memory, 4 bytes a slot, so that
+a search never has to read every mapped page.
+
+Not thread-safe: the collection's read/write lock guards it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+_NORM_BLOCK_ROWS = 1 << 16
+
+
+def _sqnorms(rows: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", rows, rows, dtype=np.float32)
+
+
+class VectorStore:
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._base = np.empty((0, dim), np.float32)
+        self._tail = np.zeros((16, dim), np.float32)
+        self._tail_n = 0
+        self._sqnorms = np.zeros(16, np.float32)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def mapped(cls, path: Path, dim: int) -> "VectorStore":
+        """Maps a verified vectors.npy read-only; its squared norms are computed with
+        plain reads, block by block, so the map's pages are not made resident."""
+        store = cls(dim)
+        store._map(path)
+        store._sqnorms = np.zeros(max(16, len(store._base)), np.float32)
+        if len(store._base) == 0:
+            return store
+        offset, row_bytes = store._base.offset, dim * 4
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            for start in range(0, len(store._base), _NORM_BLOCK_ROWS):
+                rows = min(_NORM_BLOCK_ROWS, len(store._base) - start)
+                block = np.frombuffer(handle.read(rows * row_bytes), np.float32).reshape(rows, dim)
+                store._sqnorms[start:start + rows] = _sqnorms(block)
+        return store
+
+    @classmethod
+    def in_memory(cls, vectors: np.ndarray) -> "VectorStore":
+        """A store holding ``vectors`` (labels 0..n-1) in memory, as after compaction."""
+        store = cls(vectors.shape[1])
+        store.append(vectors)
+        return store
+
+    def _map(self, path: Path) -> None:
+        base = np.load(path, mmap_mode="r", allow_pickle=False)
+        if base.dtype != np.float32 or base.ndim != 2 or base.shape[1] != self.dim:
+            raise ValueError(f"{path}: vectors have shape {base.shape} and type {base.dtype}, "
+                             f"expected (*, {self.dim}) float32")
+        # np.load maps an empty array as a plain array, with no offset
+        self._base = base if len(base) else np.empty((0, self.dim), np.float32)
+
+    def rebase(self, path: Path) -> None:
+        """After a checkpoint wrote exactly this store's vectors to ``path``: map that file
+        and drop the in-memory tail (the squared norms do not change)."""
+        slots = self.slots
+        self._map(path)
+        if len(self._base) != slots:
+            raise ValueError(f"{path}: holds {len(self._base)} vectors, expected {slots}")
+        self._tail = np.zeros((16, self.dim), np.float32)
+        self._tail_n = 0
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def slots(self) -> int:
+        return len(self._base) + self._tail_n
+
+    @property
+    def base_slots(self) -> int:
+        return len(self._base)
+
+    @property
+    def sqnorms(self) -> np.ndarray:
+        """Squared norms by label (a view; valid for labels below ``slots``)."""
+        return self._sqnorms[: self.slots]
+
+    def row(self, label: int) -> np.ndarray:
+        base = len(self._base)
+        return np.array(self._base[label] if label < base else self._tail[label - base])
+
+    def take(self, labels: np.ndarray) -> np.ndarray:
+        """The vectors of ``labels`` (an int64 array), as a new in-memory array."""
+        base = len(self._base)
+        labels = np.asarray(labels, np.int64)
+        if len(labels) == 0:
+            return np.empty((0, self.dim), np.float32)
+        if labels.max() < base:
+            return self._base[labels]
+        if labels.min() >= base:
+            return self._tail[labels - base]
+        out = np.empty((len(labels), self.dim), np.float32)
+        in_base = labels < base
+        out[in_base] = self._base[labels[in_base]]
+        out[~in_base] = self._tail[labels[~in_base] - base]
+        return out
+
+    def all(self) -> np.ndarray:
+        """Every slot's vector, in label order (in memory: for small stores and exact
+        search over everything)."""
+        if self._tail_n == 0:
+            return self._base
+        if len(self._base) == 0:
+            return self._tail[: self._tail_n]
+        return np.concatenate([self._base, self._tail[: self._tail_n]])
+
+    # ------------------------------------------------------------------ writing
+    def append(self, vectors: np.ndarray) -> int:
+        """Adds vectors under the next labels; returns the first new label."""
+        start, n = self.slots, len(vectors)
+        if self._tail_n + n > len(self._tail):
+            grown = np.zeros((max(self._tail_n + n, 2 * len(self._tail)), self.dim), np.float32)
+            grown[: self._tail_n] = self._tail[: self._tail_n]
+            self._tail = grown
+        self._tail[self._tail_n: self._tail_n + n] = vectors
+        self._tail_n += n
+        if start + n > len(self._sqnorms):
+            grown_norms = np.zeros(max(start + n, 2 * len(self._sqnorms)), np.float32)
+            grown_norms[:start] = self._sqnorms[:start]
+            self._sqnorms = grown_norms
+        self._sqnorms[start:start + n] = _sqnorms(np.asarray(vectors, np.float32))
+        return start
+
+    def write_npy(self, out) -> None:
+        """Writes every slot as one .npy array to the binary writer ``out``. The mapped part
+        is copied with plain reads of its file, not through the map."""
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                  "fortran_order": False, "shape": (self.slots, self.dim)}
+        np.lib.format.write_array_header_1_0(out, header)
+        if len(self._base):
+            with open(self._base.filename, "rb") as handle:
+                handle.seek(self._base.offset)
+                remaining = self._base.nbytes
+                while remaining:
+                    chunk = handle.read(min(remaining, 1 << 22))
+                    if not chunk:
+                        raise OSError(f"{self._base.filename}: shorter than its header says")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+        if self._tail_n:
+            out.write(memoryview(np.ascontiguousarray(self._tail[: self._tail_n])).cast("B"))

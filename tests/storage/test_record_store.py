@@ -1,0 +1,24 @@
+"""The record store: columns by label, metadata kept encoded, checkpoint columns."""
+
+from __future__ import annotations
+
+from vectord.storage.records import RecordStore
+
+
+def test_records_round_trip_through_checkpoint_columns():
+    store = RecordStore()
+    metadata = {"i": 1, "f": 1.0, "b": True, "s": "x", "n": None, "l": [1, 2.5], "m": {"k": False}}
+    assert store.append("a", "doc a", metadata) == 0
+    assert store.append("b", None, {}) == 1
+    assert store.append("c", "doc c", {"k": 3}) == 2
+    assert store.drop(1) == ("b", {})
+    got = store.metadata(0)
+    assert got == metadata and all(type(got[k]) is type(metadata[k]) for k in metadata)  # types kept
+    assert store.live().tolist() == [0, 2] and len(store) == 2 and store.slots == 3
+    assert list(store.sorted_ids) == ["a", "c"] and store.labels == {"a": 0, "c": 2}
+    columns = store.to_columns()
+    again = RecordStore.from_columns([0, 2], columns["ids"], columns["documents"], columns["metadatas"], slots=3)
+    assert again.labels == store.labels and again.documents == store.documents
+    assert [again.metadata(label) for label in (0, 2)] == [metadata, {"k": 3}]
+    assert sorted(again.metadata_items()) == [(0, metadata), (2, {"k": 3})]
+    assert again.append("d", None, {}) == 3 and again.live().tolist() == [0, 2, 3]
