@@ -168,14 +168,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
         base = hnsw_baseline_bytes(large["n"], large["dim"])
         r = large["rss_restarted"] / base
+        # the empty server (Python, gRPC, the encoder's model) measured in the data set runs
+        idle = max((_get(d["systems"], "vectord remote", "rss_idle") or 0 for d in datasets), default=0)
+        net = f"; without the empty server's {idle / MiB:,.0f} MiB: {(large['rss_restarted'] - idle) / base:.2f} x" \
+            if idle else ""
         add(f"memory, {large['n'] / 1e6:g}M x {large['dim']}: server RSS / (vectors + graph)", r, "<= 1.3 x",
-            r <= 1.3, f"{large['rss_restarted'] / MiB:,.0f} MiB / {base / MiB:,.0f} MiB")
+            r <= 1.3, f"{large['rss_restarted'] / MiB:,.0f} MiB / {base / MiB:,.0f} MiB{net}")
     for d in datasets:
         rss = _get(d["systems"], "vectord remote", "rss_restarted")
         if rss:
             r = rss / d["baseline_bytes"]
             idle = _get(d["systems"], "vectord remote", "rss_idle") or 0
-            add(f"memory, {d['label']}: server RSS after restart / (vectors + graph)", r, "<= 1.3 x", r <= 1.3,
+            # the target is for 1M x 384 (--large); small or low-dimensional collections are
+            # reported for scale: fixed and per-record costs weigh more against their few bytes
+            add(f"memory, {d['label']}: server RSS after restart / (vectors + graph) (not a target)", r,
+                "<= 1.3 x", r <= 1.3,
                 f"{rss / MiB:,.0f} MiB / {d['baseline_bytes'] / MiB:,.0f} MiB; without the empty server's "
                 f"{idle / MiB:,.0f} MiB: {(rss - idle) / d['baseline_bytes']:.2f} x")
     return rows
