@@ -25,7 +25,7 @@ from . import datasets, report, systems
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMA_VENV = Path(os.environ.get("VECTORD_BENCH_CHROMA_VENV", ROOT.parent / "venv-chroma"))
 ALL = list(report.SYSTEMS)
-FULL = {"threads": [1, 8], "filters": ["50%", "10%", "1%", "0.1%"], "get_count": True}
+FULL = {"threads": [1, 8], "filters": ["50%", "10%", "1%", "0.1%"], "get_count": True, "rebuilds": 4}
 CORE = {"threads": [1], "filters": ["1%", "0.1%"], "get_count": False}
 #: The default run: (data set, records, systems, figures). GloVe 100k carries the targets.
 DEFAULT_PLAN = [

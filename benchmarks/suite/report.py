@@ -151,6 +151,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             a, b = _get(res, f"vectord {mode}", "recall"), _get(res, chroma, "recall")
             add(f"recall@10: {mode} vs {chroma}", None if a is None or b is None else a - b, ">= 0 (difference)",
                 None if a is None or b is None else a >= b - 1e-9, f"{_num(a, 4)} vs {_num(b, 4)}")
+        rebuilt = _get(res, "hnswlib (in-process)", "recall_rebuilds")
+        if rebuilt:
+            spread = [_get(res, "hnswlib (in-process)", "recall")] + list(rebuilt)
+            add(f"recall@10 of raw hnswlib built {len(spread)} times with different seeds (context, not a target)",
+                max(spread) - min(spread), "spread (max - min)", None,
+                f"{min(spread):.4f} to {max(spread):.4f}; the recall rows above compare single builds")
     large = results.get("large")
     if large:
         add(f"restart, {large['n'] / 1e6:g}M x {large['dim']} after clean shutdown (s)", large["restart_s"], "<= 10 s",

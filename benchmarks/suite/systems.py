@@ -183,7 +183,30 @@ def run_hnswlib(ds, config, workdir: Path, log) -> dict[str, Any]:
     adapter = HnswlibAdapter(ds.dim, len(ds.data))
     out = run_protocol(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, log)
     out["index_file_bytes"] = adapter.index_file_bytes()
+    if config.get("rebuilds"):
+        out["recall_rebuilds"] = rebuild_recalls(ds, config, log)
     return out
+
+
+def rebuild_recalls(ds, config, log) -> list[float]:
+    """Recall@10 of raw hnswlib rebuilt with other seeds (same settings, same batches, same
+    queries): how far recall moves from one build of the same index to the next, the yardstick
+    for the recall comparisons between systems."""
+    import hnswlib
+
+    from .measure import recall
+
+    found = []
+    for seed in range(1, config["rebuilds"] + 1):
+        index = hnswlib.Index(space="cosine", dim=ds.dim)
+        index.init_index(max_elements=len(ds.data), M=M, ef_construction=EF_CONSTRUCTION, random_seed=seed)
+        for start in range(0, len(ds.data), config["batch"]):
+            part = ds.data[start:start + config["batch"]]
+            index.add_items(part, np.arange(start, start + len(part)))
+        index.set_ef(EF)
+        found.append(recall(index.knn_query(ds.queries, k=config["k"])[0].tolist(), ds.truth))
+        log(f"  rebuild with seed {seed}: recall@10 {found[-1]:.4f}")
+    return found
 
 
 def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000) -> dict[str, Any]:
