@@ -1,7 +1,8 @@
 """One collection: its records in memory, its log and checkpoints on disk, its index.
 
 Thread-safety: every public method is safe to call from many threads. Reads share the
-collection's read/write lock; writes and checkpoints hold it alone. A write appends its log
+collection's read/write lock; writes hold it alone, after the writers' mutex that also
+serialises them with checkpoints (which take the write lock only for short steps). A write appends its log
 record and applies it under the lock, then waits for the group fsync outside it, and
 returns only once the record is durable.
 
@@ -101,6 +102,10 @@ class Collection(SearchMixin, MaintenanceMixin):
         self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
         self._manifest = manifest
         self._lock = RWLock()
+        # Serialises every change of state (writes, deletes, checkpoints, close) and is taken
+        # before the write lock: a checkpoint holds it, not the write lock, while it writes
+        # files, so that queries go on meanwhile (see MaintenanceMixin.checkpoint).
+        self._writers = threading.Lock()
         # reentrant: snapshot() holds it across its own checkpoint and the file links
         self._checkpoint_mutex = threading.RLock()
         self._vectors = VectorStore(config.dim)
@@ -188,7 +193,7 @@ class Collection(SearchMixin, MaintenanceMixin):
                 self.checkpoint()
             except Exception:  # the log still holds everything; recovery replays it
                 log.exception("collection %r: final checkpoint failed", self.config.name)
-        with self._lock.write():
+        with self._writers, self._lock.write():
             self._closed = True
             if self._wal is not None:
                 self._wal.close()
@@ -331,7 +336,7 @@ class Collection(SearchMixin, MaintenanceMixin):
         if metadatas is not None:
             metadatas = validation.metadatas(metadatas, n)
         result = WriteResult()
-        with self._lock.write():
+        with self._writers, self._lock.write():
             self._check_writable()
             existing = [self._records.labels.get(i) for i in ids]
             if kind == "add":
@@ -390,7 +395,7 @@ class Collection(SearchMixin, MaintenanceMixin):
         predicate = compile_filter(where)
         if ids is None and predicate is None:
             raise InvalidArgumentError("delete: give ids, where or where_document (refusing to delete everything)")
-        with self._lock.write():
+        with self._writers, self._lock.write():
             self._check_writable()
             if ids is not None:
                 known = self._records.labels

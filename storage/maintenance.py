@@ -1,7 +1,7 @@
 """Keeping a collection small and durable: checkpoints, compaction, snapshots, statistics.
 
 ``MaintenanceMixin`` is part of ``Collection`` (storage/collection.py), split out so that
-each file has one job; checkpoints and compaction hold the collection's write lock.
+each file has one job; checkpoints hold the writers' mutex, and the write lock only briefly.
 """
 
 from __future__ import annotations
@@ -34,41 +34,50 @@ class MaintenanceMixin:
 
         With ``compact``, every deleted slot is compacted away now (not only past the
         compaction threshold), writing a generation if there was any.
+
+        Writes wait for the whole checkpoint (the writers' mutex), but queries and reads
+        wait only for its two short steps under the write lock: the generation's files, the
+        O(N) part, are written under the read lock, since nothing can change the state while
+        the writers' mutex is held (hnswlib's save only reads the graph, as searches do).
+        Compaction, when due, rebuilds the graph under the write lock.
         """
         started = time.monotonic()
-        with self._checkpoint_mutex, self._lock.write():
-            self._check_writable()
-            seq = self._wal.last_seq
-            dead = self._vectors.slots - len(self._records)
-            if seq == self._applied_seq and not force and not (compact and dead):
-                return False
-            if seq == self._applied_seq and self._manifest["generation"] is not None:
-                # Forced (or compacting) with nothing new in the log: the new generation
-                # needs a new name, since gen-<seq> is the one the MANIFEST names and
-                # rewriting it in place would not survive a crash. A no-op record moves seq on.
-                seq = self._log_and_apply({"op": "delete", "ids": []})
-            self._wal.sync()
-            self.compacted_slots_total += self._maybe_compact(force=compact)
+        with self._checkpoint_mutex, self._writers:
+            with self._lock.write():
+                self._check_writable()
+                seq = self._wal.last_seq
+                dead = self._vectors.slots - len(self._records)
+                if seq == self._applied_seq and not force and not (compact and dead):
+                    return False
+                if seq == self._applied_seq and self._manifest["generation"] is not None:
+                    # Forced (or compacting) with nothing new in the log: the new generation
+                    # needs a new name, since gen-<seq> is the one the MANIFEST names and
+                    # rewriting it in place would not survive a crash. A no-op record moves seq on.
+                    seq = self._log_and_apply({"op": "delete", "ids": []})
+                self._wal.sync()
+                self.compacted_slots_total += self._maybe_compact(force=compact)
             slots = self._vectors.slots
-            try:
-                name, files, index_meta = disk.write_generation(
-                    self.fs, self.path, seq, self._vectors, self._records.to_columns(), self._index)
-            except OSError as exc:
-                # e.g. ENOSPC: the log still holds every write; free the half-written
-                # generation's space (the MANIFEST does not name it) and report the cause
-                self._discard(self.path / f"gen-{seq:020d}")
-                raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
+            with self._lock.read():
+                try:
+                    name, files, index_meta = disk.write_generation(
+                        self.fs, self.path, seq, self._vectors, self._records.to_columns(), self._index)
+                except OSError as exc:
+                    # e.g. ENOSPC: the log still holds every write; free the half-written
+                    # generation's space (the MANIFEST does not name it) and report the cause
+                    self._discard(self.path / f"gen-{seq:020d}")
+                    raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
             manifest = {**disk.new_manifest(self.config), "generation": name, "applied_seq": seq,
                         "slots": slots, "files": files, "index": index_meta}
             try:
                 disk.write_manifest(self.fs, self.path, manifest)
             except OSError as exc:  # old or new MANIFEST: both are consistent with the log
                 raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
-            self._manifest, self._applied_seq = manifest, seq
-            # map the new generation's vectors (exactly the store's) before the old
-            # generation goes: the in-memory tail is freed
-            self._vectors.rebase(self.path / name / disk.VECTORS)
-            self._wal.reset()
+            with self._lock.write():
+                self._manifest, self._applied_seq = manifest, seq
+                # map the new generation's vectors (exactly the store's) before the old
+                # generation goes: the in-memory tail is freed
+                self._vectors.rebase(self.path / name / disk.VECTORS)
+                self._wal.reset()
             for stale in self.path.glob("gen-*"):
                 if stale.name != name:
                     self.fs.remove_tree(stale)

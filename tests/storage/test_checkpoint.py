@@ -161,3 +161,40 @@ def test_a_forced_checkpoint_never_rewrites_the_generation_the_manifest_names(tm
         assert written and written[0] != named
     with Database(tmp_path / "d", tuning=TUNING) as db:
         assert db.get_collection("c").count() == 1
+
+
+def test_queries_go_on_while_a_checkpoint_writes_its_files_and_writes_wait(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vectord.storage.fsio import FileSystem
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowRecordsFile(FileSystem):
+        def write_file(self, path, data):
+            if path.name == "records.msgpack":  # mid-checkpoint, after vectors.npy
+                entered.set()
+                assert release.wait(30)
+            super().write_file(path, data)
+
+    with Database(tmp_path / "d", tuning=TUNING, fs=SlowRecordsFile(), checkpoint_interval_s=3600) as db, \
+            ThreadPoolExecutor(4) as pool:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(300)], VECTORS)
+        checkpoint = pool.submit(col.checkpoint)
+        try:
+            assert entered.wait(30)
+            # the checkpoint is now writing its files: reads are answered meanwhile
+            assert pool.submit(lambda: col.query(VECTORS[:1], n_results=1)[0].ids).result(5) == ["r0"]
+            assert pool.submit(lambda: (col.count(), col.get(["r5"]).ids)).result(5) == (300, ["r5"])
+            write = pool.submit(col.add, ["new"], VECTORS[:1])
+            with pytest.raises(TimeoutError):
+                write.result(0.5)  # a write waits for the checkpoint ...
+            assert pool.submit(col.count).result(5) == 300  # ... and a waiting write stalls no read
+        finally:
+            release.set()
+        assert checkpoint.result(30) is True
+        assert write.result(30).inserted == 1 and col.count() == 301
+    with Database(tmp_path / "d", tuning=TUNING) as db:  # and both are durable
+        assert db.get_collection("c").count() == 301
