@@ -2,9 +2,9 @@
 
 Thread-safety: every public method is safe to call from many threads. Reads share the
 collection's read/write lock; writes hold it alone, after the writers' mutex that also
-serialises them with checkpoints (which take the write lock only for short steps). A write appends its log
-record and applies it under the lock, then waits for the group fsync outside it, and
-returns only once the record is durable.
+serialises them with checkpoints (which take the write lock only for short steps). A write
+appends its log record and applies it under the lock, then waits for the group fsync
+outside it, and returns only once the record is durable.
 
 State: records live in ``slots`` (integer labels, never reused until compaction). An update
 gives a record a new label and marks the old one deleted; the HNSW graph, when there is one,
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
 from vectord.errors import (
     AlreadyExistsError,
     DataLossError,
