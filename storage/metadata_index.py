@@ -70,53 +70,49 @@ class _PathIndex:
     def labels_present(self) -> set[int]:
         return set(self.others).union(*self.by_value.values())
 
+    def insert(self, label: int, value: Any) -> bool:
+        """Indexes ``label`` under ``value``; True when the value is a number this path did
+        not hold yet (the caller adds it to ``numbers``, at once or in one sort later)."""
+        key = _key(value)
+        if key is None:
+            self.others.add(label)
+            return False
+        self.scalars += 1
+        labels = self.by_value.get(key)
+        if labels is None:
+            labels = self.by_value[key] = set()
+        labels.add(label)
+        return len(labels) == 1 and key[0] == "n"
+
 
 class MetadataIndex:
     def __init__(self) -> None:
         self._paths: dict[str, _PathIndex] = {}
 
+    def _path(self, path: str) -> _PathIndex:
+        index = self._paths.get(path)
+        if index is None:
+            index = self._paths[path] = _PathIndex()
+        return index
+
     def add(self, label: int, metadata: dict[str, Any]) -> None:
         for path, value in _paths(metadata):
-            index = self._paths.get(path)
-            if index is None:
-                index = self._paths[path] = _PathIndex()
-            key = _key(value)
-            if key is None:
-                index.others.add(label)
-                continue
-            index.scalars += 1
-            labels = index.by_value.get(key)
-            if labels is None:
-                labels = index.by_value[key] = set()
-                if key[0] == "n":
-                    index.numbers.add(value)
-            labels.add(label)
+            index = self._path(path)
+            if index.insert(label, value):
+                index.numbers.add(value)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, dict[str, Any]]]) -> "MetadataIndex":
         """An index over many (label, metadata) at once, as when a collection opens: the
         ordered value lists are sorted once instead of growing record by record."""
         index = cls()
-        paths = index._paths
         numbers: dict[str, list[Any]] = {}
         for label, metadata in rows:
             for path, value in _paths(metadata):
-                entry = paths.get(path)
-                if entry is None:
-                    entry = paths[path] = _PathIndex()
-                key = _key(value)
-                if key is None:
-                    entry.others.add(label)
-                    continue
-                entry.scalars += 1
-                labels = entry.by_value.get(key)
-                if labels is None:
-                    labels = entry.by_value[key] = set()
-                    if key[0] == "n":
-                        numbers.setdefault(path, []).append(value)
-                labels.add(label)
+                if index._path(path).insert(label, value):
+                    numbers.setdefault(path, []).append(value)
         for path, values in numbers.items():
-            paths[path].numbers = SortedList(values)
+            index._paths[path].numbers = SortedList(values)
         return index
 
     def remove(self, label: int, metadata: dict[str, Any]) -> None:

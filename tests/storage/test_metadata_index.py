@@ -29,16 +29,22 @@ filters = st.recursive(fields, lambda inner: st.one_of(
     st.builds(Not, inner)), max_leaves=6)
 
 
-@settings(max_examples=300, deadline=None)
-@given(records=st.lists(metadata, max_size=25), removed=st.sets(st.integers(0, 24)), where=filters)
-def test_index_matches_the_predicate(records, removed, where):
+def _indexed(records, removed):
+    """An index of ``records`` (label = position), record by record, then the ``removed``
+    labels taken out again; returns it and the live labels."""
     index = MetadataIndex()
     for label, meta in enumerate(records):
         index.add(label, meta)
     for label in removed:
         if label < len(records):
             index.remove(label, records[label])
-    live = {label for label in range(len(records)) if label not in removed}
+    return index, {label for label in range(len(records)) if label not in removed}
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(metadata, max_size=25), removed=st.sets(st.integers(0, 24)), where=filters)
+def test_index_matches_the_predicate(records, removed, where):
+    index, live = _indexed(records, removed)
     predicate = compile_filter(where)
     expected = {label for label in live if predicate(records[label], None)}
     assert index.resolve(where, live) == expected
@@ -67,13 +73,7 @@ def test_indexes_are_restored_on_restart_and_kept_up_to_date(tmp_path):
 @settings(max_examples=300, deadline=None)
 @given(records=st.lists(metadata, max_size=25), removed=st.sets(st.integers(0, 24)), where=filters)
 def test_estimates_are_exact_or_upper_bounds(records, removed, where):
-    index = MetadataIndex()
-    for label, meta in enumerate(records):
-        index.add(label, meta)
-    for label in removed:
-        if label < len(records):
-            index.remove(label, records[label])
-    live = {label for label in range(len(records)) if label not in removed}
+    index, live = _indexed(records, removed)
     count, exact = index.estimate(where, len(live))
     matches = len(index.resolve(where, live))
     assert count == matches if exact else count >= matches
