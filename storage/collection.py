@@ -18,6 +18,7 @@ checkpoints, compaction and snapshots in ``maintenance.py`` (mixins of this clas
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -500,7 +501,7 @@ class Collection(SearchMixin, MaintenanceMixin):
             labels = self._matching(where, predicate)[0]
             if len(labels) * 8 < len(records):  # few matches: sort them
                 matched = sorted(records.ids[label] for label in labels.tolist())
-                start = SortedList(matched).bisect_right(after) if matched else 0
+                start = bisect.bisect_right(matched, after)
                 ids = matched[start:start + wanted + 1]
             else:  # many matches: walk ids in order, keep the matching ones
                 allowed = set(labels.tolist())

@@ -13,7 +13,6 @@ Only numpy, chromadb and benchmarks/suite/measure.py are imported.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.suite.measure import run_protocol, where_bucket_lt  # noqa: E402
+from benchmarks.suite.measure import ChromaShapedAdapter, run_protocol, where_bucket_lt  # noqa: E402
 
 import chromadb  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
@@ -89,7 +88,7 @@ class ChromaServer:
             return self.proc.wait()
 
 
-class ChromaAdapter:
+class ChromaAdapter(ChromaShapedAdapter):
     def __init__(self, mode: str, workdir: Path, hnsw: dict) -> None:
         self.mode = mode
         self.server = None
@@ -106,27 +105,10 @@ class ChromaAdapter:
         self.configuration = self.col.configuration_json.get("hnsw") if hasattr(self.col, "configuration_json") \
             else None
 
-    def ingest(self, ids, vectors, metadatas) -> None:
-        self.col.add(ids=ids, embeddings=vectors, metadatas=metadatas)
-
-    def after_ingest(self) -> None:
-        pass
-
     def searcher(self):
         # Chroma's HttpClient: one per client thread; embedded: the shared collection
         col = self.server.client().get_collection("bench", embedding_function=None) if self.server else self.col
-
-        def search(q, k, t):
-            where = None if t is None else where_bucket_lt(t)
-            return [int(i) for i in col.query(query_embeddings=q, n_results=k, where=where, include=[])["ids"][0]]
-        return search
-
-    def search_batch(self, queries, k):
-        return [[int(i) for i in row] for row in self.col.query(query_embeddings=queries, n_results=k,
-                                                                include=[])["ids"]]
-
-    def get_where(self, t: int) -> int:
-        return len(self.col.get(where=where_bucket_lt(t), include=["metadatas"])["ids"])
+        return self.search_on(col)
 
     def count_where(self, t: int) -> int:  # Chroma's count() takes no filter
         return len(self.col.get(where=where_bucket_lt(t), include=[])["ids"])

@@ -38,6 +38,36 @@ def where_bucket_lt(t: int) -> dict:
     return {"bucket": {"$lt": int(t)}}
 
 
+class ChromaShapedAdapter:
+    """The calls of the protocol made through a Chroma-shaped API, which both Chroma and
+    vectord's SDK offer: ``self.col`` is the collection "bench" (ids are decimal labels)."""
+
+    col: Any
+
+    def ingest(self, ids, vectors, metadatas) -> None:
+        self.col.add(ids=ids, embeddings=vectors, metadatas=metadatas)
+
+    def after_ingest(self) -> None:
+        pass
+
+    def searcher(self) -> Callable:
+        return self.search_on(self.col)
+
+    @staticmethod
+    def search_on(col) -> Callable:
+        def search(q, k, t):
+            where = None if t is None else where_bucket_lt(t)
+            return [int(i) for i in col.query(query_embeddings=q, n_results=k, where=where, include=[])["ids"][0]]
+        return search
+
+    def search_batch(self, queries, k):
+        return [[int(i) for i in row] for row in self.col.query(query_embeddings=queries, n_results=k,
+                                                                include=[])["ids"]]
+
+    def get_where(self, t: int) -> int:
+        return len(self.col.get(where=where_bucket_lt(t), include=["metadatas"])["ids"])
+
+
 def recall(found: list[list[int]], truth: np.ndarray) -> float:
     """Mean recall@k of ``found`` against the first len(found) rows of ``truth``."""
     if not found:

@@ -7,8 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .measure import SELECTIVITY_THRESHOLDS
-
 SYSTEMS = ["vectord remote", "vectord embedded", "hnswlib (in-process)", "Chroma embedded", "Chroma server"]
 MiB = 2**20
 
@@ -52,8 +50,8 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
     filters = config["filters"]
     if filters:
         head = ["system"] + [f"{name}: QPS / recall" for name in filters]
-        lines += [f"Filtered single queries (`bucket < t`, 1 thread, k=10; recall against exact search over "
-                  f"the matching records):", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(filters)]
+        lines += ["Filtered single queries (`bucket < t`, 1 thread, k=10; recall against exact search over "
+                  "the matching records):", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(filters)]
         for s in systems:
             row = [s] + [f"{_num(_get(res, s, f'f{n}_qps'))} / {_num(_get(res, s, f'f{n}_recall'), 4)}"
                          for n in filters]

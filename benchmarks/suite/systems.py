@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .measure import run_protocol, where_bucket_lt
+from .measure import ChromaShapedAdapter, run_protocol, where_bucket_lt
 
 ROOT = Path(__file__).resolve().parents[2]
 M, EF_CONSTRUCTION, EF, K = 16, 100, 100, 10
@@ -92,33 +91,12 @@ def _plan_text(plan: dict[str, Any]) -> str:
             f"{plan['filter_path']}, {plan['elapsed_ms']:.2f} ms")
 
 
-class VectordAdapter:
+class VectordAdapter(ChromaShapedAdapter):
     """A vectord collection through the SDK (remote or embedded: the same calls)."""
 
     def __init__(self, client, dim: int) -> None:
         self.client = client
         self.col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
-
-    def ingest(self, ids, vectors, metadatas) -> None:
-        self.col.add(ids=ids, embeddings=vectors, metadatas=metadatas)
-
-    def after_ingest(self) -> None:
-        pass
-
-    def searcher(self) -> Callable:
-        col = self.col
-
-        def search(q, k, t):
-            where = None if t is None else where_bucket_lt(t)
-            return [int(i) for i in col.query(query_embeddings=q, n_results=k, where=where, include=[])["ids"][0]]
-        return search
-
-    def search_batch(self, queries, k):
-        return [[int(i) for i in row] for row in self.col.query(query_embeddings=queries, n_results=k,
-                                                                include=[])["ids"]]
-
-    def get_where(self, t: int) -> int:
-        return len(self.col.get(where=where_bucket_lt(t), include=["metadatas"])["ids"])
 
     def count_where(self, t: int) -> int:
         return self.col.count(where=where_bucket_lt(t))

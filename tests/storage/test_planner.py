@@ -111,3 +111,19 @@ def test_cursor_pages_are_stable_under_concurrent_writes(tmp_path):
             writer.join()
         assert seen == sorted(seen) and len(seen) == len(set(seen))
         assert set(stable) <= set(seen)
+
+
+@pytest.mark.parametrize("matching", [40, 1500])  # few matches (sorted) and many (walked in id order)
+def test_cursor_pages_by_filter_return_every_match_once_in_id_order(tmp_path, matching):
+    rng = np.random.default_rng(2)
+    with Database(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=4)
+        ids = [f"r{i:04d}" for i in range(2000)]
+        col.add(ids, rng.random((2000, 4), dtype=np.float32),
+                metadatas=[{"k": int(i < matching)} for i in range(2000)])
+        seen, after, pages = [], "", 0
+        while after is not None:
+            page = col.get(where=Field("k", "eq", 1), limit=7, after=after)
+            seen.extend(page.ids)
+            after, pages = page.next_after, pages + 1
+        assert seen == ids[:matching] and pages == -(-matching // 7)
