@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vectord.errors import DataDirectoryLockedError, DataLossError
-from vectord.storage import Database, Tuning
+from vectord.storage import Database, Field, Tuning
 
 # Small enough that 300 records use the HNSW graph, so an index file is checkpointed.
 TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40)
@@ -198,3 +198,62 @@ def test_queries_go_on_while_a_checkpoint_writes_its_files_and_writes_wait(tmp_p
         assert write.result(30).inserted == 1 and col.count() == 301
     with Database(tmp_path / "d", tuning=TUNING) as db:  # and both are durable
         assert db.get_collection("c").count() == 301
+
+
+def _rewrite_records(collection_dir, transform):
+    """Replaces the current generation's records file with ``transform(columns)`` (packed)
+    and re-signs it in the MANIFEST, as an older or a buggy writer would have left it."""
+    import hashlib
+
+    from vectord.storage import checkpoint as disk
+    from vectord.storage import framing
+    from vectord.storage.fsio import REAL
+
+    manifest = disk.read_manifest(collection_dir)
+    path = collection_dir / manifest["generation"] / disk.RECORDS
+    data = framing.pack(transform(framing.unpack(path.read_bytes())))
+    path.write_bytes(data)
+    manifest["files"][disk.RECORDS] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    disk.write_manifest(REAL, collection_dir, manifest)
+
+
+def _as_rows(columns):
+    """The records layout before columns: [label, id, document, metadata] rows."""
+    from vectord.storage.records import decode_metadata
+
+    labels = np.frombuffer(columns["labels"], "<i8").tolist()
+    return [[label, id_, document, decode_metadata(metadata)] for label, id_, document, metadata
+            in zip(labels, columns["ids"], columns["documents"], columns["metadatas"])]
+
+
+def test_generations_written_with_record_rows_still_open(tmp_path):
+    include = ["documents", "metadatas", "embeddings"]
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(300)], VECTORS, documents=[f"doc {i}" for i in range(300)],
+                metadatas=[{"i": i, "even": i % 2 == 0} for i in range(300)])
+        col.delete(ids=["r0", "r7"])
+        col.checkpoint()
+        expected = col.get(include=include)
+    _rewrite_records(next((tmp_path / "d" / "collections").iterdir()), _as_rows)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("c")
+        got = col.get(include=include)
+        assert got.ids == expected.ids and got.documents == expected.documents
+        assert got.metadatas == expected.metadatas and np.array_equal(got.embeddings, expected.embeddings)
+        assert col.count(Field("even", "eq", True)) == 149  # the metadata index is rebuilt from the rows
+
+
+def test_record_columns_that_repeat_a_label_are_data_loss(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        db.create_collection("c", dim=8).add(["a", "b"], VECTORS[:2])
+        db.checkpoint("c")
+
+    def repeat_label(columns):
+        columns["labels"] = np.zeros(2, "<i8").tobytes()  # both records claim label 0
+        return columns
+
+    _rewrite_records(next((tmp_path / "d" / "collections").iterdir()), repeat_label)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        with pytest.raises(DataLossError, match="repeat a label"):
+            db.get_collection("c")

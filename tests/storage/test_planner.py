@@ -113,17 +113,19 @@ def test_cursor_pages_are_stable_under_concurrent_writes(tmp_path):
         assert set(stable) <= set(seen)
 
 
-@pytest.mark.parametrize("matching", [40, 1500])  # few matches (sorted) and many (walked in id order)
+# few matches (sorted), many (walked in id order), no filter (every id)
+@pytest.mark.parametrize("matching", [40, 1500, None])
 def test_cursor_pages_by_filter_return_every_match_once_in_id_order(tmp_path, matching):
     rng = np.random.default_rng(2)
     with Database(tmp_path / "d") as db:
         col = db.create_collection("c", dim=4)
         ids = [f"r{i:04d}" for i in range(2000)]
         col.add(ids, rng.random((2000, 4), dtype=np.float32),
-                metadatas=[{"k": int(i < matching)} for i in range(2000)])
+                metadatas=[{"k": int(i < (matching or 0))} for i in range(2000)])
+        where = Field("k", "eq", 1) if matching else None
         seen, after, pages = [], "", 0
         while after is not None:
-            page = col.get(where=Field("k", "eq", 1), limit=7, after=after)
+            page = col.get(where=where, limit=7, after=after)
             seen.extend(page.ids)
             after, pages = page.next_after, pages + 1
-        assert seen == ids[:matching] and pages == -(-matching // 7)
+        assert seen == ids[:matching] and pages == -(-len(seen) // 7)
