@@ -257,3 +257,18 @@ def test_record_columns_that_repeat_a_label_are_data_loss(tmp_path):
     with Database(tmp_path / "d", tuning=TUNING) as db:
         with pytest.raises(DataLossError, match="repeat a label"):
             db.get_collection("c")
+
+
+def test_after_a_checkpoint_the_original_vectors_are_mapped_not_held_in_memory(tmp_path):
+    """Memory: the graph holds the search copy of each vector; the originals must live in the
+    mapped checkpoint file, not in a second in-memory array (benchmarks/ measures the RSS)."""
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(300)], VECTORS)
+        assert col.checkpoint()
+        store = col._vectors
+        assert isinstance(store._base, np.memmap) and store.base_slots == 300 and store.slots == 300
+        col.add(["new"], VECTORS[:1])  # written since: in memory until the next checkpoint
+        assert store.slots == 301 and store.base_slots == 300
+        got = col.get(["r3", "new"], include=["embeddings"]).embeddings
+        assert np.array_equal(got, np.stack([VECTORS[3], VECTORS[0]]))
