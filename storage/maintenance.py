@@ -14,7 +14,6 @@ from typing import Any
 from . import checkpoint as disk
 from .fsio import storage_error
 from .metadata_index import MetadataIndex
-from .records import RecordStore
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -106,11 +105,9 @@ class MaintenanceMixin:
                                                                 self.tuning.compact_ratio * slots):
             return 0
         labels = self._records.live()
-        columns = self._records.to_columns()
         live = len(labels)
         self._vectors = VectorStore.in_memory(self._vectors.take(labels))  # mapped by the checkpoint
-        self._records = RecordStore.from_columns(list(range(live)), columns["ids"], columns["documents"],
-                                                 columns["metadatas"], slots=live)
+        self._records = self._records.compacted()
         had_index, self._index = self._index is not None, None
         self._meta_index = MetadataIndex.build(self._records.metadata_items())
         if had_index or live >= self.tuning.exact_threshold:

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import msgpack
 import numpy as np
 from sortedcontainers import SortedList
 
+from .framing import pack, unpack
+
 
 def encode_metadata(metadata: dict[str, Any]) -> bytes | None:
-    return msgpack.packb(metadata, use_bin_type=True) if metadata else None
+    """Metadata as kept in memory: msgpack, as in the log and checkpoints (None if empty)."""
+    return pack(metadata) if metadata else None
 
 
 def decode_metadata(data: bytes | None) -> dict[str, Any]:
-    return msgpack.unpackb(data, raw=False, strict_map_key=True) if data else {}
+    return unpack(data) if data else {}
 
 
 class RecordStore:
@@ -65,6 +67,14 @@ class RecordStore:
                 "ids": [ids[label] for label in labels.tolist()],
                 "documents": [documents[label] for label in labels.tolist()],
                 "metadatas": [metadatas[label] for label in labels.tolist()]}
+
+    def compacted(self) -> "RecordStore":
+        """The live records relabelled 0..n-1 in label order (for compaction)."""
+        live = self.live().tolist()
+        ids, documents, metadatas = self.ids, self.documents, self.metadatas
+        return RecordStore.from_columns(list(range(len(live))), [ids[label] for label in live],
+                                        [documents[label] for label in live],
+                                        [metadatas[label] for label in live], slots=len(live))
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
