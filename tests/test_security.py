@@ -497,12 +497,12 @@ def test_server_opens_no_outbound_connection(plain_server):
 def test_package_source_has_no_network_client_code():
     """A second, static line of defence: nothing in the served code imports an HTTP client or
     opens a socket itself (the encoder's offline training pipeline is not served)."""
-    root = Path(vectord.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[1]   # the repository: the package's sources
     network_modules = r"(urllib|urllib3|requests|httpx|aiohttp|http\.client|smtplib|ftplib|socket)"
     patterns = [re.compile(rf"^\s*(import|from)\s+{network_modules}\b", re.M),  # not `from . import requests`
                 re.compile(r"create_connection\(|\.connect\(\(|urlopen\(")]
     offenders = []
-    for folder in ("vectord", "server", "storage", "client", "encoder", "proto"):
+    for folder in ("src/vectord", "server", "storage", "client", "encoder", "proto"):
         for path in (root / folder).rglob("*.py") if (root / folder).exists() else ():
             if "training" in path.parts:
                 continue

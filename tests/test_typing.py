@@ -27,7 +27,7 @@ def installed_layout(tree: Path) -> Path:
     """``tree/vectord/...`` as the wheel installs it, made of links to the sources."""
     package = tree / "vectord"
     package.mkdir(parents=True)
-    for source in sorted((ROOT / "vectord").iterdir()):
+    for source in sorted((ROOT / "src" / "vectord").iterdir()):
         if source.suffix in (".py", ".pyi") or source.name == "py.typed":
             (package / source.name).symlink_to(source)
     for name, source in SUBPACKAGES.items():

@@ -1,5 +1,5 @@
 """Hostile input through raw gRPC stubs (no SDK checks in the way): every limit of
-vectord/limits.py with its status code, a message naming the limit, and nothing changed;
+src/vectord/limits.py with its status code, a message naming the limit, and nothing changed;
 unknown operators and ill-typed operands; deadlines (practices.md 2.6 #13)."""
 
 from __future__ import annotations
