@@ -2,6 +2,7 @@
 
     vectord serve [--config vectord.toml] [--data-dir ./vectord-data] [--host 127.0.0.1] [--port 50051]
     vectord serve --print-config          # the effective settings (secrets masked), then exit
+    vectord verify [--data-dir ./vectord-data] [--repair]
     vectord collections|import|export|snapshot|compact|query ...   (server/commands/)
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, in-flight calls get the grace period to
@@ -16,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from vectord import __version__
 from vectord.errors import VectordError
@@ -23,36 +25,78 @@ from vectord.errors import VectordError
 log = logging.getLogger("vectord")
 
 
+EXAMPLES = """\
+examples:
+  vectord serve --data-dir ./vectord-data             run the server on 127.0.0.1:50051
+  vectord collections create docs --dim 384           a collection of 384-d vectors
+                                                      (without --dim: the built-in text encoder)
+  vectord import docs.jsonl -c docs                   load records (.jsonl, or .npy + .jsonl sidecar)
+  vectord query "how do I reset my password" -c docs  the nearest records to a text
+  vectord collections list                            every collection, its dim and record count
+
+`vectord COMMAND --help` describes each command. Errors print one line and exit 1.
+"""
+
+
+def _setting_help(name: str, text: str | None = None) -> str:
+    """A serve flag's help from the setting itself (server/settings.py): its description,
+    default and environment variable, so --help cannot drift from what serve does."""
+    from .settings import Settings
+
+    field = Settings.model_fields[name]
+    default = "unset" if field.default is None else field.default
+    if isinstance(default, Path) and not default.is_absolute():
+        default = f"./{default}"  # as typed: Path drops the "./"
+    return f"{text or field.description} (default {default}; env VECTORD_{name.upper()})"
+
+
+def environment_variables() -> list[str]:
+    """Every VECTORD_* variable `vectord serve` reads: one per setting, plus VECTORD_CONFIG."""
+    from .settings import Settings
+
+    return ["VECTORD_CONFIG"] + [f"VECTORD_{name.upper()}" for name in Settings.model_fields]
+
+
+def _serve_epilog() -> str:
+    import textwrap
+
+    names = textwrap.fill(", ".join(environment_variables()), width=76, initial_indent="  ",
+                          subsequent_indent="  ")
+    return ("environment variables (precedence: defaults < --config file < environment < flags):\n"
+            f"{names}\n\nVECTORD_API_KEY and VECTORD_READONLY_API_KEY exist only in the environment\n"
+            "(never on the command line).")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vectord", description="vectord: a vector database with a built-in encoder")
+    parser = argparse.ArgumentParser(prog="vectord", description="vectord: a vector database with a built-in encoder",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vectord {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gRPC server")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
+    serve = sub.add_parser("serve", help="run the gRPC server", description="Run the vectord gRPC server.",
+                           epilog=_serve_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--config", help="TOML settings file (env VECTORD_CONFIG); the environment "
                        "and flags override it")
     serve.add_argument("--print-config", action="store_true",
                        help="print the effective settings (secrets masked) and exit")
-    serve.add_argument("--data-dir", help="data directory (default ./vectord-data; env VECTORD_DATA_DIR)")
-    serve.add_argument("--host", help="listen address (default 127.0.0.1; env VECTORD_HOST)")
-    serve.add_argument("--port", type=int, help="listen port, 0 for any free one (default 50051; env VECTORD_PORT)")
-    serve.add_argument("--max-workers", type=int, help="gRPC worker threads (env VECTORD_MAX_WORKERS)")
-    serve.add_argument("--encoder-threads", type=int,
-                       help="onnxruntime threads of the built-in encoder; 0 = min(cores, 4) (env VECTORD_ENCODER_THREADS)")
-    serve.add_argument("--max-concurrent-rpcs", type=int, help="calls in flight before new ones get "
-                       "RESOURCE_EXHAUSTED (env VECTORD_MAX_CONCURRENT_RPCS)")
-    serve.add_argument("--grace-period-s", type=float, help="shutdown grace for in-flight calls (env VECTORD_GRACE_PERIOD_S)")
-    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env VECTORD_LOG_LEVEL)")
-    serve.add_argument("--log-format", choices=["text", "json"],
-                       help="log lines on stderr: text (default) or json (env VECTORD_LOG_FORMAT)")
-    serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics over HTTP on this port, "
-                       "same host as gRPC; 0 = any free one; off by default (env VECTORD_METRICS_PORT)")
+    serve.add_argument("--data-dir", help=_setting_help("data_dir", "data directory, created if missing"))
+    serve.add_argument("--host", help=_setting_help("host", "listen address"))
+    serve.add_argument("--port", type=int, help=_setting_help("port", "listen port, 0 for any free one"))
+    serve.add_argument("--max-workers", type=int, help=_setting_help("max_workers"))
+    serve.add_argument("--index-threads", type=int, help=_setting_help("index_threads"))
+    serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
+    serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
+    serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
+    serve.add_argument("--log-level", help=_setting_help("log_level"))
+    serve.add_argument("--log-format", choices=["text", "json"], help=_setting_help("log_format"))
+    serve.add_argument("--metrics-port", type=int, help=_setting_help("metrics_port"))
     # security (README "Security"); keys themselves only from a file or the environment, never argv
-    serve.add_argument("--api-keys-file", help="API keys, one 'rw:<key>' or 'ro:<key>' a line "
-                       "(env VECTORD_API_KEYS_FILE; also VECTORD_API_KEY, VECTORD_READONLY_API_KEY)")
-    serve.add_argument("--tls-cert", help="PEM server certificate: serve TLS (env VECTORD_TLS_CERT)")
-    serve.add_argument("--tls-key", help="PEM private key of --tls-cert (env VECTORD_TLS_KEY)")
-    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates it signed, "
-                       "i.e. mutual TLS (env VECTORD_TLS_CLIENT_CA)")
+    serve.add_argument("--api-keys-file", help=_setting_help(
+        "api_keys_file", "API keys, one 'rw:<key>' or 'ro:<key>' a line (also VECTORD_API_KEY, "
+        "VECTORD_READONLY_API_KEY)"))
+    serve.add_argument("--tls-cert", help=_setting_help("tls_cert", "PEM server certificate: serve TLS"))
+    serve.add_argument("--tls-key", help=_setting_help("tls_key", "PEM private key of --tls-cert"))
+    serve.add_argument("--tls-client-ca", help=_setting_help(
+        "tls_client_ca", "PEM CA bundle: require client certificates signed by it (mutual TLS)"))
     verify = sub.add_parser("verify", help="check a data directory offline (the server must be stopped)")
     verify.add_argument("--data-dir", default="./vectord-data", help="data directory (default ./vectord-data)")
     verify.add_argument("--repair", action="store_true",
@@ -112,7 +156,7 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings.load(config=args.config, data_dir=args.data_dir, host=args.host, port=args.port,
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
-                                 encoder_threads=args.encoder_threads,
+                                 index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
                                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
@@ -150,6 +194,9 @@ def serve(args: argparse.Namespace) -> int:
     except VectordError as exc:
         log.error("%s", exc.message)
         return 1
+    except OSError as exc:  # cannot create or write the data directory: one line, no traceback
+        log.error("cannot use data directory %s: %s", settings.data_dir, _os_reason(exc, settings.data_dir))
+        return 1
     try:
         metrics_port = None
         if metrics is not None:
@@ -175,8 +222,8 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     collections = database.list_collections()
-    log.info("recovered %d collections (%d records) from %s", len(collections),
-             sum(c.info().count for c in collections), database.path)
+    log.info("recovered %s (%s) from %s", plural(len(collections), "collection"),
+             plural(sum(c.info().count for c in collections), "record"), database.path)
     for name, why in database.damaged_collections().items():
         log.error("collection %r is not served: %s", name, why)
     # One machine-readable line on stdout, so scripts and tests learn the bound port.
@@ -194,6 +241,32 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 collection', '2 collections'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _os_reason(exc: OSError, data_dir) -> str:
+    """'Permission denied', naming the file when it is not the data directory itself."""
+    import os
+
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        return "it is a file, not a directory"
+    reason = exc.strerror or str(exc)
+    if exc.filename and os.path.abspath(exc.filename) != os.path.abspath(data_dir):
+        reason += f" ({exc.filename})"
+    return reason
+
+
+VERIFY_ADVICE = {
+    "DAMAGED": "a DAMAGED collection cannot be served (the server answers DATA_LOSS for it and serves the "
+               "others): restore it from a snapshot (`vectord snapshot restore NAME -c COLLECTION --replace`, "
+               "or `--from DIR` for a downloaded one) or from a backup of the data directory",
+    "INDEX_DAMAGED": "an INDEX_DAMAGED collection is still served (its index is rebuilt in memory at each "
+                     "start): `vectord verify --repair` rewrites the index from the stored vectors",
+}
+
+
 def verify_command(args: argparse.Namespace) -> int:
     """Prints one line per collection; exit 0 if all are OK (or repaired), 1 otherwise."""
     from vectord.storage.verify import verify
@@ -207,7 +280,11 @@ def verify_command(args: argparse.Namespace) -> int:
     for report in reports:
         print(report.line())
     bad = sum(not r.ok for r in reports)
-    print(f"{len(reports)} collections, {len(reports) - bad} OK, {bad} not OK")
+    print(f"{plural(len(reports), 'collection')}, {len(reports) - bad} OK, {bad} not OK")
+    for status in sorted({r.status for r in reports if not r.ok}):
+        advice = VERIFY_ADVICE.get(status)
+        if advice and not (args.repair and status == "INDEX_DAMAGED"):
+            print(f"vectord verify: {advice}", file=sys.stderr)
     return 0 if bad == 0 else 1
 
 

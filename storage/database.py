@@ -106,8 +106,9 @@ class Database:
         self.fs.fsync_dir(self._root)
         #: How long opening the data directory took (read by the server's metrics).
         self.recovery_seconds = time.monotonic() - started
-        log.info("data directory %s: %d collections recovered (%d damaged) in %.3f s", self.path,
-                 len(self._collections), len(self._damaged), self.recovery_seconds)
+        log.info("data directory %s: %d collection%s recovered (%d damaged) in %.3f s", self.path,
+                 len(self._collections), "" if len(self._collections) == 1 else "s", len(self._damaged),
+                 self.recovery_seconds)
 
     @staticmethod
     def _name_of_damaged(entry: Path) -> str:

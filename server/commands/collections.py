@@ -14,22 +14,23 @@ def register(sub) -> None:
     p = actions.add_parser("list", help="every collection: name, dim, metric, records, encoder")
     add_connection_args(p)
     p.set_defaults(func=list_command)
-    p = actions.add_parser("create", help="create a collection")
-    p.add_argument("name")
-    p.add_argument("--dim", type=int, help="vector dimension (omit with --encoder)")
-    p.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"])
-    p.add_argument("--encoder", help="built-in model that embeds documents and query texts ('default')")
+    p = actions.add_parser("create", help="create a collection (without --dim: one with the built-in encoder)")
+    p.add_argument("name", help="the new collection's name: 1-128 characters of [A-Za-z0-9._-]")
+    p.add_argument("--dim", type=int, help="vector dimension; omit it for an encoder collection (the model's)")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"], help="distance (default cosine)")
+    p.add_argument("--encoder", help="built-in model that embeds documents and query texts "
+                   "(default: the default model when --dim is omitted)")
     p.add_argument("--hnsw", help='index parameters as JSON, e.g. \'{"m": 16, "ef_search": 64}\'')
     p.add_argument("--metadata", help="the collection's own metadata, as a JSON object")
     p.add_argument("--get-or-create", action="store_true", help="succeed if it exists with the same settings")
     add_connection_args(p)
     p.set_defaults(func=create_command)
     p = actions.add_parser("info", help="one collection's settings and record count, as JSON")
-    p.add_argument("name")
+    p.add_argument("name", help="the collection")
     add_connection_args(p)
     p.set_defaults(func=info_command)
     p = actions.add_parser("delete", help="delete a collection and its files")
-    p.add_argument("name")
+    p.add_argument("name", help="the collection")
     add_connection_args(p)
     p.set_defaults(func=delete_command)
 
@@ -51,12 +52,13 @@ def list_command(args: argparse.Namespace) -> int:
 
 @command
 def create_command(args: argparse.Namespace) -> int:
-    with connect(args) as client:
+    with connect(args, create=True) as client:
         collection = client.create_collection(
             args.name, dim=args.dim, metric=args.metric, encoder=args.encoder,
             hnsw=parse_json(args.hnsw, "--hnsw"), metadata=parse_json(args.metadata, "--metadata"),
             get_or_create=args.get_or_create)
-        print(f"collection {collection.name!r}: dim {collection.dim}, metric {collection.metric}")
+        encoder = f", encoder {collection.encoder!r}" if collection.encoder else ""
+        print(f"collection {collection.name!r}: dim {collection.dim}, metric {collection.metric}{encoder}")
     return 0
 
 

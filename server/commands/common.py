@@ -9,7 +9,10 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from vectord.errors import VectordError
+from pathlib import Path
+
+from vectord.errors import (FailedPreconditionError, NotFoundError, UnauthenticatedError, UnavailableError,
+                            VectordError)
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
@@ -29,16 +32,55 @@ def add_connection_args(parser: argparse.ArgumentParser, data_dir: bool = True) 
                            "(the server must be stopped: one process owns a directory)")
 
 
-def connect(args: argparse.Namespace):
-    """A ``vectord.Client``: embedded on ``--data-dir``, else connected to ``--address``."""
+def connect(args: argparse.Namespace, create: bool = False):
+    """A ``vectord.Client``: embedded on ``--data-dir``, else connected to ``--address``.
+
+    Only commands that write (``create=True``: import, collections create, snapshot restore)
+    may create a missing data directory, and they say so on stderr; the others refuse it,
+    so a mistyped ``--data-dir`` fails instead of showing an empty new directory.
+    """
     import vectord
 
     if getattr(args, "data_dir", None):
+        check_data_dir(args.data_dir, create, f"vectord {command_name(args)}")
         return vectord.Client(path=args.data_dir, timeout=args.timeout)
     address = args.address or os.environ.get("VECTORD_ADDRESS") or DEFAULT_ADDRESS
     api_key = args.api_key or os.environ.get("VECTORD_API_KEY") or None
     return vectord.Client(address, api_key=api_key, timeout=args.timeout, tls=args.tls,
                           tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """'collections list', 'import', ...: the words the user typed."""
+    return " ".join(w for w in (args.command, getattr(args, "action", None)) if w)
+
+
+def check_data_dir(path: str | os.PathLike, create: bool, who: str) -> None:
+    """Refuses a missing (or non-data) directory unless ``create``; then says it creates one."""
+    path = Path(path)
+    if (path / "collections").is_dir():
+        return
+    if path.exists() and not path.is_dir():
+        raise FailedPreconditionError(f"data directory {path} is not a directory")
+    if not create:
+        if not path.exists():
+            raise NotFoundError(f"no such data directory: {path} (only serve and the commands that "
+                                "write, import, collections create and snapshot restore, create one)")
+        if any(path.iterdir()):
+            raise FailedPreconditionError(f"{path} is not a vectord data directory (no collections/ in it)")
+        return  # an empty directory: an empty data directory
+    if not path.exists():
+        print(f"{who}: creating data directory {path}", file=sys.stderr)
+
+
+def hint(exc: VectordError) -> str:
+    """What a command-line user can do about an error, beyond the error's own message."""
+    if isinstance(exc, UnauthenticatedError):
+        return " (vectord CLI: give the key with --api-key KEY or the VECTORD_API_KEY environment variable)"
+    if isinstance(exc, UnavailableError):
+        return (" (vectord CLI: is `vectord serve` running there? --address HOST:PORT or VECTORD_ADDRESS "
+                f"picks the server, default {DEFAULT_ADDRESS}; --data-dir DIR works without one)")
+    return ""
 
 
 def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -52,13 +94,14 @@ def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         try:
             return func(args)
         except VectordError as exc:
-            print(f"vectord {args.command}: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+            # one line: the error's own message (the SDK's), then what the CLI user can do
+            print(f"vectord {command_name(args)}: {type(exc).__name__}: {exc.message}{hint(exc)}", file=sys.stderr)
             return 1
         except OSError as exc:
-            print(f"vectord {args.command}: {exc}", file=sys.stderr)
+            print(f"vectord {command_name(args)}: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print(f"vectord {args.command}: interrupted", file=sys.stderr)
+            print(f"vectord {command_name(args)}: interrupted", file=sys.stderr)
             return 130
 
     return run

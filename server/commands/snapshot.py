@@ -24,7 +24,7 @@ def register(sub) -> None:
     parser = sub.add_parser("snapshot", help="online, point-in-time snapshots of collections")
     actions = parser.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="snapshot a collection (online, consistent)")
-    p.add_argument("-c", "--collection", required=True)
+    p.add_argument("-c", "--collection", required=True, help="the collection to snapshot")
     p.add_argument("--name", help="snapshot name (default <collection>-<UTC time>)")
     add_connection_args(p)
     p.set_defaults(func=create_command)
@@ -32,7 +32,7 @@ def register(sub) -> None:
     add_connection_args(p)
     p.set_defaults(func=list_command)
     p = actions.add_parser("download", help="copy a snapshot's files from the server into a local directory")
-    p.add_argument("name")
+    p.add_argument("name", help="the snapshot (see `vectord snapshot list`)")
     p.add_argument("--out", required=True, help="directory to create")
     add_connection_args(p)
     p.set_defaults(func=download_command)
@@ -125,7 +125,7 @@ def restore_command(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("snapshot restore: give a snapshot NAME or --from DIR")
     first = admin_pb2.RestoreSnapshotRequest(snapshot=args.name or "", collection=args.collection or "",
                                              replace=args.replace)
-    with connect(args) as client:
+    with connect(args, create=bool(args.source)) as client:  # --from may seed a new data directory
         messages = iter([first]) if args.name else _upload(Path(args.source), first)
         response = call(client, "Admin", "RestoreSnapshot", messages, timeout=24 * 3600)
     print(f"restored collection {response.collection!r} ({response.record_count} records)")

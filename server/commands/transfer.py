@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,7 +42,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=1000, help="records per write (default 1000)")
     p.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"],
                    help="metric when the collection is created (default cosine)")
-    p.add_argument("--encoder", help="when the collection is created without embeddings: its built-in model")
+    p.add_argument("--encoder", help="the built-in model of a collection created for records without "
+                   "embeddings (default: the default model)")
     p.add_argument("--progress-file", help="where progress is kept (default <input>.progress)")
     p.add_argument("--restart", action="store_true", help="ignore a progress file and start from the first record")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,7 +51,7 @@ def register(sub) -> None:
     p.set_defaults(func=import_command)
     p = sub.add_parser("export", help="export a collection to JSONL, or .npy plus a JSONL sidecar")
     p.add_argument("output", help="a .jsonl file, or a .npy file (the sidecar goes to <output>.jsonl)")
-    p.add_argument("-c", "--collection", required=True)
+    p.add_argument("-c", "--collection", required=True, help="the collection to export")
     p.add_argument("--no-embeddings", action="store_true", help="JSONL without the embedding field")
     p.add_argument("--batch-size", type=int, default=1000, help="records per read (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,12 +67,17 @@ def _progress_bar(total: int | None, desc: str, disabled: bool):
                 disable=disabled, file=sys.stderr, mininterval=0.5)
 
 
+#: The file formats import and export speak, by extension.
+FORMATS = (".jsonl", ".npy")
+
+
 def sidecar_of(path: Path) -> Path:
     return path.with_suffix(".jsonl")
 
 
 # ---------------------------------------------------------------------------------- import
 def _jsonl_records(path: Path, skip: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each record after the first ``skip`` ones."""
     with open(path, encoding="utf-8") as handle:
         number = 0
         for line_number, line in enumerate(handle, start=1):
@@ -86,7 +93,7 @@ def _jsonl_records(path: Path, skip: int) -> Iterator[tuple[int, dict[str, Any]]
                 unknown = set(record) - {"id", "document", "metadata", "embedding"}
                 if unknown:
                     raise InvalidArgumentError(f"{path}:{line_number}: unknown field(s) {sorted(unknown)}")
-                yield number, record
+                yield line_number, record
             number += 1
 
 
@@ -124,41 +131,97 @@ class Progress:
         self.path.unlink(missing_ok=True)
 
 
-def _ensure_collection(client, name: str, dim: int | None, args) -> Any:
+class _RecordCheck:
+    """Checks each record as it is read, before anything is written or created, so a bad
+    input fails with one line naming its line number (and, when the first batch is bad,
+    leaves no collection behind). The vector dimension comes from the existing collection,
+    the .npy file, or else the first embedding; every record has an embedding or none does."""
+
+    def __init__(self, path: Path, collection, dim: int | None, dim_from: str) -> None:
+        self.path = path
+        self.collection = collection
+        self.dim = dim
+        self.dim_from = dim_from
+        self.with_embeddings: bool | None = None  # decided by the first record
+        self.first_line = 0
+
+    def __call__(self, line: int, record: dict[str, Any]) -> None:
+        where = f"{self.path}:{line}: record {record['id']!r}"
+        embedding = record.get("embedding")
+        has = embedding is not None
+        if self.with_embeddings is None:
+            self.with_embeddings, self.first_line = has, line
+        elif has != self.with_embeddings:
+            raise InvalidArgumentError(
+                f"{where} has {'an' if has else 'no'} embedding but the record on line {self.first_line} "
+                f"has {'none' if has else 'one'}; give every record an embedding, or none")
+        if has:
+            if not isinstance(embedding, list) or not embedding or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding):
+                raise InvalidArgumentError(f"{where}: \"embedding\" must be a non-empty list of numbers")
+            if self.dim is None:
+                self.dim, self.dim_from = len(embedding), f"the embedding on line {line}"
+            elif len(embedding) != self.dim:
+                raise InvalidArgumentError(f"{where} has an embedding of length {len(embedding)}, "
+                                           f"expected dimension {self.dim} (from {self.dim_from})")
+            return
+        if not isinstance(record.get("document"), str):
+            raise InvalidArgumentError(f"{where} has neither an embedding nor a document to embed")
+        if self.collection is not None and not self.collection.encoder:
+            raise InvalidArgumentError(f"{where} has no embedding, and collection {self.collection.name!r} "
+                                       "has no encoder to embed its document")
+
+
+def _existing_collection(client, name: str) -> Any:
     try:
         return client.get_collection(name)
     except NotFoundError:
-        if dim is None and not args.encoder:
-            raise InvalidArgumentError(
-                f"collection {name!r} does not exist and the input has no embeddings: create it first "
-                "(vectord collections create ... --encoder default) or give --encoder") from None
-        print(f"vectord import: creating collection {name!r} (dim {dim or 'of the encoder'}, {args.metric})",
-              file=sys.stderr)
-        return client.create_collection(name, dim=dim, metric=args.metric, encoder=args.encoder)
+        return None
+
+
+def _create_collection(client, name: str, dim: int | None, args) -> Any:
+    """Creates the missing target collection. Records without embeddings get an encoder
+    collection (--encoder, else the default model), as `vectord collections create NAME`
+    does; the choice is said on stderr."""
+    if dim is None:
+        collection = client.create_collection(name, metric=args.metric, encoder=args.encoder)
+        print(f"vectord import: creating collection {name!r} with the built-in encoder "
+              f"{collection.encoder or args.encoder or 'default'!r} (dim {collection.dim}, {args.metric}): "
+              "the records have no embeddings, so their documents are embedded "
+              "(--encoder chooses the model)", file=sys.stderr)
+        return collection
+    print(f"vectord import: creating collection {name!r} (dim {dim}, {args.metric})", file=sys.stderr)
+    return client.create_collection(name, dim=dim, metric=args.metric, encoder=args.encoder)
 
 
 def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None) -> None:
     ids = [r["id"] for r in batch]
     documents = [r.get("document") for r in batch]
     metadatas = [r.get("metadata") or {} for r in batch]
-    if vectors is None:
-        has = [r.get("embedding") is not None for r in batch]
-        if all(has):
-            vectors = np.asarray([r["embedding"] for r in batch], dtype=np.float32)
-        elif any(has):
-            raise InvalidArgumentError(
-                f"records {ids[0]!r}..{ids[-1]!r}: some have an embedding and some do not; give all or none")
+    if vectors is None and batch[0].get("embedding") is not None:
+        # _RecordCheck saw to it that every record has one, all of the same length
+        vectors = np.asarray([r["embedding"] for r in batch], dtype=np.float32)
     documents_given = any(d is not None for d in documents)
     collection.upsert(ids=ids, embeddings=vectors, documents=documents if documents_given else None,
                       metadatas=metadatas)
 
 
+def check_format(path: Path, what: str) -> None:
+    """Refuses a file name whose extension is not a format import/export speaks (rather
+    than, say, writing JSONL into out.csv)."""
+    if path.suffix.lower() not in FORMATS:
+        raise InvalidArgumentError(
+            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; "
+            "supported: .jsonl (one JSON record a line) and .npy (float32 vectors with a .jsonl sidecar)")
+
+
 @command
 def import_command(args: argparse.Namespace) -> int:
     source = Path(args.input)
+    check_format(source, "import")
     if not source.exists():
         raise InvalidArgumentError(f"{source}: no such file")
-    is_npy = source.suffix == ".npy"
+    is_npy = source.suffix.lower() == ".npy"
     sidecar = Path(args.sidecar) if args.sidecar else sidecar_of(source)
     vectors_all = None
     if is_npy:
@@ -181,40 +244,71 @@ def import_command(args: argparse.Namespace) -> int:
     if done:
         print(f"vectord import: resuming after {done} records (progress file {progress.path})", file=sys.stderr)
     batch_size = max(1, args.batch_size)
-    with connect(args) as client:
-        collection = None
-        bar = _progress_bar(total, f"import {args.collection}", args.no_progress)
-        bar.update(done)
-        try:
-            batch: list[dict[str, Any]] = []
+    # a data directory this import makes is removed again if not one record gets into it
+    new_dir = Path(args.data_dir) if args.data_dir and not Path(args.data_dir).exists() else None
+    written = 0
+    try:
+        with connect(args, create=True) as client:
+            collection = _existing_collection(client, args.collection)
+            if collection is not None:
+                dim, dim_from = collection.dim, f"collection {args.collection!r}"
+                if is_npy and vectors_all.shape[1] != dim:
+                    raise InvalidArgumentError(f"{source} has vectors of length {vectors_all.shape[1]}, expected "
+                                               f"dimension {dim} (from collection {args.collection!r})")
+            elif is_npy:
+                dim, dim_from = vectors_all.shape[1], str(source)
+            else:
+                dim, dim_from = None, ""
+            check = _RecordCheck(records_path, collection, dim, dim_from)
+            created = False  # by this run: removed again if not one record could be written
+            bar = None  # shown from the first write on: an input refused at once prints only its error
+            try:
+                batch: list[dict[str, Any]] = []
 
-            def flush() -> None:
-                nonlocal collection, done
-                if not batch:
-                    return
-                vectors = None
-                if is_npy:
-                    vectors = np.ascontiguousarray(vectors_all[done:done + len(batch)], dtype=np.float32)
-                if collection is None:
-                    first = batch[0].get("embedding")
-                    dim = vectors.shape[1] if vectors is not None else (len(first) if first is not None else None)
-                    collection = _ensure_collection(client, args.collection, dim, args)
-                _write_batch(collection, batch, vectors)
-                done += len(batch)
-                progress.save(done)
-                bar.update(len(batch))
-                batch.clear()
+                def flush() -> None:
+                    nonlocal bar, collection, created, done, written
+                    if not batch:
+                        return
+                    vectors = None
+                    if is_npy:
+                        vectors = np.ascontiguousarray(vectors_all[done:done + len(batch)], dtype=np.float32)
+                    if collection is None:
+                        collection = _create_collection(client, args.collection, check.dim, args)
+                        created = True
+                    if bar is None:
+                        bar = _progress_bar(total, f"import {args.collection}", args.no_progress)
+                        bar.update(done)
+                    _write_batch(collection, batch, vectors)
+                    done += len(batch)
+                    written += len(batch)
+                    progress.save(done)
+                    bar.update(len(batch))
+                    batch.clear()
 
-            for _, record in _jsonl_records(records_path, done):
-                if is_npy and "embedding" in record:
-                    raise InvalidArgumentError(f"{records_path}: record {record['id']!r}: the vectors come "
-                                               "from the .npy file; the sidecar must not have \"embedding\"")
-                batch.append(record)
-                if len(batch) >= batch_size:
-                    flush()
-            flush()
-        finally:
-            bar.close()
+                for line, record in _jsonl_records(records_path, done):
+                    if is_npy and "embedding" in record:
+                        raise InvalidArgumentError(f"{records_path}:{line}: record {record['id']!r}: the vectors come "
+                                                   "from the .npy file; the sidecar must not have \"embedding\"")
+                    if not is_npy:
+                        check(line, record)
+                    batch.append(record)
+                    if len(batch) >= batch_size:
+                        flush()
+                flush()
+            except BaseException:
+                if created and written == 0:  # e.g. the server refused the first batch
+                    try:
+                        client.delete_collection(args.collection)
+                    except Exception:  # the original error is the one to report
+                        pass
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+    except BaseException:
+        if new_dir is not None and written == 0:
+            shutil.rmtree(new_dir, ignore_errors=True)
+        raise
     progress.finish()
     print(f"imported {done} records into {args.collection!r}")
     return 0
@@ -224,7 +318,8 @@ def import_command(args: argparse.Namespace) -> int:
 @command
 def export_command(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    is_npy = output.suffix == ".npy"
+    check_format(output, "export")
+    is_npy = output.suffix.lower() == ".npy"
     records_path = sidecar_of(output) if is_npy else output
     with_embeddings = is_npy or not args.no_embeddings
     include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
