@@ -197,7 +197,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 for message in _chain(first, messages):
                     if message.HasField("chunk"):
                         upload.add(message.chunk.path, message.chunk.offset_bytes, message.chunk.data)
-                collection = self.db.restore_snapshot(upload.directory, first.collection or None, first.replace)
+                collection = self.db.restore_snapshot(upload, first.collection or None, first.replace)
             finally:
                 upload.discard()
         return admin_pb2.RestoreSnapshotResponse(collection=collection.name, record_count=collection.info().count)

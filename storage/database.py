@@ -86,7 +86,11 @@ class Database:
 
     # ------------------------------------------------------------------ lifecycle
     def _recover(self) -> None:
+        from . import snapshots
+
         started = time.monotonic()
+        # snapshot uploads and restores cut short, and replaces that crashed after their switch
+        snapshots.recover(self, self._root)
         for entry in sorted(self._root.iterdir()):
             if entry.name.startswith((".tmp-", ".trash-")):
                 log.info("removing leftover %s from an interrupted create/delete", entry.name)
@@ -281,31 +285,63 @@ class Database:
 
         return snapshots.list_snapshots(self)
 
-    def restore_snapshot(self, source: str | Path, collection: str | None = None,
+    def restore_snapshot(self, source: "str | Path | snapshots.Upload", collection: str | None = None,
                          replace: bool = False) -> Collection:
-        """Restores a snapshot (a name under snapshots/, or a directory path) as a collection."""
+        """Restores a snapshot as a collection: ``source`` is the name of one this server took
+        (under snapshots/), or an upload or a directory, which are untrusted: checked before
+        any file is touched, and their HNSW graph is rebuilt (see storage/snapshots.py)."""
         from . import snapshots
 
-        directory = source if isinstance(source, Path) else snapshots.path_of(self, source)
-        return snapshots.restore(self, directory, collection, replace)
+        if isinstance(source, str):
+            source = snapshots.path_of(self, source)
+        return snapshots.restore(self, source, collection, replace)
 
     def adopt_collection(self, tmp: Path, id_: str, name: str, replace: bool = False) -> Collection:
-        """Moves a complete, verified collection directory ``tmp`` into place as ``name``
-        (replacing a collection of that name when ``replace``), and serves it."""
+        """Switches a complete, verified, durable collection directory ``tmp`` in as ``name``
+        and serves it.
+
+        A replace is rename-first: ``tmp`` records the directories it replaces (a REPLACES
+        file), its rename into place is the atomic switch, and only then are the old
+        directories removed. A crash leaves the old collection or the new one, never
+        neither; the next start finishes an interrupted removal (snapshots.recover).
+        """
+        from . import snapshots
+
         with self._mutex:
             self._check_open()
             existing = self._collections.get(name)
+            old = [existing.path.name] if existing is not None else []
+            if name in self._damaged:
+                old += [entry.name for entry in self._root.iterdir()
+                        if not entry.name.startswith(".") and entry.is_dir() and self._name_of_damaged(entry) == name]
+            if old and not replace:
+                self.fs.remove_tree(tmp)
+                raise AlreadyExistsError(f"collection {name!r} already exists (restore with replace to overwrite it)")
+            final = self._root / id_
+            try:
+                if old:
+                    snapshots.mark_replacing(self.fs, tmp, old)
+                self.fs.rename(tmp, final)
+                self.fs.fsync_dir(self._root)  # the switch
+            except OSError as exc:  # not switched: the old collection stays
+                for path in (tmp, final):
+                    try:
+                        if path.exists():
+                            self.fs.remove_tree(path)
+                    except OSError:  # removed at the next start
+                        pass
+                raise storage_error(exc, f"restore into collection {name!r}") from exc
             if existing is not None:
-                if not replace:
-                    self.fs.remove_tree(tmp)
-                    raise AlreadyExistsError(f"collection {name!r} already exists")
                 self._collections.pop(name)
                 existing.close(checkpoint=False)
-                self._remove_dir(existing.path)
             self._damaged.pop(name, None)
-            self.fs.rename(tmp, self._root / id_)
-            self.fs.fsync_dir(self._root)
-            collection = Collection.open(self.fs, self._root / id_, self.tuning)
+            if old:
+                try:
+                    snapshots.finish_replacing(self.fs, self._root, final)
+                except OSError:
+                    log.warning("restore into %r: the replaced directories %s are removed at the next start",
+                                name, old, exc_info=True)
+            collection = Collection.open(self.fs, final, self.tuning)
             collection.encoders = self.encoders
             self._collections[name] = collection
             return collection

@@ -12,14 +12,28 @@ its read lock, the generation's files and the MANIFEST are hard-linked into
 and never changed (checkpoints write new ones), so a hard link is a stable copy; a MANIFEST
 is replaced by rename, never rewritten, so its link keeps the old content.
 
-Restoring one: its files are linked (or copied) into a new collection directory with a new
-internal id and the target's name, opened (every file's sha256 is verified against the
-MANIFEST), and only then swapped in, replacing a same-named collection when asked.
+Restoring one treats the snapshot as untrusted input (snapshot_manifest.py): its MANIFEST
+is checked before the file system is touched, every path is confined to its directory, and
+the files are linked (or copied) into ``collections/.tmp-<new id>``, opened (every file's
+sha256 verified) and only then switched in. An uploaded snapshot's ``index.hnsw`` is never
+stored or loaded (hnswlib trusts its file: crafted links crash the process): the graph is
+rebuilt from the verified vectors and checkpointed by the server itself. A snapshot the
+server took itself (restored by name) keeps its graph, whose sha256 the server recorded.
+
+Durability: uploaded files are fsynced (files and directories) before the restore uses them;
+a replace is rename-first (``adopt_collection`` in database.py, markers below): the new
+collection is complete and durable, its directory carries a ``REPLACES`` file naming the
+directories it replaces, the rename that puts it in place is the atomic switch, and the old
+directories are removed after it. A crash before the switch leaves the old collection (the
+``.tmp-`` directory is swept at start); a crash after it leaves the new one (``recover``
+finishes the removal at start). Leftover ``.upload-*`` and ``.tmp-*`` are swept at start.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,26 +42,53 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from vectord.errors import AlreadyExistsError, DataLossError, InvalidArgumentError, NotFoundError
+import numpy as np
+
+from vectord import limits
+from vectord.errors import (
+    AlreadyExistsError,
+    DataLossError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    VectordError,
+)
 from . import checkpoint as disk
 from . import validation
 from .collection import Collection
-from .fsio import storage_error
+from .fsio import NO_SPACE, FileSystem, storage_error
+from .snapshot_manifest import (MAX_MANIFEST_BYTES, check_manifest, check_metadata, confined,
+                                regular_file)
+
+log = logging.getLogger(__name__)
 
 SNAPSHOTS = "snapshots"
 INFO = "SNAPSHOT"
-#: The only paths a snapshot may hold (uploads are checked against it: no path traversal).
+#: In a collection directory switched in by a replace: the directory names it replaces
+#: (JSON list), removed once they are gone (see ``recover``).
+REPLACES = "REPLACES"
+#: The only paths an upload may hold (no path traversal; one generation).
 FILE_PATTERN = re.compile(
     r"(MANIFEST|SNAPSHOT|gen-[0-9]{20}/(vectors\.npy|records\.msgpack|index\.hnsw))")
-#: Largest uploaded snapshot file accepted, in bytes.
-MAX_UPLOAD_FILE_BYTES = 1 << 40
+_ROWS_PER_CHECK = 1 << 16
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(fs: FileSystem, src: Path, dst: Path) -> None:
+    """Hard-links ``src`` (a regular file) to the new name ``dst``, or copies it durably."""
     try:
-        os.link(src, dst)
-    except OSError:  # another file system, or links unsupported: copy
-        shutil.copy2(src, dst)
+        os.link(src, dst, follow_symlinks=False)
+        return
+    except OSError as exc:  # another file system, or links unsupported: copy
+        if exc.errno in NO_SPACE or exc.errno == errno.EEXIST:
+            raise
+    with open(src, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as source:
+        handle = fs.create(dst)  # exclusive: never writes over an existing file
+        try:
+            shutil.copyfileobj(source, handle, 1 << 22)
+        except BaseException:
+            handle.close()
+            raise
+        fs.finish(handle)
 
 
 def _size(directory: Path) -> int:
@@ -62,7 +103,14 @@ def snapshot_files(directory: Path) -> list[str]:
 
 def _root(db) -> Path:
     root = db.path / SNAPSHOTS
-    root.mkdir(exist_ok=True)
+    if not root.is_dir():
+        try:
+            db.fs.mkdir(root)
+            db.fs.fsync_dir(db.path)
+        except FileExistsError:
+            pass
+        except OSError as exc:  # ENOSPC: RESOURCE_EXHAUSTED like every disk-full path
+            raise storage_error(exc, "create the snapshots directory") from exc
     return root
 
 
@@ -89,12 +137,12 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
     tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
 
     def link(source: Path, manifest: dict[str, Any]) -> None:
-        tmp.mkdir()
+        db.fs.mkdir(tmp)
         gen = manifest["generation"]
-        (tmp / gen).mkdir()
+        db.fs.mkdir(tmp / gen)
         for file in manifest["files"]:
-            _link_or_copy(source / gen / file, tmp / gen / file)
-        _link_or_copy(source / disk.MANIFEST, tmp / disk.MANIFEST)
+            _link_or_copy(db.fs, source / gen / file, tmp / gen / file)
+        _link_or_copy(db.fs, source / disk.MANIFEST, tmp / disk.MANIFEST)
 
     try:
         manifest = collection.snapshot(link)
@@ -120,7 +168,7 @@ def list_snapshots(db) -> list[dict[str, Any]]:
     """Every snapshot's info, ordered by name (damaged ones are skipped)."""
     out = []
     for entry in sorted(_root(db).iterdir()):
-        if entry.is_dir() and not entry.name.startswith("."):
+        if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
             try:
                 out.append(_info(entry))
             except DataLossError:
@@ -133,8 +181,8 @@ def path_of(db, name: str) -> Path:
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError("snapshot name must be a non-empty string")
     validation.collection_name(name)
-    directory = _root(db) / name
-    if not (directory / INFO).exists():
+    directory = confined(_root(db), name)
+    if not directory.is_dir() or not (directory / INFO).exists():
         raise NotFoundError(f"snapshot {name!r} does not exist")
     return directory
 
@@ -157,65 +205,246 @@ def read_chunks(directory: Path, chunk_bytes: int = 1 << 20) -> Iterable[tuple[s
 
 
 class Upload:
-    """Receives a snapshot's files chunk by chunk into ``snapshots/.upload-<id>/``."""
+    """Receives a snapshot's files chunk by chunk into ``snapshots/.upload-<id>/``.
+
+    Every byte goes through the storage seam (so ENOSPC is RESOURCE_EXHAUSTED and the
+    crash tests see it); ``finish`` fsyncs the files and their directories. The upload as
+    a whole may hold at most ``limits.MAX_SNAPSHOT_UPLOAD_BYTES``; ``index.hnsw`` chunks are
+    accepted and dropped (the restore rebuilds the graph, see the module docstring).
+    """
 
     def __init__(self, db) -> None:
+        self.fs: FileSystem = db.fs
         self.directory = _root(db) / f".upload-{uuid.uuid4().hex}"
-        self.directory.mkdir()
+        try:
+            self.fs.mkdir(self.directory)
+        except OSError as exc:
+            raise storage_error(exc, "snapshot upload") from exc
         self._sizes: dict[str, int] = {}
+        self._fds: dict[str, int] = {}
+        self._generation: str | None = None
+        self.total_bytes = 0
 
     def add(self, path: str, offset: int, data: bytes) -> None:
         if not FILE_PATTERN.fullmatch(path or ""):
-            raise InvalidArgumentError(f"snapshot upload: unexpected file {path[:80]!r}")
+            raise InvalidArgumentError(
+                f"snapshot upload: chunk path {path[:80]!r} is not a snapshot file "
+                "(MANIFEST, SNAPSHOT or gen-<20 digits>/vectors.npy|records.msgpack|index.hnsw)")
+        generation, _, file = path.rpartition("/")
+        if generation and self._generation not in (None, generation):
+            raise InvalidArgumentError(
+                f"snapshot upload: chunk path {path!r} is in a second generation ({self._generation} came first)")
         written = self._sizes.get(path, 0)
         if offset != written:
             raise InvalidArgumentError(
                 f"snapshot upload: {path} chunk at byte {offset}, expected byte {written} (chunks in order)")
-        if written + len(data) > MAX_UPLOAD_FILE_BYTES:
-            raise InvalidArgumentError(f"snapshot upload: {path} is too large")
-        target = self.directory / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "ab") as handle:
-            handle.write(data)
         self._sizes[path] = written + len(data)
+        if self.total_bytes + len(data) > limits.MAX_SNAPSHOT_UPLOAD_BYTES:
+            raise InvalidArgumentError(
+                f"snapshot upload: more than {limits.MAX_SNAPSHOT_UPLOAD_BYTES} bytes, the limit "
+                f"(MAX_SNAPSHOT_UPLOAD_BYTES) of one uploaded snapshot (at {path}, byte {offset})")
+        if file in (disk.MANIFEST, INFO) and written + len(data) > MAX_MANIFEST_BYTES:
+            raise InvalidArgumentError(
+                f"snapshot upload: {path} is larger than {MAX_MANIFEST_BYTES} bytes, the limit of that file")
+        self.total_bytes += len(data)
+        if file == disk.INDEX:
+            return  # counted, never stored: an uploaded graph is never loaded
+        try:
+            fd = self._fds.get(path)
+            if fd is None:
+                if generation and self._generation is None:
+                    self.fs.mkdir(self.directory / generation)
+                    self._generation = generation
+                fd = self._fds[path] = self.fs.open_log(self.directory / path)
+            self.fs.append(fd, data)
+        except OSError as exc:
+            raise storage_error(exc, f"snapshot upload ({path})") from exc
+
+    def finish(self) -> Path:
+        """Makes the uploaded files durable (files, then directories); returns the directory."""
+        try:
+            for fd in self._fds.values():
+                self.fs.fsync(fd)
+            self._close()
+            if self._generation is not None:
+                self.fs.fsync_dir(self.directory / self._generation)
+            self.fs.fsync_dir(self.directory)
+        except OSError as exc:
+            raise storage_error(exc, "snapshot upload") from exc
+        return self.directory
+
+    def _close(self) -> None:
+        fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            try:
+                self.fs.close(fd)
+            except OSError:
+                pass
 
     def discard(self) -> None:
+        self._close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def restore(db, source: Path, collection_name: str | None = None, replace: bool = False) -> Collection:
-    """Restores the snapshot in ``source`` as a collection; returns it.
+def restore(db, source: Path | Upload, collection_name: str | None = None, replace: bool = False) -> Collection:
+    """Restores a snapshot as a collection; returns it.
+
+    ``source`` is a snapshot directory the server wrote (a name under snapshots/, resolved
+    by the caller), or an ``Upload`` (or any other directory), whose files are untrusted:
+    its ``index.hnsw`` is ignored and the graph rebuilt.
 
     Raises:
+        InvalidArgumentError: (uploads) the MANIFEST or a file is malformed, or a file does
+            not match its MANIFEST; nothing was written.
+        FailedPreconditionError: the same for a stored snapshot.
         AlreadyExistsError: the target exists and ``replace`` is false.
-        DataLossError: a file of the snapshot is missing or fails its checksum.
     """
-    manifest = disk.read_manifest(source)
-    if manifest.get("generation") is None:
-        raise DataLossError(f"snapshot {source.name}: its MANIFEST names no checkpoint generation")
+    uploaded = not isinstance(source, Path) or source.parent != db.path / SNAPSHOTS
+    directory = source.finish() if isinstance(source, Upload) else source
+    error: type[VectordError] = InvalidArgumentError if uploaded else FailedPreconditionError
+    where = "snapshot upload" if isinstance(source, Upload) else f"snapshot {directory.name!r}"
+    manifest = _read_manifest(directory, where, error)
     name = validation.collection_name(collection_name or manifest["config"]["name"])
     if not replace and name in {c.name for c in db.list_collections()}:
         raise AlreadyExistsError(f"collection {name!r} already exists (restore with replace to overwrite it)")
-    id_ = uuid.uuid4().hex
-    root = db.path / "collections"
-    tmp = root / f".tmp-{id_}"
     gen = manifest["generation"]
+    files = dict(manifest["files"])
+    index = manifest["index"]
+    if uploaded:
+        files.pop(disk.INDEX, None)
+        index = None
+    sources = {}
+    for file, meta in files.items():
+        path = confined(directory, gen, file, error=error)
+        size = regular_file(path, f"{where}: {gen}/{file}", error)
+        if size != meta["size"]:
+            raise error(f"{where}: {gen}/{file} is {size} bytes, its MANIFEST says {meta['size']}")
+        sources[file] = path
+    if uploaded:
+        _check_vectors(sources[disk.VECTORS], manifest, where, error)
+    id_ = uuid.uuid4().hex
+    tmp = confined(db.path / "collections", f".tmp-{id_}")
     try:
         db.fs.mkdir(tmp)
         db.fs.mkdir(tmp / gen)
-        for file in manifest["files"]:
-            if not (source / gen / file).exists():
-                raise DataLossError(f"snapshot {source.name}: {gen}/{file} is missing")
-            _link_or_copy(source / gen / file, tmp / gen / file)
-        manifest = {**manifest, "config": {**manifest["config"], "id": id_, "name": name}}
-        disk.write_manifest(db.fs, tmp, manifest)
+        for file, path in sources.items():
+            _link_or_copy(db.fs, path, tmp / gen / file)
+        config = {**manifest["config"], "id": id_, "name": name}
+        disk.write_manifest(db.fs, tmp, {**manifest, "config": config, "files": files, "index": index})
         db.fs.fsync_dir(tmp / gen)
         db.fs.fsync_dir(tmp)
-        # Opening verifies every file against the MANIFEST's sha256 before anything is replaced.
-        Collection.open(db.fs, tmp, db.tuning).close(checkpoint=False)
+        _open_and_settle(db, tmp, uploaded, where, error)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise storage_error(exc, f"restore of snapshot {source.name}") from exc
+            raise storage_error(exc, f"restore of {where}") from exc
         raise
     return db.adopt_collection(tmp, id_, name, replace=replace)
+
+
+def _read_manifest(directory: Path, where: str, error: type[VectordError]) -> dict[str, Any]:
+    path = confined(directory, disk.MANIFEST, error=error)
+    if regular_file(path, f"{where}: MANIFEST", error) > MAX_MANIFEST_BYTES:
+        raise error(f"{where}: MANIFEST is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = disk.read_manifest(directory)
+    except DataLossError as exc:
+        raise error(f"{where}: {exc.message}") from None
+    return check_manifest(manifest, where, error)
+
+
+def _check_vectors(path: Path, manifest: dict[str, Any], where: str, error: type[VectordError]) -> None:
+    """An uploaded vectors.npy must be the (slots, dim) float32 array the MANIFEST
+    describes, of finite vectors (and non-zero ones for cosine), as writes guarantee."""
+    config = manifest["config"]
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # a crafted header: numpy raises ValueError and friends
+        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} is not a .npy array ({exc})") from None
+    if array.dtype != np.float32 or array.shape != (manifest["slots"], config["dim"]):
+        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} holds {array.dtype} {array.shape}, "
+                    f"the MANIFEST says float32 ({manifest['slots']}, {config['dim']})")
+    for start in range(0, len(array), _ROWS_PER_CHECK):
+        block = np.asarray(array[start:start + _ROWS_PER_CHECK])
+        bad = ~np.isfinite(block).all(axis=1)
+        if config["metric"] == "cosine":
+            bad |= ~block.any(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise error(f"{where}: {disk.VECTORS} row {row} is not finite (or zero in a cosine collection)")
+    del array
+
+
+def _open_and_settle(db, directory: Path, uploaded: bool, where: str, error: type[VectordError]) -> None:
+    """Opens the new collection (which verifies every file's sha256); for an upload, also
+    checks its records' types and, when the graph was rebuilt, checkpoints it, so that the
+    collection holds a graph this server wrote and the next starts load it."""
+    try:
+        collection = Collection.open(db.fs, directory, db.tuning)
+    except DataLossError as exc:
+        raise error(f"{where}: {exc.message}") from None
+    try:
+        if uploaded:
+            records = collection._records
+            for label, document, metadata in records.items():
+                id_ = records.ids[label]
+                if not isinstance(id_, str) or not id_ or (document is not None and not isinstance(document, str)):
+                    raise error(f"{where}: record {_short(id_)} (label {label}) has a malformed id or document")
+                try:
+                    check_metadata(metadata, f"metadata of record {_short(id_)}")
+                except InvalidArgumentError as exc:
+                    raise error(f"{where}: {exc.message}") from None
+            if collection._index is not None:
+                collection.checkpoint(force=True)
+    finally:
+        collection.close(checkpoint=False)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------- replace and start-up
+def mark_replacing(fs: FileSystem, new_directory: Path, old_names: list[str]) -> None:
+    """Records in the new collection's directory which directories it replaces (durably,
+    before the rename that switches it in)."""
+    fs.write_file(new_directory / REPLACES, json.dumps(sorted(old_names)).encode())
+    fs.fsync_dir(new_directory)
+
+
+def finish_replacing(fs: FileSystem, root: Path, directory: Path) -> None:
+    """After the switch: removes the replaced directories, then the marker."""
+    try:
+        old_names = json.loads((directory / REPLACES).read_text())
+    except (OSError, ValueError):
+        old_names = []
+    for old in old_names:
+        if isinstance(old, str) and "/" not in old and not old.startswith(".") and old != directory.name:
+            path = root / old
+            if path.is_dir() and not path.is_symlink():
+                trash = root / f".trash-{old}"
+                fs.rename(path, trash)
+                fs.fsync_dir(root)
+                fs.remove_tree(trash)
+    fs.remove(directory / REPLACES)
+    fs.fsync_dir(directory)
+
+
+def recover(db, collections_root: Path) -> None:
+    """At start, before collections open: sweeps snapshot leftovers (``.upload-*``,
+    ``.tmp-*``) and finishes replaces that crashed after their switch."""
+    root = db.path / SNAPSHOTS
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith((".upload-", ".tmp-")):
+                log.info("removing leftover %s from an interrupted snapshot upload or creation", entry.name)
+                if entry.is_dir() and not entry.is_symlink():
+                    db.fs.remove_tree(entry)
+                else:
+                    db.fs.remove(entry)
+        db.fs.fsync_dir(root)
+    for entry in sorted(collections_root.iterdir()):
+        if not entry.name.startswith(".") and (entry / REPLACES).exists():
+            log.info("finishing the replace that switched in collection directory %s", entry.name)
+            finish_replacing(db.fs, collections_root, entry)

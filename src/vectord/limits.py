@@ -25,3 +25,7 @@ MAX_QUERIES = 10_000
 MAX_COLLECTIONS = 10_000
 #: Characters in a collection name.
 MAX_COLLECTION_NAME = 128
+#: Bytes of one uploaded snapshot (RestoreSnapshot with files), all its files together:
+#: the server refuses the stream past it, before the disk fills. 64 GiB holds the vectors
+#: and records of ~10M 1536-d records; the uploaded HNSW graph is not stored (it is rebuilt).
+MAX_SNAPSHOT_UPLOAD_BYTES = 64 * 1024 ** 3
