@@ -4,6 +4,7 @@
     {"year": {"$gte": 2000}}                        $eq $ne $gt $gte $lt $lte $in $nin $exists
     {"$and": [{...}, {...}]}, {"$or": [...]}        combinations
     {"$not": {...}}                                 negation
+    {"tags": {"$contains": "red"}}                  a list field holds the value (also $not_contains)
     {"author.name": "Ann"}                          dotted paths into nested metadata
     where_document={"$contains": "text"}            also $not_contains, $and, $or
 
@@ -23,6 +24,7 @@ _FIELD_OPS = {
     "$eq": pb.FieldCondition.EQ, "$ne": pb.FieldCondition.NE, "$gt": pb.FieldCondition.GT,
     "$gte": pb.FieldCondition.GTE, "$lt": pb.FieldCondition.LT, "$lte": pb.FieldCondition.LTE,
     "$in": pb.FieldCondition.IN, "$nin": pb.FieldCondition.NIN, "$exists": pb.FieldCondition.EXISTS,
+    "$contains": pb.FieldCondition.CONTAINS, "$not_contains": pb.FieldCondition.NOT_CONTAINS,
 }
 _DOC_OPS = {"$contains": pb.DocumentCondition.CONTAINS, "$not_contains": pb.DocumentCondition.NOT_CONTAINS}
 

@@ -6,7 +6,14 @@ Semantics (documented in the README and the proto):
 - ``gt gte lt lte`` need a number operand and match only numeric fields.
 - ``ne``/``nin`` are the negation of ``eq``/``in``: a record without the field matches.
 - ``exists`` takes a bool; a dotted path descends into nested maps.
-- ``contains``/``not_contains`` test the document text (case-sensitive substring).
+- ``contains``/``not_contains`` on a field take a scalar and test membership in a list
+  value (with ``eq``'s equality); ``not_contains`` is the negation (a record without the
+  field, or whose field is not a list, matches it). On a non-list value ``contains`` is
+  false: it is not a substring test.
+- A metadata key holding a ``.`` (refused on writes; it may exist in data written before
+  that rule) is never reached by a path: ``"a.b"`` always means key ``b`` inside map ``a``.
+  The metadata index follows the same rule, so the index and the predicate agree.
+- ``contains``/``not_contains`` on a ``Document`` test the document text (case-sensitive substring).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any, Callable, Union
 from vectord import limits
 from vectord.errors import InvalidArgumentError
 
-FIELD_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists")
+FIELD_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists", "contains", "not_contains")
 DOCUMENT_OPS = ("contains", "not_contains")
 _MISSING = object()
 
@@ -145,6 +152,13 @@ def _compile_field(node: Field) -> Predicate:
             _same(v, x) for x in options
         )
         return member if op == "in" else (lambda m, d: not member(m, d))
+    if op in ("contains", "not_contains"):
+        if not _is_scalar(operand):
+            raise InvalidArgumentError(f"{where} needs a string, number or bool (an element of a "
+                                       f"list field), got {operand!r}")
+        has = lambda m, d: isinstance(v := _lookup(m, parts), list) and any(  # noqa: E731
+            _same(x, operand) for x in v)
+        return has if op == "contains" else (lambda m, d: not has(m, d))
     # exists
     if not isinstance(operand, bool):
         raise InvalidArgumentError(f"{where} needs true or false, got {operand!r}")

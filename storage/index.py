@@ -4,13 +4,24 @@
 grown geometrically before adding, ``k`` clamped to the live count, ``ef >= k``, the
 "contiguous 2D array" failure turned into a signal to fall back to exact search, ``ef``
 set after every load, and ``replace_deleted`` never used (an update is mark-deleted plus an
-add under a new label). It is not thread-safe: the collection's read/write lock guards it.
+add under a new label). Adding and searching must not overlap: the collection's read/write
+lock guards that.
+
+hnswlib's ``ef`` is a property of the index, not of a call, and ``knn_query`` releases the
+GIL: two searches under the shared read lock that each ``set_ef`` then search could run with
+the other's ef (and ``explain`` report one that did not run). ``EfGate`` admits concurrent
+searches only while they share one ef; a search needing another ef waits until those finish
+and then sets it. Searches come in FIFO order, so a stream of one ef cannot starve another.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import hnswlib
 import numpy as np
@@ -61,6 +72,51 @@ def exact_search(
     return labels[best], np.take_along_axis(part_dist, order, axis=1).astype(np.float32)
 
 
+class EfGate:
+    """Lets searches share an hnswlib index concurrently only while they need the same ef.
+
+    ``with gate.using(ef):`` returns once the index's ef is ``ef`` and stays so until the
+    block ends; ``set_ef`` is called only when no search is running.
+    """
+
+    def __init__(self, set_ef, ef: int) -> None:
+        self._set_ef = set_ef
+        self._ef = ef  # the index's ef now
+        self._active = 0  # searches running with it
+        self._queue: deque[int] = deque()  # waiting searches' tickets, oldest first
+        self._tickets = 0
+        self._cond = threading.Condition()
+
+    @property
+    def ef(self) -> int:
+        return self._ef
+
+    def _may_enter(self, ef: int) -> bool:
+        return self._active == 0 or self._ef == ef
+
+    @contextmanager
+    def using(self, ef: int) -> Iterator[None]:
+        with self._cond:
+            if self._queue or not self._may_enter(ef):
+                ticket = self._tickets = self._tickets + 1
+                self._queue.append(ticket)
+                while not (self._queue[0] == ticket and self._may_enter(ef)):
+                    self._cond.wait()
+                self._queue.popleft()
+                self._cond.notify_all()  # the next in line may share this ef
+            if self._ef != ef:
+                self._set_ef(ef)  # no search is running (checked above)
+                self._ef = ef
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._cond.notify_all()
+
+
 class HnswIndex:
     """One hnswlib index whose labels are the collection's record labels."""
 
@@ -71,6 +127,11 @@ class HnswIndex:
         self.threads = threads
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dim)
         self.deleted = 0
+        self._gate: EfGate | None = None  # once ef is set (after init or load)
+
+    def _set_initial_ef(self, ef: int) -> None:
+        self._index.set_ef(ef)
+        self._gate = EfGate(self._index.set_ef, ef)
 
     @classmethod
     def create(cls, metric: str, dim: int, m: int, ef_construction: int, ef_search: int,
@@ -78,7 +139,7 @@ class HnswIndex:
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
         index._index.init_index(max_elements=max(capacity, 16), M=m,
                                 ef_construction=ef_construction, random_seed=100)
-        index._index.set_ef(ef_search)
+        index._set_initial_ef(ef_search)
         return index
 
     @classmethod
@@ -87,7 +148,7 @@ class HnswIndex:
         """Loads a file whose checksum, dim and metric the caller has already verified."""
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
         index._index.load_index(str(path), max_elements=max(capacity, 16))
-        index._index.set_ef(ef_search)  # ef is not saved in the file
+        index._set_initial_ef(ef_search)  # ef is not saved in the file
         index.deleted = deleted
         return index
 
@@ -108,18 +169,25 @@ class HnswIndex:
             self._index.mark_deleted(int(label))
             self.deleted += 1
 
-    def search(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate k nearest; k must not exceed the live count.
+    def search(self, queries: np.ndarray, k: int,
+               ef: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """Approximate k nearest; k must not exceed the live count. Safe to call from many
+        threads at once (under the collection's read lock), each with its own ef.
+
+        Returns:
+            (labels, distances, ef): the ef the search ran with, max(ef, k).
 
         Raises:
             IndexSearchFailed: hnswlib found fewer than k live results.
         """
-        self._index.set_ef(max(ef or self.ef_search, k))
-        try:
-            labels, dist = self._index.knn_query(queries, k=k, num_threads=self.threads if len(queries) > 1 else 1)
-        except RuntimeError as exc:
-            raise IndexSearchFailed(str(exc)) from exc
-        return labels.astype(np.int64), dist
+        ef = max(ef or self.ef_search, k)
+        with self._gate.using(ef):
+            try:
+                labels, dist = self._index.knn_query(queries, k=k,
+                                                     num_threads=self.threads if len(queries) > 1 else 1)
+            except RuntimeError as exc:
+                raise IndexSearchFailed(str(exc)) from exc
+        return labels.astype(np.int64), dist, ef
 
     def save(self, path: Path) -> None:
         self._index.save_index(str(path))

@@ -6,7 +6,14 @@ For every path in the metadata (dotted for nested maps) the index keeps:
 - the distinct numeric values in order (a ``SortedList``), for ranges: a range is the union
   of the value sets it spans;
 - how many labels hold a scalar there, and the labels holding a null, a list or a map, for
-  ``exists`` (a scalar's label is already in its value set: it is not stored twice).
+  ``exists`` (a scalar's label is already in its value set: it is not stored twice);
+- for list values, the labels holding each scalar element (a label once per distinct
+  element), for ``contains`` and ``not_contains``.
+
+Paths follow the predicate (filters.py): a key holding a ``.`` (refused on writes since the
+rule came in, but possibly in older data) is not indexed, nor anything below it, because no
+dotted path reaches it: indexing ``{"a.b": 1}`` under ``a.b`` made the index answer
+``{"a.b": 1}`` where the predicate did not.
 
 Memory, not speed, shaped this: a label appears once per path (in its value's set), and
 the label ints are the collection's own objects, not copies. The cost is that counting a
@@ -43,6 +50,8 @@ def _key(value: Any) -> tuple | None:
 
 def _paths(metadata: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for key, value in metadata.items():
+        if "." in key:  # unreachable by a path (see the module docstring)
+            continue
         path = f"{prefix}{key}"
         yield path, value
         if isinstance(value, dict):
@@ -56,13 +65,14 @@ EXACT_RANGE_VALUES = 4096
 class _PathIndex:
     """Everything indexed about one metadata path."""
 
-    __slots__ = ("by_value", "numbers", "scalars", "others")
+    __slots__ = ("by_value", "numbers", "scalars", "others", "elements")
 
     def __init__(self) -> None:
         self.by_value: dict[tuple, set[int]] = {}
         self.numbers: SortedList = SortedList()  # distinct numeric values
         self.scalars = 0  # labels holding a scalar (each is in one by_value set)
         self.others: set[int] = set()  # labels holding a null, a list or a map
+        self.elements: dict[tuple, set[int]] | None = None  # list element -> labels; lazily
 
     def present(self) -> int:
         return self.scalars + len(self.others)
@@ -76,6 +86,8 @@ class _PathIndex:
         key = _key(value)
         if key is None:
             self.others.add(label)
+            if isinstance(value, list):
+                self._add_elements(label, value)
             return False
         self.scalars += 1
         labels = self.by_value.get(key)
@@ -83,6 +95,39 @@ class _PathIndex:
             labels = self.by_value[key] = set()
         labels.add(label)
         return len(labels) == 1 and key[0] == "n"
+
+    def _add_elements(self, label: int, items: list) -> None:
+        if self.elements is None:
+            self.elements = {}
+        for key in {_key(item) for item in items} - {None}:
+            self.elements.setdefault(key, set()).add(label)
+
+    def remove(self, label: int, value: Any) -> None:
+        """Takes ``label`` out from under ``value`` (as ``insert`` put it there)."""
+        key = _key(value)
+        if key is None:
+            self.others.discard(label)
+            if isinstance(value, list) and self.elements is not None:
+                for element in {_key(item) for item in value} - {None}:
+                    labels = self.elements[element]
+                    labels.discard(label)
+                    if not labels:
+                        del self.elements[element]
+            return
+        self.scalars -= 1
+        labels = self.by_value[key]
+        labels.discard(label)
+        if not labels:
+            del self.by_value[key]
+            if key[0] == "n":
+                self.numbers.remove(value)
+
+    def holding(self, element: Any) -> set[int]:
+        """The labels whose list holds ``element`` (a set owned by the index: do not change)."""
+        key = _key(element)
+        if key is None or self.elements is None:
+            return set()
+        return self.elements.get(key, set())
 
 
 class MetadataIndex:
@@ -118,17 +163,7 @@ class MetadataIndex:
     def remove(self, label: int, metadata: dict[str, Any]) -> None:
         for path, value in _paths(metadata):
             index = self._paths[path]
-            key = _key(value)
-            if key is None:
-                index.others.discard(label)
-            else:
-                index.scalars -= 1
-                labels = index.by_value[key]
-                labels.discard(label)
-                if not labels:
-                    del index.by_value[key]
-                    if key[0] == "n":
-                        index.numbers.remove(value)
+            index.remove(label, value)
             if not index.present():
                 del self._paths[path]
 
@@ -197,6 +232,9 @@ class MetadataIndex:
         if op == "exists":
             present = index.present() if index is not None else 0
             return (present if value else live - present), True
+        if op in ("contains", "not_contains"):
+            found = len(index.holding(value)) if index is not None else 0
+            return (found if op == "contains" else live - found), True
         if index is None or not index.numbers:
             return 0, True
         lo, hi = self._range(index.numbers, op, value)
@@ -250,6 +288,9 @@ class MetadataIndex:
         if op == "exists":
             present = index.labels_present() if index is not None else set()
             return present if value else set(live) - present
+        if op in ("contains", "not_contains"):
+            holding = index.holding(value) if index is not None else set()
+            return set(holding) if op == "contains" else set(live) - holding
         if index is None:
             return set()
         lo, hi = self._range(index.numbers, op, value)

@@ -81,7 +81,8 @@ class SearchMixin:
                     except IndexSearchFailed:
                         found = None
                     if found is not None:
-                        return (*found, Plan("hnsw", estimate[0], ef, "estimate"))
+                        labels, distances, ran_ef = found
+                        return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate")
         candidates, filter_path = self._matching(where, predicate)
         k = min(k, len(candidates))
         strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
@@ -90,13 +91,14 @@ class SearchMixin:
         if strategy == "hnsw":
             try:
                 if where is None:
-                    return (*self._index.search(queries, k, ef=ef), plan)
+                    labels, distances, plan.ef = self._index.search(queries, k, ef=ef)
+                    return labels, distances, plan
                 # a filter the indexes could not estimate (document conditions), matched
                 # many records: keep the allowed labels among the oversampled results
-                found = self._graph_filtered(
+                labels, distances, plan.ef = self._graph_filtered(
                     queries, k, ef, lambda row, k: np.flatnonzero(np.isin(row, candidates))[:k],
                     allowed=candidates)
-                return (*found, plan)
+                return labels, distances, plan
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
                 plan.strategy, plan.ef = "exact", 0
@@ -118,12 +120,13 @@ class SearchMixin:
         fetched labels, nearest first, at most k).
         A query left short is finished exactly over ``allowed`` when the caller has the
         matches; otherwise the result is None and the caller answers exactly.
+        Returns (labels, distances, the ef the graph search ran with), or None.
 
         Raises:
             IndexSearchFailed: hnswlib could not return ``fetch`` results.
         """
         fetch = min(len(self._records), max(k, ef // 3))
-        labels, dist = self._index.search(queries, fetch, ef=ef)
+        labels, dist, ran_ef = self._index.search(queries, fetch, ef=ef)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
         for i in range(len(queries)):
@@ -135,7 +138,7 @@ class SearchMixin:
                 row_l, row_d = self._exact(allowed, queries[i:i + 1], k)
                 row_l, row_d = row_l[0], row_d[0]
             out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
-        return out_l, out_d
+        return out_l, out_d, ran_ef
 
     def _passes(self, predicate):
         """``keep`` for _graph_filtered: the filter checked on fetched records, nearest

@@ -132,7 +132,7 @@ def documents(values: Sequence[Any], count: int) -> list[str | None]:
     return list(values)
 
 
-def _check_value(value: Any, path: str, depth: int) -> None:
+def _check_value(value: Any, path: str, depth: int, dotted_keys: bool = True) -> None:
     if depth > limits.MAX_METADATA_DEPTH:
         raise InvalidArgumentError(f"{path}: nested deeper than {limits.MAX_METADATA_DEPTH} levels")
     if isinstance(value, dict):
@@ -141,10 +141,19 @@ def _check_value(value: Any, path: str, depth: int) -> None:
                 raise InvalidArgumentError(
                     f"{path}: key {key!r} must be a non-empty string not starting with '$'"
                 )
-            _check_value(item, f"{path}.{key}", depth + 1)
+            # Filters address nested maps by dotted paths ("tags.kind"), so a key holding a
+            # dot could never be filtered on. A top-level dotted key set to None is allowed:
+            # in an update or upsert it removes that key from data written before this rule.
+            if not dotted_keys and "." in key and not (depth == 1 and item is None):
+                raise InvalidArgumentError(
+                    f"{path}: key {key!r} contains '.', which filters read as a path into "
+                    f"nested maps; use a nested map ({{{key.split('.')[0]!r}: {{...}}}}) or another "
+                    "character such as '_'"
+                )
+            _check_value(item, f"{path}.{key}", depth + 1, dotted_keys)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_value(item, f"{path}[{i}]", depth + 1)
+            _check_value(item, f"{path}[{i}]", depth + 1, dotted_keys)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidArgumentError(f"{path}: {value} is not a finite number")
@@ -155,7 +164,10 @@ def _check_value(value: Any, path: str, depth: int) -> None:
         raise InvalidArgumentError(f"{path}: unsupported type {type(value).__name__}")
 
 
-def metadatas(values: Sequence[Any], count: int) -> list[dict[str, Any] | None]:
+def metadatas(values: Sequence[Any], count: int, *, records: bool = True) -> list[dict[str, Any] | None]:
+    """Checks metadata maps. Record metadata (``records``) may not have a key holding a
+    ``.`` at any level: filters read dots as paths. A collection's own metadata is never
+    filtered, so it may."""
     if len(values) != count:
         raise InvalidArgumentError(f"metadatas: {len(values)} metadata maps for {count} ids")
     for i, value in enumerate(values):
@@ -163,7 +175,7 @@ def metadatas(values: Sequence[Any], count: int) -> list[dict[str, Any] | None]:
             continue
         if not isinstance(value, dict):
             raise InvalidArgumentError(f"metadatas[{i}]: expected a dict, got {type(value).__name__}")
-        _check_value(value, f"metadatas[{i}]", 1)
+        _check_value(value, f"metadatas[{i}]", 1, dotted_keys=not records)
         size = len(msgpack.packb(value, use_bin_type=True))
         if size > limits.MAX_METADATA_BYTES:
             raise InvalidArgumentError(

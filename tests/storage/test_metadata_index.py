@@ -1,4 +1,8 @@
-"""Metadata indexes answer filters exactly as the record-by-record predicate does."""
+"""Metadata indexes answer filters exactly as the record-by-record predicate does.
+
+The generated metadata includes keys holding a ``.`` ("t.x" beside a map "t" with a key
+"x"), which writes refuse now but older data may hold: indexing them under their dotted
+path made ``count`` and ``get`` disagree (issue 11)."""
 
 from __future__ import annotations
 
@@ -6,22 +10,27 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vectord.storage import And, Database, Field, Not, Or, Tuning
+import pytest
+
+from vectord.errors import InvalidArgumentError
+from vectord.storage import And, Database, Document, Field, Not, Or, Tuning
 from vectord.storage.filters import compile_filter
 from vectord.storage.metadata_index import MetadataIndex
 
 scalars = st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.0, -1.5]), st.booleans(),
                     st.sampled_from(["a", "b", "c"]))
-values = st.one_of(scalars, st.none(), st.lists(scalars, max_size=2),
-                   st.fixed_dictionaries({}, optional={"x": scalars, "y": scalars}))
-metadata = st.dictionaries(st.sampled_from(["k", "n", "t"]), values, max_size=3)
-paths = st.sampled_from(["k", "n", "t", "t.x", "t.y", "missing"])
+values = st.one_of(scalars, st.none(), st.lists(scalars, max_size=3),
+                   st.fixed_dictionaries({}, optional={"x": scalars, "y": st.lists(scalars, max_size=2),
+                                                       "x.y": scalars}))
+metadata = st.dictionaries(st.sampled_from(["k", "n", "t", "t.x", "t.y"]), values, max_size=4)
+paths = st.sampled_from(["k", "n", "t", "t.x", "t.y", "t.x.y", "missing"])
 fields = st.one_of(
     st.builds(Field, paths, st.sampled_from(["eq", "ne"]), scalars),
     st.builds(Field, paths, st.sampled_from(["gt", "gte", "lt", "lte"]),
               st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 1.5]))),
     st.builds(Field, paths, st.sampled_from(["in", "nin"]), st.lists(scalars, min_size=1, max_size=3)),
     st.builds(Field, paths, st.just("exists"), st.booleans()),
+    st.builds(Field, paths, st.sampled_from(["contains", "not_contains"]), scalars),
 )
 filters = st.recursive(fields, lambda inner: st.one_of(
     st.builds(lambda fs: And(tuple(fs)), st.lists(inner, max_size=3)),
@@ -106,3 +115,69 @@ def test_a_range_over_many_distinct_values_is_estimated_and_counted_exactly(tmp_
         col.add([str(i) for i in range(n)], np.ones((n, 2), np.float32),
                 metadatas=[{"t": i * 0.5} for i in range(n)])
         assert col.count(Field("t", "lt", n * 0.5 * 0.4)) == int(0.4 * n)  # count never estimates
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(metadata, max_size=25), removed=st.sets(st.integers(0, 24)), where=filters,
+       text=st.sampled_from(["a", "b"]))
+def test_narrowed_candidates_checked_by_the_predicate_equal_the_predicate(records, removed, where, text):
+    """The path a query with a document condition takes (index candidates, then the
+    predicate on each) finds exactly what the predicate finds on every record, and what
+    ``count`` without the document condition finds (the index alone)."""
+    index, live = _indexed(records, removed)
+    documents = ["ab"[label % 2] for label in range(len(records))]
+    both = And((where, Document("contains", text)))
+    predicate = compile_filter(both)
+    candidates, exact = index.narrow(both, live)
+    assert not exact
+    expected = {label for label in live if predicate(records[label], documents[label])}
+    pool = live if candidates is None else candidates
+    assert {label for label in pool if predicate(records[label], documents[label])} == expected
+    assert expected == {label for label in index.resolve(where, live) if text in documents[label]}
+
+
+def test_dotted_and_nested_keys_agree_in_count_get_and_query(tmp_path):
+    """Issue 11: {"a.b": 1} (older data) and {"a": {"b": 1}} both counted for {"a.b": 1},
+    while the same filter with a document condition found only the nested one."""
+    index = MetadataIndex.build([(0, {"a.b": 1}), (1, {"a": {"b": 1}})])
+    assert index.resolve(Field("a.b", "eq", 1), {0, 1}) == {1}
+    assert index.estimate(Field("a.b", "eq", 1), 2) == (1, True)
+    assert index.estimate(Field("a", "exists", True), 2) == (1, True)
+    index.remove(0, {"a.b": 1})  # unindexed keys are removed without a KeyError
+
+
+@pytest.mark.parametrize("metadata, where", [
+    ({"a.b": 1}, "metadatas[0]: key 'a.b'"),
+    ({"a": {"b.c": 1}}, "metadatas[0].a: key 'b.c'"),
+    ({"a": [{"b.c": 1}]}, "metadatas[0].a[0]: key 'b.c'"),
+    ({"a": {"b.c": None}}, "metadatas[0].a: key 'b.c'"),
+])
+def test_record_metadata_keys_with_a_dot_are_refused_on_every_write(tmp_path, metadata, where):
+    with Database(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=2)
+        col.add(["x"], [[1.0, 0.0]], metadatas=[{"k": 1}])
+        for write in (lambda: col.add(["y"], [[1.0, 0.0]], metadatas=[metadata]),
+                      lambda: col.upsert(["x"], [[1.0, 0.0]], metadatas=[metadata]),
+                      lambda: col.update(["x"], metadatas=[metadata])):
+            with pytest.raises(InvalidArgumentError, match=f"{where!s}.*contains '.'".replace("[", r"\[")):
+                write()
+        assert col.count() == 1 and col.get(["x"]).metadatas == [{"k": 1}]
+        # a collection's own metadata is never filtered: dots are fine there
+        assert db.create_collection("d", dim=2, metadata={"a.b": 1}).config.metadata == {"a.b": 1}
+
+
+def test_contains_on_list_metadata_uses_the_index(tmp_path):
+    with Database(tmp_path / "d", tuning=Tuning(exact_threshold=10**9)) as db:
+        col = db.create_collection("c", dim=2)
+        col.add(["a", "b", "c", "d"], np.ones((4, 2), np.float32),
+                metadatas=[{"tags": ["red", "big"]}, {"tags": ["blue", 1]}, {"tags": "red"}, {}])
+        assert col.get(where=Field("tags", "contains", "red")).ids == ["a"]  # a string is not a list
+        assert col.get(where=Field("tags", "contains", 1.0)).ids == ["b"]
+        assert col.get(where=Field("tags", "contains", True)).ids == []
+        assert col.get(where=Field("tags", "not_contains", "red")).ids == ["b", "c", "d"]
+        assert col.count(Field("tags", "contains", "big")) == 1
+        col.update(["a"], metadatas=[{"tags": ["green"]}])
+        assert col.count(Field("tags", "contains", "red")) == 0
+        assert col.get(where=Field("tags", "contains", "green")).ids == ["a"]
+        with pytest.raises(InvalidArgumentError, match=r"'tags' \$contains needs a string, number or bool"):
+            col.get(where=Field("tags", "contains", ["red"]))

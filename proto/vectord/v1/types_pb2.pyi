@@ -89,6 +89,8 @@ class FieldCondition(_message.Message):
         IN: _ClassVar[FieldCondition.Op]
         NIN: _ClassVar[FieldCondition.Op]
         EXISTS: _ClassVar[FieldCondition.Op]
+        CONTAINS: _ClassVar[FieldCondition.Op]
+        NOT_CONTAINS: _ClassVar[FieldCondition.Op]
     OP_UNSPECIFIED: FieldCondition.Op
     EQ: FieldCondition.Op
     NE: FieldCondition.Op
@@ -99,6 +101,8 @@ class FieldCondition(_message.Message):
     IN: FieldCondition.Op
     NIN: FieldCondition.Op
     EXISTS: FieldCondition.Op
+    CONTAINS: FieldCondition.Op
+    NOT_CONTAINS: FieldCondition.Op
     PATH_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
