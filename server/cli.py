@@ -38,6 +38,15 @@ examples:
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written; help text wrapped without breaking './vectord-data' at its hyphen."""
+
+    def _split_lines(self, text, width):  # argparse's hook for wrapping help strings
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def _setting_help(name: str, text: str | None = None) -> str:
     """A serve flag's help from the setting itself (server/settings.py): its description,
     default and environment variable, so --help cannot drift from what serve does."""
@@ -69,11 +78,11 @@ def _serve_epilog() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vectord", description="vectord: a vector database with a built-in encoder",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=EXAMPLES, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"vectord {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
     serve = sub.add_parser("serve", help="run the gRPC server", description="Run the vectord gRPC server.",
-                           epilog=_serve_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=_serve_epilog(), formatter_class=_HelpFormatter)
     serve.add_argument("--config", help="TOML settings file (env VECTORD_CONFIG); the environment "
                        "and flags override it")
     serve.add_argument("--print-config", action="store_true",
@@ -97,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help=_setting_help("tls_key", "PEM private key of --tls-cert"))
     serve.add_argument("--tls-client-ca", help=_setting_help(
         "tls_client_ca", "PEM CA bundle: require client certificates signed by it (mutual TLS)"))
+    serve.add_argument("--allow-reset", action="store_true", default=None, help=_setting_help(
+        "allow_reset", "let clients delete every collection at once (client.reset(), as Chroma's)"))
     verify = sub.add_parser("verify", help="check a data directory offline (the server must be stopped)")
     verify.add_argument("--data-dir", default="./vectord-data", help="data directory (default ./vectord-data)")
     verify.add_argument("--repair", action="store_true",
@@ -159,7 +170,8 @@ def serve(args: argparse.Namespace) -> int:
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
-                                 tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+                                 tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                                 allow_reset=args.allow_reset)
     except ValidationError as exc:  # one line per bad setting, naming it; no traceback
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "settings"

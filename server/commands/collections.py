@@ -10,7 +10,7 @@ from .common import add_connection_args, command, connect, parse_json, print_tab
 
 def register(sub) -> None:
     parser = sub.add_parser("collections", help="list, create, describe or delete collections")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", help="one of:")
     p = actions.add_parser("list", help="every collection: name, dim, metric, records, encoder")
     add_connection_args(p)
     p.set_defaults(func=list_command)

@@ -32,17 +32,18 @@ def add_connection_args(parser: argparse.ArgumentParser, data_dir: bool = True) 
                            "(the server must be stopped: one process owns a directory)")
 
 
-def connect(args: argparse.Namespace, create: bool = False):
+def connect(args: argparse.Namespace, create: bool = False, announce: bool = True):
     """A ``vectord.Client``: embedded on ``--data-dir``, else connected to ``--address``.
 
     Only commands that write (``create=True``: import, collections create, snapshot restore)
     may create a missing data directory, and they say so on stderr; the others refuse it,
     so a mistyped ``--data-dir`` fails instead of showing an empty new directory.
+    ``announce=False`` leaves saying so to the caller (import says it once it writes).
     """
     import vectord
 
     if getattr(args, "data_dir", None):
-        check_data_dir(args.data_dir, create, f"vectord {command_name(args)}")
+        check_data_dir(args.data_dir, create, f"vectord {command_name(args)}" if announce else None)
         return vectord.Client(path=args.data_dir, timeout=args.timeout)
     address = args.address or os.environ.get("VECTORD_ADDRESS") or DEFAULT_ADDRESS
     api_key = args.api_key or os.environ.get("VECTORD_API_KEY") or None
@@ -55,8 +56,9 @@ def command_name(args: argparse.Namespace) -> str:
     return " ".join(w for w in (args.command, getattr(args, "action", None)) if w)
 
 
-def check_data_dir(path: str | os.PathLike, create: bool, who: str) -> None:
-    """Refuses a missing (or non-data) directory unless ``create``; then says it creates one."""
+def check_data_dir(path: str | os.PathLike, create: bool, who: str | None) -> None:
+    """Refuses a missing (or non-data) directory unless ``create``; then ``who`` (unless
+    None) says on stderr that it creates one."""
     path = Path(path)
     if (path / "collections").is_dir():
         return
@@ -69,7 +71,7 @@ def check_data_dir(path: str | os.PathLike, create: bool, who: str) -> None:
         if any(path.iterdir()):
             raise FailedPreconditionError(f"{path} is not a vectord data directory (no collections/ in it)")
         return  # an empty directory: an empty data directory
-    if not path.exists():
+    if not path.exists() and who:
         print(f"{who}: creating data directory {path}", file=sys.stderr)
 
 

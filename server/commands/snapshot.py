@@ -22,7 +22,7 @@ CHUNK_BYTES = 1 << 20
 
 def register(sub) -> None:
     parser = sub.add_parser("snapshot", help="online, point-in-time snapshots of collections")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", help="one of:")
     p = actions.add_parser("create", help="snapshot a collection (online, consistent)")
     p.add_argument("-c", "--collection", required=True, help="the collection to snapshot")
     p.add_argument("--name", help="snapshot name (default <collection>-<UTC time>)")

@@ -248,7 +248,7 @@ def import_command(args: argparse.Namespace) -> int:
     new_dir = Path(args.data_dir) if args.data_dir and not Path(args.data_dir).exists() else None
     written = 0
     try:
-        with connect(args, create=True) as client:
+        with connect(args, create=True, announce=False) as client:
             collection = _existing_collection(client, args.collection)
             if collection is not None:
                 dim, dim_from = collection.dim, f"collection {args.collection!r}"
@@ -273,6 +273,8 @@ def import_command(args: argparse.Namespace) -> int:
                     if is_npy:
                         vectors = np.ascontiguousarray(vectors_all[done:done + len(batch)], dtype=np.float32)
                     if collection is None:
+                        if new_dir is not None:
+                            print(f"vectord import: creating data directory {new_dir}", file=sys.stderr)
                         collection = _create_collection(client, args.collection, check.dim, args)
                         created = True
                     if bar is None:
