@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from concurrent import futures
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
 ]
+#: The server's options: those, and no SO_REUSEPORT. gRPC sets it by default, so a second
+#: server on a port that one already holds would start, and the kernel would spread clients
+#: over both data directories at random. Refused, the second one fails to bind instead.
+SERVER_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)]
+IN_USE = "the port is in use (another vectord, or another program, listens there)"
 
 SERVICE_NAMES = [
     collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
@@ -72,7 +78,7 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="vectord-rpc"),
         interceptors=interceptors,
-        options=CHANNEL_OPTIONS,
+        options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     services = servicers(database)
@@ -87,15 +93,43 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = f"{settings.host}:{settings.port}"
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if settings.port and _why_not_bindable(settings.host, settings.port) == IN_USE:
+        # asked of the OS first: gRPC's own refusal comes with a C-core log line of its own
+        raise OSError(f"cannot listen on {address}: {IN_USE}")
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:  # grpcio >= 1.5x raises "Failed to bind to address ..." instead of returning 0
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {settings.host}:{settings.port}")
+        why = _why_not_bindable(settings.host, settings.port) or "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
+        raise OSError(f"cannot listen on {address}: {why}")
     server.start()
     log.info("API keys: %s; TLS: %s", f"{len(keys)} configured" if keys else "none (open)",
              "mutual (client certificates required)" if settings.tls_client_ca else
              "on" if credentials else "off")
     warn_if_exposed(settings.host, keys, tls=credentials is not None)
     return RunningServer(server, port, health_servicer)
+
+
+def _why_not_bindable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (None if it can), asked of the OS directly: a plain
+    socket with SO_REUSEADDR (as gRPC sets) and without SO_REUSEPORT (as we ask of gRPC)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"the address does not resolve ({exc.strerror or exc})"
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC: TIME_WAIT is no conflict
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return IN_USE
+            return exc.strerror or str(exc)
+    return None
 
 
 def _read_pem(path, what: str) -> bytes:

@@ -47,11 +47,27 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         if handler.stream_unary is not None and method.startswith("/vectord."):
             return _stream_unary(handler, method)
         if handler.unary_unary is None:
+    """Maps vectord's errors to status codes. Each method's handler is wrapped once and the
+    wrapper reused (gRPC asks the interceptors for a handler on every call). Streaming
+    handlers other than vectord's own are passed through untouched: wrapped in a generator,
+    a non-blocking one (``Health.Watch``) would hold a worker thread while it is open."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
             return handler  # other streaming rpcs (reflection, health) handle their own errors
         inner = handler.unary_unary
 
         def call(request, context):
             if isinstance(request, _Undecodable):
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"{method}: the request is not a valid protobuf message ({request.error})")
             try:

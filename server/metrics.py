@@ -17,6 +17,7 @@ process (tests) do not collide.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from typing import Any
@@ -53,8 +54,17 @@ class Metrics:
         self.latency.labels(method, code).observe(seconds)
 
     def serve(self, host: str, port: int) -> int:
-        """Serves ``/metrics`` on ``host:port`` (0 = a free port) in a daemon thread; returns the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serves ``/metrics`` on ``host:port`` (0 = a free port) in a daemon thread; returns the port.
+
+        Raises:
+            OSError: the port cannot be bound; the message names ``--metrics-port`` and the
+                port (the bare "[Errno 98] Address already in use" named neither).
+        """
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            why = ("the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
+            raise OSError(f"cannot serve metrics on {host}:{port} (--metrics-port {port}): {why}") from None
         return server.server_address[1]
 
 
@@ -69,16 +79,33 @@ def _code(context, default: str) -> str:
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts and times every call by method and final status. Put it first (outermost)."""
+    """Counts and times every call by method and final status. Put it first (outermost).
+
+    A handler is wrapped once (cached per method, as long as the inner interceptors return
+    the same handler object), not on every call. Streaming handlers keep their kind: one
+    that gRPC runs without a thread of its own (``experimental_non_blocking``, as
+    ``Health.Watch``) stays so, and is timed by a termination callback. Wrapped in a
+    generator it would hold a worker thread for as long as the stream is open, and health
+    needs no API key: 16 open Watch streams stalled a server with 16 workers.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)  # an auth refusal's handler just replaces it
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         observe = self.metrics.observe
 
         def finish(started: float, context, failed: bool) -> None:
@@ -96,12 +123,15 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             return call
 
         def streaming(inner):
-            def call(request_or_iterator, context):
+            if getattr(inner, "experimental_non_blocking", False):
+                return _non_blocking(inner, method, observe)
+
+            def call(request_or_iterator, context):  # runs in a worker thread anyway
                 started, failed = time.perf_counter(), True
                 try:
                     yield from inner(request_or_iterator, context)
                     failed = False
-                except GeneratorExit:  # the client went away mid-stream (e.g. a Health.Watch)
+                except GeneratorExit:  # the client went away mid-stream
                     if context.code() is None:
                         observe(method, "CANCELLED", time.perf_counter() - started)
                         failed = None
@@ -120,6 +150,31 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kwargs)
         return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+
+
+def _non_blocking(inner, method: str, observe):
+    """A non-blocking streaming behaviour (it answers through ``send_response_callback``
+    and returns at once), timed from the call to the rpc's termination."""
+
+    def call(request_or_iterator, context, send_response_callback=None):
+        started = time.perf_counter()
+        ended = []  # the handler closed the stream itself (a final None)
+
+        def send(response):
+            if response is None:
+                ended.append(True)
+            send_response_callback(response)
+
+        def terminated():
+            code = _code(context, "")
+            observe(method, code or ("OK" if ended else "CANCELLED"), time.perf_counter() - started)
+
+        if not context.add_callback(terminated):  # already over
+            terminated()
+        return inner(request_or_iterator, context, send_response_callback=send)
+
+    call.experimental_non_blocking = True
+    return call
 
 
 class EngineCollector:
