@@ -23,12 +23,17 @@ class Client:
     ``Client("host:port")`` talks gRPC to a running ``vectord serve``;
     ``Client(path="./data")`` runs the same servicers in this process on that data
     directory (taking its lock: one process owns a directory).
+    ``Client()``, with neither, runs them on an in-memory database, for notebooks and
+    tests (as Chroma's ``EphemeralClient``): the same API, nothing written to disk, and the
+    data gone at ``close()`` or exit. Each such client has its own database. Snapshots need
+    a directory and are refused (FailedPreconditionError).
 
     Args:
         address: ``host:port`` of a server.
         api_key: sent as ``authorization: Bearer <key>`` on every call.
         timeout: default deadline of each call, in seconds (writes get more per record).
-        path: a data directory for embedded use (instead of ``address``).
+        path: a data directory for embedded use (instead of ``address``); give neither for
+            an in-memory database.
         tls: connect with TLS, verifying the server against the system's root certificates
             (or ``tls_ca``). Implied by any of ``tls_ca``, ``tls_cert``, ``tls_key``.
         tls_ca: PEM file (path, or the PEM bytes) of the CA that signed the server's
@@ -38,10 +43,11 @@ class Client:
         tls_key: PEM private key of ``tls_cert`` (path or bytes).
 
     Raises:
-        InvalidArgumentError: both or neither of ``address`` and ``path``; TLS arguments with
-            ``path``; ``tls_cert`` without ``tls_key`` (or the reverse); an unreadable PEM file.
+        InvalidArgumentError: both ``address`` and ``path``; TLS arguments without
+            ``address``; ``tls_cert`` without ``tls_key`` (or the reverse); an unreadable PEM file.
 
     Example:
+        >>> scratch = vectord.Client()                 # in memory
         >>> client = vectord.Client(path="./data")
         >>> docs = client.get_or_create_collection("docs", dim=3)
         >>> docs.add(ids=["a"], embeddings=[[1, 0, 0]])
@@ -55,17 +61,18 @@ class Client:
                  tls_ca: str | os.PathLike | bytes | None = None,
                  tls_cert: str | os.PathLike | bytes | None = None,
                  tls_key: str | os.PathLike | bytes | None = None) -> None:
-        if (address is None) == (path is None):
-            raise InvalidArgumentError("Client: give either an address ('host:port') or path='./data'")
+        if address is not None and path is not None:
+            raise InvalidArgumentError("Client: give an address ('host:port') or path='./data', not both "
+                                       "(or neither, for an in-memory database)")
         uses_tls = tls or any(v is not None for v in (tls_ca, tls_cert, tls_key))
-        if path is not None and uses_tls:
-            raise InvalidArgumentError("Client: TLS arguments apply to a server address, not to path=")
+        if address is None and uses_tls:
+            raise InvalidArgumentError("Client: TLS arguments apply to a server address, not to path= "
+                                       "or an in-memory database")
         self.timeout = timeout
         if address is not None:
             credentials = tls_credentials(tls, tls_ca, tls_cert, tls_key)
             self._transport: GrpcTransport | InProcessTransport = GrpcTransport(address, api_key, credentials)
-        else:
-            assert path is not None  # exactly one of address and path, checked above
+        else:  # a data directory, or in memory when path is None
             self._transport = InProcessTransport(path)
 
     def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
@@ -75,7 +82,8 @@ class Client:
         return self.timeout + records * 0.001  # bulk writes get 1 ms per record on top
 
     def close(self) -> None:
-        """Closes the channel, or (embedded) checkpoints and releases the data directory."""
+        """Closes the channel, or (embedded) checkpoints and releases the data directory, or
+        (in memory) drops the data."""
         self._transport.close()
 
     def __enter__(self) -> "Client":

@@ -110,7 +110,8 @@ class GrpcTransport:
 class InProcessTransport:
     """Calls the server's servicers directly; imports the engine only when used."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | None) -> None:
+        """Runs on the data directory ``path``, or on an in-memory database when None."""
         from vectord.server.embedded import EmbeddedServer  # lazy: hnswlib only for embedded use
 
         self._server = EmbeddedServer(path)

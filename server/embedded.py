@@ -1,5 +1,6 @@
 """Embedded mode: the same servicers, called in-process by the SDK (no socket, no
-serialisation), on the same files and under the same directory lock as the server."""
+serialisation), on the same files and under the same directory lock as the server; or, with
+no path, on an in-memory database (``Database(None)``) that writes nothing anywhere."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ class InProcessContext:
 
 
 class EmbeddedServer:
-    """Owns a ``Database`` and the servicers over it for one in-process client."""
+    """Owns a ``Database`` (in memory when ``path`` is None) and the servicers over it for
+    one in-process client."""
 
-    def __init__(self, path: str | Path, tuning: Tuning | None = None) -> None:
+    def __init__(self, path: str | Path | None, tuning: Tuning | None = None) -> None:
         try:
             from .encoders import BuiltinEncoders
 

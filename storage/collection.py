@@ -40,6 +40,7 @@ from .filters import Filter, compile_filter
 from .fsio import FileSystem
 from .index import HnswIndex
 from .maintenance import MaintenanceMixin
+from .memory import MemoryLog
 from .metadata_index import MetadataIndex
 from .records import RecordStore
 from .rwlock import RWLock
@@ -99,7 +100,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
 
 
 class Collection(SearchMixin, MaintenanceMixin):
-    def __init__(self, fs: FileSystem, path: Path, config: CollectionConfig, tuning: Tuning,
+    def __init__(self, fs: FileSystem | None, path: Path | None, config: CollectionConfig, tuning: Tuning,
                  manifest: dict[str, Any]) -> None:
         self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
         self._manifest = manifest
@@ -117,7 +118,7 @@ class Collection(SearchMixin, MaintenanceMixin):
         self._failed: str | None = None
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
-        self._wal: WriteAheadLog | None = None
+        self._wal: WriteAheadLog | MemoryLog | None = None
         #: Where this collection's encoder is found (set by the Database); see _embed.
         self.encoders: EncoderRegistry | None = None
         #: Timings read by stats() (the server's metrics collector reads them at scrape time).
@@ -136,6 +137,14 @@ class Collection(SearchMixin, MaintenanceMixin):
         collection = cls(fs, path, config, tuning, manifest)
         collection._wal = WriteAheadLog(fs, path / disk.WAL, 0)
         fs.fsync_dir(path)
+        return collection
+
+    @classmethod
+    def in_memory(cls, config: CollectionConfig, tuning: Tuning) -> "Collection":
+        """A collection with no files (``path`` None): the same state and write path, with a
+        ``MemoryLog`` for the log and no checkpoints (see storage/memory.py)."""
+        collection = cls(None, None, config, tuning, {"generation": None, "applied_seq": 0})
+        collection._wal = MemoryLog()
         return collection
 
     @classmethod
@@ -325,6 +334,15 @@ class Collection(SearchMixin, MaintenanceMixin):
     def _put(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
         ids = validation.ids(ids)
         n = len(ids)
+        if embeddings is not None and self.config.encoder is not None:
+            # Its stored vectors all come from its model: a caller's vectors, of another
+            # model or none, would share the space unnoticed. (Queries by vector stay
+            # allowed: they change nothing stored.)
+            raise InvalidArgumentError(
+                f"embeddings: collection {self.config.name!r} embeds its documents with the "
+                f"built-in model {self.config.encoder['name']!r} and takes no embeddings, so that "
+                "vectors of two models are never mixed; pass documents instead, or create a "
+                f"collection with dim={self.config.dim} (and no encoder) for your own vectors")
         if documents is not None:
             documents = validation.documents(documents, n)
         if embeddings is None and documents is not None and self.config.encoder is not None:

@@ -9,6 +9,10 @@ reach outside the data directory. Creating a collection builds it under ``.tmp-<
 renames it into place; deleting renames it to ``.trash-<id>`` and removes it at once.
 Leftovers of either, after a crash, are removed at the next open.
 
+``Database(None)`` is an in-memory database: the same collections and API, with no
+directory, no lock, no log and no checkpoints (storage/memory.py); its data lasts as long
+as the object. Snapshots need a directory and are refused there.
+
 Thread-safety: all methods are safe to call from many threads.
 """
 
@@ -42,21 +46,35 @@ log = logging.getLogger(__name__)
 
 
 class Database:
-    """Owns a data directory. Use as a context manager or call ``close()``.
+    """Owns a data directory (or, with ``path`` None, holds everything in memory). Use as
+    a context manager or call ``close()``.
 
     Example:
         >>> with Database("./data") as db:
         ...     docs = db.create_collection("docs", dim=3)
         ...     docs.add(["a"], [[1.0, 0.0, 0.0]])
+        >>> scratch = Database(None)  # in memory: nothing is written anywhere
     """
 
-    def __init__(self, path: str | Path, *, tuning: Tuning | None = None,
+    def __init__(self, path: str | Path | None, *, tuning: Tuning | None = None,
                  fs: FileSystem = REAL, checkpoint_interval_s: float = 1.0,
                  encoders: EncoderRegistry | None = None) -> None:
-        self.path = Path(path).resolve()
         self.encoders = encoders
         self.fs = fs
         self.tuning = tuning or Tuning()
+        if path is None:  # in memory: no directory, lock, recovery or checkpointer thread
+            self.path: Path | None = None
+            self._root: Path | None = None
+            self._lock_file: FileLock | None = None
+            self._mutex = threading.Lock()
+            self._collections: dict[str, Collection] = {}
+            self._damaged: dict[str, DataLossError] = {}
+            self._closed = False
+            self.recovery_seconds = 0.0
+            self._stop = threading.Event()
+            self._checkpointer: threading.Thread | None = None
+            return
+        self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_file = FileLock(str(self.path / "LOCK"), timeout=0)
         try:
@@ -131,10 +149,12 @@ class Database:
             self._closed = True
             collections = list(self._collections.values())
         self._stop.set()
-        self._checkpointer.join()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         for collection in collections:
             collection.close(checkpoint=True)
-        self._lock_file.release()
+        if self._lock_file is not None:
+            self._lock_file.release()
 
     def __enter__(self) -> "Database":
         return self
@@ -194,6 +214,10 @@ class Database:
             config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric, hnsw=hnsw,
                                       metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
                                       encoder=identity)
+            if self.path is None:
+                collection = self._collections[name] = Collection.in_memory(config, self.tuning)
+                collection.encoders = self.encoders
+                return collection
             tmp = self._root / f".tmp-{id_}"
             try:
                 collection = Collection.create(self.fs, tmp, config, self.tuning)
@@ -227,6 +251,12 @@ class Database:
         if self._closed:
             raise NotFoundError("the database is closed")
 
+    def _check_on_disk(self, what: str) -> None:
+        if self.path is None:
+            raise FailedPreconditionError(
+                f"{what} need a data directory; this database is in memory "
+                "(use Client(path=...) or a server to keep data on disk)")
+
     def get_collection(self, name: str) -> Collection:
         if not isinstance(name, str):
             raise InvalidArgumentError(f"collection name must be a string, got {name!r}")
@@ -259,7 +289,9 @@ class Database:
             collection.close(checkpoint=False)
             self._remove_dir(collection.path)
 
-    def _remove_dir(self, path: Path) -> None:
+    def _remove_dir(self, path: Path | None) -> None:
+        if path is None:  # an in-memory collection: nothing on disk
+            return
         trash = self._root / f".trash-{path.name}"
         self.fs.rename(path, trash)
         self.fs.fsync_dir(self._root)
@@ -278,11 +310,13 @@ class Database:
         """Takes an online, point-in-time snapshot of a collection; returns its info."""
         from . import snapshots
 
+        self._check_on_disk("snapshots")
         return snapshots.create(self, collection, name)
 
     def list_snapshots(self) -> list[dict[str, Any]]:
         from . import snapshots
 
+        self._check_on_disk("snapshots")
         return snapshots.list_snapshots(self)
 
     def restore_snapshot(self, source: "str | Path | snapshots.Upload", collection: str | None = None,
@@ -292,6 +326,7 @@ class Database:
         any file is touched, and their HNSW graph is rebuilt (see storage/snapshots.py)."""
         from . import snapshots
 
+        self._check_on_disk("snapshots")
         if isinstance(source, str):
             source = snapshots.path_of(self, source)
         return snapshots.restore(self, source, collection, replace)

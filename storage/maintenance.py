@@ -39,7 +39,15 @@ class MaintenanceMixin:
         O(N) part, are written under the read lock, since nothing can change the state while
         the writers' mutex is held (hnswlib's save only reads the graph, as searches do).
         Compaction, when due, rebuilds the graph under the write lock.
+
+        An in-memory collection (no ``path``) writes nothing: it only compacts, when due or
+        asked, and returns False.
         """
+        if self.path is None:
+            with self._writers, self._lock.write():
+                self._check_open()
+                self.compacted_slots_total += self._maybe_compact(force=compact)
+            return False
         started = time.monotonic()
         with self._checkpoint_mutex, self._writers:
             with self._lock.write():
@@ -119,7 +127,7 @@ class MaintenanceMixin:
     def stats(self) -> dict[str, Any]:
         """Counters and sizes for monitoring; cheap, no lock (values may be a moment old)."""
         disk_bytes = 0
-        for path in list(self.path.rglob("*")):
+        for path in list(self.path.rglob("*")) if self.path is not None else []:
             try:
                 if path.is_file():
                     disk_bytes += path.stat().st_size

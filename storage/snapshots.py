@@ -102,6 +102,7 @@ def snapshot_files(directory: Path) -> list[str]:
 
 
 def _root(db) -> Path:
+    db._check_on_disk("snapshots")  # an in-memory database has no directory for them
     root = db.path / SNAPSHOTS
     if not root.is_dir():
         try:
