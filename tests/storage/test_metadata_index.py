@@ -181,3 +181,30 @@ def test_contains_on_list_metadata_uses_the_index(tmp_path):
         assert col.get(where=Field("tags", "contains", "green")).ids == ["a"]
         with pytest.raises(InvalidArgumentError, match=r"'tags' \$contains needs a string, number or bool"):
             col.get(where=Field("tags", "contains", ["red"]))
+
+
+def test_older_data_with_dotted_keys_still_opens_and_filters_agree(tmp_path, monkeypatch):
+    """Data written before dotted keys were refused (simulated by lifting the check) opens,
+    in a checkpoint and in the log; its dotted keys are returned as stored, never matched
+    by a path, and a None removes one."""
+    from vectord.storage import validation
+
+    checked = validation._check_value
+    monkeypatch.setattr(validation, "_check_value",
+                        lambda value, path, depth, dotted_keys=True: checked(value, path, depth))
+    with Database(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=2)
+        col.add(["flat", "nested"], [[1.0, 0.0], [0.0, 1.0]], documents=["doc", "doc"],
+                metadatas=[{"a.b": 1}, {"a": {"b": 1}}])
+        col.checkpoint()
+        col.add(["logged"], [[1.0, 1.0]], documents=["doc"], metadatas=[{"a.b": 1, "x": {"y.z": 2}}])
+    monkeypatch.undo()
+    with Database(tmp_path / "d") as db:
+        col = db.get_collection("c")
+        where = Field("a.b", "eq", 1)
+        assert col.count(where) == 1
+        assert col.get(where=And((where, Document("contains", "doc")))).ids == ["nested"]
+        assert col.count(Field("x.y.z", "exists", True)) == 0
+        assert col.get(["logged"]).metadatas == [{"a.b": 1, "x": {"y.z": 2}}]
+        col.update(["flat"], metadatas=[{"a.b": None, "k": 1}])  # cleaning up is allowed
+        assert col.get(["flat"]).metadatas == [{"k": 1}]
