@@ -19,12 +19,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+# No telemetry (README). A bare `import onnxruntime` (1.32 on Linux) writes a device id and an
+# event store under $XDG_CACHE_HOME or ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ (the
+# executable's path, the OS, the network type), inside the data directory under the systemd
+# unit. disable_telemetry_events() comes too late to stop that; this variable, read when the
+# library loads, does (any other value, "0" included, leaves it on). Set here, before the
+# only run-time import of onnxruntime (TextEncoder), for the server and embedded use alike.
+# tokenizers and grpcio send nothing; huggingface_hub (which has telemetry) is never imported.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "vectord-gru-mini"
