@@ -69,3 +69,44 @@ def test_migration_guide_filters_behave_as_described(tmp_path):
         with pytest.raises(vectord.InvalidArgumentError, match="no encoder"):
             books.query(query_texts=["x"])
         assert books.delete(ids=["plain", "missing"]) == 1
+
+
+#: A log line in the server's text format: "2026-11-29 16:25:47,104 INFO vectord: ...".
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+def _log_shape(line: str) -> str:
+    """A log line without what differs from run to run: the time, ids, digests, paths, numbers."""
+    line = line.split(" ", 2)[2]  # drop the date and time
+    line = re.sub(r"\b[0-9a-f]{32}\b", "<id>", line)  # collection directory ids
+    line = re.sub(r"\b[0-9a-f]{12}\.\.\.", "<sha256>...", line)
+    line = re.sub(r"(?<![\w.])/[^\s)]*", "<path>", line)
+    return re.sub(r"\d+(?:\.\d+)*", "<n>", line)  # counts, seconds, versions, addresses
+
+
+def test_service_guide_sample_logs_are_what_the_server_prints(tmp_path):
+    """docs/running-as-a-service.md's sample log lines (start-up and stop) are the lines a
+    real server prints in that situation: a restart on a data directory holding one
+    collection, 'docs', then SIGTERM; same messages, ignoring times, paths and numbers."""
+    import numpy as np
+
+    from serverproc import start_server
+
+    text = (ROOT / "docs" / "running-as-a-service.md").read_text()
+    documented = [_log_shape(line) for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M)
+                  for line in block.splitlines() if LOG_LINE.match(line)]
+    server = start_server(tmp_path / "data")
+    with vectord.Client(server.address) as client:
+        client.create_collection("docs", dim=8).add(ids=[str(i) for i in range(20)],
+                                                    embeddings=np.random.default_rng(0).random((20, 8)))
+    assert server.terminate() == 0
+    server = start_server(tmp_path / "data")  # the start the guide shows: with a collection to recover
+    assert server.terminate() == 0
+    log = server.log()
+    if "built-in encoder unavailable" in log:
+        pytest.skip("the built-in encoder is not installed here; the guide shows a start with it")
+    printed = [_log_shape(line) for line in log.splitlines() if LOG_LINE.match(line)]
+    assert sorted(documented) == sorted(printed), (
+        "docs/running-as-a-service.md's sample log differs from the server's; copy a real run's lines in.\n"
+        f"only in the guide: {sorted(set(documented) - set(printed))}\n"
+        f"only in the log: {sorted(set(printed) - set(documented))}")
