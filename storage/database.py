@@ -151,8 +151,8 @@ class Database:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
-        for collection in collections:
-            collection.close(checkpoint=True)
+        for collection in collections:  # in memory: nothing to keep, so no compaction either
+            collection.close(checkpoint=self.path is not None)
         if self._lock_file is not None:
             self._lock_file.release()
 
