@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +219,17 @@ def test_importing_vectord_does_not_import_the_frameworks():
             "print(sorted(m for m in sys.modules if m.startswith(('langchain', 'llama_index', 'vectord.integrations'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_example_langchain_rag_runs(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "examples" / "langchain_rag.py"), "--path", str(tmp_path / "data")],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "indexed 9 chunks from 3 documents" in out.stdout
+    sections = out.stdout.split("=" * 72)[1:]
+    retrieved = [re.search(r"retrieved: (.+)", s).group(1).split(", ") for s in sections]
+    assert "vacation.md#0" in retrieved[0] and "New employees get 25 vacation days" in sections[0]
+    assert {"expenses.md#1", "expenses.md#2"} & set(retrieved[1]) and "150 euros per night" in sections[1]
+    assert all(r.startswith("security.md#") for r in retrieved[2]) and "Report a lost laptop" in sections[2]
+    assert re.search(r"^mmr: \S+, \S+, \S+$", out.stdout, re.M)

@@ -6,7 +6,11 @@ One server for the module, one collection per test.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +179,18 @@ def test_builtin_encoder_through_vector_store_index(vclient, name):
 def test_a_store_needs_exactly_one_connection():
     with pytest.raises(vectord.InvalidArgumentError, match="exactly one of client=, address= or path="):
         VectordVectorStore("x")
+
+
+def test_example_llamaindex_rag_runs(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "examples" / "llamaindex_rag.py"), "--path", str(tmp_path / "data")],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"indexed \d+ chunks from 3 documents", out.stdout)
+    sections = out.stdout.split("=" * 72)[1:]
+    assert len(sections) == 3
+    assert "New employees get 25 vacation days" in sections[0].split("Question:")[0]
+    assert "150 euros per night" in sections[1].split("Question:")[0]
+    context = sections[2].split("Context:\n", 1)[1].split("\n\nQuestion:")[0]
+    assert "Report a lost laptop" in context
+    assert all(line.startswith("[security.md]") for line in context.splitlines() if line.startswith("["))

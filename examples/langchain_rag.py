@@ -1,0 +1,57 @@
+"""The retrieval step of RAG with LangChain, on vectord's built-in encoder (no API key, no download).
+
+    pip install "vectord[langchain]"
+    python examples/langchain_rag.py [--path DIR | --address HOST:PORT]
+
+The same handbook and questions as rag_retrieval.py, through LangChain's own types: documents
+go in with ``add_documents``, a retriever fetches the context (limited to one source where the
+question says so, with a vectord ``where`` filter), and a ``PromptTemplate`` builds the prompt
+you would send to a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+from langchain_core.documents import Document
+from langchain_core.prompts import PromptTemplate
+from rag_retrieval import HANDBOOK, PROMPT, QUESTIONS, chunks
+
+from vectord.integrations.langchain import VectordVectorStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", help="embedded mode: the data directory (default: a new temporary one)")
+    parser.add_argument("--address", help="talk to a running `vectord serve` at host:port instead")
+    args = parser.parse_args()
+    where = {"address": args.address} if args.address else {"path": args.path or tempfile.mkdtemp()}
+
+    # No embedding= given: the collection embeds texts on the server with the built-in model.
+    store = VectordVectorStore("langchain-handbook", **where)
+    store.delete()  # start empty if the collection is left from an earlier run
+    docs = [Document(id=f"{source}#{n}", page_content=chunk, metadata={"source": source, "chunk": n})
+            for source, text in HANDBOOK.items() for n, chunk in enumerate(chunks(text))]
+    store.add_documents(docs)
+    print(f"indexed {len(docs)} chunks from {len(HANDBOOK)} documents")
+
+    prompt = PromptTemplate.from_template(PROMPT)
+    for question, sources in QUESTIONS:
+        search_kwargs: dict = {"k": 3}
+        if sources:
+            search_kwargs["filter"] = {"source": {"$in": sources}}
+        hits = store.as_retriever(search_kwargs=search_kwargs).invoke(question)
+        context = "\n".join(f"[{doc.id}] {doc.page_content}" for doc in hits)
+        print("\n" + "=" * 72)
+        print(f"retrieved: {', '.join(doc.id or '' for doc in hits)}")
+        print(prompt.format(context=context, question=question))
+
+    # Diverse context: maximal marginal relevance over the 6 nearest chunks.
+    diverse = store.max_marginal_relevance_search("travel rules", k=3, fetch_k=6)
+    print("\nmmr: " + ", ".join(doc.id or "" for doc in diverse))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
