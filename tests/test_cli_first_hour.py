@@ -198,6 +198,12 @@ def test_a_missing_api_key_tells_cli_users_about_api_key_and_the_environment(tmp
         assert proc.terminate() == 0
 
 
+def test_no_server_tells_cli_users_how_to_pick_one():
+    line = one_line_error(run("collections", "list", "--address", "127.0.0.1:1", "--timeout", "5"))
+    assert "UnavailableError" in line and "127.0.0.1:1" in line, line
+    assert "--address" in line and "VECTORD_ADDRESS" in line and "--data-dir" in line, line
+
+
 # ------------------------------------------------------------------ 4. help
 def test_top_level_help_has_examples():
     out = run("--help").stdout

@@ -66,8 +66,9 @@ def check_data_dir(path: str | os.PathLike, create: bool, who: str | None) -> No
         raise FailedPreconditionError(f"data directory {path} is not a directory")
     if not create:
         if not path.exists():
-            raise NotFoundError(f"no such data directory: {path} (only serve and the commands that "
-                                "write, import, collections create and snapshot restore, create one)")
+            raise NotFoundError(f"no such data directory: {path} (check the path; only `vectord serve` and "
+                                "the commands that write, import, collections create and snapshot restore "
+                                "--from, create one)")
         if any(path.iterdir()):
             raise FailedPreconditionError(f"{path} is not a vectord data directory (no collections/ in it)")
         return  # an empty directory: an empty data directory
@@ -80,8 +81,8 @@ def hint(exc: VectordError) -> str:
     if isinstance(exc, UnauthenticatedError):
         return " (vectord CLI: give the key with --api-key KEY or the VECTORD_API_KEY environment variable)"
     if isinstance(exc, UnavailableError):
-        return (" (vectord CLI: is `vectord serve` running there? --address HOST:PORT or VECTORD_ADDRESS "
-                f"picks the server, default {DEFAULT_ADDRESS}; --data-dir DIR works without one)")
+        return (f" (vectord CLI: --address HOST:PORT or VECTORD_ADDRESS picks the server, default "
+                f"{DEFAULT_ADDRESS}; --data-dir DIR works on a data directory without one)")
     return ""
 
 
