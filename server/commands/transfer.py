@@ -215,22 +215,97 @@ def check_format(path: Path, what: str) -> None:
             "supported: .jsonl (one JSON record a line) and .npy (float32 vectors with a .jsonl sidecar)")
 
 
+class _Import:
+    """One run of `vectord import` into a connected client: records are checked as they are
+    read, written in batches, and progress saved after each; a collection this run created
+    is deleted again if not one batch got into it."""
+
+    def __init__(self, args: argparse.Namespace, records_path: Path, vectors: np.ndarray | None, total: int,
+                 progress: Progress, done: int, new_dir: Path | None) -> None:
+        self.args, self.records_path, self.vectors, self.total = args, records_path, vectors, total
+        self.progress, self.done, self.new_dir = progress, done, new_dir
+        self.written = 0  # records written by this run
+        self.collection = None
+        self.bar = None  # shown from the first write on: an input refused at once prints only its error
+
+    def run(self, client) -> None:
+        args = self.args
+        self.collection = _existing_collection(client, args.collection)
+        if self.collection is not None:
+            dim, dim_from = self.collection.dim, f"collection {args.collection!r}"
+            if self.vectors is not None and self.vectors.shape[1] != dim:
+                raise InvalidArgumentError(f"{args.input} has vectors of length {self.vectors.shape[1]}, "
+                                           f"expected dimension {dim} (from collection {args.collection!r})")
+        elif self.vectors is not None:
+            dim, dim_from = self.vectors.shape[1], str(args.input)
+        else:
+            dim, dim_from = None, ""
+        check = _RecordCheck(self.records_path, self.collection, dim, dim_from)
+        created = False
+        batch: list[dict[str, Any]] = []
+        try:
+            for line, record in _jsonl_records(self.records_path, self.done):
+                if self.vectors is not None:
+                    if "embedding" in record:
+                        raise InvalidArgumentError(
+                            f"{self.records_path}:{line}: record {record['id']!r}: the vectors come from the "
+                            ".npy file; the sidecar must not have \"embedding\"")
+                else:
+                    check(line, record)
+                batch.append(record)
+                if len(batch) >= max(1, args.batch_size):
+                    created |= self._flush(client, batch, check.dim)
+            created |= self._flush(client, batch, check.dim)
+        except BaseException:
+            if created and self.written == 0:  # e.g. the server refused the first batch
+                try:
+                    client.delete_collection(args.collection)
+                except Exception:  # the original error is the one to report
+                    pass
+            raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+    def _flush(self, client, batch: list[dict[str, Any]], dim: int | None) -> bool:
+        """Writes the batch (creating the collection first if needed); True if it created it."""
+        if not batch:
+            return False
+        created = self.collection is None
+        if created:
+            if self.new_dir is not None:
+                print(f"vectord import: creating data directory {self.new_dir}", file=sys.stderr)
+            self.collection = _create_collection(client, self.args.collection, dim, self.args)
+        if self.bar is None:
+            self.bar = _progress_bar(self.total, f"import {self.args.collection}", self.args.no_progress)
+            self.bar.update(self.done)
+        vectors = None
+        if self.vectors is not None:
+            vectors = np.ascontiguousarray(self.vectors[self.done:self.done + len(batch)], dtype=np.float32)
+        _write_batch(self.collection, batch, vectors)
+        self.done += len(batch)
+        self.written += len(batch)
+        self.progress.save(self.done)
+        self.bar.update(len(batch))
+        batch.clear()
+        return created
+
+
 @command
 def import_command(args: argparse.Namespace) -> int:
     source = Path(args.input)
     check_format(source, "import")
     if not source.exists():
         raise InvalidArgumentError(f"{source}: no such file")
-    is_npy = source.suffix.lower() == ".npy"
     sidecar = Path(args.sidecar) if args.sidecar else sidecar_of(source)
-    vectors_all = None
-    if is_npy:
-        vectors_all = np.load(source, mmap_mode="r", allow_pickle=False)
-        if vectors_all.ndim != 2:
-            raise InvalidArgumentError(f"{source}: expected a 2-d array (n, dim), got shape {vectors_all.shape}")
+    vectors = None
+    if source.suffix.lower() == ".npy":
+        vectors = np.load(source, mmap_mode="r", allow_pickle=False)
+        if vectors.ndim != 2:
+            raise InvalidArgumentError(f"{source}: expected a 2-d array (n, dim), got shape {vectors.shape}")
         if not sidecar.exists():
             raise InvalidArgumentError(f"{source}: its sidecar {sidecar} (ids, documents, metadata) is missing")
-        total = len(vectors_all)
+        total = len(vectors)
         lines = _count_lines(sidecar)
         if lines != total:
             raise InvalidArgumentError(f"{source} has {total} vectors but {sidecar} has {lines} records")
@@ -243,76 +318,18 @@ def import_command(args: argparse.Namespace) -> int:
     done = 0 if args.restart else progress.load()
     if done:
         print(f"vectord import: resuming after {done} records (progress file {progress.path})", file=sys.stderr)
-    batch_size = max(1, args.batch_size)
     # a data directory this import makes is removed again if not one record gets into it
     new_dir = Path(args.data_dir) if args.data_dir and not Path(args.data_dir).exists() else None
-    written = 0
+    run = _Import(args, records_path, vectors, total, progress, done, new_dir)
     try:
         with connect(args, create=True, announce=False) as client:
-            collection = _existing_collection(client, args.collection)
-            if collection is not None:
-                dim, dim_from = collection.dim, f"collection {args.collection!r}"
-                if is_npy and vectors_all.shape[1] != dim:
-                    raise InvalidArgumentError(f"{source} has vectors of length {vectors_all.shape[1]}, expected "
-                                               f"dimension {dim} (from collection {args.collection!r})")
-            elif is_npy:
-                dim, dim_from = vectors_all.shape[1], str(source)
-            else:
-                dim, dim_from = None, ""
-            check = _RecordCheck(records_path, collection, dim, dim_from)
-            created = False  # by this run: removed again if not one record could be written
-            bar = None  # shown from the first write on: an input refused at once prints only its error
-            try:
-                batch: list[dict[str, Any]] = []
-
-                def flush() -> None:
-                    nonlocal bar, collection, created, done, written
-                    if not batch:
-                        return
-                    vectors = None
-                    if is_npy:
-                        vectors = np.ascontiguousarray(vectors_all[done:done + len(batch)], dtype=np.float32)
-                    if collection is None:
-                        if new_dir is not None:
-                            print(f"vectord import: creating data directory {new_dir}", file=sys.stderr)
-                        collection = _create_collection(client, args.collection, check.dim, args)
-                        created = True
-                    if bar is None:
-                        bar = _progress_bar(total, f"import {args.collection}", args.no_progress)
-                        bar.update(done)
-                    _write_batch(collection, batch, vectors)
-                    done += len(batch)
-                    written += len(batch)
-                    progress.save(done)
-                    bar.update(len(batch))
-                    batch.clear()
-
-                for line, record in _jsonl_records(records_path, done):
-                    if is_npy and "embedding" in record:
-                        raise InvalidArgumentError(f"{records_path}:{line}: record {record['id']!r}: the vectors come "
-                                                   "from the .npy file; the sidecar must not have \"embedding\"")
-                    if not is_npy:
-                        check(line, record)
-                    batch.append(record)
-                    if len(batch) >= batch_size:
-                        flush()
-                flush()
-            except BaseException:
-                if created and written == 0:  # e.g. the server refused the first batch
-                    try:
-                        client.delete_collection(args.collection)
-                    except Exception:  # the original error is the one to report
-                        pass
-                raise
-            finally:
-                if bar is not None:
-                    bar.close()
+            run.run(client)
     except BaseException:
-        if new_dir is not None and written == 0:
+        if new_dir is not None and run.written == 0:
             shutil.rmtree(new_dir, ignore_errors=True)
         raise
     progress.finish()
-    print(f"imported {done} records into {args.collection!r}")
+    print(f"imported {run.done} records into {args.collection!r}")
     return 0
 
 
