@@ -216,14 +216,16 @@ def test_a_collection_without_encoder_needs_embeddings(vclient):
 
 def test_importing_vectord_does_not_import_the_frameworks():
     code = ("import sys, vectord; vectord.Client; "
-            "print(sorted(m for m in sys.modules if m.startswith(('langchain', 'llama_index', 'vectord.integrations'))))")
+            "print(sorted(m for m in sys.modules\n"
+            "             if m.startswith(('langchain', 'llama_index', 'vectord.integrations'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_example_langchain_rag_runs(tmp_path):
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(root / "examples" / "langchain_rag.py"), "--path", str(tmp_path / "data")],
+    script = root / "examples" / "langchain_rag.py"
+    out = subprocess.run([sys.executable, str(script), "--path", str(tmp_path / "data")],
                          cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "indexed 9 chunks from 3 documents" in out.stdout

@@ -161,7 +161,8 @@ def test_builtin_encoder_text_only_queries(vclient, name):
 def test_builtin_encoder_through_vector_store_index(vclient, name):
     """The usual LlamaIndex flow: VectorStoreIndex + retriever, embedded by vectord's model."""
     store = VectordVectorStore(name, client=vclient)
-    docs = [Document(text="Vacation requests go to your manager two weeks ahead.", doc_id="hr", metadata={"team": "hr"}),
+    docs = [Document(text="Vacation requests go to your manager two weeks ahead.", doc_id="hr",
+                     metadata={"team": "hr"}),
             Document(text="Hotel costs are reimbursed up to 150 euros per night.", doc_id="travel",
                      metadata={"team": "finance"})]
     index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
@@ -183,7 +184,8 @@ def test_a_store_needs_exactly_one_connection():
 
 def test_example_llamaindex_rag_runs(tmp_path):
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(root / "examples" / "llamaindex_rag.py"), "--path", str(tmp_path / "data")],
+    script = root / "examples" / "llamaindex_rag.py"
+    out = subprocess.run([sys.executable, str(script), "--path", str(tmp_path / "data")],
                          cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert re.search(r"indexed \d+ chunks from 3 documents", out.stdout)
