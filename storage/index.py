@@ -1,6 +1,6 @@
 """Nearest-neighbour search: exact (numpy) and approximate (hnswlib).
 
-``HnswIndex`` wraps one hnswlib index and handles its pitfalls (REFERENCE.md): capacity
+``HnswIndex`` wraps one hnswlib index and handles hnswlib 0.8's known pitfalls: capacity
 grown geometrically before adding, ``k`` clamped to the live count, ``ef >= k``, the
 "contiguous 2D array" failure turned into a signal to fall back to exact search, ``ef``
 set after every load, and ``replace_deleted`` never used (an update is mark-deleted plus an

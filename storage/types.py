@@ -60,7 +60,8 @@ class Tuning:
     """Engine knobs. Defaults suit production; tests shrink them to reach every path."""
 
     #: Below this many live records search is exact and no HNSW graph is built; exact
-    #: numpy search beats HNSW up to a few thousand vectors (REFERENCE.md measurements).
+    #: numpy search beats HNSW up to a few thousand vectors (one 384-d query on 2 cores:
+    #: exact ~6,200/s at 5k vectors, HNSW at ef=100 ~5,100/s).
     exact_threshold: int = 4096
     #: Filtered queries matching at most this many records are always answered exactly;
     #: above it the planner compares costs (see storage/planner.py).

@@ -1,4 +1,4 @@
-"""Evaluation sets with human labels, built from the installed packages (see shared DATA.md).
+"""Evaluation sets with human labels, built from the installed packages (see encoder/README.md).
 
 * definition paraphrase retrieval: for WordNet nouns with a single sense, the GCIDE (Webster 1913)
   definition is the query and the WordNet gloss is the document to find. GCIDE entries copied from

@@ -1,4 +1,4 @@
-"""Damaged files through a real server, and `vectord verify` (practices.md 2.6 #5).
+"""Damaged files through a real server, and `vectord verify`.
 
 Every file kind (MANIFEST, wal.log, vectors.npy, records.msgpack, index.hnsw) is truncated,
 zeroed and bit-flipped, each in its own collection of one data directory, beside a healthy

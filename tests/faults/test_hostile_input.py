@@ -1,6 +1,6 @@
 """Hostile input through raw gRPC stubs (no SDK checks in the way): every limit of
 src/vectord/limits.py with its status code, a message naming the limit, and nothing changed;
-unknown operators and ill-typed operands; deadlines (practices.md 2.6 #13)."""
+unknown operators and ill-typed operands; deadlines."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Load: 16 concurrent clients, mixed reads and writes, against a real server
-(practices.md 2.6 #8 and #13).
+"""Load: 16 concurrent clients, mixed reads and writes, against a real server.
 
 No error beyond the documented back-pressure (``maximum_concurrent_rpcs`` ->
 RESOURCE_EXHAUSTED), p99 latency reported, resident memory (VmRSS) flat after warm-up.

@@ -1,5 +1,5 @@
 """Simulated power loss at every step of writes, checkpoints, log truncation, collection
-creation and deletion (SQLite's crash VFS, practices.md 2.6 #3 and #4).
+creation and deletion (after SQLite's crash-test VFS).
 
 One deterministic workload runs through ``PowerLossFS``; first without a crash, to count
 its operations, then once per operation k with the power lost just before op k. The
