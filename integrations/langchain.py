@@ -196,6 +196,17 @@ class VectordVectorStore(VectorStore):
         if self._owns_client:
             self._client.close()
 
+    async def aclose(self) -> None:
+        """``close``, and also the grpc.aio client the store opened on the running loop.
+
+        Example:
+            >>> await store.aclose()
+        """
+        if self._async is not None and self._async.loop is asyncio.get_running_loop():
+            await self._async.client.close()
+            self._async = None
+        self.close()
+
     def _existing(self) -> vectord.Collection | None:
         """The collection, or None if it does not exist yet (reads of it find nothing)."""
         if self._collection is None:

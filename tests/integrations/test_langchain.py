@@ -186,16 +186,18 @@ def test_native_async_with_builtin_encoder(server, vclient):
         filtered = await store.asimilarity_search("galaxies and telescopes", k=1, filter={"topic": "money"})
         mmr = await store.amax_marginal_relevance_search("galaxies", k=2, fetch_k=4)
         await store.adelete(["astro"])
-        return hits, filtered, mmr, await store.aget_by_ids(["astro", "cook"])
+        left = await store.aget_by_ids(["astro", "cook"])
+        assert store._async is not None and store._async.loop is asyncio.get_running_loop()  # ran on grpc.aio
+        await store.aclose()
+        assert store._async is None
+        return hits, filtered, mmr, left
 
     try:
         hits, filtered, mmr, left = asyncio.run(scenario())
         assert [d.id for d in hits] == ["astro"] and [d.id for d in filtered] == ["money"]
         assert mmr[0].id == "astro" and len(mmr) == 2
         assert [d.id for d in left] == ["cook"]
-        assert store._async is not None and store._async.loop is not None  # ran on grpc.aio
     finally:
-        store.close()
         _drop(vclient, name)
 
 

@@ -106,6 +106,10 @@ def test_metadata_filters_become_where(vclient, name):
     assert ids(MetadataFilters(filters=[eq], condition=FilterCondition.NOT)) == {"a2", "b1", "c1"}
     assert ids(MetadataFilters(filters=[MetadataFilter(key="tags", value=None, operator="is_empty")])) == {"c1"}
     assert ids(None, doc_ids=["doc-b", "doc-c"]) == {"b1", "c1"}
+    assert ids(MetadataFilters(filters=[MetadataFilter(key="tags", value="red", operator="contains")])) == {"a1", "b1"}
+    assert ids(MetadataFilters(filters=[MetadataFilter(key="tags", value=["green", "red"], operator="any")])) \
+        == {"a1", "a2", "b1"}
+    assert ids(MetadataFilters(filters=[MetadataFilter(key="tags", value=["red", "blue"], operator="all")])) == {"a1"}
     nested = MetadataFilters(filters=[gte, MetadataFilters(filters=[eq, lt], condition=FilterCondition.AND)],
                              condition=FilterCondition.OR)
     assert ids(nested) == {"a1", "a2", "b1", "c1"}
