@@ -99,8 +99,10 @@ def write_generation(
     """Writes gen-<seq>/ durably; returns (name, files with sha256, index description)."""
     name = f"gen-{seq:020d}"
     gen = directory / name
-    if gen.exists():  # a stray from a checkpoint that crashed before its manifest switch
-        fs.remove_tree(gen)
+    if gen.exists():
+        # Never removed or rewritten here: the MANIFEST on disk may name it (a switch whose
+        # directory fsync failed). The caller picks a fresh seq instead.
+        raise AssertionError(f"{gen} exists: a checkpoint never writes over a generation")
     fs.mkdir(gen)
     files: dict[str, dict[str, Any]] = {}
 

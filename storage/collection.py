@@ -33,6 +33,7 @@ from vectord.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    VectordError,
 )
 from . import checkpoint as disk
 from . import validation
@@ -97,6 +98,25 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
             generation is not None and generation != f"gen-{seq:020d}"):
         raise DataLossError(f"collection {path.name}: MANIFEST generation {generation!r}, slots {slots!r} "
                             f"and applied seq {seq!r} do not agree")
+
+
+def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
+                manifest: dict[str, Any], slots: int) -> HnswIndex | None:
+    """Loads the generation's graph, or returns None when hnswlib cannot read it.
+
+    The file passed its checksum, yet hnswlib may still refuse it (a file its version cannot
+    read, or damage written before the checksum was taken). The graph is a derived cache:
+    the caller rebuilds it from the verified vectors, as for a checksum failure.
+    """
+    try:
+        return HnswIndex.load(index_path, config.metric, config.dim, config.hnsw["m"],
+                              config.hnsw["ef_construction"], config.hnsw["ef_search"],
+                              capacity=slots, deleted=manifest["index"]["deleted"],
+                              threads=tuning.index_threads)
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        log.warning("%s: hnswlib cannot load it (%s); the index will be rebuilt from the "
+                    "stored vectors", index_path, exc)
+        return None
 
 
 class Collection(SearchMixin, MaintenanceMixin):
@@ -174,21 +194,22 @@ class Collection(SearchMixin, MaintenanceMixin):
             collection._vectors, collection._records = vectors, records
             collection._meta_index = MetadataIndex.build(records.metadata_items())
             if index_path is not None:  # the graph of exactly this generation; replay extends it
-                collection._index = HnswIndex.load(
-                    index_path, config.metric, config.dim, config.hnsw["m"],
-                    config.hnsw["ef_construction"], config.hnsw["ef_search"],
-                    capacity=vectors.slots, deleted=manifest["index"]["deleted"],
-                    threads=tuning.index_threads)
-        records = WriteAheadLog.read(path / disk.WAL, fs)
-        replayed = 0
-        for record in records:
+                collection._index = _load_index(index_path, config, tuning, manifest, vectors.slots)
+        # One record at a time: the log can be half the collection (idempotent: records the
+        # checkpoint already holds are skipped).
+        replayed, last_seq = 0, collection._applied_seq
+        for record in WriteAheadLog.read(path / disk.WAL, fs):
+            last_seq = max(last_seq, record["seq"])
             if record["seq"] > collection._applied_seq:
                 collection._apply(record)
                 replayed += 1
-        last_seq = max([collection._applied_seq] + [r["seq"] for r in records])
         # No saved graph, or a damaged one: rebuild it from the verified vectors (the graph
         # is a derived cache), once the collection is large enough to need one.
-        collection._maybe_build_index()
+        try:
+            collection._maybe_build_index()
+        except RuntimeError as exc:  # hnswlib's error type; the vectors are all there is
+            raise DataLossError(f"collection {path.name}: cannot rebuild the HNSW index from the "
+                                f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         collection.recovery_seconds = time.monotonic() - started
         log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
@@ -199,10 +220,19 @@ class Collection(SearchMixin, MaintenanceMixin):
         """Writes a final checkpoint (when asked and healthy) and closes the log."""
         if self._closed:
             return
-        if checkpoint and self._failed is None:
+        failure = self._failed or (self._wal is not None and self._wal.failed)
+        if checkpoint and failure:
+            # Memory may hold writes that were reported failed (and cut from the log): a
+            # checkpoint must not make them durable. The log holds every acknowledged write.
+            log.warning("collection %r: no final checkpoint, the collection failed earlier (%s); "
+                        "the next start recovers it from its log", self.config.name, failure)
+        elif checkpoint:
             try:
                 self.checkpoint()
-            except Exception:  # the log still holds everything; recovery replays it
+            except VectordError as exc:  # e.g. disk full: the log still holds everything
+                log.warning("collection %r: final checkpoint failed (%s); the next start "
+                            "replays the log", self.config.name, exc)
+            except Exception:  # unexpected: keep the traceback
                 log.exception("collection %r: final checkpoint failed", self.config.name)
         with self._writers, self._lock.write():
             self._closed = True

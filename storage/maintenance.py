@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class MaintenanceMixin:
     # ------------------------------------------------------------------ checkpoints
     def needs_checkpoint(self) -> bool:
-        if self._closed or self._failed is not None or self._wal is None:
+        if self._closed or self._failed is not None or self._wal is None or self._wal.failed:
             return False
         data_bytes = self._vectors.slots * (self.config.dim * 4 + 64)
         threshold = max(self.tuning.checkpoint_min_bytes, self.tuning.checkpoint_ratio * data_bytes)
@@ -56,10 +56,14 @@ class MaintenanceMixin:
                 dead = self._vectors.slots - len(self._records)
                 if seq == self._applied_seq and not force and not (compact and dead):
                     return False
-                if seq == self._applied_seq and self._manifest["generation"] is not None:
-                    # Forced (or compacting) with nothing new in the log: the new generation
-                    # needs a new name, since gen-<seq> is the one the MANIFEST names and
-                    # rewriting it in place would not survive a crash. A no-op record moves seq on.
+                if (seq == self._applied_seq and self._manifest["generation"] is not None) or \
+                        (self.path / f"gen-{seq:020d}").exists():
+                    # The new generation needs a name no MANIFEST on disk may hold: gen-<seq>
+                    # is the one the MANIFEST names when forced (or compacting) with nothing
+                    # new in the log; and a gen-<seq> already on disk may be named by the
+                    # MANIFEST of a checkpoint whose switch reported an error (the rename can
+                    # be durable although the directory fsync failed). Rewriting either in
+                    # place would not survive a crash. A no-op record moves seq on.
                     seq = self._log_and_apply({"op": "delete", "ids": []})
                 self._wal.sync()
                 self.compacted_slots_total += self._maybe_compact(force=compact)
@@ -77,7 +81,10 @@ class MaintenanceMixin:
                         "slots": slots, "files": files, "index": index_meta}
             try:
                 disk.write_manifest(self.fs, self.path, manifest)
-            except OSError as exc:  # old or new MANIFEST: both are consistent with the log
+            except OSError as exc:
+                # Old or new MANIFEST: both are consistent with the log, which is kept. Which
+                # one the disk holds is unknown, so both generations are kept too, and a
+                # retry writes under a new name (above).
                 raise storage_error(exc, f"collection {self.config.name!r}: checkpoint") from exc
             with self._lock.write():
                 self._manifest, self._applied_seq = manifest, seq

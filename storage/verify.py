@@ -84,11 +84,14 @@ def _log_note(directory: Path) -> str:
     path = directory / disk.WAL
     if not path.exists():
         return "log missing"
-    data = path.read_bytes()
-    scan = framing.scan_frames(data, f"log {path}")  # raises DataLossError on damage mid-log
-    if scan.torn:
-        return (f"log has a torn tail of {len(data) - scan.valid_end} bytes after byte "
-                f"{scan.valid_end} (an unacknowledged write; cut off at the next start)")
+    with open(path, "rb") as handle:  # one frame at a time: the log can be large
+        size = os.fstat(handle.fileno()).st_size
+        reader = framing.FrameReader(handle, size, f"log {path}")
+        for _ in reader:  # raises DataLossError on damage mid-log
+            pass
+    if reader.torn:
+        return (f"log has a torn tail of {size - reader.valid_end} bytes after byte "
+                f"{reader.valid_end} (an unacknowledged write; cut off at the next start)")
     return ""
 
 

@@ -272,3 +272,166 @@ def test_after_a_checkpoint_the_original_vectors_are_mapped_not_held_in_memory(t
         assert store.slots == 301 and store.base_slots == 300
         got = col.get(["r3", "new"], include=["embeddings"]).embeddings
         assert np.array_equal(got, np.stack([VECTORS[3], VECTORS[0]]))
+
+
+class _ProcessDied(BaseException):
+    """Raised at a chosen step, as kill -9 there would stop the process (the page cache,
+    hence every file as the process left it, survives)."""
+
+
+def _abandon(db, col):
+    db._collections.clear()
+    col._wal.close()
+    col._closed = True
+
+
+def test_a_checkpoint_retried_after_a_directory_fsync_error_keeps_the_generation_the_manifest_names(tmp_path):
+    """Regression: the MANIFEST switch renamed the MANIFEST (naming gen-<seq>), then the
+    directory fsync failed; the retry, at the same seq, removed gen-<seq> and rewrote it, so
+    dying in that window (or a retry failing on ENOSPC, which discards the half-written
+    generation) left the MANIFEST naming a generation that was gone: DATA_LOSS at the open."""
+    import errno
+
+    from vectord.errors import FailedPreconditionError
+    from vectord.storage import checkpoint as disk
+    from vectord.storage.fsio import FileSystem
+
+    class Faults(FileSystem):
+        fail_manifest_dir_sync = False
+        die_at_create = False
+        renamed_manifest = False
+
+        def rename(self, src, dst):
+            super().rename(src, dst)
+            self.renamed_manifest = dst.name == disk.MANIFEST
+
+        def fsync_dir(self, path):
+            super().fsync_dir(path)  # done, yet reported failed: the worst case
+            renamed, self.renamed_manifest = self.renamed_manifest, False
+            if self.fail_manifest_dir_sync and renamed:
+                self.fail_manifest_dir_sync = False
+                raise OSError(errno.EIO, "Input/output error")
+
+        def create(self, path):
+            if self.die_at_create:
+                raise _ProcessDied(path)
+            return super().create(path)
+
+    fs = Faults()
+    with Database(tmp_path / "d", tuning=TUNING, fs=fs, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(10)], VECTORS[:10])
+        col.checkpoint()
+        col.add([f"r{i}" for i in range(10, 15)], VECTORS[10:15])
+        fs.fail_manifest_dir_sync = True
+        with pytest.raises(FailedPreconditionError, match="I/O error"):
+            col.checkpoint()
+        named = disk.read_manifest(col.path)["generation"]
+        assert named != col._manifest["generation"]  # the disk holds the new MANIFEST
+        fs.die_at_create = True  # the retry dies as it writes its first file
+        with pytest.raises(_ProcessDied):
+            col.checkpoint()
+        assert (col.path / named / disk.VECTORS).exists()  # untouched
+        _abandon(db, col)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("c")
+        got = col.get(include=["embeddings"])
+        assert got.ids == [f"r{i}" for i in range(15)]
+        assert np.array_equal(got.embeddings, VECTORS[:15])
+        assert col.checkpoint(force=True)
+        assert [p.name for p in col.path.glob("gen-*")] == [col._manifest["generation"]]
+
+
+def test_a_checkpoint_retry_that_fails_on_disk_full_discards_only_its_own_generation(tmp_path):
+    import errno
+
+    from vectord.errors import ResourceExhaustedError
+    from vectord.storage import checkpoint as disk
+    from vectord.storage.fsio import FileSystem
+
+    class Faults(FileSystem):
+        fail_manifest_dir_sync = False
+        full = False
+        renamed_manifest = False
+
+        def rename(self, src, dst):
+            super().rename(src, dst)
+            self.renamed_manifest = dst.name == disk.MANIFEST
+
+        def fsync_dir(self, path):
+            super().fsync_dir(path)
+            renamed, self.renamed_manifest = self.renamed_manifest, False
+            if self.fail_manifest_dir_sync and renamed:
+                self.fail_manifest_dir_sync = False
+                raise OSError(errno.EIO, "Input/output error")
+
+        def write_file(self, path, data):
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().write_file(path, data)
+
+    fs = Faults()
+    with Database(tmp_path / "d", tuning=TUNING, fs=fs, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(10)], VECTORS[:10])
+        col.checkpoint()
+        col.add(["r10"], VECTORS[10:11])
+        fs.fail_manifest_dir_sync = True
+        with pytest.raises(Exception, match="I/O error"):
+            col.checkpoint()
+        named = disk.read_manifest(col.path)["generation"]
+        fs.full = True
+        with pytest.raises(ResourceExhaustedError, match="disk full"):
+            col.checkpoint()
+        assert (col.path / named / disk.VECTORS).exists()
+        _abandon(db, col)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        assert db.get_collection("c").count() == 11
+
+
+def _index_file_set(tmp_path):
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.create_collection("c", dim=8)
+        col.add([f"r{i}" for i in range(300)], VECTORS)
+        col.delete(ids=["r0"])
+        col.checkpoint()
+        assert col._index is not None
+        return col.path
+
+
+def test_an_index_file_hnswlib_cannot_load_is_rebuilt_even_when_its_checksum_matches(tmp_path, caplog):
+    """Regression: hnswlib's RuntimeError at load_index escaped recovery (INTERNAL). The
+    file is a cache: it is rebuilt from the verified vectors, as after a checksum failure."""
+    import hashlib
+
+    from vectord.storage import checkpoint as disk
+    from vectord.storage.fsio import REAL
+
+    path = _index_file_set(tmp_path)
+    manifest = disk.read_manifest(path)
+    index_file = path / manifest["generation"] / disk.INDEX
+    data = index_file.read_bytes()[: index_file.stat().st_size // 2]  # hnswlib: "corrupted"
+    index_file.write_bytes(data)
+    manifest["files"][disk.INDEX] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    disk.write_manifest(REAL, path, manifest)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        col = db.get_collection("c")
+        assert "hnswlib cannot load it" in caplog.text and "rebuilt" in caplog.text
+        assert col._index is not None and col.count() == 299
+        assert [r.ids[0] for r in col.query(VECTORS[10:20], n_results=1)] == [f"r{i}" for i in range(10, 20)]
+
+
+def test_an_index_that_cannot_be_rebuilt_either_is_data_loss_not_internal(tmp_path, monkeypatch):
+    from vectord.storage.index import HnswIndex
+
+    _index_file_set(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Index seems to be corrupted or unsupported")
+
+    monkeypatch.setattr(HnswIndex, "load", classmethod(refuse))
+    monkeypatch.setattr(HnswIndex, "add", refuse)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        with pytest.raises(DataLossError, match="cannot rebuild the HNSW index"):
+            db.get_collection("c")
+        assert "c" in db.damaged_collections()
