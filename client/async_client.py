@@ -20,6 +20,7 @@ from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.wire import vectors_from_proto
 
+from . import checks
 from . import requests as rq
 from .collection import CollectionInfo
 from .transport import (
@@ -36,6 +37,7 @@ from .transport import (
 
 class _AioTransport:
     def __init__(self, address: str, api_key: str | None, credentials) -> None:
+        self.address = address
         self._channel = (grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
                          else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stubs = {name: stub(self._channel) for name, stub in _STUBS.items()}
@@ -48,7 +50,7 @@ class _AioTransport:
             try:
                 return await rpc(request, timeout=timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
-                error = error_from_rpc(exc)
+                error = error_from_rpc(exc, self.address)
                 if not isinstance(error, UnavailableError) or attempt == tries - 1:
                     raise error from None
             await asyncio.sleep(BACKOFF_S * 2**attempt)
@@ -60,8 +62,8 @@ class _AioTransport:
 class _AioInProcess:
     """Embedded mode for asyncio: the engine's calls run in a worker thread."""
 
-    def __init__(self, path: str) -> None:
-        self._inner = InProcessTransport(path)
+    def __init__(self, path: str, allow_reset: bool = False) -> None:
+        self._inner = InProcessTransport(path, allow_reset=allow_reset)
 
     async def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         return await asyncio.to_thread(self._inner.call, service, method, request, timeout_s)
@@ -84,7 +86,9 @@ class AsyncClient:
                  timeout: float = 30.0, path: str | None = None, tls: bool = False,
                  tls_ca: str | os.PathLike | bytes | None = None,
                  tls_cert: str | os.PathLike | bytes | None = None,
-                 tls_key: str | os.PathLike | bytes | None = None) -> None:
+                 tls_key: str | os.PathLike | bytes | None = None, allow_reset: bool | None = None) -> None:
+        timeout = checks.connection(address, path, api_key, timeout, tls,
+                                    {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}, allow_reset)
         if (address is None) == (path is None):
             raise InvalidArgumentError("AsyncClient: give either an address ('host:port') or path='./data'")
         self.timeout = timeout
@@ -92,7 +96,7 @@ class AsyncClient:
             self._transport: Any = _AioTransport(address, api_key, tls_credentials(tls, tls_ca, tls_cert, tls_key))
         else:
             assert path is not None  # exactly one of address and path, checked above
-            self._transport = _AioInProcess(path)
+            self._transport = _AioInProcess(path, allow_reset=bool(allow_reset))
 
     async def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
         return await self._transport.call(service, method, request, timeout if timeout is not None else self.timeout)
@@ -110,7 +114,7 @@ class AsyncClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    async def create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
+    async def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                 hnsw: Mapping[str, int] | None = None, metadata: Mapping[str, Any] | None = None,
                                 encoder: str | None = None, get_or_create: bool = False) -> "AsyncCollection":
         """See ``Client.create_collection``.
@@ -121,7 +125,7 @@ class AsyncClient:
         request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create)
         return AsyncCollection(self, await self._call("Collections", "CreateCollection", request))
 
-    async def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
+    async def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                        hnsw: Mapping[str, int] | None = None,
                                        metadata: Mapping[str, Any] | None = None,
                                        encoder: str | None = None) -> "AsyncCollection":
@@ -140,7 +144,7 @@ class AsyncClient:
             >>> docs = await client.get_collection("docs")
         """
         return AsyncCollection(self, await self._call("Collections", "GetCollection",
-                                                      cpb.GetCollectionRequest(name=name)))
+                                                      cpb.GetCollectionRequest(name=checks.text(name, "name"))))
 
     async def list_collections(self) -> list["AsyncCollection"]:
         """See ``Client.list_collections``.
@@ -157,7 +161,23 @@ class AsyncClient:
         Example:
             >>> await client.delete_collection("docs")
         """
-        await self._call("Collections", "DeleteCollection", cpb.DeleteCollectionRequest(name=name))
+        await self._call("Collections", "DeleteCollection", cpb.DeleteCollectionRequest(name=checks.text(name, "name")))
+
+    async def reset(self) -> int:
+        """See ``Client.reset``.
+
+        Example:
+            >>> await client.reset()
+        """
+        return (await self._call("Admin", "Reset", admin_pb2.ResetRequest())).deleted_collections
+
+    async def heartbeat(self) -> int:
+        """See ``Client.heartbeat``.
+
+        Example:
+            >>> await client.heartbeat()
+        """
+        return (await self._call("Admin", "GetServerInfo", admin_pb2.GetServerInfoRequest())).server_time_unix_ns
 
     async def server_info(self) -> dict[str, Any]:
         """See ``Client.server_info``.
@@ -168,7 +188,7 @@ class AsyncClient:
         info = await self._call("Admin", "GetServerInfo", admin_pb2.GetServerInfoRequest())
         return {"version": info.version, "uptime_seconds": info.uptime_seconds,
                 "max_message_bytes": info.max_message_bytes, "max_batch_records": info.max_batch_records,
-                "collection_count": info.collection_count}
+                "collection_count": info.collection_count, "allow_reset": info.allow_reset}
 
     async def checkpoint(self, name: str | None = None) -> int:
         """See ``Client.checkpoint``.
@@ -176,8 +196,8 @@ class AsyncClient:
         Example:
             >>> await client.checkpoint("docs")
         """
-        return (await self._call("Admin", "Checkpoint",
-                                 admin_pb2.CheckpointRequest(collection=name or ""))).checkpointed
+        request = admin_pb2.CheckpointRequest(collection=checks.optional_text(name, "name") or "")
+        return (await self._call("Admin", "Checkpoint", request)).checkpointed
 
     async def list_models(self) -> list[dict[str, Any]]:
         """See ``Client.list_models``.
@@ -194,9 +214,9 @@ class AsyncClient:
         Example:
             >>> (await client.embed(["a cat"])).shape
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        response = await self._call("Encoder", "Embed", encoder_pb2.EmbedRequest(texts=texts, model=model or ""),
-                                    self._write_timeout(len(texts)))
+        texts = rq.embed_texts(texts)
+        request = encoder_pb2.EmbedRequest(texts=texts, model=checks.optional_text(model, "model") or "")
+        response = await self._call("Encoder", "Embed", request, self._write_timeout(len(texts)))
         return vectors_from_proto(response.vectors).copy()
 
 
@@ -206,6 +226,15 @@ class AsyncCollection(CollectionInfo):
     def __init__(self, client: AsyncClient, info) -> None:
         super().__init__(info)
         self._client = client
+
+    async def modify(self, name: str | None = None, metadata: Mapping[str, Any] | None = None) -> None:
+        """See ``Collection.modify``.
+
+        Example:
+            >>> await docs.modify(name="articles")
+        """
+        request = rq.modify_collection_request(self.name, name, metadata)
+        CollectionInfo.__init__(self, await self._client._call("Collections", "ModifyCollection", request))
 
     async def _write(self, method: str, ids, embeddings, documents, metadatas) -> dict[str, int]:
         results = []

@@ -12,6 +12,7 @@ from vectord.v1 import admin_pb2, encoder_pb2
 from vectord.v1 import collections_pb2 as cpb
 from vectord.wire import vectors_from_proto
 
+from . import checks
 from . import requests as rq
 from .collection import Collection
 from .transport import GrpcTransport, InProcessTransport, tls_credentials
@@ -41,10 +42,14 @@ class Client:
         tls_cert: PEM client certificate (path or bytes), for servers that require mutual
             TLS (``vectord serve --tls-client-ca``); needs ``tls_key``.
         tls_key: PEM private key of ``tls_cert`` (path or bytes).
+        allow_reset: in-process only: let ``reset()`` delete every collection. Off for a
+            data directory unless True; on for an in-memory client unless False. (A server
+            allows it when started with ``vectord serve --allow-reset``.)
 
     Raises:
         InvalidArgumentError: both ``address`` and ``path``; TLS arguments without
-            ``address``; ``tls_cert`` without ``tls_key`` (or the reverse); an unreadable PEM file.
+            ``address``; ``tls_cert`` without ``tls_key`` (or the reverse); an unreadable PEM file;
+            an argument of the wrong type, or a timeout that is not a positive number.
 
     Example:
         >>> scratch = vectord.Client()                 # in memory
@@ -60,7 +65,9 @@ class Client:
                  timeout: float = 30.0, path: str | None = None, tls: bool = False,
                  tls_ca: str | os.PathLike | bytes | None = None,
                  tls_cert: str | os.PathLike | bytes | None = None,
-                 tls_key: str | os.PathLike | bytes | None = None) -> None:
+                 tls_key: str | os.PathLike | bytes | None = None, allow_reset: bool | None = None) -> None:
+        timeout = checks.connection(address, path, api_key, timeout, tls,
+                                    {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}, allow_reset)
         if address is not None and path is not None:
             raise InvalidArgumentError("Client: give an address ('host:port') or path='./data', not both "
                                        "(or neither, for an in-memory database)")
@@ -73,7 +80,8 @@ class Client:
             credentials = tls_credentials(tls, tls_ca, tls_cert, tls_key)
             self._transport: GrpcTransport | InProcessTransport = GrpcTransport(address, api_key, credentials)
         else:  # a data directory, or in memory when path is None
-            self._transport = InProcessTransport(path)
+            # reset is opt-in on a data directory, as in Chroma; a scratch in-memory one allows it
+            self._transport = InProcessTransport(path, allow_reset=path is None if allow_reset is None else allow_reset)
 
     def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
         return self._transport.call(service, method, request, timeout if timeout is not None else self.timeout)
@@ -93,7 +101,7 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------------ collections
-    def create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
+    def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                           hnsw: Mapping[str, int] | None = None,
                           metadata: Mapping[str, Any] | None = None,
                           encoder: str | None = None,
@@ -105,16 +113,18 @@ class Client:
 
         Args:
             name: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.``.
-            dim: vector dimension; omit it to take the encoder's.
-            metric: ``"cosine"`` (default), ``"l2"`` or ``"ip"``.
+            dim: vector dimension, 1..65536; omit it to take the encoder's.
+            metric: ``"cosine"`` (the default), ``"l2"`` or ``"ip"``.
             hnsw: index parameters ``m``, ``ef_construction``, ``ef_search``.
             metadata: the collection's own metadata.
             encoder: a built-in model (see ``list_models``), or ``"default"``; documents and
                 query texts are then embedded by the server, with that model only.
-            get_or_create: return the existing collection instead of failing.
+            get_or_create: return the existing collection instead of failing (see
+                ``get_or_create_collection``).
 
         Raises:
-            AlreadyExistsError: the name is taken.
+            AlreadyExistsError: the name is taken (with ``get_or_create``: a setting given
+                differs from the existing collection's).
             InvalidArgumentError: a bad name, dimension, metric or parameter.
 
         Example:
@@ -125,14 +135,23 @@ class Client:
         request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create)
         return Collection(self, self._call("Collections", "CreateCollection", request))
 
-    def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
+    def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                  hnsw: Mapping[str, int] | None = None,
                                  metadata: Mapping[str, Any] | None = None,
                                  encoder: str | None = None) -> Collection:
-        """Returns the named collection, creating it if needed.
+        """Returns the named collection, creating it (as ``create_collection``) if needed.
+
+        As in Chroma, an existing collection is returned whatever its settings when none
+        are given; each setting given (``dim``, ``metric``, ``hnsw``, ``encoder``) must match
+        it. ``metadata`` is used only when the collection is created.
+
+        Raises:
+            AlreadyExistsError: the collection exists with a setting other than the one
+                given; the message names the setting and both values.
 
         Example:
             >>> docs = client.get_or_create_collection("docs", dim=384)
+            >>> same = client.get_or_create_collection("docs")   # any settings
         """
         return self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
                                       encoder=encoder, get_or_create=True)
@@ -147,7 +166,8 @@ class Client:
         Example:
             >>> docs = client.get_collection("docs")
         """
-        return Collection(self, self._call("Collections", "GetCollection", cpb.GetCollectionRequest(name=name)))
+        request = cpb.GetCollectionRequest(name=checks.text(name, "name"))
+        return Collection(self, self._call("Collections", "GetCollection", request))
 
     def list_collections(self) -> list[Collection]:
         """Every collection, ordered by name.
@@ -168,7 +188,36 @@ class Client:
         Example:
             >>> client.delete_collection("docs")
         """
-        self._call("Collections", "DeleteCollection", cpb.DeleteCollectionRequest(name=name))
+        self._call("Collections", "DeleteCollection", cpb.DeleteCollectionRequest(name=checks.text(name, "name")))
+
+    def reset(self) -> int:
+        """Deletes every collection and its files (snapshots are kept); returns how many.
+
+        As in Chroma, refused unless allowed: a server must run with ``--allow-reset``
+        (``VECTORD_ALLOW_RESET=1``), an embedded client needs ``allow_reset=True``.
+
+        Raises:
+            FailedPreconditionError: reset is not allowed (the message names the flag).
+
+        Example:
+            >>> client = vectord.Client(path="./scratch", allow_reset=True)
+            >>> client.reset()
+            2
+        """
+        return self._call("Admin", "Reset", admin_pb2.ResetRequest()).deleted_collections
+
+    def heartbeat(self) -> int:
+        """The server's clock, in nanoseconds since the Unix epoch (as Chroma's heartbeat);
+        a cheap way to check that the server answers.
+
+        Raises:
+            UnavailableError: no server answers at the address.
+
+        Example:
+            >>> client.heartbeat()
+            1764412345123456789
+        """
+        return self._call("Admin", "GetServerInfo", admin_pb2.GetServerInfoRequest()).server_time_unix_ns
 
     def server_info(self) -> dict[str, Any]:
         """The server's version, uptime and limits.
@@ -180,7 +229,7 @@ class Client:
         info = self._call("Admin", "GetServerInfo", admin_pb2.GetServerInfoRequest())
         return {"version": info.version, "uptime_seconds": info.uptime_seconds,
                 "max_message_bytes": info.max_message_bytes, "max_batch_records": info.max_batch_records,
-                "collection_count": info.collection_count}
+                "collection_count": info.collection_count, "allow_reset": info.allow_reset}
 
     def checkpoint(self, name: str | None = None) -> int:
         """Checkpoints a collection (or all) now; returns how many wrote a new generation.
@@ -189,7 +238,8 @@ class Client:
             >>> client.checkpoint("docs")
             1
         """
-        return self._call("Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection=name or "")).checkpointed
+        request = admin_pb2.CheckpointRequest(collection=checks.optional_text(name, "name") or "")
+        return self._call("Admin", "Checkpoint", request).checkpointed
 
     # ------------------------------------------------------------------ encoder
     def embed(self, texts: Sequence[str] | str, model: str | None = None) -> np.ndarray:
@@ -206,11 +256,12 @@ class Client:
             >>> client.embed(["a cat sat on the mat"]).shape
             (1, 384)
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = rq.embed_texts(texts)
+        model = checks.optional_text(model, "model") or ""
         vectors = []
         for start in range(0, max(len(texts), 1), 10_000):  # stay far below the message limit
             response = self._call("Encoder", "Embed", encoder_pb2.EmbedRequest(
-                texts=texts[start:start + 10_000], model=model or ""), self._write_timeout(len(texts)))
+                texts=texts[start:start + 10_000], model=model), self._write_timeout(len(texts)))
             vectors.append(vectors_from_proto(response.vectors).copy())
         return np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
 

@@ -50,6 +50,30 @@ class Collection(CollectionInfo):
         super().__init__(info)
         self._client = client
 
+    def modify(self, name: str | None = None, metadata: Mapping[str, Any] | None = None) -> None:
+        """Renames the collection and/or replaces its metadata, as Chroma's ``modify``.
+
+        The change is durable when the call returns; records, settings and ``id`` stay.
+        Other handles of this collection keep its old name (get a new one by the new name).
+
+        Args:
+            name: the new name (same rules as ``create_collection``); None keeps it.
+            metadata: the new metadata, replacing all of the old (``{}`` clears it); None
+                keeps it.
+
+        Raises:
+            AlreadyExistsError: another collection has the new name.
+            NotFoundError: the collection was deleted (or renamed through another handle).
+            InvalidArgumentError: a bad name or metadata.
+
+        Example:
+            >>> docs.modify(name="articles", metadata={"owner": "search-team"})
+            >>> docs.name
+            'articles'
+        """
+        request = rq.modify_collection_request(self.name, name, metadata)
+        CollectionInfo.__init__(self, self._client._call("Collections", "ModifyCollection", request))
+
     # ------------------------------------------------------------------ writes
     def _write(self, method: str, ids, embeddings, documents, metadatas) -> dict[str, int]:
         parts = rq.write_requests(self.name, ids, embeddings, documents, metadatas)

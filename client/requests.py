@@ -17,6 +17,7 @@ from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
 from vectord.wire import metadata_from_proto, metadata_to_proto, vectors_from_proto, vectors_to_proto
 
+from . import checks
 from .where import filter_to_proto
 
 GET_INCLUDE = ("metadatas", "documents")
@@ -28,29 +29,20 @@ WRITE_COUNTS = ("inserted", "updated", "unchanged", "deleted")
 
 
 def include_message(include: Sequence[str] | None, default: Sequence[str], allow_distances: bool) -> pb.Include:
-    include = list(default if include is None else include)
+    include = list(default) if include is None else checks.as_list(include, "include")
     for name in include:
-        if name not in _INCLUDABLE or (name == "distances" and not allow_distances):
+        if not isinstance(name, str) or name not in _INCLUDABLE or (name == "distances" and not allow_distances):
             raise InvalidArgumentError(f"include: unknown field {name!r}; choose from "
                                        f"{[n for n in _INCLUDABLE if allow_distances or n != 'distances']}")
     return pb.Include(**{name: True for name in include})
 
 
 def as_matrix(embeddings: Any, field: str) -> np.ndarray:
-    array = np.asarray(embeddings, dtype=np.float32)
-    if array.ndim == 1 and array.size:
-        array = array[None, :]
-    if array.ndim != 2:
-        raise InvalidArgumentError(f"{field}: expected a list of vectors or a 2-d array, got shape {array.shape}")
-    return array
+    return checks.matrix(embeddings, field)
 
 
 def as_list(value: Any, field: str) -> list:
-    if isinstance(value, (str, bytes, Mapping)):
-        return [value]
-    if value is None:
-        raise InvalidArgumentError(f"{field}: must not be None")
-    return list(value)
+    return checks.as_list(value, field)
 
 
 def columns(records: Any, include: pb.Include, dim: int) -> dict[str, Any]:
@@ -69,35 +61,62 @@ def columns(records: Any, include: pb.Include, dim: int) -> dict[str, Any]:
 def create_collection_request(name: str, dim: int | None, metric: str, hnsw: Mapping[str, int] | None,
                               metadata: Mapping[str, Any] | None, encoder: str | None,
                               get_or_create: bool) -> cpb.CreateCollectionRequest:
-    if metric not in METRICS:
-        raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    hnsw = dict(hnsw or {})
+    """Settings left None are not sent: the server then uses its defaults (cosine; without
+    dim or encoder, the default encoder, as Chroma uses its default embedding function),
+    and get_or_create accepts whatever an existing collection has."""
+    name = checks.text(name, "name")
+    dim = checks.optional_integer(dim, "dim", 1, limits.MAX_DIM)
+    if metric is not None and (not isinstance(metric, str) or metric not in METRICS):
+        raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}, got {checks.shown(metric)}")
+    hnsw = dict(checks.optional_mapping(hnsw, "hnsw") or {})
     unknown = set(hnsw) - {"m", "ef_construction", "ef_search"}
     if unknown:
-        raise InvalidArgumentError(f"unknown hnsw parameter(s) {sorted(unknown)}; "
+        raise InvalidArgumentError(f"unknown hnsw parameter(s) {sorted(map(str, unknown))}; "
                                    "allowed: ['ef_construction', 'ef_search', 'm']")
-    if dim is None and encoder is None:
-        encoder = "default"  # as Chroma uses its default embedding function
-    request = cpb.CreateCollectionRequest(name=name, dim=dim or 0, metric=METRICS[metric],
-                                          hnsw=cpb.HnswParams(**hnsw), get_or_create=get_or_create,
-                                          encoder=encoder or "")
+    for key, value in hnsw.items():  # the ranges are the server's; 0 = its default
+        hnsw[key] = checks.integer(value, f"hnsw.{key}", 0, checks.UINT32_MAX)
+    request = cpb.CreateCollectionRequest(name=name, dim=dim or 0,
+                                          metric=METRICS[metric] if metric else cpb.METRIC_UNSPECIFIED,
+                                          get_or_create=checks.boolean(get_or_create, "get_or_create"),
+                                          encoder=checks.optional_text(encoder, "encoder") or "")
+    if hnsw:
+        request.hnsw.CopyFrom(cpb.HnswParams(**hnsw))
+    metadata = checks.optional_mapping(metadata, "metadata")
     if metadata:
         request.metadata.CopyFrom(metadata_to_proto(metadata))
     return request
 
 
+def modify_collection_request(name: str, new_name: str | None,
+                              metadata: Mapping[str, Any] | None) -> cpb.ModifyCollectionRequest:
+    request = cpb.ModifyCollectionRequest(name=name)
+    if new_name is not None:
+        request.new_name = checks.text(new_name, "name")
+    metadata = checks.optional_mapping(metadata, "metadata")
+    if metadata is not None:
+        request.metadata.CopyFrom(metadata_to_proto(metadata))
+    return request
+
+
+def embed_texts(texts: Any) -> list[str]:
+    """The texts of an embed call: one string, or a list of strings."""
+    return checks.texts(texts, "texts")
+
+
 # ---------------------------------------------------------------------- writes
 def write_requests(collection: str, ids, embeddings, documents, metadatas) -> list[rpb.WriteRequest]:
     """The write as one request, or several when it exceeds the message or batch limit."""
-    request = rpb.WriteRequest(collection=collection, ids=as_list(ids, "ids"))
+    request = rpb.WriteRequest(collection=collection, ids=checks.texts(ids, "ids"))
     if embeddings is not None:
         request.embeddings.CopyFrom(vectors_to_proto(as_matrix(embeddings, "embeddings")))
     if documents is not None:
         request.documents.values.extend(
-            pb.OptionalString() if d is None else pb.OptionalString(value=d) for d in as_list(documents, "documents"))
+            pb.OptionalString() if d is None else pb.OptionalString(value=d)
+            for d in checks.optional_texts(documents, "documents"))
     if metadatas is not None:
         request.metadatas.values.extend(
-            metadata_to_proto(m or {}, f"metadatas[{i}]") for i, m in enumerate(as_list(metadatas, "metadatas")))
+            metadata_to_proto({} if m is None else m, f"metadatas[{i}]")
+            for i, m in enumerate(as_list(metadatas, "metadatas")))
     return list(_split(request))
 
 
@@ -132,7 +151,7 @@ def delete_request(collection: str, ids, where, where_document) -> rpb.DeleteReq
     """None when there is nothing to do (an empty list of ids and no filter)."""
     request = rpb.DeleteRequest(collection=collection)
     if ids is not None:
-        request.ids.extend(as_list(ids, "ids"))
+        request.ids.extend(checks.texts(ids, "ids"))
     where_msg = filter_to_proto(where, where_document)
     if where_msg is not None:
         request.where.CopyFrom(where_msg)
@@ -148,13 +167,13 @@ def get_request(collection: str, ids, where, where_document, limit, offset, incl
                 page_token) -> tuple[rpb.GetRequest | None, pb.Include]:
     """(request, include); the request is None when ``ids`` is an empty list."""
     include_msg = include_message(include, GET_INCLUDE, allow_distances=False)
-    if limit is not None and limit < 0 or offset is not None and offset < 0:
-        raise InvalidArgumentError(f"limit and offset must not be negative, got {limit}, {offset}")
+    limit = checks.optional_integer(limit, "limit", 0, checks.UINT32_MAX)
+    offset = checks.optional_integer(offset, "offset", 0, checks.UINT32_MAX)
     request = rpb.GetRequest(collection=collection, include=include_msg, limit=limit or 0, offset=offset or 0)
     if page_token is not None:
-        request.page_token = page_token
+        request.page_token = checks.text(page_token, "page_token")
     if ids is not None:
-        ids = as_list(ids, "ids")
+        ids = checks.texts(ids, "ids")
         if not ids:
             return None, include_msg
         request.ids.extend(ids)
@@ -183,14 +202,14 @@ def query_request(collection: str, query_embeddings, n_results, where, where_doc
                   query_texts, explain) -> tuple[rpb.QueryRequest, pb.Include]:
     if (query_embeddings is None) == (query_texts is None):
         raise InvalidArgumentError("query: give either query_embeddings or query_texts")
-    if not isinstance(n_results, int) or isinstance(n_results, bool) or not 1 <= n_results <= limits.MAX_N_RESULTS:
-        raise InvalidArgumentError(f"n_results must be in 1..{limits.MAX_N_RESULTS}, got {n_results!r}")
+    n_results = checks.integer(n_results, "n_results", 1, limits.MAX_N_RESULTS)
     include_msg = include_message(include, QUERY_INCLUDE, allow_distances=True)
-    request = rpb.QueryRequest(collection=collection, n_results=n_results, include=include_msg, explain=explain)
+    request = rpb.QueryRequest(collection=collection, n_results=n_results, include=include_msg,
+                               explain=checks.boolean(explain, "explain"))
     if query_embeddings is not None:
         request.queries.CopyFrom(vectors_to_proto(as_matrix(query_embeddings, "query_embeddings")))
     else:
-        request.query_texts.extend(as_list(query_texts, "query_texts"))
+        request.query_texts.extend(checks.texts(query_texts, "query_texts"))
     where_msg = filter_to_proto(where, where_document)
     if where_msg is not None:
         request.where.CopyFrom(where_msg)

@@ -30,12 +30,29 @@ _STUBS = {
 }
 
 
-def error_from_rpc(exc: grpc.RpcError) -> VectordError:
-    """The ``vectord.errors`` class for a failed call's status code."""
+def error_from_rpc(exc: grpc.RpcError, address: str | None = None) -> VectordError:
+    """The ``vectord.errors`` class for a failed call's status code.
+
+    gRPC's words for "nothing listens there" ("failed to connect to all addresses; last
+    error: UNKNOWN: ipv4:...: Connection refused") become a sentence that says what to check.
+    """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     cls = BY_STATUS.get(code.name, InternalError if code != grpc.StatusCode.UNAVAILABLE else UnavailableError)
+    if code == grpc.StatusCode.UNAVAILABLE and address and details:
+        details = unreachable_message(address, details)
     return cls(details or code.name)
+
+
+def unreachable_message(address: str, details: str) -> str:
+    """What an UNAVAILABLE failure to connect means, in terms of ``vectord serve``."""
+    if "Connection refused" in details or "No such file or directory" in details:
+        return f"no vectord server at {address} (is `vectord serve` running there?)"
+    if "DNS resolution failed" in details or "name resolution" in details.lower():
+        return f"cannot resolve the host of {address} (a typo in the address?): {details}"
+    if "failed to connect" in details:
+        return f"cannot connect to a vectord server at {address}: {details}"
+    return details
 
 
 def _pem(value: str | os.PathLike | bytes | None, what: str) -> bytes | None:
@@ -72,10 +89,11 @@ def tls_credentials(tls: bool = False, ca: str | os.PathLike | bytes | None = No
 
 
 #: Calls that are safe to repeat: reads, and writes that set records to given values.
-#: Add and CreateCollection are not (a repeat of one that succeeded fails: ALREADY_EXISTS).
+#: Add and CreateCollection are not (a repeat of one that succeeded fails: ALREADY_EXISTS),
+#: nor ModifyCollection (a repeated rename finds no collection of the old name).
 IDEMPOTENT = frozenset({
     "Get", "Query", "Count", "GetCollection", "ListCollections", "GetServerInfo", "Embed",
-    "ListModels", "Upsert", "Update", "Delete", "Checkpoint", "DeleteCollection",
+    "ListModels", "Upsert", "Update", "Delete", "Checkpoint", "DeleteCollection", "Reset",
 })
 #: Retries of an idempotent call that failed with UNAVAILABLE, and the first backoff (s),
 #: doubled after each try.
@@ -98,7 +116,7 @@ class GrpcTransport:
             try:
                 return rpc(request, timeout=timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
-                error = error_from_rpc(exc)
+                error = error_from_rpc(exc, self.address)
                 if not isinstance(error, UnavailableError) or attempt == tries - 1:
                     raise error from None
             time.sleep(BACKOFF_S * 2**attempt)
@@ -110,11 +128,11 @@ class GrpcTransport:
 class InProcessTransport:
     """Calls the server's servicers directly; imports the engine only when used."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, allow_reset: bool = False) -> None:
         """Runs on the data directory ``path``, or on an in-memory database when None."""
         from vectord.server.embedded import EmbeddedServer  # lazy: hnswlib only for embedded use
 
-        self._server = EmbeddedServer(path)
+        self._server = EmbeddedServer(path, allow_reset=allow_reset)
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         try:

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.v1 import types_pb2 as pb
 from vectord.wire import value_to_proto
+
+from .checks import text
 
 _FIELD_OPS = {
     "$eq": pb.FieldCondition.EQ, "$ne": pb.FieldCondition.NE, "$gt": pb.FieldCondition.GT,
@@ -43,17 +46,39 @@ def _list(value: Any, op: str, field: str) -> list:
     return value
 
 
-def where_to_proto(where: Mapping[str, Any], field: str = "where") -> pb.Filter:
+def _check_depth(depth: int, field: str) -> None:
+    """The server's rule (server/convert.py), checked before encoding: every node of the
+    Filter message counts, and one dict of several conditions is an all_of node above them.
+    Deeper filters would otherwise end in a RecursionError or protobuf's DecodeError."""
+    if depth > limits.MAX_FILTER_DEPTH:
+        raise InvalidArgumentError(f"{field}: filter nested deeper than {limits.MAX_FILTER_DEPTH} levels")
+
+
+def _key(key: Any, field: str) -> str:
+    if not isinstance(key, str):
+        raise InvalidArgumentError(f"{field}: key {key!r} is not a string")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{field}: key {key!r} is not valid Unicode text") from None
+    return key
+
+
+def where_to_proto(where: Mapping[str, Any], field: str = "where", depth: int = 1) -> pb.Filter:
     if not isinstance(where, Mapping) or not where:
-        raise InvalidArgumentError(f"{field}: expected a non-empty dict, got {where!r}")
+        raise InvalidArgumentError(f"{field}: expected a non-empty dict, got {where!r:.200}")
+    inner = depth + 1 if len(where) > 1 else depth  # several conditions: an all_of above them
+    _check_depth(inner, field)
     parts = []
     for key, value in where.items():
+        key = _key(key, field)
         if key in ("$and", "$or"):
-            subs = [where_to_proto(v, field) for v in _list(value, key, field)]
+            items = _list(value, key, field)
+            subs = [where_to_proto(v, field, inner + 1 if len(items) > 1 else inner) for v in items]
             parts.append(_combine("all_of" if key == "$and" else "any_of", subs) if len(subs) > 1
                          else subs[0])
         elif key == "$not":
-            parts.append(pb.Filter(negation=where_to_proto(value, field)))
+            parts.append(pb.Filter(negation=where_to_proto(value, field, inner + 1)))
         elif key.startswith("$"):
             raise InvalidArgumentError(f"{field}: unknown operator {key!r}")
         elif isinstance(value, Mapping):
@@ -61,7 +86,7 @@ def where_to_proto(where: Mapping[str, Any], field: str = "where") -> pb.Filter:
                 raise InvalidArgumentError(
                     f"{field}: condition on {key!r} must have exactly one operator, got {list(value)}")
             (op, operand), = value.items()
-            if op not in _FIELD_OPS:
+            if not isinstance(op, str) or op not in _FIELD_OPS:
                 raise InvalidArgumentError(f"{field}: unknown operator {op!r} on {key!r}; "
                                            f"use one of {', '.join(_FIELD_OPS)}")
             parts.append(pb.Filter(field=pb.FieldCondition(
@@ -72,29 +97,39 @@ def where_to_proto(where: Mapping[str, Any], field: str = "where") -> pb.Filter:
     return _combine("all_of", parts)
 
 
-def where_document_to_proto(where: Mapping[str, Any], field: str = "where_document") -> pb.Filter:
+def where_document_to_proto(where: Mapping[str, Any], field: str = "where_document",
+                            depth: int = 1) -> pb.Filter:
     if not isinstance(where, Mapping) or len(where) != 1:
-        raise InvalidArgumentError(f"{field}: expected a dict with one operator, got {where!r}")
+        raise InvalidArgumentError(f"{field}: expected a dict with one operator, got {where!r:.200}")
+    _check_depth(depth, field)
     (op, value), = where.items()
+    op = _key(op, field)
     if op in ("$and", "$or"):
-        subs = [where_document_to_proto(v, field) for v in _list(value, op, field)]
+        items = _list(value, op, field)
+        subs = [where_document_to_proto(v, field, depth + 1 if len(items) > 1 else depth) for v in items]
         return _combine("all_of" if op == "$and" else "any_of", subs)
     if op == "$not":
-        return pb.Filter(negation=where_document_to_proto(value, field))
+        return pb.Filter(negation=where_document_to_proto(value, field, depth + 1))
     if op not in _DOC_OPS:
         raise InvalidArgumentError(f"{field}: unknown operator {op!r}; use $contains or $not_contains")
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"{field}: {op} needs a string, got {value!r}")
-    return pb.Filter(document=pb.DocumentCondition(op=_DOC_OPS[op], text=value))
+        raise InvalidArgumentError(f"{field}: {op} needs a string, got {value!r:.200}")
+    return pb.Filter(document=pb.DocumentCondition(op=_DOC_OPS[op], text=text(value, f"{field}.{op}")))
+
+
+def _given(value: Any) -> bool:
+    """None and {} mean no filter (as in Chroma); anything else is checked as a filter."""
+    return value is not None and not (isinstance(value, Mapping) and not value)
 
 
 def filter_to_proto(where: Mapping[str, Any] | None, where_document: Mapping[str, Any] | None) -> pb.Filter | None:
     """Both filters as one message (they must both hold), or None when neither is given."""
     parts = []
-    if where:
-        parts.append(where_to_proto(where))
-    if where_document:
-        parts.append(where_document_to_proto(where_document))
+    base = 2 if _given(where) and _given(where_document) else 1  # both: an all_of above them
+    if _given(where):
+        parts.append(where_to_proto(where, depth=base))
+    if _given(where_document):
+        parts.append(where_document_to_proto(where_document, depth=base))
     if not parts:
         return None
     return _combine("all_of", parts)

@@ -81,7 +81,7 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    services = servicers(database)
+    services = servicers(database, allow_reset=settings.allow_reset)
     collections_pb2_grpc.add_CollectionsServicer_to_server(services["Collections"], server)
     records_pb2_grpc.add_RecordsServicer_to_server(services["Records"], server)
     admin_pb2_grpc.add_AdminServicer_to_server(services["Admin"], server)

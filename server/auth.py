@@ -52,7 +52,8 @@ ROLES = (READ_WRITE, READ_ONLY)
 #: The vectord rpcs that change nothing: a read-only key may call these and nothing else.
 #: Every other rpc of every ``vectord.v1`` service needs a read-write key, so a new rpc is
 #: closed to read-only keys until someone adds it here on purpose (tests/test_security.py
-#: checks that every rpc is classified and that this set names only real rpcs).
+#: checks that every rpc is classified and that this set names only real rpcs). Writes on
+#: purpose: Collections/ModifyCollection (renames), Admin/Reset (deletes everything).
 READ_METHODS = frozenset({
     "vectord.v1.Collections/GetCollection",
     "vectord.v1.Collections/ListCollections",
@@ -65,6 +66,10 @@ READ_METHODS = frozenset({
     "vectord.v1.Encoder/Embed",
     "vectord.v1.Encoder/ListModels",
 })
+
+#: How to send a key, in the words of the tools people use (UNAUTHENTICATED messages).
+KEY_HINT = ("Python SDK: vectord.Client(address, api_key=\"<key>\"); vectord CLI: --api-key <key> or "
+            "VECTORD_API_KEY=<key>; other gRPC clients: metadata 'authorization: Bearer <key>'")
 
 #: Services open to everyone, key or not.
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
@@ -242,12 +247,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 break
         if presented is None:
             return _deny_like(continuation(handler_call_details), grpc.StatusCode.UNAUTHENTICATED,
-                              "missing API key: send metadata 'authorization: Bearer <key>'")
+                              f"missing API key: this server requires one. {KEY_HINT}")
         scheme, _, token = presented.strip().partition(" ")
         role = self.keys.role_of(token.strip()) if scheme.lower() == "bearer" else None
         if role is None:
             return _deny_like(continuation(handler_call_details), grpc.StatusCode.UNAUTHENTICATED,
-                              "invalid API key (expected metadata 'authorization: Bearer <key>')")
+                              f"invalid API key: the server knows no such key. {KEY_HINT}")
         if needed == READ_WRITE and role != READ_WRITE:
             return _deny_like(continuation(handler_call_details), grpc.StatusCode.PERMISSION_DENIED,
                               f"a read-only API key cannot call {method}")

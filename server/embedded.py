@@ -26,7 +26,7 @@ class EmbeddedServer:
     """Owns a ``Database`` (in memory when ``path`` is None) and the servicers over it for
     one in-process client."""
 
-    def __init__(self, path: str | Path | None, tuning: Tuning | None = None) -> None:
+    def __init__(self, path: str | Path | None, tuning: Tuning | None = None, allow_reset: bool = False) -> None:
         try:
             from .encoders import BuiltinEncoders
 
@@ -34,7 +34,7 @@ class EmbeddedServer:
         except ImportError:  # the encoder runtime is not installed: vectors only
             encoders = None
         self.database = Database(path, tuning=tuning, encoders=encoders)
-        self.services = servicers(self.database)
+        self.services = servicers(self.database, allow_reset=allow_reset)
 
     def call(self, service: str, method: str, request, timeout_s: float | None):
         return getattr(self.services[service], method)(request, InProcessContext(timeout_s))

@@ -10,6 +10,7 @@ import logging
 
 import grpc
 
+from vectord import limits
 from vectord.errors import VectordError
 
 log = logging.getLogger(__name__)
@@ -31,22 +32,21 @@ def _tolerant(deserializer):
         try:
             return deserializer(data)
         except Exception as exc:  # protobuf DecodeError and friends
-            return _Undecodable(exc)
+            return _Undecodable(_readable(exc))
 
     return deserialize
 
 
+def _readable(exc: Exception) -> Exception | str:
+    """protobuf's "Exceeded upb_DecodeOptions_MaxDepth" in terms of vectord's own limits:
+    metadata (or a filter) nested so deep that the message cannot even be decoded."""
+    if "MaxDepth" in str(exc) or "recursion" in str(exc).lower():
+        return (f"it nests messages deeper than protobuf decodes (100 levels); metadata may nest at most "
+                f"{limits.MAX_METADATA_DEPTH} levels and filters {limits.MAX_FILTER_DEPTH}")
+    return exc
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if handler.unary_stream is not None and method.startswith("/vectord."):
-            return _unary_stream(handler, method)
-        if handler.stream_unary is not None and method.startswith("/vectord."):
-            return _stream_unary(handler, method)
-        if handler.unary_unary is None:
     """Maps vectord's errors to status codes. Each method's handler is wrapped once and the
     wrapper reused (gRPC asks the interceptors for a handler on every call). Streaming
     handlers other than vectord's own are passed through untouched: wrapped in a generator,
@@ -55,11 +55,11 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-            return handler  # other streaming rpcs (reflection, health) handle their own errors
-        inner = handler.unary_unary
-
-        def call(request, context):
-            if isinstance(request, _Undecodable):
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -68,6 +68,16 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return wrapped
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if handler.unary_stream is not None and method.startswith("/vectord."):
+            return _unary_stream(handler, method)
+        if handler.stream_unary is not None and method.startswith("/vectord."):
+            return _stream_unary(handler, method)
+        if handler.unary_unary is None:
+            return handler  # other streaming rpcs (reflection, health) handle their own errors
+        inner = handler.unary_unary
+
+        def call(request, context):
+            if isinstance(request, _Undecodable):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"{method}: the request is not a valid protobuf message ({request.error})")
             try:

@@ -40,8 +40,11 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
         if request.HasField("hnsw"):
             hnsw = {k: v for k, v in (("m", request.hnsw.m), ("ef_construction", request.hnsw.ef_construction),
                                       ("ef_search", request.hnsw.ef_search)) if v}
+        # zero values are "not given": defaults for a new collection, and get_or_create
+        # accepts whatever the existing one has (collections.proto, CreateCollection)
+        metric = None if request.metric == cpb.METRIC_UNSPECIFIED else convert.metric_from_proto(request.metric)
         collection = self.db.create_collection(
-            request.name, dim=request.dim or None, metric=convert.metric_from_proto(request.metric), hnsw=hnsw,
+            request.name, dim=request.dim or None, metric=metric, hnsw=hnsw,
             metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None,
             get_or_create=request.get_or_create, encoder=request.encoder or None)
         return convert.collection_info_to_proto(collection.info())
@@ -56,6 +59,12 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     def DeleteCollection(self, request: cpb.DeleteCollectionRequest, context) -> cpb.DeleteCollectionResponse:
         self.db.delete_collection(request.name)
         return cpb.DeleteCollectionResponse()
+
+    def ModifyCollection(self, request: cpb.ModifyCollectionRequest, context) -> cpb.CollectionInfo:
+        collection = self.db.modify_collection(
+            request.name, new_name=request.new_name if request.HasField("new_name") else None,
+            metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None)
+        return convert.collection_info_to_proto(collection.info())
 
 
 class RecordsServicer(records_pb2_grpc.RecordsServicer):
@@ -147,15 +156,25 @@ def _model_info(model, default: str) -> encoder_pb2.ModelInfo:
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, allow_reset: bool = False) -> None:
         self.db = database
         self.started = time.monotonic()
+        self.allow_reset = allow_reset
 
     def GetServerInfo(self, request, context) -> admin_pb2.ServerInfo:
         return admin_pb2.ServerInfo(
             version=__version__, uptime_seconds=time.monotonic() - self.started,
             max_message_bytes=limits.MAX_MESSAGE_BYTES, max_batch_records=limits.MAX_BATCH_RECORDS,
-            collection_count=len(self.db.list_collections()))
+            collection_count=len(self.db.list_collections()), server_time_unix_ns=time.time_ns(),
+            allow_reset=self.allow_reset)
+
+    def Reset(self, request, context) -> admin_pb2.ResetResponse:
+        if not self.allow_reset:  # as Chroma: deleting everything is opt-in, per server
+            raise FailedPreconditionError(
+                "reset is disabled on this server: start it with `vectord serve --allow-reset` (or "
+                "VECTORD_ALLOW_RESET=1, or allow_reset = true in its config file); embedded, use "
+                "vectord.Client(path=..., allow_reset=True)")
+        return admin_pb2.ResetResponse(deleted_collections=self.db.reset())
 
     def Checkpoint(self, request, context) -> admin_pb2.CheckpointResponse:
         targets = [self.db.get_collection(request.collection)] if request.collection else self.db.list_collections()
@@ -214,11 +233,14 @@ def _snapshot_info(info: dict) -> admin_pb2.SnapshotInfo:
                                   seq=info["seq"], size_bytes=info["size_bytes"], dim=info["dim"])
 
 
-def servicers(database: Database) -> dict[str, object]:
-    """The servicers of every vectord service, keyed by service name (as the SDK calls them)."""
+def servicers(database: Database, allow_reset: bool = False) -> dict[str, object]:
+    """The servicers of every vectord service, keyed by service name (as the SDK calls them).
+
+    ``allow_reset`` lets Admin.Reset delete every collection (``--allow-reset``).
+    """
     return {
         "Collections": CollectionsServicer(database),
         "Records": RecordsServicer(database),
-        "Admin": AdminServicer(database),
+        "Admin": AdminServicer(database, allow_reset),
         "Encoder": EncoderServicer(database),
     }

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     tls_client_ca: Path | None = Field(
         None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    allow_reset: bool = Field(
+        False, description="allow the Reset rpc (the SDK's client.reset()) to delete every collection")
 
     @model_validator(mode="after")
     def _tls_paths_go_together(self) -> "Settings":

@@ -172,46 +172,64 @@ class Database:
                         log.exception("background checkpoint of %r failed", collection.name)
 
     # ------------------------------------------------------------------ collections
-    def create_collection(self, name: str, *, dim: int | None = None, metric: str = "cosine",
+    def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                           hnsw: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,
                           get_or_create: bool = False, encoder: str | None = None) -> Collection:
-        """Creates a collection (or returns it when ``get_or_create`` and it matches).
+        """Creates a collection (or, with ``get_or_create``, returns the existing one).
 
         With ``encoder`` (a model name, or "default"), the collection records the model's
         identity and takes its dimension; its documents and query texts are embedded by it.
+
+        A setting left None is not given: a new collection takes the default (metric
+        cosine; the default encoder when neither ``dim`` nor ``encoder`` is given, as Chroma
+        uses its default embedding function), and ``get_or_create`` accepts the existing
+        collection's. A given setting that differs from the existing collection's raises
+        AlreadyExistsError naming it; ``metadata`` is ignored for an existing collection
+        (as in Chroma).
         """
         name = validation.collection_name(name)
+        if dim is not None:
+            dim = validation.dim(dim)
+        if metric is not None:
+            metric = validation.metric(metric)
+        hnsw_given = {key: value for key, value in (hnsw or {}).items() if value}  # 0 = default
+        hnsw = validation.hnsw_params(hnsw)
+        if metadata is not None:
+            validation.metadatas([metadata], 1, records=False)
         identity = None
         if encoder:
             identity = self._encoder_identity(encoder)
-            if dim not in (None, 0, identity["dim"]):
+            if dim not in (None, identity["dim"]):
                 raise InvalidArgumentError(
                     f"dim: encoder {identity['name']!r} makes {identity['dim']}-d vectors, got dim {dim}")
+        if get_or_create:  # the existing collection first: no default encoder is loaded for it
+            with self._mutex:
+                self._check_open()
+                existing = self._collections.get(name)
+                if existing is not None:
+                    return self._same_settings(existing, dim, metric, hnsw_given, identity)
+        if identity is None and dim is None:
+            if self.encoders is None:
+                raise InvalidArgumentError(
+                    f"dim: give a dimension in 1..{limits.MAX_DIM:,} (no built-in encoder is available "
+                    "in this process to take it from)")
+            identity = self._encoder_identity("default")
+        if identity is not None:
             dim = identity["dim"]
-        dim = validation.dim(dim)
-        metric = validation.metric(metric)
-        hnsw = validation.hnsw_params(hnsw)
-        if metadata is not None:
-            validation.metadatas([metadata], 1)
+        assert dim is not None  # given, or the encoder's
         with self._mutex:
             self._check_open()
             existing = self._collections.get(name)
             if existing is not None:
-                if get_or_create:
-                    if existing.config.dim != dim or existing.config.metric != metric or \
-                            (identity or {}).get("sha256") != (existing.config.encoder or {}).get("sha256"):
-                        raise AlreadyExistsError(
-                            f"collection {name!r} exists with dim {existing.config.dim}, metric "
-                            f"{existing.config.metric} and encoder {(existing.config.encoder or {}).get('name')}, "
-                            f"not dim {dim}, metric {metric} and encoder {(identity or {}).get('name')}")
-                    return existing
+                if get_or_create:  # created meanwhile by another caller
+                    return self._same_settings(existing, dim, metric, hnsw_given, identity)
                 raise AlreadyExistsError(f"collection {name!r} already exists")
             if name in self._damaged:
                 raise self._damaged_error(name)
             if len(self._collections) >= limits.MAX_COLLECTIONS:
                 raise ResourceExhaustedError(f"the data directory holds {limits.MAX_COLLECTIONS} collections, the limit")
             id_ = uuid.uuid4().hex
-            config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric, hnsw=hnsw,
+            config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric or "cosine", hnsw=hnsw,
                                       metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
                                       encoder=identity)
             if self.path is None:
@@ -235,6 +253,30 @@ class Database:
             collection.encoders = self.encoders
             self._collections[name] = collection
             return collection
+
+    @staticmethod
+    def _same_settings(existing: Collection, dim: int | None, metric: str | None, hnsw: dict[str, int],
+                       identity: dict[str, Any] | None) -> Collection:
+        """``existing`` when every setting given (not None) matches it; else AlreadyExistsError
+        naming each differing setting with the collection's value and the one asked for."""
+        config = existing.config
+        differ = []
+        if dim is not None and dim != config.dim:
+            differ.append(f"dim {config.dim} (asked for {dim})")
+        if metric is not None and metric != config.metric:
+            differ.append(f"metric {config.metric!r} (asked for {metric!r})")
+        for key, value in sorted(hnsw.items()):
+            if config.hnsw.get(key) != value:
+                differ.append(f"hnsw.{key} {config.hnsw.get(key)} (asked for {value})")
+        if identity is not None and identity.get("sha256") != (config.encoder or {}).get("sha256"):
+            has = repr(config.encoder["name"]) if config.encoder else "none (it takes caller-supplied vectors)"
+            differ.append(f"encoder {has} (asked for {identity['name']!r})")
+        if differ:
+            raise AlreadyExistsError(
+                f"collection {config.name!r} exists with {'; '.join(differ)}. get_or_create returns an "
+                "existing collection only when the settings given match it: omit a setting to accept the "
+                "collection's, or choose another name")
+        return existing
 
     def _encoder_identity(self, name: str) -> dict[str, Any]:
         if self.encoders is None:
@@ -296,6 +338,74 @@ class Database:
         self.fs.rename(path, trash)
         self.fs.fsync_dir(self._root)
         self.fs.remove_tree(trash)
+
+    def modify_collection(self, name: str, *, new_name: str | None = None,
+                          metadata: dict[str, Any] | None = None) -> Collection:
+        """Renames a collection and/or replaces its metadata; durable when it returns.
+
+        Directories are named by internal id, so a rename touches no directory: it is a new
+        MANIFEST (written atomically) holding the new config, and the name map changes.
+        """
+        if new_name is not None:
+            new_name = validation.collection_name(new_name)
+        if metadata is not None:
+            validation.metadatas([metadata], 1, records=False)
+        with self._mutex:
+            self._check_open()
+            collection = self.get_collection(name)
+            if new_name is not None and new_name != name and (
+                    new_name in self._collections or new_name in self._damaged):
+                raise AlreadyExistsError(f"cannot rename collection {name!r} to {new_name!r}: a collection "
+                                         f"of that name already exists")
+            changes: dict[str, Any] = {}
+            if new_name is not None:
+                changes["name"] = new_name
+            if metadata is not None:
+                changes["metadata"] = dict(metadata)
+            if not changes:
+                return collection
+            self._rewrite_config(collection, changes)
+            if new_name is not None and new_name != name:
+                self._collections[new_name] = self._collections.pop(name)
+            return collection
+
+    def _rewrite_config(self, collection: Collection, changes: dict[str, Any]) -> None:
+        """Replaces the collection's MANIFEST with one holding the changed config. Holds the
+        collection's checkpoint mutex and writers' mutex (the order its checkpoints take
+        them), so no checkpoint writes a MANIFEST with the old config meanwhile."""
+        import dataclasses
+
+        from . import checkpoint as disk
+
+        with collection._checkpoint_mutex, collection._writers:
+            collection._check_writable()
+            config = dataclasses.replace(collection.config, **changes)
+            manifest = {**collection._manifest, "config": dataclasses.asdict(config)}
+            try:
+                if collection.path is not None:  # an in-memory collection has no MANIFEST
+                    disk.write_manifest(self.fs, collection.path, manifest)
+            except OSError as exc:  # the old MANIFEST stands: nothing changed
+                raise storage_error(exc, f"modify collection {collection.name!r}") from exc
+            with collection._lock.write():
+                collection.config, collection._manifest = config, manifest
+
+    def reset(self) -> int:
+        """Deletes every collection, damaged ones included, and frees their files; returns
+        how many. Snapshots are kept. (Callers decide whether a reset is allowed.)"""
+        with self._mutex:
+            self._check_open()
+            collections = list(self._collections.values())
+            count = len(collections) + len(self._damaged)
+            self._collections.clear()
+            self._damaged.clear()
+            for collection in collections:
+                collection.close(checkpoint=False)
+                self._remove_dir(collection.path)
+            left = list(self._root.iterdir()) if self._root is not None else []  # None: in memory
+            for entry in left:  # the damaged ones' directories
+                if entry.is_dir() and not entry.name.startswith((".tmp-", ".trash-")):
+                    self._remove_dir(entry)
+            return count
 
     def checkpoint(self, name: str | None = None, compact: bool = False) -> int:
         """Checkpoints one collection, or all; returns how many wrote a new generation.

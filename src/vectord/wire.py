@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.v1 import types_pb2 as pb
 
@@ -37,8 +38,24 @@ def vectors_from_proto(msg: pb.Vectors, field: str = "embeddings") -> np.ndarray
     return np.frombuffer(msg.data_f32le, dtype=_F32LE).reshape(msg.count, msg.dim)
 
 
-def value_to_proto(value: Any, path: str = "metadata") -> pb.Value:
-    """Converts a Python metadata value into a typed ``Value``."""
+def _too_deep(path: str) -> InvalidArgumentError:
+    # the same rule and words as the server's check (storage/validation.py); checked here
+    # before encoding, since protobuf itself refuses messages nested ~30 metadata levels
+    # deep with a bare DecodeError, and Python recursion would end in a RecursionError
+    return InvalidArgumentError(f"{path}: nested deeper than {limits.MAX_METADATA_DEPTH} levels "
+                                "(the limit on metadata nesting)")
+
+
+def _not_text(path: str, exc: UnicodeError) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{path}: not valid Unicode text (a lone surrogate at position "
+                                f"{getattr(exc, 'start', '?')}; strings must encode as UTF-8)")
+
+
+def value_to_proto(value: Any, path: str = "metadata", depth: int = 1) -> pb.Value:
+    """Converts a Python metadata value into a typed ``Value``; ``depth`` is the value's
+    nesting level (the values of a top-level metadata dict are at level 2)."""
+    if depth > limits.MAX_METADATA_DEPTH:
+        raise _too_deep(path)
     if value is None:
         return pb.Value(null_value="NULL_VALUE")  # google.protobuf.NullValue, by name
     if isinstance(value, (bool, np.bool_)):
@@ -53,11 +70,16 @@ def value_to_proto(value: Any, path: str = "metadata") -> pb.Value:
             raise InvalidArgumentError(f"{path}: {value} is not a finite number")
         return pb.Value(double_value=float(value))
     if isinstance(value, str):
-        return pb.Value(string_value=value)
+        try:
+            return pb.Value(string_value=value)
+        except UnicodeError as exc:
+            raise _not_text(path, exc) from None
     if isinstance(value, Mapping):
-        return pb.Value(map_value=metadata_to_proto(value, path))
+        return pb.Value(map_value=metadata_to_proto(value, path, depth))
     if isinstance(value, (list, tuple)):
-        items = [value_to_proto(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if value and depth >= limits.MAX_METADATA_DEPTH:
+            raise _too_deep(f"{path}[0]")
+        items = [value_to_proto(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
         return pb.Value(list_value=pb.ListValue(values=items))
     raise InvalidArgumentError(
         f"{path}: unsupported metadata type {type(value).__name__}; use str, int, float, "
@@ -77,10 +99,22 @@ def value_from_proto(msg: pb.Value) -> Any:
     return getattr(msg, kind)
 
 
-def metadata_to_proto(mapping: Mapping[str, Any], path: str = "metadata") -> pb.Metadata:
-    """Converts a metadata dict into a ``Metadata`` message."""
+def metadata_to_proto(mapping: Mapping[str, Any], path: str = "metadata", depth: int = 1) -> pb.Metadata:
+    """Converts a metadata dict (at nesting level ``depth``) into a ``Metadata`` message."""
+    if not isinstance(mapping, Mapping):
+        raise InvalidArgumentError(f"{path}: expected a dict, got {type(mapping).__name__} {mapping!r:.60}")
     out = pb.Metadata()
     fields = out.fields
+    if mapping and depth >= limits.MAX_METADATA_DEPTH:
+        raise _too_deep(f"{path}.{next(iter(mapping))}")
+    try:
+        _fill_fields(fields, mapping, path, depth)
+    except UnicodeError as exc:  # a key, or a string set on the fast path
+        raise _not_text(path, exc) from None
+    return out
+
+
+def _fill_fields(fields: Any, mapping: Mapping[str, Any], path: str, depth: int) -> None:
     for key, value in mapping.items():
         if not isinstance(key, str):
             raise InvalidArgumentError(f"{path}: key {key!r} is not a string")
@@ -97,8 +131,7 @@ def metadata_to_proto(mapping: Mapping[str, Any], path: str = "metadata") -> pb.
         elif kind is bool:
             fields[key].bool_value = value
         else:
-            fields[key].CopyFrom(value_to_proto(value, f"{path}.{key}"))
-    return out
+            fields[key].CopyFrom(value_to_proto(value, f"{path}.{key}", depth + 1))
 
 
 _SCALAR_KINDS = frozenset({"int_value", "string_value", "double_value", "bool_value"})

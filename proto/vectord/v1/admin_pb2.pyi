@@ -11,18 +11,22 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "max_message_bytes", "max_batch_records", "collection_count")
+    __slots__ = ("version", "uptime_seconds", "max_message_bytes", "max_batch_records", "collection_count", "server_time_unix_ns", "allow_reset")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_RECORDS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_RESET_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     max_message_bytes: int
     max_batch_records: int
     collection_count: int
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., max_message_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., collection_count: _Optional[int] = ...) -> None: ...
+    server_time_unix_ns: int
+    allow_reset: bool
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., max_message_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., collection_count: _Optional[int] = ..., server_time_unix_ns: _Optional[int] = ..., allow_reset: _Optional[bool] = ...) -> None: ...
 
 class CheckpointRequest(_message.Message):
     __slots__ = ("collection", "compact")
@@ -113,3 +117,13 @@ class RestoreSnapshotResponse(_message.Message):
     collection: str
     record_count: int
     def __init__(self, collection: _Optional[str] = ..., record_count: _Optional[int] = ...) -> None: ...
+
+class ResetRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResetResponse(_message.Message):
+    __slots__ = ("deleted_collections",)
+    DELETED_COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    deleted_collections: int
+    def __init__(self, deleted_collections: _Optional[int] = ...) -> None: ...

@@ -65,6 +65,11 @@ class AdminStub:
                 request_serializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.SerializeToString,
                 response_deserializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.FromString,
                 _registered_method=True)
+        self.Reset = channel.unary_unary(
+                '/vectord.v1.Admin/Reset',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.ResetRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.ResetResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -119,6 +124,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reset(self, request, context):
+        """Deletes every collection and its files (Chroma's reset); snapshots are kept.
+        FAILED_PRECONDITION unless the server runs with --allow-reset (VECTORD_ALLOW_RESET).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +164,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RestoreSnapshot,
                     request_deserializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.FromString,
                     response_serializer=vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.SerializeToString,
+            ),
+            'Reset': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reset,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.ResetRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.ResetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +334,33 @@ class Admin:
             '/vectord.v1.Admin/RestoreSnapshot',
             vectord_dot_v1_dot_admin__pb2.RestoreSnapshotRequest.SerializeToString,
             vectord_dot_v1_dot_admin__pb2.RestoreSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Admin/Reset',
+            vectord_dot_v1_dot_admin__pb2.ResetRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.ResetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,3 +98,13 @@ class DeleteCollectionRequest(_message.Message):
 class DeleteCollectionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ModifyCollectionRequest(_message.Message):
+    __slots__ = ("name", "new_name", "metadata")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    new_name: str
+    metadata: _types_pb2.Metadata
+    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ...) -> None: ...

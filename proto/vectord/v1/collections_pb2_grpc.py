@@ -55,6 +55,11 @@ class CollectionsStub:
                 request_serializer=vectord_dot_v1_dot_collections__pb2.DeleteCollectionRequest.SerializeToString,
                 response_deserializer=vectord_dot_v1_dot_collections__pb2.DeleteCollectionResponse.FromString,
                 _registered_method=True)
+        self.ModifyCollection = channel.unary_unary(
+                '/vectord.v1.Collections/ModifyCollection',
+                request_serializer=vectord_dot_v1_dot_collections__pb2.ModifyCollectionRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -64,6 +69,10 @@ class CollectionsServicer:
     def CreateCollection(self, request, context):
         """Creates a collection. ALREADY_EXISTS if the name is taken (unless get_or_create),
         INVALID_ARGUMENT for a bad name, dimension, metric or HNSW parameter.
+        With get_or_create, an existing collection is returned when every setting the request
+        gives (a non-zero dim, a metric, hnsw parameters, an encoder) matches it; settings left
+        unset are not compared, and metadata is ignored. A conflicting setting is
+        ALREADY_EXISTS, naming the setting, its value in the collection and the one asked for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,6 +100,16 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModifyCollection(self, request, context):
+        """Renames a collection and/or replaces its metadata (Chroma's Collection.modify). The
+        change is durable when the call returns; the collection's id, records and settings are
+        unchanged. NOT_FOUND if there is no collection `name`; ALREADY_EXISTS if `new_name` is
+        taken; INVALID_ARGUMENT for a bad new name or metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +132,11 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.DeleteCollection,
                     request_deserializer=vectord_dot_v1_dot_collections__pb2.DeleteCollectionRequest.FromString,
                     response_serializer=vectord_dot_v1_dot_collections__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+            'ModifyCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyCollection,
+                    request_deserializer=vectord_dot_v1_dot_collections__pb2.ModifyCollectionRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +248,33 @@ class Collections:
             '/vectord.v1.Collections/DeleteCollection',
             vectord_dot_v1_dot_collections__pb2.DeleteCollectionRequest.SerializeToString,
             vectord_dot_v1_dot_collections__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Collections/ModifyCollection',
+            vectord_dot_v1_dot_collections__pb2.ModifyCollectionRequest.SerializeToString,
+            vectord_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
             insecure,
