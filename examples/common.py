@@ -9,9 +9,12 @@ lets vectord embed it; without it (or with ``--vectors``) it brings its own vect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import re
+import sys
 import tempfile
+from typing import Iterator
 
 import numpy as np
 
@@ -24,8 +27,16 @@ _STOPWORDS = frozenset(
     "the their this to what when where which who why will with you your".split())
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
+#: The key of the collection metadata by which an example knows a collection it created.
+OWNER_KEY = "created_by"
+
+
+def parse_args(description: str, collection: str) -> argparse.Namespace:
+    """The examples' flags; ``collection`` is the example's own collection name (``--collection``)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collection", default=collection,
+                        help=f"the collection this example creates, fills and deletes (default: {collection}); "
+                             "an existing collection of that name that the example did not create is left alone")
     parser.add_argument("--path", help="embedded mode: the data directory (default: a new temporary one)")
     parser.add_argument("--address", help="talk to a running `vectord serve` at host:port instead")
     parser.add_argument("--api-key", help="the server's API key, if it has keys")
@@ -38,6 +49,33 @@ def open_client(args: argparse.Namespace) -> vectord.Client:
     if args.address:
         return vectord.Client(args.address, api_key=args.api_key)
     return vectord.Client(path=args.path or tempfile.mkdtemp(prefix="vectord-example-"))
+
+
+@contextlib.contextmanager
+def example_collection(client: vectord.Client, args: argparse.Namespace, owner: str,
+                       **create: object) -> Iterator[vectord.Collection]:
+    """Creates the example's collection, yields it, and deletes it at the end.
+
+    The collection is marked as the example's (``metadata={"created_by": owner}``). An existing
+    collection of the same name is deleted first only if it bears that mark (left by an
+    earlier run of the same example that was interrupted); any other collection of that name
+    belongs to someone else, and the example stops without touching it.
+    """
+    name = args.collection
+    try:
+        existing = client.get_collection(name)
+    except vectord.NotFoundError:
+        existing = None
+    if existing is not None:
+        if existing.metadata.get(OWNER_KEY) != owner:
+            sys.exit(f"collection {name!r} already exists and was not created by {owner}: "
+                     f"left untouched; choose another name with --collection")
+        client.delete_collection(name)  # our own, from an interrupted earlier run
+    collection = client.create_collection(name, metadata={OWNER_KEY: owner}, **create)  # type: ignore[arg-type]
+    try:
+        yield collection
+    finally:
+        client.delete_collection(name)
 
 
 def builtin_encoder(client: vectord.Client, args: argparse.Namespace) -> dict | None:

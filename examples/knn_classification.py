@@ -5,13 +5,18 @@
 A collection holds labelled examples (the label in metadata). To classify a text, query its
 k nearest examples and take a vote weighted by similarity. Adding examples improves the
 classifier at once: no training step.
+
+It works in a collection of its own, ``example-knn-classification`` (``--collection NAME``
+to change it), created for the run and deleted at the end. An existing collection of
+that name that the example did not create is never touched: the example stops with a
+message instead.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from common import builtin_encoder, describe, open_client, parse_args, toy_embed
+from common import builtin_encoder, describe, example_collection, open_client, parse_args, toy_embed
 
 K = 5
 
@@ -71,41 +76,38 @@ def vote(labels: list[str], distances: list[float]) -> str:
 
 
 def main() -> None:
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, collection="example-knn-classification")
     with open_client(args) as client:
         model = builtin_encoder(client, args)
         print(describe(model))
-        if "labelled" in [c.name for c in client.list_collections()]:
-            client.delete_collection("labelled")
         ids, texts, metadatas = [], [], []
         for label, examples in TRAINING.items():
             for i, text in enumerate(examples):
                 ids.append(f"{label}-{i}")
                 texts.append(text)
                 metadatas.append({"label": label})
-        if model:
-            labelled = client.create_collection("labelled")
-            labelled.add(ids=ids, documents=texts, metadatas=metadatas)
-        else:
-            labelled = client.create_collection("labelled", dim=toy_embed(["x"]).shape[1])
-            labelled.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
-        per_label = {label: labelled.count(where={"label": label}) for label in TRAINING}
-        print(f"labelled examples: {per_label}")
+        create = {} if model else {"dim": toy_embed(["x"]).shape[1]}  # no dim: the built-in encoder
+        with example_collection(client, args, "examples/knn_classification.py", **create) as labelled:
+            if model:
+                labelled.add(ids=ids, documents=texts, metadatas=metadatas)
+            else:
+                labelled.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
+            per_label = {label: labelled.count(where={"label": label}) for label in TRAINING}
+            print(f"labelled examples: {per_label}")
 
-        queries = [text for text, _ in TESTS]
-        if model:
-            hits = labelled.query(query_texts=queries, n_results=K, include=["metadatas", "distances"])
-        else:
-            hits = labelled.query(query_embeddings=toy_embed(queries), n_results=K,
-                                  include=["metadatas", "distances"])
-        correct = 0
-        for (text, expected), metas, distances in zip(TESTS, hits["metadatas"], hits["distances"]):
-            predicted = vote([m["label"] for m in metas], distances)
-            correct += predicted == expected
-            mark = "ok" if predicted == expected else f"WRONG, expected {expected}"
-            print(f"{predicted:<10} <- {text}  ({mark})")
-        print(f"accuracy: {correct}/{len(TESTS)}")
-        client.delete_collection("labelled")
+            queries = [text for text, _ in TESTS]
+            if model:
+                hits = labelled.query(query_texts=queries, n_results=K, include=["metadatas", "distances"])
+            else:
+                hits = labelled.query(query_embeddings=toy_embed(queries), n_results=K,
+                                      include=["metadatas", "distances"])
+            correct = 0
+            for (text, expected), metas, distances in zip(TESTS, hits["metadatas"], hits["distances"]):
+                predicted = vote([m["label"] for m in metas], distances)
+                correct += predicted == expected
+                mark = "ok" if predicted == expected else f"WRONG, expected {expected}"
+                print(f"{predicted:<10} <- {text}  ({mark})")
+            print(f"accuracy: {correct}/{len(TESTS)}")
 
 
 if __name__ == "__main__":

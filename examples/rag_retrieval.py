@@ -5,13 +5,18 @@
 The generation step (sending the prompt to a language model) is yours to add; this example
 prints the prompt it would send. Chunks keep their source and position in metadata, so the
 answer can cite them and a question can be limited to some sources.
+
+It works in a collection of its own, ``example-rag-retrieval`` (``--collection NAME``
+to change it), created for the run and deleted at the end. An existing collection of
+that name that the example did not create is never touched: the example stops with a
+message instead.
 """
 
 from __future__ import annotations
 
 import re
 
-from common import builtin_encoder, describe, open_client, parse_args, toy_embed
+from common import builtin_encoder, describe, example_collection, open_client, parse_args, toy_embed
 
 HANDBOOK = {
     "vacation.md": (
@@ -57,37 +62,34 @@ def chunks(text: str, size: int = 2, overlap: int = 1) -> list[str]:
 
 
 def main() -> None:
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, collection="example-rag-retrieval")
     with open_client(args) as client:
         model = builtin_encoder(client, args)
         print(describe(model))
-        if "handbook" in [c.name for c in client.list_collections()]:
-            client.delete_collection("handbook")
         ids, texts, metadatas = [], [], []
         for source, text in HANDBOOK.items():
             for position, chunk in enumerate(chunks(text)):
                 ids.append(f"{source}#{position}")
                 texts.append(chunk)
                 metadatas.append({"source": source, "chunk": position})
-        if model:
-            handbook = client.create_collection("handbook")
-            handbook.add(ids=ids, documents=texts, metadatas=metadatas)
-        else:
-            handbook = client.create_collection("handbook", dim=toy_embed(["x"]).shape[1])
-            handbook.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
-        print(f"indexed {handbook.count()} chunks from {len(HANDBOOK)} documents")
-
-        for question, sources in QUESTIONS:
-            where = {"source": {"$in": sources}} if sources else None
+        create = {} if model else {"dim": toy_embed(["x"]).shape[1]}  # no dim: the built-in encoder
+        with example_collection(client, args, "examples/rag_retrieval.py", **create) as handbook:
             if model:
-                hits = handbook.query(query_texts=[question], n_results=3, where=where)
+                handbook.add(ids=ids, documents=texts, metadatas=metadatas)
             else:
-                hits = handbook.query(query_embeddings=toy_embed([question]), n_results=3, where=where)
-            context = "\n".join(f"[{id_}] {doc}" for id_, doc in zip(hits["ids"][0], hits["documents"][0]))
-            print("\n" + "=" * 72)
-            print(f"retrieved: {', '.join(hits['ids'][0])}")
-            print(PROMPT.format(context=context, question=question))
-        client.delete_collection("handbook")
+                handbook.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
+            print(f"indexed {handbook.count()} chunks from {len(HANDBOOK)} documents")
+
+            for question, sources in QUESTIONS:
+                where = {"source": {"$in": sources}} if sources else None
+                if model:
+                    hits = handbook.query(query_texts=[question], n_results=3, where=where)
+                else:
+                    hits = handbook.query(query_embeddings=toy_embed([question]), n_results=3, where=where)
+                context = "\n".join(f"[{id_}] {doc}" for id_, doc in zip(hits["ids"][0], hits["documents"][0]))
+                print("\n" + "=" * 72)
+                print(f"retrieved: {', '.join(hits['ids'][0])}")
+                print(PROMPT.format(context=context, question=question))
 
 
 if __name__ == "__main__":

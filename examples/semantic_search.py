@@ -6,11 +6,16 @@
 
 With the built-in encoder, vectord embeds the documents and the queries itself; without it,
 the example brings its own vectors (see common.py).
+
+It works in a collection of its own, ``example-semantic-search`` (``--collection NAME``
+to change it), created for the run and deleted at the end. An existing collection of
+that name that the example did not create is never touched: the example stops with a
+message instead.
 """
 
 from __future__ import annotations
 
-from common import builtin_encoder, describe, open_client, parse_args, toy_embed
+from common import builtin_encoder, describe, example_collection, open_client, parse_args, toy_embed
 
 DOCS = [
     ("cook-1", "cooking", 2019, "Let the bread dough rise for about two hours in a warm kitchen before baking it."),
@@ -41,34 +46,37 @@ QUERIES = [
 
 
 def main() -> None:
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, collection="example-semantic-search")
     with open_client(args) as client:
         model = builtin_encoder(client, args)
         print(describe(model))
         ids = [d[0] for d in DOCS]
         texts = [d[3] for d in DOCS]
         metadatas = [{"topic": d[1], "year": d[2]} for d in DOCS]
-        if "passages" in [c.name for c in client.list_collections()]:
-            client.delete_collection("passages")  # start from scratch on every run
-        if model:  # the built-in encoder: documents in, vectors made by vectord
-            passages = client.create_collection("passages")
-            passages.add(ids=ids, documents=texts, metadatas=metadatas)
-        else:  # bring your own vectors, of a fixed dim
-            passages = client.create_collection("passages", dim=toy_embed(["x"]).shape[1])
-            passages.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
-        print(f"indexed {passages.count()} passages")
-
-        for question, options in QUERIES:
+        # The built-in encoder: no dim, documents in, vectors made by vectord. Otherwise bring
+        # your own vectors, of a fixed dim.
+        create = {} if model else {"dim": toy_embed(["x"]).shape[1]}
+        with example_collection(client, args, "examples/semantic_search.py", **create) as passages:
             if model:
-                hits = passages.query(query_texts=[question], n_results=3, **options)
+                passages.add(ids=ids, documents=texts, metadatas=metadatas)
             else:
-                hits = passages.query(query_embeddings=toy_embed([question]), n_results=3, **options)
-            label = f"  where {options['where']}" if options else ""
-            print(f"\nquery: {question}{label}")
-            for rank, (id_, distance, doc, meta) in enumerate(zip(
-                    hits["ids"][0], hits["distances"][0], hits["documents"][0], hits["metadatas"][0]), 1):
-                print(f"  {rank}. {id_:<9} {distance:.3f}  [{meta['topic']}, {meta['year']}] {doc}")
-        client.delete_collection("passages")
+                passages.add(ids=ids, embeddings=toy_embed(texts), documents=texts, metadatas=metadatas)
+            print(f"indexed {passages.count()} passages")
+            search(passages, model)
+
+
+def search(passages, model) -> None:
+    """Asks each question of QUERIES and prints the 3 nearest passages."""
+    for question, options in QUERIES:
+        if model:
+            hits = passages.query(query_texts=[question], n_results=3, **options)
+        else:
+            hits = passages.query(query_embeddings=toy_embed([question]), n_results=3, **options)
+        label = f"  where {options['where']}" if options else ""
+        print(f"\nquery: {question}{label}")
+        for rank, (id_, distance, doc, meta) in enumerate(zip(
+                hits["ids"][0], hits["distances"][0], hits["documents"][0], hits["metadatas"][0]), 1):
+            print(f"  {rank}. {id_:<9} {distance:.3f}  [{meta['topic']}, {meta['year']}] {doc}")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,11 @@ def encoder_installed(tmp_path_factory) -> bool:
     return _has_builtin_encoder(tmp_path_factory.mktemp("probe"))
 
 
-def run_example(script: str, *args: str) -> str:
+def run_example(script: str, *args: str, expect_ok: bool = True) -> subprocess.CompletedProcess | str:
     result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
+    if not expect_ok:
+        return result
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -111,3 +113,62 @@ def test_rag_retrieval(tmp_path, vectors, encoder_installed):
     assert "Report a lost laptop" in sections[2]
     for section, question in zip(sections, ["How many vacation days", "What is the hotel limit", "What should I do"]):
         assert "Context:\n[" in section and f"Question: {question}" in section and section.rstrip().endswith("Answer:")
+
+
+EXAMPLE_COLLECTIONS = {"semantic_search.py": "example-semantic-search",
+                       "knn_classification.py": "example-knn-classification",
+                       "rag_retrieval.py": "example-rag-retrieval"}
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("examples") / "data")
+    yield server
+    assert server.terminate() == 0, server.log()
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLE_COLLECTIONS))
+def test_example_leaves_a_same_named_collection_it_did_not_create_alone(shared_server, script):
+    """Pointed at a server where someone's collection has the example's name, the example
+    stops with a message naming it, and that collection keeps every record."""
+    name = EXAMPLE_COLLECTIONS[script]
+    with vectord.Client(shared_server.address) as client:
+        theirs = client.create_collection(name, dim=2, metadata={"owner": "someone else"})
+        theirs.add(ids=["keep-me"], embeddings=[[1, 0]], documents=["not the example's"])
+        try:
+            result = run_example(script, "--address", shared_server.address, "--vectors", expect_ok=False)
+            assert result.returncode != 0, result.stdout
+            assert f"collection {name!r} already exists and was not created by examples/{script}" in result.stderr
+            assert "Traceback" not in result.stderr, result.stderr
+            kept = client.get_collection(name)
+            assert (kept.dim, kept.metadata) == (2, {"owner": "someone else"})
+            assert kept.get()["documents"] == ["not the example's"]
+        finally:
+            client.delete_collection(name)
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLE_COLLECTIONS))
+def test_example_touches_only_its_own_collection(shared_server, script):
+    """Other collections (the old example names included) survive a run; the example's own
+    collection, left by an interrupted earlier run, is replaced, and is gone afterwards."""
+    name = EXAMPLE_COLLECTIONS[script]
+    with vectord.Client(shared_server.address) as client:
+        for other in ("passages", "labelled", "handbook"):
+            client.create_collection(other, dim=2).add(ids=["x"], embeddings=[[0, 1]])
+        client.create_collection(name, dim=2, metadata={"created_by": f"examples/{script}"})  # a stale run's
+        try:
+            run_example(script, "--address", shared_server.address, "--vectors")
+            names = {c.name for c in client.list_collections()}
+            assert names == {"passages", "labelled", "handbook"}, names
+            assert all(client.get_collection(n).count() == 1 for n in names)
+        finally:
+            for other in ("passages", "labelled", "handbook"):
+                client.delete_collection(other)
+
+
+def test_example_collection_name_can_be_chosen(shared_server):
+    out = run_example("semantic_search.py", "--address", shared_server.address, "--vectors",
+                      "--collection", "my-own-try")
+    _check_semantic_search(out)
+    with vectord.Client(shared_server.address) as client:
+        assert client.list_collections() == []
