@@ -300,7 +300,9 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
         FailedPreconditionError: the same for a stored snapshot.
         AlreadyExistsError: the target exists and ``replace`` is false.
     """
-    uploaded = not isinstance(source, Path) or source.parent != db.path / SNAPSHOTS
+    # only a snapshot this server took (snapshots/<name>, a checked name) is trusted
+    uploaded = not (isinstance(source, Path) and source.parent == db.path / SNAPSHOTS
+                    and not source.name.startswith("."))
     directory = source.finish() if isinstance(source, Upload) else source
     error: type[VectordError] = InvalidArgumentError if uploaded else FailedPreconditionError
     where = "snapshot upload" if isinstance(source, Upload) else f"snapshot {directory.name!r}"
