@@ -101,8 +101,8 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
 
 
 def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
-                manifest: dict[str, Any], slots: int) -> HnswIndex | None:
-    """Loads the generation's graph, or returns None when hnswlib cannot read it.
+                manifest: dict[str, Any], slots: int) -> tuple[HnswIndex | None, str | None]:
+    """Loads the generation's graph: (index, None), or (None, why) when hnswlib cannot.
 
     The file passed its checksum, yet hnswlib may still refuse it (a file its version cannot
     read, or damage written before the checksum was taken). The graph is a derived cache:
@@ -112,14 +112,17 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
         return HnswIndex.load(index_path, config.metric, config.dim, config.hnsw["m"],
                               config.hnsw["ef_construction"], config.hnsw["ef_search"],
                               capacity=slots, deleted=manifest["index"]["deleted"],
-                              threads=tuning.index_threads)
+                              threads=tuning.index_threads), None
     except (RuntimeError, ValueError, MemoryError) as exc:
-        log.warning("%s: hnswlib cannot load it (%s); the index will be rebuilt from the "
-                    "stored vectors", index_path, exc)
-        return None
+        problem = f"{index_path}: hnswlib cannot load it ({exc})"
+        log.warning("%s; the index will be rebuilt from the stored vectors", problem)
+        return None, problem
 
 
 class Collection(SearchMixin, MaintenanceMixin):
+    #: Why the checkpoint's index file could not be loaded (it was rebuilt), for `verify`.
+    index_problem: str | None = None
+
     def __init__(self, fs: FileSystem | None, path: Path | None, config: CollectionConfig, tuning: Tuning,
                  manifest: dict[str, Any]) -> None:
         self.fs, self.path, self.config, self.tuning = fs, path, config, tuning
@@ -194,7 +197,8 @@ class Collection(SearchMixin, MaintenanceMixin):
             collection._vectors, collection._records = vectors, records
             collection._meta_index = MetadataIndex.build(records.metadata_items())
             if index_path is not None:  # the graph of exactly this generation; replay extends it
-                collection._index = _load_index(index_path, config, tuning, manifest, vectors.slots)
+                collection._index, collection.index_problem = _load_index(
+                    index_path, config, tuning, manifest, vectors.slots)
         # One record at a time: the log can be half the collection (idempotent: records the
         # checkpoint already holds are skipped).
         replayed, last_seq = 0, collection._applied_seq

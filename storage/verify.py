@@ -109,7 +109,8 @@ def verify_collection(directory: Path, tuning: Tuning | None = None, repair: boo
         return Report(name, directory.name, DAMAGED, exc.message)
     except Exception as exc:  # anything else that stops recovery is damage too
         return Report(name, directory.name, DAMAGED, f"recovery fails: {exc!r}")
-    problem = _index_problem(directory, manifest)
+    # a file that passes its checksum yet hnswlib refuses is damaged too
+    problem = _index_problem(directory, manifest) or collection.index_problem
     if problem is None:
         return Report(name, directory.name, OK, note, records)
     if not repair:

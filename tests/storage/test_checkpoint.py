@@ -419,6 +419,16 @@ def test_an_index_file_hnswlib_cannot_load_is_rebuilt_even_when_its_checksum_mat
         assert "hnswlib cannot load it" in caplog.text and "rebuilt" in caplog.text
         assert col._index is not None and col.count() == 299
         assert [r.ids[0] for r in col.query(VECTORS[10:20], n_results=1)] == [f"r{i}" for i in range(10, 20)]
+    # `vectord verify` reports it, and --repair writes a graph the next start loads
+    from vectord.storage.verify import INDEX_DAMAGED, INDEX_REBUILT, verify
+
+    (report,) = verify(tmp_path / "d", tuning=TUNING)
+    assert report.status == INDEX_DAMAGED and "hnswlib cannot load it" in report.detail
+    (report,) = verify(tmp_path / "d", repair=True, tuning=TUNING)
+    assert report.status == INDEX_REBUILT, report.line()
+    caplog.clear()
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        assert db.get_collection("c")._index.count == 299 and "rebuilt" not in caplog.text
 
 
 def test_an_index_that_cannot_be_rebuilt_either_is_data_loss_not_internal(tmp_path, monkeypatch):
