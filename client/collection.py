@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from vectord.errors import ResourceExhaustedError
 from vectord.v1 import records_pb2 as rpb
 from vectord.wire import metadata_from_proto
 
+from . import paging
 from . import requests as rq
 
 if TYPE_CHECKING:
@@ -151,6 +153,10 @@ class Collection(CollectionInfo):
         concurrent writes, pass ``page_token=""`` and then each result's
         ``next_page_token`` (records in id order; see also ``pages``).
 
+        A read whose reply would pass the message limit (64 MiB; e.g. every embedding of a
+        large collection) is read in pages that fit and returned as one result, the same
+        as one call would give; like a split write it is not one snapshot.
+
         Returns:
             A dict with ``ids``, ``embeddings`` (numpy array), ``documents`` and
             ``metadatas``; a field not in ``include`` is None. ``include`` defaults to
@@ -162,8 +168,18 @@ class Collection(CollectionInfo):
         """
         request, include_msg = rq.get_request(self.name, ids, where, where_document, limit, offset,
                                               include, page_token)
-        response = rpb.GetResponse() if request is None else self._client._call("Records", "Get", request)
+        response = rpb.GetResponse() if request is None else self._get(request, include_msg)
         return rq.get_result(response, include_msg, self.dim, page_token is not None)
+
+    def _get(self, request: rpb.GetRequest, include_msg) -> rpb.GetResponse:
+        """One Get call, or pages of it when its reply would not fit one message."""
+        try:
+            return self._client._call("Records", "Get", request)
+        except ResourceExhaustedError as exc:
+            if not paging.reply_too_large(exc):
+                raise
+        return paging.get_in_pages(lambda part: self._client._call("Records", "Get", part), request,
+                                   paging.first_page_rows(include_msg, self.dim))
 
     def pages(self, where: Mapping | None = None, where_document: Mapping | None = None,
               page_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:

@@ -83,26 +83,61 @@ def _documents(values) -> list[pb.OptionalString]:
     return [pb.OptionalString() if d is None else pb.OptionalString(value=d) for d in values]
 
 
-def _fill_columns(out, records: Records):
-    """Sets the optional columns shared by GetResponse and QueryResult."""
+#: Rows added to a reply between two size checks: small enough that a check stops the
+#: building within a few MiB of the limit, large enough that checking costs nothing.
+_CHUNK = 1024
+
+
+def _fill_columns(out, records: Records, size=None):
+    """Sets the optional columns shared by GetResponse and QueryResult; with ``size`` (a
+    ``budgets.ReplySize``), stops as soon as the reply passes the message limit."""
+    n = len(records.ids)
+    if size is not None:
+        size.add(sum(len(i) for i in records.ids) + 2 * n, 0)  # chars: a lower bound of the bytes
     if records.embeddings is not None:
+        if size is not None:
+            size.add(records.embeddings.size * 4, n)  # exact, and known before any copy
         out.embeddings.CopyFrom(vectors_to_proto(records.embeddings))
     if records.documents is not None:
-        out.documents.extend(_documents(records.documents))
+        documents = records.documents
+        for lo in range(0, n, _CHUNK):
+            chunk = documents[lo:lo + _CHUNK]
+            if size is not None:
+                size.add(sum(len(d) + 4 for d in chunk if d is not None) + 2 * len(chunk), lo)
+            out.documents.extend(_documents(chunk))
     if records.metadatas is not None:
-        out.metadatas.extend(metadata_to_proto(m) for m in records.metadatas)
+        for lo in range(0, n, _CHUNK):
+            chunk = [metadata_to_proto(m) for m in records.metadatas[lo:lo + _CHUNK]]
+            if size is not None:
+                size.add(sum(m.ByteSize() + 3 for m in chunk), lo)
+            out.metadatas.extend(chunk)
     return out
 
 
-def records_to_get_response(records: Records) -> rpb.GetResponse:
-    return _fill_columns(rpb.GetResponse(ids=records.ids), records)
+def records_to_get_response(records: Records, size=None) -> rpb.GetResponse:
+    response = _fill_columns(rpb.GetResponse(ids=records.ids), records, size)
+    if size is not None:
+        size.bytes = 0
+        size.add(response.ByteSize(), len(records.ids))  # exact, once, for what the estimate missed
+    return response
 
 
-def records_to_query_result(records: Records) -> rpb.QueryResult:
+def records_to_query_result(records: Records, size=None) -> rpb.QueryResult:
     out = rpb.QueryResult(ids=records.ids)
     if records.distances is not None:
+        if size is not None:
+            size.add(4 * len(records.distances), 0)
         out.distances.extend(records.distances.tolist())
-    return _fill_columns(out, records)
+    return _fill_columns(out, records, size)
+
+
+def records_to_query_response(results, size=None) -> rpb.QueryResponse:
+    """The QueryResponse of every query's records, built under ``size`` when given."""
+    response = rpb.QueryResponse(results=[records_to_query_result(r, size) for r in results])
+    if size is not None:
+        size.bytes = 0
+        size.add(response.ByteSize(), sum(len(r.ids) for r in results))
+    return response
 
 
 def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:

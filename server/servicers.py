@@ -21,7 +21,7 @@ from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import records_pb2_grpc
 from vectord.wire import metadata_from_proto, vectors_from_proto, vectors_to_proto
 
-from . import convert
+from . import budgets, convert
 
 
 def _check_deadline(context) -> None:
@@ -96,10 +96,13 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
     def Get(self, request: rpb.GetRequest, context) -> rpb.GetResponse:
         collection = self.db.get_collection(request.collection)
         after = convert.page_token_to_id(request.page_token) if request.HasField("page_token") else None
-        records = collection.get(ids=list(request.ids) or None, where=convert.optional_filter(request),
+        where, include = convert.optional_filter(request), convert.include_from_proto(request)
+        budgets.check_get(collection, n_ids=len(request.ids) or None, where=where, limit=request.limit,
+                          offset=request.offset, cursor=after is not None, include=include)  # before the work
+        records = collection.get(ids=list(request.ids) or None, where=where,
                                  limit=request.limit or None, offset=request.offset,
-                                 include=convert.include_from_proto(request), after=after)
-        response = convert.records_to_get_response(records)
+                                 include=include, after=after)
+        response = convert.records_to_get_response(records, budgets.ReplySize("Get", budgets.GET_ADVICE))
         if records.next_after is not None:
             response.next_page_token = convert.id_to_page_token(records.next_after)
         return response
@@ -107,12 +110,16 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
     def Query(self, request: rpb.QueryRequest, context) -> rpb.QueryResponse:
         collection = self.db.get_collection(request.collection)
         queries = vectors_from_proto(request.queries, "query_embeddings") if request.HasField("queries") else None
+        where, include, n_results = convert.optional_filter(request), convert.include_from_proto(request), \
+            request.n_results or 10
+        n_queries = len(queries) if queries is not None else len(request.query_texts)
+        budgets.check_query_shape(n_queries, n_results)  # before any embedding or search
+        budgets.check_query(collection, n_queries=n_queries, n_results=n_results, where=where, include=include)
         _check_deadline(context)
         results, plan = collection.query_with_plan(
-            queries, n_results=request.n_results or 10, where=convert.optional_filter(request),
-            include=convert.include_from_proto(request),
+            queries, n_results=n_results, where=where, include=include,
             texts=list(request.query_texts) if request.query_texts else None)
-        response = rpb.QueryResponse(results=[convert.records_to_query_result(r) for r in results])
+        response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE))
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
                                                  filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms))

@@ -21,6 +21,10 @@ MAX_DIM = 65_536
 MAX_N_RESULTS = 10_000
 #: Query vectors in one query call.
 MAX_QUERIES = 10_000
+#: Results in one query call, all its queries together (queries x n_results), checked before
+#: any search: 10,000 queries of 10, or 25 of 10,000. Each result row costs the server a
+#: Python object or two (~250 bytes with document and metadata) before the reply is sized.
+MAX_QUERY_RESULTS = 250_000
 #: Collections in one data directory.
 MAX_COLLECTIONS = 10_000
 #: Characters in a collection name.
