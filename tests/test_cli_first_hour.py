@@ -81,6 +81,28 @@ def test_import_checks_records_before_writing_offline_too(tmp_path):
     assert f"{source}:1" in line and "list of numbers" in line
 
 
+def test_import_refused_by_the_server_leaves_no_collection(server, tmp_path):
+    source = tmp_path / "empty-id.jsonl"
+    source.write_text('{"id": "", "embedding": [1, 2]}\n')  # well-formed, but the server refuses the id
+    line = one_line_error(run("import", str(source), "-c", "refused", "--address", server.address))
+    assert "InvalidArgumentError" in line and "id" in line, line
+    assert "refused" not in _names(server)
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("latin.jsonl", b'{"id": "a", "embedding": [1]}\n\xff{"id": "b"}\n', ":2: not UTF-8 text"),
+    ("list.jsonl", b'{"id": "a", "embedding": [1], "metadata": [1]}\n', ':1: record \'a\': "metadata" must be'),
+    ("garbage.npy", b"not numpy at all\n", "not an .npy file"),
+])
+def test_unreadable_input_files_fail_in_one_line(tmp_path, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / "garbage.jsonl").write_text('{"id": "a"}\n')  # the .npy's sidecar
+    data = tmp_path / "data"
+    line = one_line_error(run("import", str(tmp_path / name), "-c", "x", "--data-dir", str(data)))
+    assert expected in line, line
+    assert not data.exists()
+
+
 def test_serve_on_an_unusable_data_directory_fails_in_one_line(tmp_path):
     # tests run as root, where chmod does not stop writes: a path under a regular file
     # gives a real ENOTDIR, and a regular file as the directory itself
@@ -132,7 +154,7 @@ def test_import_of_texts_creates_an_encoder_collection_like_collections_create(s
                       '{"id": "rocket", "document": "The rocket carried a satellite into orbit."}\n')
     result = run("import", str(source), "-c", "imported-notes", "--no-progress", "--address", server.address)
     assert result.returncode == 0, result.stderr
-    assert "creating collection 'imported-notes' with the built-in encoder" in result.stderr
+    assert "created collection 'imported-notes' with the built-in encoder" in result.stderr
     created = run("collections", "create", "created-notes", "--address", server.address)
     assert created.returncode == 0, created.stderr
     with vectord.Client(server.address) as client:

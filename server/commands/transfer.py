@@ -78,12 +78,17 @@ def sidecar_of(path: Path) -> Path:
 # ---------------------------------------------------------------------------------- import
 def _jsonl_records(path: Path, skip: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each record after the first ``skip`` ones."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:  # decoded a line at a time, so a bad byte has a line number
         number = 0
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             if number >= skip:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvalidArgumentError(f"{path}:{line_number}: not UTF-8 text ({exc.reason} at byte "
+                                               f"{exc.start} of the line)") from None
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
@@ -98,7 +103,8 @@ def _jsonl_records(path: Path, skip: int) -> Iterator[tuple[int, dict[str, Any]]
 
 
 def _count_lines(path: Path) -> int:
-    with open(path, encoding="utf-8") as handle:
+    """Non-blank lines (bytes: the decoding, and its errors, are _jsonl_records')."""
+    with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())
 
 
@@ -147,6 +153,9 @@ class _RecordCheck:
 
     def __call__(self, line: int, record: dict[str, Any]) -> None:
         where = f"{self.path}:{line}: record {record['id']!r}"
+        if record.get("metadata") is not None and not isinstance(record["metadata"], dict):
+            raise InvalidArgumentError(f"{where}: \"metadata\" must be an object, not "
+                                       f"{type(record['metadata']).__name__}")
         embedding = record.get("embedding")
         has = embedding is not None
         if self.with_embeddings is None:
@@ -179,19 +188,19 @@ def _existing_collection(client, name: str) -> Any:
         return None
 
 
-def _create_collection(client, name: str, dim: int | None, args) -> Any:
-    """Creates the missing target collection. Records without embeddings get an encoder
-    collection (--encoder, else the default model), as `vectord collections create NAME`
-    does; the choice is said on stderr."""
+def _create_collection(client, name: str, dim: int | None, args) -> tuple[Any, str]:
+    """Creates the missing target collection; returns it and the line that says so (printed
+    once a batch is in it: a collection removed again after a refused first batch is not
+    announced). Records without embeddings get an encoder collection (--encoder, else the
+    default model), as `vectord collections create NAME` does."""
     if dim is None:
         collection = client.create_collection(name, metric=args.metric, encoder=args.encoder)
-        print(f"vectord import: creating collection {name!r} with the built-in encoder "
-              f"{collection.encoder or args.encoder or 'default'!r} (dim {collection.dim}, {args.metric}): "
-              "the records have no embeddings, so their documents are embedded "
-              "(--encoder chooses the model)", file=sys.stderr)
-        return collection
-    print(f"vectord import: creating collection {name!r} (dim {dim}, {args.metric})", file=sys.stderr)
-    return client.create_collection(name, dim=dim, metric=args.metric, encoder=args.encoder)
+        return collection, (f"vectord import: created collection {name!r} with the built-in encoder "
+                            f"{collection.encoder or args.encoder or 'default'!r} (dim {collection.dim}, "
+                            f"{args.metric}): the records have no embeddings, so their documents are embedded "
+                            "(--encoder chooses the model)")
+    collection = client.create_collection(name, dim=dim, metric=args.metric, encoder=args.encoder)
+    return collection, f"vectord import: created collection {name!r} (dim {dim}, {args.metric})"
 
 
 def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None) -> None:
@@ -225,8 +234,9 @@ class _Import:
         self.args, self.records_path, self.vectors, self.total = args, records_path, vectors, total
         self.progress, self.done, self.new_dir = progress, done, new_dir
         self.written = 0  # records written by this run
+        self.created = False  # the collection, by this run
         self.collection = None
-        self.bar = None  # shown from the first write on: an input refused at once prints only its error
+        self.bar = None
 
     def run(self, client) -> None:
         args = self.args
@@ -241,7 +251,6 @@ class _Import:
         else:
             dim, dim_from = None, ""
         check = _RecordCheck(self.records_path, self.collection, dim, dim_from)
-        created = False
         batch: list[dict[str, Any]] = []
         try:
             for line, record in _jsonl_records(self.records_path, self.done):
@@ -254,10 +263,10 @@ class _Import:
                     check(line, record)
                 batch.append(record)
                 if len(batch) >= max(1, args.batch_size):
-                    created |= self._flush(client, batch, check.dim)
-            created |= self._flush(client, batch, check.dim)
+                    self._flush(client, batch, check.dim)
+            self._flush(client, batch, check.dim)
         except BaseException:
-            if created and self.written == 0:  # e.g. the server refused the first batch
+            if self.created and self.written == 0:  # e.g. the server refused the first batch
                 try:
                     client.delete_collection(args.collection)
                 except Exception:  # the original error is the one to report
@@ -267,18 +276,17 @@ class _Import:
             if self.bar is not None:
                 self.bar.close()
 
-    def _flush(self, client, batch: list[dict[str, Any]], dim: int | None) -> bool:
-        """Writes the batch (creating the collection first if needed); True if it created it."""
+    def _flush(self, client, batch: list[dict[str, Any]], dim: int | None) -> None:
+        """Writes the batch, creating the collection first if needed."""
         if not batch:
-            return False
-        created = self.collection is None
-        if created:
+            return
+        news: list[str] = []
+        if self.collection is None:
             if self.new_dir is not None:
-                print(f"vectord import: creating data directory {self.new_dir}", file=sys.stderr)
-            self.collection = _create_collection(client, self.args.collection, dim, self.args)
-        if self.bar is None:
-            self.bar = _progress_bar(self.total, f"import {self.args.collection}", self.args.no_progress)
-            self.bar.update(self.done)
+                news.append(f"vectord import: created data directory {self.new_dir}")
+            self.collection, line = _create_collection(client, self.args.collection, dim, self.args)
+            news.append(line)
+            self.created = True
         vectors = None
         if self.vectors is not None:
             vectors = np.ascontiguousarray(self.vectors[self.done:self.done + len(batch)], dtype=np.float32)
@@ -286,9 +294,13 @@ class _Import:
         self.done += len(batch)
         self.written += len(batch)
         self.progress.save(self.done)
+        for line in news:
+            print(line, file=sys.stderr)
+        if self.bar is None:  # from the first durable batch on: a refused input prints only its error
+            self.bar = _progress_bar(self.total, f"import {self.args.collection}", self.args.no_progress)
+            self.bar.update(self.done - len(batch))
         self.bar.update(len(batch))
         batch.clear()
-        return created
 
 
 @command
@@ -300,7 +312,11 @@ def import_command(args: argparse.Namespace) -> int:
     sidecar = Path(args.sidecar) if args.sidecar else sidecar_of(source)
     vectors = None
     if source.suffix.lower() == ".npy":
-        vectors = np.load(source, mmap_mode="r", allow_pickle=False)
+        try:
+            vectors = np.load(source, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:  # not an .npy file (numpy then suspects a pickle)
+            why = "not an .npy file of numbers" if "pickle" in str(exc) else f"cannot read it ({exc})"
+            raise InvalidArgumentError(f"{source}: {why}") from None
         if vectors.ndim != 2:
             raise InvalidArgumentError(f"{source}: expected a 2-d array (n, dim), got shape {vectors.shape}")
         if not sidecar.exists():
