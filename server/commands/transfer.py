@@ -15,6 +15,14 @@ Imports are resumable: after each batch is durably written, the number of record
 saved in a progress file (``<input>.progress``); a rerun skips them (and writes are upserts,
 so a batch repeated after a crash changes nothing). The file is removed when the import
 completes.
+
+Each record is checked as it is read, before its batch is written: one error line names the
+line number (e.g. an embedding of the wrong length, with the dimension expected and where
+that came from). A missing collection is created when the first batch is written: with the
+dimension of the vectors, or, for records without embeddings, with the built-in encoder
+(``--encoder``, else the default model), as ``vectord collections create NAME`` does. If the
+first batch fails, the collection (and a data directory the import made) is removed again.
+Other extensions than .jsonl and .npy are refused, rather than read or written as JSONL.
 """
 
 from __future__ import annotations
