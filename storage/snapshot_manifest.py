@@ -64,17 +64,21 @@ class _Checker:
         return value
 
 
-def check_manifest(manifest: Any, where: str, error: type[VectordError] = InvalidArgumentError) -> dict[str, Any]:
+def check_manifest(manifest: Any, where: str, error: type[VectordError] = InvalidArgumentError,
+                   uploaded: bool = True) -> dict[str, Any]:
     """Checks a snapshot's MANIFEST before anything is done with it; returns it.
 
     ``where`` starts every message (e.g. "snapshot upload"); ``error`` is the class raised:
-    InvalidArgumentError for an upload, FailedPreconditionError for a stored snapshot.
+    InvalidArgumentError for an upload, FailedPreconditionError for a stored snapshot. The
+    files of an upload must fit ``limits.MAX_SNAPSHOT_UPLOAD_BYTES``; a stored snapshot, of a
+    collection this server held, may be larger.
 
     Raises:
         ``error``: a key is missing or has the wrong type or value (the message names the
             field and the value).
     """
     c = _Checker(where, error)
+    max_bytes = limits.MAX_SNAPSHOT_UPLOAD_BYTES if uploaded else 2**62
     if not isinstance(manifest, dict):
         raise c.fail("", manifest, "is not a map")
     for key in MANIFEST_KEYS:
@@ -100,15 +104,15 @@ def check_manifest(manifest: Any, where: str, error: type[VectordError] = Invali
             raise c.fail(f"files[{name!r}]", meta, "is not a map")
         if not isinstance(meta.get("sha256"), str) or not SHA256.fullmatch(meta["sha256"]):
             raise c.fail(f"files[{name!r}].sha256", meta.get("sha256"), "is not a sha256 in hex")
-        total += c.int_in(f"files[{name!r}].size", meta.get("size"), 0, limits.MAX_SNAPSHOT_UPLOAD_BYTES)
+        total += c.int_in(f"files[{name!r}].size", meta.get("size"), 0, max_bytes)
     for name in REQUIRED_FILES:
         if name not in files:
             raise c.fail("files", sorted(files), f"lacks {name} (required)")
-    if total > limits.MAX_SNAPSHOT_UPLOAD_BYTES:
-        raise c.fail("files", f"{total} bytes", f"exceed the limit of {limits.MAX_SNAPSHOT_UPLOAD_BYTES} bytes "
+    if total > max_bytes:
+        raise c.fail("files", f"{total} bytes", f"exceed the limit of {max_bytes} bytes of an uploaded snapshot "
                      "(MAX_SNAPSHOT_UPLOAD_BYTES)")
     dim = manifest["config"]["dim"]
-    slots = c.int_in("slots", manifest["slots"], 0, limits.MAX_SNAPSHOT_UPLOAD_BYTES // (4 * dim))
+    slots = c.int_in("slots", manifest["slots"], 0, max_bytes // (4 * dim))
     vectors_size = files[disk.VECTORS]["size"]
     if not slots * dim * 4 < vectors_size <= slots * dim * 4 + MAX_NPY_HEADER_BYTES:
         raise c.fail(f"files[{disk.VECTORS!r}].size", vectors_size, f"does not fit {slots} slots of dim {dim}")

@@ -306,7 +306,7 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
     directory = source.finish() if isinstance(source, Upload) else source
     error: type[VectordError] = InvalidArgumentError if uploaded else FailedPreconditionError
     where = "snapshot upload" if isinstance(source, Upload) else f"snapshot {directory.name!r}"
-    manifest = _read_manifest(directory, where, error)
+    manifest = _read_manifest(directory, where, error, uploaded)
     name = validation.collection_name(collection_name or manifest["config"]["name"])
     if not replace and name in {c.name for c in db.list_collections()}:
         raise AlreadyExistsError(f"collection {name!r} already exists (restore with replace to overwrite it)")
@@ -345,7 +345,7 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
     return db.adopt_collection(tmp, id_, name, replace=replace)
 
 
-def _read_manifest(directory: Path, where: str, error: type[VectordError]) -> dict[str, Any]:
+def _read_manifest(directory: Path, where: str, error: type[VectordError], uploaded: bool) -> dict[str, Any]:
     path = confined(directory, disk.MANIFEST, error=error)
     if regular_file(path, f"{where}: MANIFEST", error) > MAX_MANIFEST_BYTES:
         raise error(f"{where}: MANIFEST is larger than {MAX_MANIFEST_BYTES} bytes")
@@ -353,7 +353,7 @@ def _read_manifest(directory: Path, where: str, error: type[VectordError]) -> di
         manifest = disk.read_manifest(directory)
     except DataLossError as exc:
         raise error(f"{where}: {exc.message}") from None
-    return check_manifest(manifest, where, error)
+    return check_manifest(manifest, where, error, uploaded)
 
 
 def _check_vectors(path: Path, manifest: dict[str, Any], where: str, error: type[VectordError]) -> None:

@@ -102,7 +102,8 @@ def download_command(args: argparse.Namespace) -> int:
 
 def _upload(source: Path, first: admin_pb2.RestoreSnapshotRequest) -> Iterator[admin_pb2.RestoreSnapshotRequest]:
     yield first
-    files = sorted(p for p in source.rglob("*") if p.is_file())
+    # index.hnsw is not sent: the server never loads an uploaded graph, it rebuilds it
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.name != "index.hnsw")
     for path in files:
         relative = path.relative_to(source).as_posix()
         size = path.stat().st_size

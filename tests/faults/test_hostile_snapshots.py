@@ -467,4 +467,10 @@ def test_an_upload_over_the_size_limit_is_refused(in_process, tmp_path, monkeypa
     code, details = upload(server.stubs, files, collection="r2")
     assert code == BAD and "MAX_SNAPSHOT_UPLOAD_BYTES" in details and "600" in details, (code, details)
     assert not list((server.path / "snapshots").iterdir())
+    # a MANIFEST that claims more than the limit is refused before any file is touched
+    monkeypatch.setattr(limits, "MAX_SNAPSHOT_UPLOAD_BYTES", 100_000)
+    manifest = manifest_of(files)
+    manifest["files"][disk.VECTORS]["size"] = 200_000
+    code, details = upload(server.stubs, with_manifest(files, manifest), collection="r2")
+    assert code == BAD and "files['vectors.npy'].size 200000" in details and "100000" in details, (code, details)
     assert [c.name for c in server.db.list_collections()] == ["src"]
