@@ -31,7 +31,8 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Channel options for both ends: the same explicit message-size limit (REFERENCE.md).
+#: Channel options for both ends: the same explicit message-size limit (grpcio's default
+#: receive limit is 4 MiB, and the two ends must agree).
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),

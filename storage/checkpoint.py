@@ -10,7 +10,7 @@ columns: {"labels": little-endian int64 bytes, "ids": [...], "documents": [...],
 "metadatas": [msgpack bytes or None]} (a list of [label, id, document, metadata] rows in
 generations written before the columns; both are read).
 
-Order of a checkpoint (REFERENCE.md): log durable -> new generation written and fsynced ->
+Order of a checkpoint: log durable -> new generation written and fsynced ->
 MANIFEST replaced atomically -> log truncated -> old generations removed. A crash at any
 step leaves either the old manifest (old generation + full log) or the new one.
 """

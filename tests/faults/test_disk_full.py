@@ -1,4 +1,4 @@
-"""Disk full and I/O errors (practices.md 2.6 #10; Qdrant's low-disk test, SQLite's I/O
+"""Disk full and I/O errors (after Qdrant's low-disk test and SQLite's I/O
 error tests).
 
 ENOSPC is injected through the storage seam on log appends, log fsyncs and checkpoint

@@ -1,4 +1,4 @@
-"""Fuzzing with hypothesis (practices.md 2.6 #5 and #13).
+"""Fuzzing with hypothesis.
 
 (a) The storage decoders: arbitrary and mutated bytes through ``framing.scan_frames``,
     ``framing.decode_single``, the MANIFEST reader and a collection's recovery: only
