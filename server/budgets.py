@@ -83,14 +83,15 @@ GET_ADVICE = ("Pass a smaller limit, or read in pages: Collection.pages() in the
 QUERY_ADVICE = "Send fewer queries per call, ask for a smaller n_results, or include fewer fields."
 
 
-def check_get(collection, *, n_ids: int | None, where, limit: int, offset: int, cursor: bool,
+def check_get(collection, *, ids: list[str] | None, where, limit: int, offset: int, cursor: bool,
               include: Iterable[str] | None) -> None:
     """Refuses a get whose reply would not fit the message limit, before any record is read.
 
     The rows are bounded from above by the ids asked (or the collection's count), less the
-    offset, capped by the limit; with a filter, a bound over the limit is replaced by the
-    filter's exact count (counting reads no record out) before refusing.
+    offset, capped by the limit. A bound over the limit is made exact before refusing: the
+    ids that exist and pass the filter (looked up, no column read), or the filter's count.
     """
+    n_ids = len(ids) if ids else None
     include = GET_INCLUDE_DEFAULT if include is None else frozenset(include)
     info = collection.info()
     dim = info.config.dim
@@ -107,10 +108,12 @@ def check_get(collection, *, n_ids: int | None, where, limit: int, offset: int, 
     per_row = row_bytes(collection, include, dim)
     if rows * per_row <= limits.MAX_MESSAGE_BYTES:
         return
-    if where is not None and n_ids is None:
+    if n_ids is not None:
+        rows = rows_within(len(collection.get(ids=ids, where=where, include=[]).ids))
+    elif where is not None:
         rows = rows_within(collection.count(where=where))
-        if rows * per_row <= limits.MAX_MESSAGE_BYTES:
-            return
+    if rows * per_row <= limits.MAX_MESSAGE_BYTES:
+        return
     raise _refuse("Get", rows, per_row, GET_ADVICE)
 
 

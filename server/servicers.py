@@ -96,10 +96,11 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
     def Get(self, request: rpb.GetRequest, context) -> rpb.GetResponse:
         collection = self.db.get_collection(request.collection)
         after = convert.page_token_to_id(request.page_token) if request.HasField("page_token") else None
-        where, include = convert.optional_filter(request), convert.include_from_proto(request)
-        budgets.check_get(collection, n_ids=len(request.ids) or None, where=where, limit=request.limit,
-                          offset=request.offset, cursor=after is not None, include=include)  # before the work
-        records = collection.get(ids=list(request.ids) or None, where=where,
+        ids, where, include = list(request.ids) or None, convert.optional_filter(request), \
+            convert.include_from_proto(request)
+        budgets.check_get(collection, ids=ids, where=where, limit=request.limit, offset=request.offset,
+                          cursor=after is not None, include=include)  # before the work
+        records = collection.get(ids=ids, where=where,
                                  limit=request.limit or None, offset=request.offset,
                                  include=include, after=after)
         response = convert.records_to_get_response(records, budgets.ReplySize("Get", budgets.GET_ADVICE))

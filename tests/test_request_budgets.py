@@ -134,3 +134,12 @@ def _peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     pytest.skip("no /proc/<pid>/status VmHWM here")
+
+
+def test_a_get_by_ids_is_sized_by_the_ids_that_exist(client):
+    """Ids that do not exist cost nothing: the bound is made exact before refusing."""
+    col = client.create_collection("sparse", dim=4096)
+    col.add(ids=["a", "b"], embeddings=np.ones((2, 4096)))
+    asked = ["a", "b"] + [f"missing-{i}" for i in range(20_000)]  # 20,002 x 16 KiB if all existed
+    got = _raw_get(client, rpb.GetRequest(collection="sparse", ids=asked, include=pb.Include(embeddings=True)))
+    assert list(got.ids) == ["a", "b"]
