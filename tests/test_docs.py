@@ -87,7 +87,8 @@ def _log_shape(line: str) -> str:
 def test_service_guide_sample_logs_are_what_the_server_prints(tmp_path):
     """docs/running-as-a-service.md's sample log lines (start-up and stop) are the lines a
     real server prints in that situation: a restart on a data directory holding one
-    collection, 'docs', then SIGTERM; same messages, ignoring times, paths and numbers."""
+    collection, 'docs', a write, then SIGTERM (a final checkpoint); same messages, ignoring
+    times, ids, paths and numbers."""
     import numpy as np
 
     from serverproc import start_server
@@ -101,6 +102,8 @@ def test_service_guide_sample_logs_are_what_the_server_prints(tmp_path):
                                                     embeddings=np.random.default_rng(0).random((20, 8)))
     assert server.terminate() == 0
     server = start_server(tmp_path / "data")  # the start the guide shows: with a collection to recover
+    with vectord.Client(server.address) as client:
+        client.get_collection("docs").add(ids=["new"], embeddings=[[0.5] * 8])  # the stop checkpoints it
     assert server.terminate() == 0
     log = server.log()
     if "built-in encoder unavailable" in log:
@@ -110,3 +113,119 @@ def test_service_guide_sample_logs_are_what_the_server_prints(tmp_path):
         "docs/running-as-a-service.md's sample log differs from the server's; copy a real run's lines in.\n"
         f"only in the guide: {sorted(set(documented) - set(printed))}\n"
         f"only in the log: {sorted(set(printed) - set(documented))}")
+
+
+# ---------------------------------------------------------------------- README claims vs code
+CITED_TEST = re.compile(r"tests/[\w/]+\.py(?:::\w+)?")
+
+
+def _defined_names(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return {node.name for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_cited_test_exists(page):
+    """`tests/x.py` and `tests/x.py::name` in the docs name a real file and a real test."""
+    missing = []
+    for cited in sorted(set(CITED_TEST.findall(page.read_text()))):
+        file, _, name = cited.partition("::")
+        if not (ROOT / file).is_file():
+            missing.append(cited)
+        elif name and name not in _defined_names(ROOT / file):
+            missing.append(cited)
+    assert not missing, f"{page.name} cites tests that do not exist: {missing}"
+
+
+def test_every_guarantee_names_a_test():
+    section = (ROOT / "README.md").read_text().split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| promise")]
+    assert len(rows) >= 10, rows
+    for row in rows:
+        promise, tests = row.strip("| \n").rsplit(" | ", 1)
+        assert CITED_TEST.search(tests), f"README guarantee without a test: {promise}"
+
+
+def test_readme_read_only_role_list_is_the_servers():
+    """The rpcs the README says a read-only key may call are exactly server/auth.py's."""
+    from vectord.server.auth import READ_METHODS
+
+    text = (ROOT / "README.md").read_text()
+    listed = text.split("- `ro` (read-only): only calls that change nothing:", 1)[1].split("Anything else", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) == {m.rsplit("/", 1)[1] for m in READ_METHODS}
+
+
+def _limit_as_written(name: str, value: int) -> str:
+    if name.endswith("_BYTES"):
+        for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+            if value % size == 0:
+                return f"{value // size} {unit}"
+        return f"{value:,} bytes"
+    return f"{value:,}"
+
+
+def test_readme_limits_section_states_every_limit():
+    from vectord import limits
+
+    section = (ROOT / "README.md").read_text().split("### Limits", 1)[1].split("\n### ", 1)[0]
+    section = " ".join(section.split())
+    missing = {name: _limit_as_written(name, value) for name, value in vars(limits).items()
+               if name.startswith("MAX_") and _limit_as_written(name, value) not in section}
+    assert not missing, f"README's Limits section does not state {missing}"
+
+
+def test_install_commands_do_not_point_at_pypi():
+    """vectord is not on PyPI: `pip install vectord` finds nothing (or someone else's package)."""
+    pages = [*PAGES, *sorted((ROOT / "examples").glob("*.py")), ROOT / "examples" / "systemd" / "vectord.service"]
+    wrong = [f"{page.relative_to(ROOT)}: {m.group(0)}" for page in pages
+             for m in re.finditer(r"pip install (?:-U |--upgrade )?\"?vectord\b", page.read_text())]
+    assert not wrong, wrong
+
+
+def test_systemd_unit_documentation_is_installed_by_its_own_steps():
+    """Documentation= takes http(s)://, file:, info: or man: URIs; a file: one must name a
+    file that the unit's install steps put there, from a file of the repository."""
+    unit = (ROOT / "examples" / "systemd" / "vectord.service").read_text()
+    uris = [u for line in unit.splitlines() if line.startswith("Documentation=") for u in line.split("=", 1)[1].split()]
+    assert uris
+    for uri in uris:
+        assert re.match(r"(https?://|file:|info:|man:)", uri), uri
+        if uri.startswith("file:"):
+            target = re.sub(r"^file:(//)?", "", uri)
+            step = re.search(rf"install .*?(\S+) {re.escape(target)}\s*$", unit, re.M)
+            assert step and (ROOT / step.group(1)).is_file(), f"nothing in the unit's steps installs {target}"
+
+
+def _comments_and_docstrings(path: Path) -> str:
+    import ast
+    import io
+    import tokenize
+
+    text = path.read_text()
+    parts = [tok.string for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            docstring = ast.get_docstring(node) or ""  # its >>> examples are code, their strings data
+            parts.append("\n".join(line for line in docstring.splitlines()
+                                   if not line.lstrip().startswith((">>>", "..."))))
+    return "\n".join(parts)
+
+
+def test_code_comments_cite_only_documents_in_the_repository():
+    """A comment or docstring naming a .md file names one the repository holds (design notes
+    kept outside it cannot be read by whoever reads the code)."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    held = {Path(f).name for f in files}
+    wrong = []
+    for name in files:
+        if name.endswith(".py") and "node_modules" not in name and (ROOT / name).is_file():
+            for doc in re.findall(r"(?<![\w.<>*{}-])([\w-]+\.md)\b", _comments_and_docstrings(ROOT / name)):
+                if doc not in held:
+                    wrong.append(f"{name}: {doc}")
+    assert not wrong, wrong
