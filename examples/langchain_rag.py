@@ -1,6 +1,6 @@
 """The retrieval step of RAG with LangChain, on vectord's built-in encoder (no API key, no download).
 
-    pip install "vectord[langchain]"
+    pip install ".[langchain]"     # from the clone's root
     python examples/langchain_rag.py [--path DIR | --address HOST:PORT]
 
 The same handbook and questions as rag_retrieval.py, through LangChain's own types: documents

@@ -1,6 +1,6 @@
 """The retrieval step of RAG with LlamaIndex, on vectord's built-in encoder (no API key, no download).
 
-    pip install "vectord[llamaindex]"
+    pip install ".[llamaindex]"    # from the clone's root
     python examples/llamaindex_rag.py [--path DIR | --address HOST:PORT]
 
 The same handbook and questions as rag_retrieval.py, through LlamaIndex: a ``VectorStoreIndex``

@@ -28,7 +28,7 @@ from readme_snippets import (README_ADDRESS, ROOT, chroma_program, chroma_rows, 
                              output_matches, quick_start_programs, serve_command)
 
 #: What the snippets may create in the clone's root (each must be ignored by .gitignore).
-DATA_DIRS = ("vectord-data", "embedded-data", "notes-data")
+DATA_DIRS = ("vectord-data", "embedded-data")
 #: CPU seconds (user + sys) that the fresh virtualenv and `pip install .` may take: about 40
 #: on the 2-core machine (wall time is about the same when the machine is otherwise idle, and
 #: several times more on a busy one, hence CPU time). Far more means the install built
