@@ -14,13 +14,13 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 import grpc
 import numpy as np
 
-from vectord.errors import InvalidArgumentError, UnavailableError
+from vectord.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
 from vectord.v1 import admin_pb2, encoder_pb2
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.wire import vectors_from_proto
 
-from . import checks
+from . import checks, paging
 from . import requests as rq
 from .collection import CollectionInfo
 from .transport import (
@@ -286,8 +286,18 @@ class AsyncCollection(CollectionInfo):
         """
         request, include_msg = rq.get_request(self.name, ids, where, where_document, limit, offset,
                                               include, page_token)
-        response = rpb.GetResponse() if request is None else await self._client._call("Records", "Get", request)
+        response = rpb.GetResponse() if request is None else await self._get(request, include_msg)
         return rq.get_result(response, include_msg, self.dim, page_token is not None)
+
+    async def _get(self, request: rpb.GetRequest, include_msg) -> rpb.GetResponse:
+        """One Get call, or pages of it when its reply would not fit one message."""
+        try:
+            return await self._client._call("Records", "Get", request)
+        except ResourceExhaustedError as exc:
+            if not paging.reply_too_large(exc):
+                raise
+        return await paging.get_in_pages_async(lambda part: self._client._call("Records", "Get", part), request,
+                                               paging.first_page_rows(include_msg, self.dim))
 
     async def pages(self, where: Mapping | None = None, where_document: Mapping | None = None,
                     page_size: int = 1000, include: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:

@@ -10,7 +10,7 @@ write, a paged get is not one snapshot: a write between two pages may show in on
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Awaitable, Callable, Generator
 
 from vectord import limits
 from vectord.errors import ResourceExhaustedError
@@ -44,19 +44,50 @@ def get_in_pages(call: Callable[[rpb.GetRequest], rpb.GetResponse], request: rpb
     Raises:
         ResourceExhaustedError: a single record does not fit a reply.
     """
+    steps = _pages(request, page_rows)
+    sub = next(steps)
+    while True:
+        try:
+            answer: rpb.GetResponse | ResourceExhaustedError = call(sub)
+        except ResourceExhaustedError as exc:
+            answer = exc
+        try:
+            sub = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+
+async def get_in_pages_async(call: Callable[[rpb.GetRequest], Awaitable[rpb.GetResponse]],
+                             request: rpb.GetRequest, page_rows: int) -> rpb.GetResponse:
+    """``get_in_pages`` for the asyncio SDK."""
+    steps = _pages(request, page_rows)
+    sub = next(steps)
+    while True:
+        try:
+            answer: rpb.GetResponse | ResourceExhaustedError = await call(sub)
+        except ResourceExhaustedError as exc:
+            answer = exc
+        try:
+            sub = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+
+def _pages(request: rpb.GetRequest, page_rows: int) -> Generator[rpb.GetRequest, Any, rpb.GetResponse]:
+    """The paging itself, without I/O: yields each page's request, is sent its response (or
+    the ResourceExhaustedError it failed with), returns the merged response."""
     pages: list[rpb.GetResponse] = []
 
-    def fetch(sub: rpb.GetRequest) -> rpb.GetResponse | None:
+    def fetch(sub: rpb.GetRequest):
         nonlocal page_rows
-        try:
-            response = call(sub)
-        except ResourceExhaustedError as exc:
-            if not reply_too_large(exc) or page_rows == 1:
-                raise
+        answer = yield sub
+        if isinstance(answer, ResourceExhaustedError):
+            if not reply_too_large(answer) or page_rows == 1:
+                raise answer
             page_rows //= 2
             return None
-        pages.append(response)
-        return response
+        pages.append(answer)
+        return answer
 
     cursor = request.HasField("page_token")
     if request.ids and not (request.limit or request.offset or cursor):
@@ -65,7 +96,7 @@ def get_in_pages(call: Callable[[rpb.GetRequest], rpb.GetResponse], request: rpb
             sub = _copy(request)
             del sub.ids[:]
             sub.ids.extend(ids[lo:lo + page_rows])
-            if fetch(sub) is not None:
+            if (yield from fetch(sub)) is not None:
                 lo += len(sub.ids)
         return merge(pages)
     wanted = request.limit or (CURSOR_PAGE_ROWS if cursor else None)  # None: every match
@@ -78,7 +109,7 @@ def get_in_pages(call: Callable[[rpb.GetRequest], rpb.GetResponse], request: rpb
             sub.page_token, sub.offset = token, request.offset if not pages else 0
         else:
             sub.offset = request.offset + got
-        response = fetch(sub)
+        response = yield from fetch(sub)
         if response is None:
             continue
         got += len(response.ids)

@@ -8,6 +8,7 @@ runs against a real server and in-process (the same servicers).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -143,3 +144,27 @@ def test_a_get_by_ids_is_sized_by_the_ids_that_exist(client):
     asked = ["a", "b"] + [f"missing-{i}" for i in range(20_000)]  # 20,002 x 16 KiB if all existed
     got = _raw_get(client, rpb.GetRequest(collection="sparse", ids=asked, include=pb.Include(embeddings=True)))
     assert list(got.ids) == ["a", "b"]
+
+
+@pytest.fixture(params=["remote", "embedded"])
+def make_async_client(request, tmp_path):
+    if request.param == "remote":
+        address = request.getfixturevalue("server").address
+        return lambda: vectord.AsyncClient(address, timeout=120)
+    return lambda: vectord.AsyncClient(path=str(tmp_path / "embedded"))
+
+
+def test_the_async_sdk_pages_a_get_too(make_async_client):
+    async def scenario():
+        async with make_async_client() as client:
+            col = await client.create_collection("aio-big", dim=2)
+            big = "z" * limits.MAX_DOCUMENT_BYTES
+            for lo in range(0, 70, 10):  # 70 MiB of documents: two replies at least
+                await col.add(ids=[f"d{i:03d}" for i in range(lo, lo + 10)], embeddings=np.ones((10, 2)),
+                              documents=[big] * 10, metadatas=[{"i": i} for i in range(lo, lo + 10)])
+            got = await col.get(where={"i": {"$gte": 3}}, include=["documents", "metadatas"])
+            assert got["ids"] == [f"d{i:03d}" for i in range(3, 70)] and got["documents"][5] == big
+            assert got["metadatas"][0] == {"i": 3}
+            await client.delete_collection("aio-big")
+
+    asyncio.run(scenario())
