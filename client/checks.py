@@ -82,7 +82,7 @@ def optional_texts(values: Any, field: str) -> list[str | None]:
 
 def integer(value: Any, field: str, low: int, high: int) -> int:
     """An int (not a bool) in ``low..high``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
         raise InvalidArgumentError(f"{field} must be an integer in {low}..{high}, got {shown(value)}")
     return int(value)
 

@@ -58,7 +58,7 @@ def columns(records: Any, include: pb.Include, dim: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- collections
-def create_collection_request(name: str, dim: int | None, metric: str, hnsw: Mapping[str, int] | None,
+def create_collection_request(name: str, dim: int | None, metric: str | None, hnsw: Mapping[str, int] | None,
                               metadata: Mapping[str, Any] | None, encoder: str | None,
                               get_or_create: bool) -> cpb.CreateCollectionRequest:
     """Settings left None are not sent: the server then uses its defaults (cosine; without

@@ -126,9 +126,9 @@ def filter_to_proto(where: Mapping[str, Any] | None, where_document: Mapping[str
     """Both filters as one message (they must both hold), or None when neither is given."""
     parts = []
     base = 2 if _given(where) and _given(where_document) else 1  # both: an all_of above them
-    if _given(where):
+    if where is not None and _given(where):
         parts.append(where_to_proto(where, depth=base))
-    if _given(where_document):
+    if where_document is not None and _given(where_document):
         parts.append(where_document_to_proto(where_document, depth=base))
     if not parts:
         return None
