@@ -97,12 +97,19 @@ def test_the_gate_admits_one_ef_at_a_time_and_serves_waiters_in_order():
         late.start()
         time.sleep(0.05)
         assert entered == []  # ef 10 again, but behind the waiter: no starvation
+    _wait_for(lambda: entered)
     time.sleep(0.05)
     assert entered == [50] and calls == [50] and gate.ef == 50  # the late one waits for 50's end
     release.set()
     waiter.join(5)
     late.join(5)
     assert entered == [50, 10] and calls == [50, 10] and gate.ef == 10
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_concurrent_queries_and_their_explain_match_serial_runs(tmp_path):
