@@ -75,3 +75,13 @@ def test_in_memory_writes_are_validated_like_persistent_ones():
         with pytest.raises(InvalidArgumentError, match="dim 2"):
             col.add(["a"], [[1.0, 0.0, 0.0]])
         assert col.count() == 0 and col.info().seq == 0
+
+
+def test_rename_modify_and_reset_work_in_memory(no_disk):
+    with Database(None) as db:
+        db.create_collection("a", dim=2).add(["x"], [[1.0, 0.0]])
+        db.create_collection("b", dim=2)
+        renamed = db.modify_collection("a", new_name="c", metadata={"k": 1})
+        assert renamed.config.name == "c" and renamed.config.metadata == {"k": 1}
+        assert [c.name for c in db.list_collections()] == ["b", "c"] and renamed.count() == 1
+        assert db.reset() == 2 and db.list_collections() == []
