@@ -116,6 +116,11 @@ def check_manifest(manifest: Any, where: str, error: type[VectordError] = Invali
     vectors_size = files[disk.VECTORS]["size"]
     if not slots * dim * 4 < vectors_size <= slots * dim * 4 + MAX_NPY_HEADER_BYTES:
         raise c.fail(f"files[{disk.VECTORS!r}].size", vectors_size, f"does not fit {slots} slots of dim {dim}")
+    # a record holds at most an id, a document and a metadata map of the write limits
+    per_record = limits.MAX_ID_BYTES + limits.MAX_DOCUMENT_BYTES + limits.MAX_METADATA_BYTES + 64
+    records_size = files[disk.RECORDS]["size"]
+    if records_size > slots * per_record + 1024:
+        raise c.fail(f"files[{disk.RECORDS!r}].size", records_size, f"is more than {slots} records can hold")
     index = manifest["index"]
     if (index is None) != (disk.INDEX not in files):
         raise c.fail("index", index, f"disagrees with files (index.hnsw {'listed' if disk.INDEX in files else 'absent'})")

@@ -59,6 +59,7 @@ from .collection import Collection
 from .fsio import NO_SPACE, FileSystem, storage_error
 from .snapshot_manifest import (MAX_MANIFEST_BYTES, check_manifest, check_metadata, confined,
                                 regular_file)
+from .types import CollectionConfig
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +333,12 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
         db.fs.mkdir(tmp / gen)
         for file, path in sources.items():
             _link_or_copy(db.fs, path, tmp / gen / file)
-        config = {**manifest["config"], "id": id_, "name": name}
-        disk.write_manifest(db.fs, tmp, {**manifest, "config": config, "files": files, "index": index})
+        # the engine's own MANIFEST, holding only the checked values (no key of the source's
+        # that nothing checked is carried over)
+        config = CollectionConfig(**{**manifest["config"], "id": id_, "name": name})
+        disk.write_manifest(db.fs, tmp, {**disk.new_manifest(config), "generation": gen, "files": files,
+                                         "applied_seq": manifest["applied_seq"], "slots": manifest["slots"],
+                                         "index": index})
         db.fs.fsync_dir(tmp / gen)
         db.fs.fsync_dir(tmp)
         _open_and_settle(db, tmp, uploaded, where, error)
@@ -364,9 +369,10 @@ def _check_vectors(path: Path, manifest: dict[str, Any], where: str, error: type
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # a crafted header: numpy raises ValueError and friends
         raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} is not a .npy array ({exc})") from None
-    if array.dtype != np.float32 or array.shape != (manifest["slots"], config["dim"]):
-        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} holds {array.dtype} {array.shape}, "
-                    f"the MANIFEST says float32 ({manifest['slots']}, {config['dim']})")
+    if array.dtype != np.float32 or array.shape != (manifest["slots"], config["dim"]) or not array.flags.c_contiguous:
+        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} holds {array.dtype} {array.shape} "
+                    f"(C order: {array.flags.c_contiguous}), the MANIFEST says float32 "
+                    f"({manifest['slots']}, {config['dim']}) in C order")
     for start in range(0, len(array), _ROWS_PER_CHECK):
         block = np.asarray(array[start:start + _ROWS_PER_CHECK])
         bad = ~np.isfinite(block).all(axis=1)
