@@ -229,3 +229,15 @@ def test_code_comments_cite_only_documents_in_the_repository():
                 if doc not in held:
                     wrong.append(f"{name}: {doc}")
     assert not wrong, wrong
+
+
+def test_readme_layout_names_every_folder_of_the_package():
+    """Each folder that pyproject.toml maps into the `vectord` package has its line in Layout."""
+    import tomllib
+
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    listed = {line.split()[0].rstrip("/") for line in layout.splitlines() if line[:1].isalpha()}
+    tops = {folder if folder.startswith(("src/", "proto/")) else folder.split("/")[0] for folder in package_dirs.values()}
+    missing = {top for top in tops if not any(top == entry or top.startswith(entry + "/") for entry in listed)}
+    assert not missing, f"README's Layout does not name {sorted(missing)}"
