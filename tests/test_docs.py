@@ -241,3 +241,23 @@ def test_readme_layout_names_every_folder_of_the_package():
     tops = {folder if folder.startswith(("src/", "proto/")) else folder.split("/")[0] for folder in package_dirs.values()}
     missing = {top for top in tops if not any(top == entry or top.startswith(entry + "/") for entry in listed)}
     assert not missing, f"README's Layout does not name {sorted(missing)}"
+
+
+def test_readme_engine_numbers_are_the_defaults():
+    """The thresholds "How it stores data" states are storage's defaults (storage/types.py,
+    storage/planner.py, storage/validation.py)."""
+    from vectord.storage.planner import GRAPH_COST_PER_EF
+    from vectord.storage.types import Tuning
+    from vectord.storage.validation import HNSW_PARAMS
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    tuning, ef_search = Tuning(), HNSW_PARAMS["ef_search"][0]
+    assert tuning.graph_cost_per_ef == GRAPH_COST_PER_EF
+    for claim in [f"fewer than {tuning.exact_threshold:,} live records have no HNSW graph",
+                  f"about {GRAPH_COST_PER_EF} comparisons per unit of `ef`",
+                  f"{GRAPH_COST_PER_EF} x `ef_search` records ({GRAPH_COST_PER_EF * ef_search:,} at the default "
+                  f"`ef_search` of {ef_search}",
+                  f"outgrows both {tuning.checkpoint_min_bytes // 2**20} MiB and half the collection's data",
+                  f"deleted slots reach both {tuning.compact_min_dead:,} and {round(tuning.compact_ratio * 100)} %"]:
+        assert claim in text, claim
+    assert tuning.checkpoint_ratio == 0.5
