@@ -261,3 +261,18 @@ def test_readme_engine_numbers_are_the_defaults():
                   f"deleted slots reach both {tuning.compact_min_dead:,} and {round(tuning.compact_ratio * 100)} %"]:
         assert claim in text, claim
     assert tuning.checkpoint_ratio == 0.5
+
+
+def test_readme_create_collection_row_is_the_signature():
+    import inspect
+
+    row = re.search(r"\| `create_collection\((.*?)\)` \|", (ROOT / "README.md").read_text()).group(1)
+    params = inspect.signature(vectord.Client.create_collection).parameters
+    expected = []
+    for p in list(params.values())[1:]:
+        if p.name == "get_or_create":  # the SDK's flag behind get_or_create_collection
+            continue
+        if p.kind is p.KEYWORD_ONLY and "*" not in expected:
+            expected.append("*")
+        expected.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    assert row == ", ".join(expected), (row, expected)
