@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import errno
+import ipaddress
 import logging
 from concurrent import futures
 from dataclasses import dataclass
@@ -94,15 +94,16 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = f"{settings.host}:{settings.port}"
-    if settings.port and _why_not_bindable(settings.host, settings.port) == IN_USE:
-        # asked of the OS first: gRPC's own refusal comes with a C-core log line of its own
+    if settings.port and _port_in_use(settings.host, settings.port):
+        # asked of the kernel first: gRPC's own refusal comes with a C-core log line of its own
         raise OSError(f"cannot listen on {address}: {IN_USE}")
     try:
         port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError:  # grpcio >= 1.5x raises "Failed to bind to address ..." instead of returning 0
         port = 0
     if port == 0:
-        why = _why_not_bindable(settings.host, settings.port) or "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
+        why = IN_USE if _port_in_use(settings.host, settings.port) else \
+            "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
         raise OSError(f"cannot listen on {address}: {why}")
     server.start()
     log.info("API keys: %s; TLS: %s", f"{len(keys)} configured" if keys else "none (open)",
@@ -112,25 +113,33 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
     return RunningServer(server, port, health_servicer)
 
 
-def _why_not_bindable(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be bound (None if it can), asked of the OS directly: a plain
-    socket with SO_REUSEADDR (as gRPC sets) and without SO_REUSEPORT (as we ask of gRPC)."""
-    import socket
-
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether a listening TCP socket already holds ``host:port`` (or the port on a wildcard
+    address), read from the kernel's tables (Linux; elsewhere False, and gRPC's own refusal
+    stands). Read, not probed with a bind: the served code opens no socket of its own."""
     try:
-        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        return f"the address does not resolve ({exc.strerror or exc})"
-    family, kind, proto, _, sockaddr = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC: TIME_WAIT is no conflict
+        ours = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name: "localhost" means loopback; other names match any listener
+        ours = ipaddress.ip_address("127.0.0.1") if host == "localhost" else None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            probe.bind(sockaddr)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return IN_USE
-            return exc.strerror or str(exc)
-    return None
+            with open(table) as rows:
+                next(rows, None)  # the header
+                listening = [row.split()[1] for row in rows if row.split()[3] == "0A"]
+        except OSError:
+            continue
+        for local in listening:
+            hex_address, hex_port = local.split(":")
+            if int(hex_port, 16) != port:
+                continue
+            raw = bytes.fromhex(hex_address)  # 32-bit words, each in host (little-endian) order
+            theirs = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+            if isinstance(theirs, ipaddress.IPv6Address) and theirs.ipv4_mapped:
+                theirs = theirs.ipv4_mapped
+            if ours is None or ours.is_unspecified or theirs.is_unspecified or theirs == ours \
+                    or (host == "localhost" and theirs.is_loopback):
+                return True
+    return False
 
 
 def _read_pem(path, what: str) -> bytes:
