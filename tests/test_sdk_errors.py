@@ -2,8 +2,9 @@
 
 (a) A property test (hypothesis): the public methods of ``Client`` and ``Collection`` called
     with arbitrary argument values (None, wrong types, huge and negative numbers, NaN, lone
-    surrogates, nested junk, wrong lengths) raise nothing but ``VectordError`` subclasses,
-    in embedded mode and against a real server.
+    surrogates, nested junk, wrong lengths) raise nothing but ``VectordError`` subclasses
+    (and never InternalError), embedded, in memory, against a real server, and through
+    ``AsyncClient``. ``VECTORD_SDK_EXAMPLES=5000`` hunts longer with a random seed.
 (b) Each escape it found, frozen as a named regression test (both modes).
 """
 
@@ -165,6 +166,50 @@ def test_only_vectord_errors_embedded(embedded, call):
 @given(call=calls)
 def test_only_vectord_errors_remote(remote, call):
     _contract(remote, call)
+
+
+@pytest.fixture(scope="module")
+def memory():
+    with vectord.Client() as client:
+        yield client
+
+
+@PROPERTY
+@given(call=calls)
+def test_only_vectord_errors_in_memory(memory, call):
+    _contract(memory, call)
+
+
+@pytest.fixture(scope="module")
+def async_embedded(tmp_path_factory):
+    client = vectord.AsyncClient(path=str(tmp_path_factory.mktemp("sdk-errors-async") / "data"))
+    yield client
+    asyncio.run(client.close())
+
+
+async def _acall(client, target: str, method: str, args: tuple, kw: dict):
+    if target == "client":
+        if method == "delete_collection" and isinstance(args[0], str) and args[0] == "p":
+            return None
+        return await getattr(client, method)(*args, **kw)
+    collection = await client.get_or_create_collection("p", dim=3, metric="l2")
+    if method == "pages":
+        return [page async for page in collection.pages(**kw)]
+    return await getattr(collection, method)(*args, **kw)
+
+
+@PROPERTY
+@given(call=calls)
+def test_only_vectord_errors_async(async_embedded, call):
+    """AsyncClient builds requests with the same functions; its own code paths (embed,
+    pages, the event loop hand-off) are what this covers."""
+    target, method, args, kw = call
+    try:
+        asyncio.run(_acall(async_embedded, target, method, args, kw))
+    except vectord.VectordError as exc:
+        assert not isinstance(exc, vectord.InternalError), f"{method}{args}{kw}: {exc}"
+    except Exception as exc:
+        pytest.fail(f"async {target}.{method}(*{args!r:.300}, **{kw!r:.500}) raised {type(exc).__name__}: {exc}")
 
 
 def test_client_constructor_arguments(tmp_path):
