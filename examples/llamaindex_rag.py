@@ -6,6 +6,10 @@
 The same handbook and questions as rag_retrieval.py, through LlamaIndex: a ``VectorStoreIndex``
 over a vectord collection, a retriever per question (limited to one source where the question
 says so, with ``MetadataFilters``), and the prompt you would send to a model.
+
+It works in a collection of its own, ``example-llamaindex-rag`` (``--collection NAME`` to change it),
+created for the run and deleted at the end; an existing collection of that name that the
+example did not create is never touched (the example stops with a message instead).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import tempfile
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from common import example_collection
 from rag_retrieval import HANDBOOK, PROMPT, QUESTIONS
 
+import vectord
 from vectord.integrations.llamaindex import VectordEmbedding, VectordVectorStore
 
 
@@ -25,13 +31,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--path", help="embedded mode: the data directory (default: a new temporary one)")
     parser.add_argument("--address", help="talk to a running `vectord serve` at host:port instead")
+    parser.add_argument("--collection", default="example-llamaindex-rag", help="the collection it creates and deletes")
     args = parser.parse_args()
-    where = {"address": args.address} if args.address else {"path": args.path or tempfile.mkdtemp()}
+    client = vectord.Client(args.address) if args.address else vectord.Client(path=args.path or tempfile.mkdtemp())
+    # The collection is created without dim: it embeds texts on the server with the built-in
+    # model, and retrievers send the question as text. VectordEmbedding is that model for LlamaIndex.
+    with client, example_collection(client, args, "examples/llamaindex_rag.py"):
+        run(VectordVectorStore(args.collection, client=client))
 
-    # No dim= given: the collection embeds texts on the server with the built-in model, and
-    # retrievers send the question as text. VectordEmbedding is that model for LlamaIndex.
-    store = VectordVectorStore("llamaindex-handbook", **where)
-    store.clear()  # start empty if the collection is left from an earlier run
+
+def run(store: VectordVectorStore) -> None:
+    """Indexes the handbook, then retrieves context and builds a prompt for each question."""
     documents = [Document(text=text, doc_id=source, metadata={"source": source},  # filterable, not embedded
                           excluded_embed_metadata_keys=["source"], excluded_llm_metadata_keys=["source"])
                  for source, text in HANDBOOK.items()]

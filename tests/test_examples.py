@@ -117,7 +117,19 @@ def test_rag_retrieval(tmp_path, vectors, encoder_installed):
 
 EXAMPLE_COLLECTIONS = {"semantic_search.py": "example-semantic-search",
                        "knn_classification.py": "example-knn-classification",
-                       "rag_retrieval.py": "example-rag-retrieval"}
+                       "rag_retrieval.py": "example-rag-retrieval",
+                       "langchain_rag.py": "example-langchain-rag",
+                       "llamaindex_rag.py": "example-llamaindex-rag"}
+#: The framework each integration example needs (an optional extra).
+FRAMEWORKS = {"langchain_rag.py": "langchain_core", "llamaindex_rag.py": "llama_index.core"}
+
+
+def _example_flags(script: str) -> list[str]:
+    """--vectors where the example has it (the integrations use the built-in encoder only)."""
+    if script in FRAMEWORKS:
+        pytest.importorskip(FRAMEWORKS[script])
+        return []
+    return ["--vectors"]
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +148,8 @@ def test_example_leaves_a_same_named_collection_it_did_not_create_alone(shared_s
         theirs = client.create_collection(name, dim=2, metadata={"owner": "someone else"})
         theirs.add(ids=["keep-me"], embeddings=[[1, 0]], documents=["not the example's"])
         try:
-            result = run_example(script, "--address", shared_server.address, "--vectors", expect_ok=False)
+            result = run_example(script, "--address", shared_server.address, *_example_flags(script),
+                                 expect_ok=False)
             assert result.returncode != 0, result.stdout
             assert f"collection {name!r} already exists and was not created by examples/{script}" in result.stderr
             assert "Traceback" not in result.stderr, result.stderr
@@ -157,7 +170,7 @@ def test_example_touches_only_its_own_collection(shared_server, script):
             client.create_collection(other, dim=2).add(ids=["x"], embeddings=[[0, 1]])
         client.create_collection(name, dim=2, metadata={"created_by": f"examples/{script}"})  # a stale run's
         try:
-            run_example(script, "--address", shared_server.address, "--vectors")
+            run_example(script, "--address", shared_server.address, *_example_flags(script))
             names = {c.name for c in client.list_collections()}
             assert names == {"passages", "labelled", "handbook"}, names
             assert all(client.get_collection(n).count() == 1 for n in names)
