@@ -1,7 +1,7 @@
 """Semantic search: find the passages that answer a question, optionally within a filter.
 
     python examples/semantic_search.py                      # embedded, a temporary data dir
-    python examples/semantic_search.py --path ./vectord-data
+    python examples/semantic_search.py --path ./embedded-data   # not the server's directory
     python examples/semantic_search.py --address localhost:50051
 
 With the built-in encoder, vectord embeds the documents and the queries itself; without it,
