@@ -276,6 +276,30 @@ def test_server_names_the_depth_limit_of_undecodable_messages(server):
     assert f"metadata may nest at most {limits.MAX_METADATA_DEPTH} levels" in info.value.details()
 
 
+def test_server_checks_metadata_depth_itself(server):
+    """The SDK checks first, but the server does not rely on it: a decodable message with
+    metadata past the limit (any language's client) is refused by the engine's own check."""
+    with vectord.Client(server.address) as client:
+        client.create_collection("deep", dim=2)
+    request = rpb.WriteRequest(collection="deep", ids=["a"])
+    request.embeddings.dim, request.embeddings.count = 2, 1
+    request.embeddings.data_f32le = np.ones(2, "<f4").tobytes()
+    cursor = request.metadatas.values.add()
+    for _ in range(12):
+        cursor = cursor.fields["a"].map_value
+    cursor.fields["z"].int_value = 1
+    with grpc.insecure_channel(server.address) as channel:
+        add = channel.unary_unary("/vectord.v1.Records/Add", request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError) as info:
+            add(request.SerializeToString(), timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"nested deeper than {limits.MAX_METADATA_DEPTH} levels" in info.value.details()
+    with vectord.Client(server.address) as client:
+        assert client.get_collection("deep").count() == 0
+        client.delete_collection("deep")
+
+
 @pytest.mark.parametrize("dim", [-1, 0, limits.MAX_DIM + 1, 2**40, 2.5, "3", True])
 def test_bad_dim_names_dim_the_value_and_the_range(client, dim):
     """dim=-1 was a bare ValueError ("Value out of range"), dim=0 said "got None"."""
