@@ -98,6 +98,7 @@ CHROMA_CHECKS = {
         'result["updated"] == 1 and books.get(ids=["dune"])["documents"] == ["spice and sandworms on Arrakis"]',
     '`col.get(ids=..., include=["embeddings"])`':
         'isinstance(result["embeddings"], np.ndarray) and result["embeddings"].tolist() == [[1, 0, 0]]',
+    "`col.get()` (everything)": 'sorted(result["ids"]) == ["dune", "emma"] and result["embeddings"] is None',
     "`col.query(query_embeddings=..., n_results=...)`":
         'result["ids"] == [["dune", "emma"]] and [round(float(d), 5) for d in result["distances"][0]] == [0.0, 2.0]',
     "`col.query(query_texts=..., n_results=...)`": 'result["ids"] == [["cat"]]',
