@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -70,7 +71,8 @@ def test_a_metrics_port_in_use_is_named(tmp_path):
 def test_open_health_watches_do_not_stall_a_server_with_keys_and_metrics(tmp_path):
     """The metrics interceptor wrapped Health.Watch (non-blocking in gRPC) in a generator,
     so each open Watch held one of the 16 default worker threads; health needs no key."""
-    proc = start_server(tmp_path / "data", "--metrics-port", str(_free_port()), env={"VECTORD_API_KEY": KEY})
+    metrics_port = _free_port()
+    proc = start_server(tmp_path / "data", "--metrics-port", str(metrics_port), env={"VECTORD_API_KEY": KEY})
     channel = grpc.insecure_channel(proc.address)
     watches = []
     try:
@@ -86,6 +88,17 @@ def test_open_health_watches_do_not_stall_a_server_with_keys_and_metrics(tmp_pat
             assert time.monotonic() - started < 5
         for watch in watches[1:]:  # and every stream got its answer, none queued behind another
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        for watch in watches:
+            watch.cancel()
+        # the streams are still counted, each with the way it ended
+        deadline, watched = time.monotonic() + 10, 0.0
+        while watched < len(watches) and time.monotonic() < deadline:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+            watched = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                          if line.startswith('vectord_requests_total{') and "Health/Watch" in line
+                          and 'code="CANCELLED"' in line)
+            time.sleep(0.2)
+        assert watched == len(watches)
     finally:
         for watch in watches:
             watch.cancel()
