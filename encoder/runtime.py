@@ -3,8 +3,11 @@
 Text handling (documented contract):
 * any Unicode string is accepted; the tokenizer lower-cases, strips accents and splits into WordPiece
   pieces; characters outside the vocabulary become [UNK];
-* truncation: a text is cut to its first ``max_tokens`` tokens, [CLS] and [SEP] included, i.e. the
-  first ``max_tokens - 2`` word pieces (about 45 English words for 64 tokens); the rest is ignored;
+* window: a text is cut to its first ``max_tokens`` tokens, [CLS] and [SEP] included, i.e. the
+  first ``max_tokens - 2`` word pieces (about 190 English words for the shipped model's 256 tokens);
+  the rest is ignored. The window is a property of the model, read from its model.json
+  (``window_tokens``; ``max_tokens`` in older layouts). ``embed(texts, truncated=[])`` reports
+  which texts were cut, so that callers can say so (never a silent truncation);
 * the empty string (or whitespace only) encodes as "[CLS] [SEP]" and gets that fixed unit vector;
 * output: float32 (n, dim), each row L2-normalised (unit norm), deterministic: the same text gives
   bitwise the same vector whatever the batch it is computed in, the calling thread or the process
@@ -58,6 +61,34 @@ def available_models() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "model.json").is_file() and (p / "model.onnx").is_file())
 
 
+def _check_meta(path: Path, meta) -> dict:
+    """model.json's fields, checked: one clear error naming the file and the field."""
+    if not isinstance(meta, dict):
+        raise EncoderError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
+    meta = dict(meta)
+    if "window_tokens" not in meta and "max_tokens" in meta:  # layouts before the field was renamed
+        meta["window_tokens"] = meta["max_tokens"]
+    for key in ("name", "version", "dim", "window_tokens", "sha256"):
+        if key not in meta:
+            raise EncoderError(f"{path}: lacks the field {key!r}")
+    if not isinstance(meta["name"], str) or not meta["name"] or "/" in meta["name"] or meta["name"].startswith("."):
+        raise EncoderError(f"{path}: name must be a non-empty string without '/', got {meta['name']!r}")
+    for key, top in (("dim", 65536), ("window_tokens", 1 << 16)):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise EncoderError(f"{path}: {key} must be an integer in 1..{top}, got {value!r}")
+    if meta["window_tokens"] < 3:
+        raise EncoderError(f"{path}: window_tokens must be at least 3 ([CLS], a piece, [SEP]), "
+                           f"got {meta['window_tokens']}")
+    sha = meta["sha256"]
+    if not isinstance(sha, dict) or not all(isinstance(sha.get(f), str) for f in ("model.onnx", "tokenizer.json")):
+        raise EncoderError(f"{path}: sha256 must map 'model.onnx' and 'tokenizer.json' to their hex digests, "
+                           f"got {sha!r}")
+    if meta.get("pooling", "mean") not in ("mean", "cls", "max", "in-graph"):
+        raise EncoderError(f"{path}: pooling must be 'mean', 'cls', 'max' or 'in-graph', got {meta['pooling']!r}")
+    return meta
+
+
 class _Job:
     __slots__ = ("ids", "out", "done", "error")
 
@@ -80,9 +111,7 @@ class TextEncoder:
             meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise EncoderError(f"cannot read {model_dir / 'model.json'}: {e}") from e
-        for key in ("name", "version", "dim", "max_tokens", "sha256"):
-            if key not in meta:
-                raise EncoderError(f"{model_dir / 'model.json'} lacks {key!r}")
+        meta = _check_meta(model_dir / "model.json", meta)
         for fname in ("model.onnx", "tokenizer.json"):
             p = model_dir / fname
             if not p.is_file():
@@ -96,7 +125,9 @@ class TextEncoder:
         self.name: str = meta["name"]
         self.version: str = meta["version"]
         self.dim: int = int(meta["dim"])
-        self.max_tokens: int = int(meta["max_tokens"])
+        #: The window: tokens the model reads of one text, [CLS] and [SEP] included.
+        self.max_tokens: int = int(meta["window_tokens"])
+        self.pooling: str = meta.get("pooling", "")
         self.sha256: str = meta["sha256"]["model.onnx"]
         self.model_dir = model_dir
         self.batch_size = int(batch_size)
@@ -117,7 +148,22 @@ class TextEncoder:
             self._sess = ort.InferenceSession(str(model_dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001
             raise EncoderError(f"model {self.name!r}: onnxruntime cannot load model.onnx: {e}") from e
-        self._input = self._sess.get_inputs()[0].name
+        # Inputs by name: the shipped GRU takes input_ids alone; an exported transformer also
+        # takes attention_mask (all ones: a batch never holds padding, see _compute) and
+        # token_type_ids (zeros); each in the integer type the graph declares.
+        self._inputs: list[tuple[str, type, str]] = []
+        for inp in self._sess.get_inputs():
+            dtype = np.int64 if inp.type == "tensor(int64)" else np.int32
+            if inp.name not in ("input_ids", "attention_mask", "token_type_ids") and len(self._sess.get_inputs()) > 1:
+                raise EncoderError(f"model {self.name!r}: model.onnx input {inp.name!r} is not one of "
+                                   "input_ids, attention_mask, token_type_ids")
+            self._inputs.append((inp.name if len(self._sess.get_inputs()) > 1 else "input_ids", dtype, inp.name))
+        rank = len(self._sess.get_outputs()[0].shape or [])
+        if self.pooling in ("", "in-graph") and rank != 2:
+            raise EncoderError(f"model {self.name!r}: model.onnx's first output has rank {rank}; "
+                               "model.json must name a pooling ('mean', 'cls' or 'max') for per-token outputs")
+        self._splitter = Tokenizer.from_str(tok.to_str())  # the same tokenizer, whole texts (chunk)
+        self._splitter.no_truncation()
         self._run_lock = threading.Lock()
         self._queue: queue.Queue[_Job] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -127,24 +173,74 @@ class TextEncoder:
     def identity(self) -> dict:
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "dim": self.dim}
 
-    def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Token ids as the model sees them (after truncation to max_tokens)."""
+    def tokenize(self, texts: Sequence[str], *, truncated: list[int] | None = None) -> list[np.ndarray]:
+        """Token ids as the model sees them (after truncation to max_tokens); ``truncated``, when
+        given, is extended with the positions of the texts that were cut."""
         clean = []
         for t in texts:
             if not isinstance(t, str):
                 raise EncoderError(f"texts must be str, got {type(t).__name__}")
             # lone surrogates cannot be encoded to UTF-8 by the tokenizer: replace them
             clean.append(t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t)
-        return [np.asarray(e.ids, dtype=np.int32) for e in self._tok.encode_batch(clean)]
+        encodings = self._tok.encode_batch(clean)
+        if truncated is not None:  # a cut text has the rest of its tokens in `overflowing`
+            truncated.extend(i for i, e in enumerate(encodings) if e.overflowing)
+        return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 (len(texts), dim), unit-norm rows, deterministic."""
+    def chunk(self, text: str, tokens: int = 0, overlap: int = 0) -> list[str]:
+        """``text`` cut into chunks of at most ``tokens`` word pieces (0: the most the model
+        reads, ``max_tokens - 2``), consecutive chunks sharing at least ``overlap`` pieces.
+
+        Cuts fall on word boundaries (a word is split only when it alone is longer than
+        ``tokens``), and each chunk is the slice of the original text from its first piece
+        to its last (case, accents and inner spacing kept), so every chunk is embedded whole.
+        A text without any piece (empty, whitespace) is one chunk: itself.
+        """
+        limit = self.max_tokens - 2
+        tokens = tokens or limit
+        if not 1 <= tokens <= limit:
+            raise EncoderError(f"chunk tokens: must be 1..{limit} (model {self.name!r} reads {self.max_tokens} "
+                               f"tokens with [CLS] and [SEP]), got {tokens}")
+        if not 0 <= overlap < tokens:
+            raise EncoderError(f"chunk overlap: must be 0..{tokens - 1} (less than tokens {tokens}), got {overlap}")
+        if not isinstance(text, str):
+            raise EncoderError(f"texts must be str, got {type(text).__name__}")
+        # lone surrogates become '?' (one character for one: the offsets still index `text`)
+        clean = text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+        encoding = self._splitter.encode(clean, add_special_tokens=False)
+        offsets, words = encoding.offsets, encoding.word_ids
+        n = len(offsets)
+        if n == 0:
+            return [text]
+        word_start = [i == 0 or words[i] != words[i - 1] for i in range(n)] + [True]
+        chunks, start = [], 0
+        while True:
+            end = min(start + tokens, n)
+            cut = end
+            while cut > start and not word_start[cut]:  # back to the start of the word cut
+                cut -= 1
+            end = cut if cut > start else end
+            chunks.append(text[offsets[start][0]:offsets[end - 1][1]])
+            if end >= n:
+                return chunks
+            following = max(end - overlap, start + 1)
+            back = following
+            while back > start + 1 and not word_start[back]:  # more overlap, never a half word
+                back -= 1
+            start = back if word_start[back] else following
+
+    def embed(self, texts: Sequence[str], *, truncated: list[int] | None = None) -> np.ndarray:
+        """float32 (len(texts), dim), unit-norm rows, deterministic.
+
+        ``truncated``, when given, is extended with the positions (in ``texts``) of the texts
+        longer than the window, of which only the first ``max_tokens`` tokens were read.
+        """
         if isinstance(texts, str):
             raise EncoderError("embed() takes a sequence of strings, not one string")
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        ids = self.tokenize(texts)
+        ids = self.tokenize(texts, truncated=truncated)
         job = _Job(ids)
         self._ensure_worker()
         self._queue.put(job)
@@ -154,9 +250,9 @@ class TextEncoder:
         assert job.out is not None
         return job.out
 
-    def embed_direct(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_direct(self, texts: Sequence[str], *, truncated: list[int] | None = None) -> np.ndarray:
         """Same result as embed(), computed in the calling thread (no queue)."""
-        ids = self.tokenize(list(texts))
+        ids = self.tokenize(list(texts), truncated=truncated)
         return self._compute(ids)
 
     # ------------------------------------------------------------------ internals
@@ -184,13 +280,28 @@ class TextEncoder:
                 if x.shape[1] == 0:  # cannot happen with [CLS]/[SEP], but never feed an empty row
                     x = np.zeros((x.shape[0], 1), dtype=np.int32)
                 with self._run_lock:
-                    y = self._sess.run(None, {self._input: x.astype(np.int32, copy=False)})[0]
+                    y = self._sess.run(None, self._feeds(x))[0]
+                if y.ndim == 3:  # per-token outputs: pool here (no padding in the batch)
+                    y = y.mean(axis=1) if self.pooling == "mean" else y[:, 0] if self.pooling == "cls" else y.max(axis=1)
+                if y.shape[1] != self.dim:
+                    raise EncoderError(f"model {self.name!r} makes {y.shape[1]}-d vectors; model.json says dim {self.dim}")
                 out[b] = y[:len(b)]
         if not np.isfinite(out).all():  # never hand back NaN
             raise EncoderError("model produced non-finite values")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
         return out
+
+    def _feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {}
+        for role, dtype, name in self._inputs:
+            if role == "input_ids":
+                feeds[name] = x.astype(dtype, copy=False)
+            elif role == "attention_mask":
+                feeds[name] = np.ones(x.shape, dtype)
+            else:
+                feeds[name] = np.zeros(x.shape, dtype)
+        return feeds
 
     def _ensure_worker(self) -> None:
         if self._worker is not None and self._worker.is_alive():
