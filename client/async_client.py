@@ -62,7 +62,7 @@ class _AioTransport:
 class _AioInProcess:
     """Embedded mode for asyncio: the engine's calls run in a worker thread."""
 
-    def __init__(self, path: str, allow_reset: bool = False) -> None:
+    def __init__(self, path: str | None, allow_reset: bool = False) -> None:
         self._inner = InProcessTransport(path, allow_reset=allow_reset)
 
     async def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
@@ -89,14 +89,17 @@ class AsyncClient:
                  tls_key: str | os.PathLike | bytes | None = None, allow_reset: bool | None = None) -> None:
         timeout = checks.connection(address, path, api_key, timeout, tls,
                                     {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}, allow_reset)
-        if (address is None) == (path is None):
-            raise InvalidArgumentError("AsyncClient: give either an address ('host:port') or path='./data'")
+        if address is not None and path is not None:
+            raise InvalidArgumentError("AsyncClient: give an address ('host:port') or path='./data', not both "
+                                       "(or neither, for an in-memory database)")
+        if address is None and (tls or any(v is not None for v in (tls_ca, tls_cert, tls_key))):
+            raise InvalidArgumentError("AsyncClient: TLS arguments apply to a server address, not to path= "
+                                       "or an in-memory database")
         self.timeout = timeout
         if address is not None:
             self._transport: Any = _AioTransport(address, api_key, tls_credentials(tls, tls_ca, tls_cert, tls_key))
-        else:
-            assert path is not None  # exactly one of address and path, checked above
-            self._transport = _AioInProcess(path, allow_reset=bool(allow_reset))
+        else:  # a data directory, or in memory when path is None (as Client)
+            self._transport = _AioInProcess(path, allow_reset=path is None if allow_reset is None else allow_reset)
 
     async def _call(self, service: str, method: str, request: Any, timeout: float | None = None) -> Any:
         return await self._transport.call(service, method, request, timeout if timeout is not None else self.timeout)

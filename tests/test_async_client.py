@@ -53,3 +53,21 @@ def test_async_round_trip(make_client):
                 await client.get_collection("aio")
 
     asyncio.run(scenario())
+
+
+def test_an_in_memory_async_client_writes_nothing(tmp_path, monkeypatch):
+    """``AsyncClient()`` with no address and no path is in memory, as ``Client()`` is."""
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        async with vectord.AsyncClient() as client:
+            docs = await client.get_or_create_collection("docs", dim=2)
+            await docs.add(ids=["a", "b"], embeddings=[[1, 0], [0, 1]])
+            hits = await docs.query(query_embeddings=[[1, 0]], n_results=1)
+            assert hits["ids"] == [["a"]]
+            assert await client.reset() == 1          # allowed by default in memory
+        async with vectord.AsyncClient() as fresh:  # each in-memory client is its own database
+            assert await fresh.list_collections() == []
+
+    asyncio.run(scenario())
+    assert list(tmp_path.iterdir()) == []
