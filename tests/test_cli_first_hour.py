@@ -274,3 +274,17 @@ def test_every_option_positional_and_subcommand_has_help():
                 described = {choice.dest for choice in action._choices_actions if choice.help}
                 missing += [f"{path} {name}" for name in action.choices if name not in described]
     assert not missing, f"without help text: {missing}"
+
+
+def test_create_get_or_create_accepts_an_existing_collections_metric(tmp_path):
+    """`collections create NAME --get-or-create` without --metric takes an existing l2 collection
+    as it is (the flag used to default to cosine and so conflicted with it)."""
+    data = str(tmp_path / "data")
+    made = run("collections", "create", "docs", "--dim", "3", "--metric", "l2", "--data-dir", data)
+    assert made.returncode == 0, made.stderr
+    again = run("collections", "create", "docs", "--dim", "3", "--get-or-create", "--data-dir", data)
+    assert again.returncode == 0, again.stderr
+    assert "metric l2" in again.stdout
+    conflicting = run("collections", "create", "docs", "--dim", "3", "--metric", "ip", "--get-or-create",
+                      "--data-dir", data)
+    assert "'ip'" in one_line_error(conflicting)

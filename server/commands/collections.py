@@ -17,7 +17,9 @@ def register(sub) -> None:
     p = actions.add_parser("create", help="create a collection (without --dim: one with the built-in encoder)")
     p.add_argument("name", help="the new collection's name: 1-128 characters of [A-Za-z0-9._-]")
     p.add_argument("--dim", type=int, help="vector dimension; omit it for an encoder collection (the model's)")
-    p.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"], help="distance (default cosine)")
+    # no default here: with --get-or-create an unset metric accepts the existing collection's
+    p.add_argument("--metric", choices=["cosine", "l2", "ip"],
+                   help="distance (default cosine; with --get-or-create, the existing collection's)")
     p.add_argument("--encoder", help="built-in model that embeds documents and query texts "
                    "(default: the default model when --dim is omitted)")
     p.add_argument("--hnsw", help='index parameters as JSON, e.g. \'{"m": 16, "ef_search": 64}\'')
