@@ -2,8 +2,9 @@
 
     python examples/knn_classification.py [--path DIR | --address HOST:PORT] [--vectors]
 
-A collection holds labelled examples (the label in metadata). To classify a text, query its
-k nearest examples and take a vote weighted by similarity. Adding examples improves the
+A collection holds labelled examples (the label in metadata). ``collection.classify`` labels
+a text by a vote of its k nearest labelled examples, each weighted by 1 / (distance + 0.001),
+and returns every candidate label's share of the vote. Adding examples improves the
 classifier at once: no training step.
 
 It works in a collection of its own, ``example-knn-classification`` (``--collection NAME``
@@ -13,8 +14,6 @@ message instead.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 from common import builtin_encoder, describe, example_collection, open_client, parse_args, toy_embed
 
@@ -67,14 +66,6 @@ TESTS = [
 ]
 
 
-def vote(labels: list[str], distances: list[float]) -> str:
-    """Similarity-weighted majority among the neighbours (cosine distance = 1 - cos)."""
-    scores: Counter[str] = Counter()
-    for label, distance in zip(labels, distances):
-        scores[label] += max(1.0 - distance, 0.0) + 1e-6
-    return scores.most_common(1)[0][0]
-
-
 def main() -> None:
     args = parse_args(__doc__, collection="example-knn-classification")
     with open_client(args) as client:
@@ -97,16 +88,16 @@ def main() -> None:
 
             queries = [text for text, _ in TESTS]
             if model:
-                hits = labelled.query(query_texts=queries, n_results=K, include=["metadatas", "distances"])
+                results = labelled.classify(texts=queries, label_key="label", k=K)
             else:
-                hits = labelled.query(query_embeddings=toy_embed(queries), n_results=K,
-                                      include=["metadatas", "distances"])
+                results = labelled.classify(embeddings=toy_embed(queries), label_key="label", k=K)
             correct = 0
-            for (text, expected), metas, distances in zip(TESTS, hits["metadatas"], hits["distances"]):
-                predicted = vote([m["label"] for m in metas], distances)
+            for (text, expected), result in zip(TESTS, results):
+                predicted = result["label"]
                 correct += predicted == expected
                 mark = "ok" if predicted == expected else f"WRONG, expected {expected}"
                 print(f"{predicted:<10} <- {text}  ({mark})")
+                print("           scores: " + ", ".join(f"{label} {score:.2f}" for label, score in result["scores"].items()))
             print(f"accuracy: {correct}/{len(TESTS)}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def register_all(sub) -> None:
-    from . import collections, maintenance, snapshot, transfer
+    from . import classify, collections, maintenance, snapshot, transfer
 
-    for module in (collections, transfer, snapshot, maintenance):
+    for module in (collections, transfer, snapshot, maintenance, classify):
         module.register(sub)
