@@ -115,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     from .commands import register_all
 
     register_all(sub)
+    # `vectord cluster ...` (vectord[cluster]): argparse only here; Ray is imported when it runs
+    from vectord.cluster.cli import register as register_cluster
+
+    register_cluster(sub)
     return parser
 
 

@@ -1,0 +1,203 @@
+"""`vectord cluster up|join|status|down`: a vectord cluster on top of Ray.
+
+    vectord cluster up [--address ADDR] [--port 50051] [--data-dir ./vectord-cluster]
+        starts Ray's head here (`ray start --head`) unless --address names a running Ray
+        cluster, then serves the gateway in the foreground (SIGTERM/SIGINT stop it; the
+        shard actors are detached and keep running)
+    vectord cluster join --address HEAD:6379     adds this machine to the cluster (`ray start`)
+    vectord cluster status [--address ADDR]      every collection's shards and replicas
+    vectord cluster down [--address ADDR] [--stop-ray]
+        stops every shard actor and the controller (their data stays on disk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+
+RAY_START_HINT = "`ray` is not installed: pip install \"vectord[cluster]\""
+
+
+def register(sub) -> None:
+    """Adds the `cluster` command and its subcommands to the `vectord` parser."""
+    cluster = sub.add_parser("cluster", help="run a sharded, replicated cluster on Ray (vectord[cluster])",
+                             description="A vectord cluster: shard actors on Ray nodes behind one gRPC gateway.")
+    commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION", help="one of:")
+    up = commands.add_parser("up", help="start Ray's head here (unless --address) and serve the gateway")
+    up.add_argument("--address", help="a running Ray cluster's address (host:port, or 'auto'); "
+                    "without it `ray start --head` runs here first")
+    up.add_argument("--host", default="127.0.0.1", help="the gateway's listen address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=50051, help="the gateway's port, 0 for any free one (default 50051)")
+    up.add_argument("--data-dir", default="./vectord-cluster",
+                    help="node-local directory of shard replicas, the same path on every node "
+                    "(default ./vectord-cluster)")
+    up.add_argument("--shards", type=int, default=3, help="shards of a new collection (default 3)")
+    up.add_argument("--replicas", type=int, default=2, help="replicas of each shard, on distinct nodes (default 2)")
+    up.add_argument("--write-level", choices=["one", "quorum", "all"], default="quorum",
+                    help="replicas that must apply a write before it is acknowledged (default quorum)")
+    up.add_argument("--num-cpus", type=int, help="CPUs Ray may use on this node (with `ray start --head`)")
+    up.add_argument("--allow-reset", action="store_true", help="let clients delete every collection at once")
+    up.set_defaults(func=up_command)
+    join = commands.add_parser("join", help="add this machine to a cluster (`ray start --address`)")
+    join.add_argument("--address", required=True, help="the head's Ray address, host:port (port 6379 by default)")
+    join.add_argument("--num-cpus", type=int, help="CPUs Ray may use on this node")
+    join.set_defaults(func=join_command)
+    status = commands.add_parser("status", help="shards and replicas of every collection, and their health")
+    status.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
+    status.add_argument("--timeout-s", type=float, default=5.0, help="seconds to wait for each replica (default 5)")
+    status.set_defaults(func=status_command)
+    down = commands.add_parser("down", help="stop every shard actor and the controller (data stays on disk)")
+    down.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
+    down.add_argument("--stop-ray", action="store_true", help="also run `ray stop` on this machine")
+    down.set_defaults(func=down_command)
+
+
+def _ray_cli(*args: str) -> int:
+    return subprocess.call([sys.executable, "-m", "ray.scripts.scripts", *args])
+
+
+def _connect(address: str):
+    try:
+        import ray
+    except ImportError:
+        print(f"vectord cluster: {RAY_START_HINT}", file=sys.stderr)
+        raise SystemExit(2) from None
+    from .controller import NAMESPACE
+
+    ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False)
+    return ray
+
+
+def up_command(args: argparse.Namespace) -> int:
+    from vectord.errors import VectordError
+    from vectord.server.settings import Settings
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print(f"vectord cluster: {RAY_START_HINT}", file=sys.stderr)
+        return 2
+    address = args.address
+    if address is None:
+        extra = [f"--num-cpus={args.num_cpus}"] if args.num_cpus is not None else []
+        if _ray_cli("start", "--head", *extra) != 0:
+            print("vectord cluster: `ray start --head` failed", file=sys.stderr)
+            return 1
+        address = "auto"
+    ray = _connect(address)
+    from .database import ClusterDatabase
+    from .gateway import create_gateway
+
+    encoders = None
+    try:
+        from vectord.server.encoders import BuiltinEncoders
+
+        encoders = BuiltinEncoders(threads=2)
+    except ImportError:
+        pass
+    try:
+        settings = Settings.load(host=args.host, port=args.port, allow_reset=args.allow_reset or None)
+        database = ClusterDatabase(args.data_dir, encoders=encoders, write_level=args.write_level,
+                                   shards=args.shards, replicas=args.replicas)
+        running = create_gateway(settings, database)
+    except (VectordError, OSError) as exc:
+        print(f"vectord cluster: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"vectord cluster gateway listening on {settings.host}:{running.port}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    running.stop(5.0)
+    database.close()
+    ray.shutdown()
+    return 0
+
+
+def join_command(args: argparse.Namespace) -> int:
+    extra = [f"--num-cpus={args.num_cpus}"] if args.num_cpus is not None else []
+    return _ray_cli("start", f"--address={args.address}", *extra)
+
+
+def replica_health(timeout_s: float = 5.0) -> list[dict]:
+    """One row per replica of every collection: its shard, node, applied writes, records, and
+    state (in_sync when it answers and has applied as many writes as the best of its shard)."""
+    import ray
+
+    from .controller import NAMESPACE, controller_actor
+    from .replica import replica_name
+
+    controller = controller_actor(create=False)
+    rows = []
+    for table in ray.get(controller.tables.remote(), timeout=timeout_s):
+        for s, nodes in enumerate(table["placement"]):
+            shard_rows = []
+            for r, node in enumerate(nodes):
+                row = {"collection": table["name"], "shard": s, "replica": r, "node": node, "applied": None,
+                       "count": None, "state": "down"}
+                try:
+                    actor = ray.get_actor(replica_name(table["config"]["id"], s, r), namespace=NAMESPACE)
+                    status = ray.get(actor.status.remote(), timeout=timeout_s)
+                    row.update(applied=status["applied"], count=status["count"], state="up")
+                except Exception as exc:
+                    row["error"] = exc.__class__.__name__
+                shard_rows.append(row)
+            best = max([row["applied"] for row in shard_rows if row["applied"] is not None] or [0])
+            for row in shard_rows:
+                if row["state"] == "up":
+                    row["state"] = "in_sync" if row["applied"] == best else "behind"
+            rows.extend(shard_rows)
+    return rows
+
+
+def status_command(args: argparse.Namespace) -> int:
+    ray = _connect(args.address)
+    try:
+        rows = replica_health(args.timeout_s)
+    except ValueError:
+        print("vectord cluster: no vectord cluster on this Ray cluster (run `vectord cluster up`)", file=sys.stderr)
+        return 1
+    alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+    print(f"{alive} Ray node(s) alive")
+    print(f"{'collection':<24} {'shard':>5} {'replica':>7} {'node':<14} {'applied':>8} {'records':>8}  state")
+    for row in rows:
+        print(f"{row['collection']:<24} {row['shard']:>5} {row['replica']:>7} {row['node'][:12]:<14} "
+              f"{row['applied'] if row['applied'] is not None else '-':>8} "
+              f"{row['count'] if row['count'] is not None else '-':>8}  {row['state']}")
+    return 0 if all(row["state"] == "in_sync" for row in rows) else 1
+
+
+def down_command(args: argparse.Namespace) -> int:
+    ray = _connect(args.address)
+    from .controller import NAMESPACE, controller_actor
+    from .replica import replica_name
+
+    stopped = 0
+    try:
+        controller = controller_actor(create=False)
+    except ValueError:
+        controller = None
+    if controller is not None:
+        for table in ray.get(controller.tables.remote()):
+            for s, nodes in enumerate(table["placement"]):
+                for r in range(len(nodes)):
+                    try:
+                        actor = ray.get_actor(replica_name(table["config"]["id"], s, r), namespace=NAMESPACE)
+                    except ValueError:
+                        continue
+                    try:
+                        ray.get(actor.close.remote(), timeout=10)  # a final checkpoint
+                    except Exception:
+                        pass
+                    ray.kill(actor, no_restart=True)
+                    stopped += 1
+        ray.kill(controller, no_restart=True)
+    print(f"stopped {stopped} shard replica(s){' and the controller' if controller is not None else ''}")
+    ray.shutdown()
+    if args.stop_ray:
+        return _ray_cli("stop")
+    return 0

@@ -1,0 +1,240 @@
+"""The cluster's catalog of collections at the gateway: ``storage.Database``'s methods (the
+ones the servicers call) over routing tables and shard actors.
+
+Collections are created with ``shards=N, replicas=R``: each replica is a detached, named
+Ray actor pinned to its node (``NodeAffinitySchedulingStrategy``, hard), so its data
+directory is always the same node-local one; the routing table is persisted by the
+controller before the collection is announced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+from vectord.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from vectord.storage import Collection, CollectionConfig, Database, Tuning
+
+from . import routing
+from .controller import NAMESPACE, controller_actor
+from .engine import REPLICAS_KEY, SHARDS_KEY, ClusterCollection, unimplemented
+from .replica import ShardReplica, replica_dir, replica_name
+from .shards import IN_SYNC, LEVELS, Replica, Shard, ShardSet, needed_acks
+
+log = logging.getLogger(__name__)
+
+
+def alive_nodes() -> list[str]:
+    import ray
+
+    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+
+
+def _layout_value(metadata: dict[str, Any], key: str, default: int) -> int:
+    value = metadata.pop(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"metadata[{key!r}]: expected an integer, got {value!r}")
+    return value
+
+
+class ClusterDatabase:
+    """What the gateway's servicers take for a ``storage.Database``."""
+
+    def __init__(self, data_root: str, *, encoders=None, write_level: str = "quorum", shards: int = 3,
+                 replicas: int = 2, timeout_s: float = 10.0, read_timeout_s: float = 2.0,
+                 health_interval_s: float = 1.0) -> None:
+        if write_level not in LEVELS:
+            raise InvalidArgumentError(f"write level: must be one of {', '.join(LEVELS)}, got {write_level!r}")
+        routing.check_layout(shards, replicas)
+        self.data_root = str(data_root)
+        self.encoders = encoders
+        self.write_level = write_level
+        self.default_shards, self.default_replicas = shards, replicas
+        self.timeout_s, self.read_timeout_s = timeout_s, read_timeout_s
+        self.catalog = Database(None, encoders=encoders)  # configs only: the single-node rules
+        self._collections: dict[str, ClusterCollection] = {}
+        self._mutex = threading.RLock()
+        import ray
+
+        self.controller = controller_actor(root=f"{self.data_root}/controller")
+        for table in ray.get(self.controller.tables.remote()):
+            self._adopt(routing.RoutingTable.from_dict(table))
+        self._stop = threading.Event()
+        self._health = threading.Thread(target=self._health_loop, args=(health_interval_s,), daemon=True,
+                                        name="vectord-cluster-health")
+        self._health.start()
+
+    # ------------------------------------------------------------------ actors
+    def _actor(self, table: routing.RoutingTable, shard: int, index: int, create: bool):
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        name = replica_name(table.config["id"], shard, index)
+        try:
+            return ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            if not create:
+                return None
+        node = table.placement[shard][index]
+        return ray.remote(ShardReplica).options(
+            name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
+            max_restarts=-1, max_task_retries=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config)
+
+    def _shard_set(self, table: routing.RoutingTable, create: bool) -> ShardSet:
+        """Handles of every replica (new actors with ``create``), with their applied writes
+        read now: each shard's sequence resumes at the highest, and replicas behind it (or
+        not answering) start stale and are caught up by the health loop."""
+        import ray
+
+        alive = set(alive_nodes())
+        shards = []
+        for s in range(table.shards):
+            replicas = []
+            for r in range(table.replicas):
+                node = table.placement[s][r]
+                actor = self._actor(table, s, r, create and node in alive) if node in alive else None
+                replicas.append(Replica(shard=s, index=r, node=node, name=replica_name(table.config["id"], s, r),
+                                        actor=actor))
+            shards.append(Shard(index=s, replicas=replicas))
+        refs = {(s.index, r.index): r.actor.status.remote() for s in shards for r in s.replicas if r.actor}
+        for shard in shards:
+            for replica in shard.replicas:
+                ref = refs.get((shard.index, replica.index))
+                try:
+                    if ref is None:
+                        raise RuntimeError("its node is gone")
+                    replica.applied = ray.get(ref, timeout=60 if create else self.timeout_s)["applied"]
+                except Exception as exc:
+                    replica.mark_stale(f"not answering at start: {exc.__class__.__name__}: {exc}"[:200])
+            shard.seq = max([r.applied for r in shard.replicas if r.state == IN_SYNC] or [0])
+            for replica in shard.replicas:
+                if replica.state == IN_SYNC and replica.applied < shard.seq:
+                    replica.mark_stale(f"behind (applied {replica.applied} of {shard.seq})")
+        return ShardSet(table.name, shards, timeout_s=self.timeout_s, read_timeout_s=self.read_timeout_s)
+
+    def _adopt(self, table: routing.RoutingTable, shard_set: ShardSet | None = None) -> ClusterCollection:
+        config = CollectionConfig(**table.config)
+        with self.catalog._mutex:  # the catalog holds configs of collections that exist already
+            proto = Collection.in_memory(config, Tuning(index_threads=1))
+            proto.encoders = self.encoders
+            self.catalog._collections[config.name] = proto
+        collection = ClusterCollection(self, table, shard_set or self._shard_set(table, create=True))
+        self._collections[config.name] = collection
+        return collection
+
+    def embed(self, config: CollectionConfig, texts, field: str):
+        """Texts embedded by the collection's own model (the engine's checks and messages)."""
+        return self.catalog.get_collection(config.name)._embed(texts, field)
+
+    # ------------------------------------------------------------------ the Database methods
+    def create_collection(self, name: str, *, dim=None, metric=None, hnsw=None, metadata=None,
+                          get_or_create: bool = False, encoder=None, fulltext=None) -> ClusterCollection:
+        """As ``storage.Database.create_collection``; ``metadata`` may hold "vectord:shards" and
+        "vectord:replicas" (taken out, not stored) to choose the layout of a new collection."""
+        import ray
+
+        metadata = dict(metadata) if metadata is not None else None
+        shards = _layout_value(metadata, SHARDS_KEY, self.default_shards) if metadata else self.default_shards
+        replicas = _layout_value(metadata, REPLICAS_KEY, self.default_replicas) if metadata else self.default_replicas
+        with self._mutex:
+            existed = isinstance(name, str) and name in self._collections
+            catalogued = self.catalog.create_collection(
+                name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata, get_or_create=get_or_create,
+                encoder=encoder, fulltext=fulltext)
+            if existed:
+                return self._collections[catalogued.name]
+            try:
+                table = routing.RoutingTable.new(catalogued.name, dataclasses.asdict(catalogued.config),
+                                                 shards, replicas, alive_nodes())
+                shard_set = self._shard_set(table, create=True)
+                down = [r.name for s in shard_set.shards for r in s.replicas if r.state != IN_SYNC]
+                if down:
+                    self._destroy(shard_set)
+                    raise UnavailableError(f"create collection {name!r}: replicas did not start: {', '.join(down)}")
+                ray.get(self.controller.put_table.remote(table.to_dict()), timeout=self.timeout_s)
+            except BaseException:
+                self.catalog.delete_collection(catalogued.name)
+                raise
+            return self._adopt(table, shard_set)
+
+    def get_collection(self, name: str) -> ClusterCollection:
+        self.catalog.get_collection(name)  # the engine's checks and NotFound message
+        return self._collections[name]
+
+    def list_collections(self) -> list[ClusterCollection]:
+        return [self._collections[name] for name in sorted(self._collections)]
+
+    def damaged_collections(self) -> dict[str, str]:
+        return {}
+
+    def _destroy(self, shard_set: ShardSet) -> None:
+        import ray
+
+        for shard in shard_set.shards:
+            for replica in shard.replicas:
+                if replica.actor is None:
+                    continue
+                try:
+                    ray.get(replica.actor.destroy.remote(), timeout=self.timeout_s)
+                except Exception:  # its node is gone: its files go with it
+                    pass
+                ray.kill(replica.actor, no_restart=True)
+
+    def delete_collection(self, name: str) -> None:
+        import ray
+
+        with self._mutex:
+            collection = self.get_collection(name)
+            ray.get(self.controller.delete_table.remote(collection.table.config["id"]), timeout=self.timeout_s)
+            self._collections.pop(name)
+            self.catalog.delete_collection(name)
+            self._destroy(collection.shards)
+
+    def modify_collection(self, name: str, *, new_name=None, metadata=None) -> ClusterCollection:
+        import ray
+
+        with self._mutex:
+            collection = self.get_collection(name)
+            catalogued = self.catalog.modify_collection(name, new_name=new_name, metadata=metadata)
+            table = collection.table
+            table.name, table.config = catalogued.name, dataclasses.asdict(catalogued.config)
+            collection.shards.collection = catalogued.name
+            ray.get(self.controller.put_table.remote(table.to_dict()), timeout=self.timeout_s)
+            self._collections[catalogued.name] = self._collections.pop(name)
+            return collection
+
+    def reset(self) -> int:
+        names = list(self._collections)
+        for name in names:
+            self.delete_collection(name)
+        return len(names)
+
+    def checkpoint(self, name=None, compact: bool = False) -> int:
+        raise unimplemented("Admin.Checkpoint")
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ health
+    def _health_loop(self, interval: float) -> None:
+        """Finds replicas that stopped answering (reads also mark them) and catches up the
+        stale ones that answer again."""
+        import ray
+
+        while not self._stop.wait(interval):
+            for collection in list(self._collections.values()):
+                for shard in collection.shards.shards:
+                    for replica in shard.replicas:
+                        try:
+                            if replica.actor is None:
+                                continue
+                            if replica.state == IN_SYNC:
+                                ray.get(replica.actor.status.remote(), timeout=self.timeout_s)
+                            else:
+                                collection.shards.catch_up(replica, timeout_s=self.timeout_s)
+                        except Exception as exc:
+                            replica.mark_stale(f"not answering: {exc.__class__.__name__}")

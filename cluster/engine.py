@@ -1,0 +1,343 @@
+"""The gateway's engine: the same methods as ``storage.Database`` and ``storage.Collection``
+(the ones the server's servicers call), answered by shard actors.
+
+So the servicers of ``vectord.server`` serve a cluster unchanged: one code path for request
+validation, conversion and reply budgets. Collection settings are validated by an in-memory
+``storage.Database`` that holds every collection's config and no records (the catalog): the
+single-node rules and messages, for free. Texts (documents and query texts) are embedded
+once, here, with the built-in encoder; the shards store plain vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from vectord.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    VectordError,
+)
+from vectord.storage import Collection, CollectionConfig, CollectionInfo, Database, Records, Tuning, WriteResult
+from vectord.storage import validation
+from vectord.storage.collection import GET_INCLUDE_DEFAULT, QUERY_INCLUDE_DEFAULT
+from vectord.storage.planner import Plan
+from vectord.storage.search import check_group, check_max_distance
+
+from . import routing
+from .replica import ShardReplica, replica_dir, replica_name
+from .shards import IN_SYNC, STALE, Replica, Shard, ShardSet, needed_acks
+
+log = logging.getLogger(__name__)
+
+#: Collection metadata keys that choose the layout of a new collection through the
+#: unchanged API (CreateCollection has no shards/replicas fields yet); removed before storing.
+SHARDS_KEY, REPLICAS_KEY = "vectord:shards", "vectord:replicas"
+
+
+class UnimplementedError(VectordError):
+    """What a single server does and the cluster does not do yet."""
+
+    status = "UNIMPLEMENTED"
+
+
+def unimplemented(what: str) -> UnimplementedError:
+    return UnimplementedError(f"{what} is not supported by the vectord cluster gateway yet "
+                              "(see docs/cluster.md, 'Not handled yet')")
+
+
+class ClusterCollection:
+    """A collection spread over shard actors, with the methods the servicers call."""
+
+    def __init__(self, cluster: "ClusterDatabase", table: routing.RoutingTable, shards: ShardSet) -> None:
+        self.cluster = cluster
+        self.table = table
+        self.shards = shards
+        self.encoders = cluster.encoders
+        self._count_cache: tuple[float, int] | None = None
+
+    @property
+    def config(self) -> CollectionConfig:
+        return self.cluster.catalog.get_collection(self.table.name).config
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    # ------------------------------------------------------------------ writes
+    def add(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        return self._put("add", ids, embeddings, documents, metadatas)
+
+    def upsert(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        return self._put("upsert", ids, embeddings, documents, metadatas)
+
+    def update(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
+        return self._put("update", ids, embeddings, documents, metadatas)
+
+    def put_chunked(self, *args, **kwargs) -> WriteResult:
+        raise unimplemented("chunking (a write with chunking)")
+
+    def _put(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
+        config = self.config
+        ids = validation.ids(ids)
+        n = len(ids)
+        if embeddings is not None and config.encoder is not None:
+            raise InvalidArgumentError(
+                f"embeddings: collection {config.name!r} embeds its documents with the built-in model "
+                f"{config.encoder['name']!r} and takes no embeddings, so that vectors of two models are "
+                f"never mixed; pass documents instead, or create a collection with dim={config.dim} "
+                "(and no encoder) for your own vectors")
+        if documents is not None:
+            documents = validation.documents(documents, n)
+        if embeddings is None and documents is not None and config.encoder is not None:
+            embeddings = self.cluster.embed(config, documents, "documents")  # once, here
+        if embeddings is not None:
+            embeddings = validation.vectors(embeddings, n, config.dim, config.metric, ids)
+        elif kind == "add":
+            raise InvalidArgumentError("embeddings: required by add" + (
+                " (or documents, which this collection's encoder embeds)" if config.encoder
+                else " (this collection has no encoder)"))
+        if metadatas is not None:
+            metadatas = validation.metadatas(metadatas, n)
+        groups = self.table.group(ids)
+        parts = {}
+        for shard, positions in groups.items():
+            args: dict[str, Any] = {"ids": [ids[i] for i in positions]}
+            if embeddings is not None:
+                args["embeddings"] = embeddings[positions]
+            if documents is not None:
+                args["documents"] = [documents[i] for i in positions]
+            if metadatas is not None:
+                args["metadatas"] = [metadatas[i] for i in positions]
+            parts[shard] = ("put", args)
+
+        def check(primaries: dict[int, Replica]) -> None:
+            """Existence rules of add and update (and of upsert without vectors), on the
+            shards' in-sync replicas, under the shards' locks: no write slips in between."""
+            if kind == "upsert" and embeddings is not None:
+                return
+            found = self._fetch({s: primaries[s] for s in groups}, "match",
+                                {s: ([ids[i] for i in groups[s]], None) for s in groups})
+            exists = set().union(*found.values()) if found else set()
+            for i, record_id in enumerate(ids):
+                if kind == "add" and record_id in exists:
+                    raise AlreadyExistsError(
+                        f"add: record {record_id!r} (ids[{i}]) already exists in collection {config.name!r}; "
+                        "nothing was written (use upsert to replace)")
+                if kind == "update" and record_id not in exists:
+                    raise NotFoundError(
+                        f"update: record {record_id!r} (ids[{i}]) does not exist in collection "
+                        f"{config.name!r}; nothing was written")
+                if kind == "upsert" and record_id not in exists:
+                    raise InvalidArgumentError(f"embeddings: record {record_id!r} (ids[{i}]) is new and needs a vector")
+
+        results = self.shards.write(parts, self.cluster.write_level, check)
+        self._count_cache = None
+        return self._sum(results)
+
+    def _fetch(self, replicas: dict[int, Replica], method: str, args: dict[int, tuple]) -> dict[int, Any]:
+        """Calls on given replicas (the write path's checks); a failure is UNAVAILABLE."""
+        import ray
+
+        from .shards import unwrap
+
+        refs = {s: getattr(r.actor, method).remote(*args[s]) for s, r in replicas.items()}
+        out = {}
+        for s, ref in refs.items():
+            try:
+                out[s] = ray.get(ref, timeout=self.shards.timeout_s)
+            except Exception as exc:
+                inner = unwrap(exc)
+                if isinstance(inner, VectordError):
+                    raise inner from None
+                replicas[s].mark_stale(f"{method} failed: {exc.__class__.__name__}")
+                from vectord.errors import UnavailableError
+
+                raise UnavailableError(f"collection {self.name!r} shard {s}: replica {replicas[s].name} did "
+                                       "not answer; nothing was written, retry") from None
+        return out
+
+    def _sum(self, results: list[dict[str, Any]]) -> WriteResult:
+        out = WriteResult()
+        for r in results:
+            out.inserted += r.get("inserted", 0)
+            out.updated += r.get("updated", 0)
+            out.unchanged += r.get("unchanged", 0)
+            out.deleted += r.get("deleted", 0)
+        out.seq = sum(s.seq for s in self.shards.shards)
+        return out
+
+    def delete(self, ids: Sequence[str] | None = None, where=None) -> WriteResult:
+        if ids is not None:
+            ids = validation.ids(ids, allow_empty_batch=True)
+        if ids is None and where is None:
+            raise InvalidArgumentError("delete: give ids, where or where_document (refusing to delete everything)")
+        if ids is not None and where is None:  # by id: no lookup needed, deleting is idempotent
+            groups = self.table.group(ids)
+            parts = {s: ("delete", {"ids": [ids[i] for i in pos]}) for s, pos in groups.items()}
+            results = self.shards.write(parts, self.cluster.write_level) if parts else []
+            self._count_cache = None
+            return self._sum(results)
+        # by filter: resolved to ids on each shard under its lock, then deleted by id there
+        touched = list(self.table.group(ids)) if ids is not None else range(self.table.shards)
+        selected: dict[int, list[str]] = {}
+
+        def resolve(primaries: dict[int, Replica]) -> None:
+            asked = {s: ([ids[i] for i in self.table.group(ids)[s]] if ids is not None else None, where)
+                     for s in primaries}
+            selected.update(self._fetch(primaries, "match", asked))
+            for s, found in selected.items():
+                parts[s][1]["ids"] = found
+
+        parts = {s: ("delete", {"ids": []}) for s in touched}
+        results = self.shards.write(parts, self.cluster.write_level, resolve) if parts else []
+        self._count_cache = None
+        return self._sum(results)
+
+    # ------------------------------------------------------------------ reads
+    def count(self, where=None) -> int:
+        calls = {s: ("count", (where,), {}) for s in range(self.table.shards)}
+        return sum(self.shards.fanout(calls).values())
+
+    def info(self) -> CollectionInfo:
+        return CollectionInfo(config=self.config, count=self.count(),
+                              seq=sum(s.seq for s in self.shards.shards))
+
+    @staticmethod
+    def _include(include: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
+        return Collection._include(include, default)
+
+    def get(self, ids: Sequence[str] | None = None, where=None, limit: int | None = None,
+            offset: int | None = None, include: Iterable[str] | None = None, after: str | None = None) -> Records:
+        """By ids: in the order asked. Otherwise in id order (a single server returns
+        insertion order; across shards id order is the one order that pages cheaply)."""
+        include = self._include(include, GET_INCLUDE_DEFAULT)
+        offset = offset or 0
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidArgumentError(f"limit and offset must not be negative, got {limit}, {offset}")
+        if ids is not None:
+            ids = validation.ids(ids, allow_empty_batch=True)
+            groups = self.table.group(ids)
+            found = self.shards.fanout({s: ("get", (), {"ids": [ids[i] for i in pos], "where": where,
+                                                       "include": list(include)})
+                                        for s, pos in groups.items()})
+            merged = _merge_rows(list(found.values()), include)
+            position = {record_id: i for i, record_id in enumerate(merged.ids)}
+            order = [position[i] for i in ids if i in position]
+            end = None if not limit else offset + limit
+            return _take(merged, order[offset:end], include)
+        # id order on every shard, merged; each shard gives at most offset + limit (+1: "more?")
+        page = limit or (1000 if after is not None else 0)
+        wanted = offset + page if page else 0
+        kwargs = {"where": where, "include": list(include), "after": after if after is not None else "",
+                  "limit": wanted + 1 if wanted else 10 ** 9}
+        if not wanted:  # everything: the engine's id-ordered pages need a limit
+            kwargs["limit"] = 10 ** 9
+        found = self.shards.fanout({s: ("get", (), kwargs) for s in range(self.table.shards)})
+        merged = _merge_rows(list(found.values()), include)
+        order = sorted(range(len(merged.ids)), key=lambda i: merged.ids[i])
+        more = bool(wanted) and len(order) > wanted
+        window = order[offset:wanted] if wanted else order[offset:]
+        out = _take(merged, window, include)
+        if after is not None and more and window:
+            out.next_after = merged.ids[window[-1]]
+        return out
+
+    def query(self, queries=None, n_results: int = 10, where=None, include=None, texts=None, **kwargs):
+        return self.query_with_plan(queries, n_results, where, include, texts, **kwargs)[0]
+
+    def query_with_plan(self, queries=None, n_results: int = 10, where=None, include=None, texts=None,
+                        max_distance=None, group_by=None, group_size: int = 1, rank: str = "vector",
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
+        started = time.perf_counter()
+        include = self._include(include, QUERY_INCLUDE_DEFAULT)
+        n_results = validation.n_results(n_results)
+        max_distance = check_max_distance(max_distance)
+        if rank not in ("vector", "", None):
+            raise unimplemented(f"rank={rank!r} (BM25 needs the corpus-wide statistics of every shard)")
+        if check_group(group_by, group_size, n_results) is not None:
+            raise unimplemented("group_by")
+        if (queries is None) == (texts is None):
+            raise InvalidArgumentError("query: give either query_embeddings or query_texts")
+        config = self.config
+        if texts is not None:
+            if not texts:
+                raise InvalidArgumentError("query_texts: at least one text is required")
+            validation.query_count(len(texts), "query_texts")
+            queries = self.cluster.embed(config, texts, "query_texts")  # once, at the gateway
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or len(queries) == 0:
+            raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
+        validation.query_count(len(queries), "query_embeddings")
+        queries = validation.vectors(queries, len(queries), config.dim, config.metric,
+                                     [f"query {i}" for i in range(len(queries))], field="query_embeddings")
+        # every shard is asked for the full k: the global top k may all live on one shard
+        found = self.shards.fanout({s: ("query", (queries, n_results, where, max_distance), {})
+                                    for s in range(self.table.shards)})
+        tops = []
+        for q in range(len(queries)):
+            hits: dict[str, float] = {}
+            for shard_hits in found.values():
+                for record_id, distance in zip(shard_hits[q][0], shard_hits[q][1].tolist()):
+                    if record_id not in hits or distance < hits[record_id]:  # de-duplicated
+                        hits[record_id] = distance
+            tops.append(sorted(hits.items(), key=lambda h: (h[1], h[0]))[:n_results])
+        results = self._fill(tops, include)
+        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops), ef=0,
+                    elapsed_ms=(time.perf_counter() - started) * 1000)
+        return results, plan
+
+    def _fill(self, tops: list[list[tuple[str, float]]], include: frozenset[str]) -> list[Records]:
+        """Records of the final top k only: their columns are read from their shards now."""
+        columns = include - {"distances"}
+        rows: dict[str, int] = {}
+        merged = Records(ids=[])
+        if columns:
+            wanted = sorted({record_id for top in tops for record_id, _ in top})
+            groups = self.table.group(wanted)
+            found = self.shards.fanout({s: ("get", (), {"ids": [wanted[i] for i in pos], "include": list(columns)})
+                                        for s, pos in groups.items()})
+            merged = _merge_rows(list(found.values()), columns)
+            rows = {record_id: i for i, record_id in enumerate(merged.ids)}
+        out = []
+        for top in tops:
+            present = [(record_id, d) for record_id, d in top if not columns or record_id in rows]
+            records = _take(merged, [rows[r] for r, _ in present], columns) if columns else Records(ids=[])
+            records.ids = [r for r, _ in present]
+            if "distances" in include:
+                records.distances = np.asarray([d for _, d in present], np.float32)
+            out.append(records)
+        return out
+
+
+def _merge_rows(parts: list[Records], include: Iterable[str]) -> Records:
+    include = frozenset(include)
+    out = Records(ids=[i for p in parts for i in p.ids])
+    if "embeddings" in include:
+        arrays = [p.embeddings for p in parts if p.embeddings is not None]
+        out.embeddings = np.concatenate(arrays) if arrays else np.empty((0, 0), np.float32)
+    if "documents" in include:
+        out.documents = [d for p in parts for d in (p.documents or [])]
+    if "metadatas" in include:
+        out.metadatas = [m for p in parts for m in (p.metadatas or [])]
+    return out
+
+
+def _take(records: Records, rows: list[int], include: Iterable[str]) -> Records:
+    include = frozenset(include)
+    out = Records(ids=[records.ids[i] for i in rows])
+    if "embeddings" in include:
+        emb = records.embeddings
+        out.embeddings = emb[rows] if emb is not None else np.empty((0, 0), np.float32)
+    if "documents" in include:
+        out.documents = [records.documents[i] for i in rows]
+    if "metadatas" in include:
+        out.metadatas = [records.metadatas[i] for i in rows]
+    return out

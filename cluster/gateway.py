@@ -1,0 +1,81 @@
+"""The gateway: a gRPC server with the same services as `vectord serve`, over a cluster.
+
+It runs the server's own servicers (request validation, conversion, reply budgets, error
+mapping) on a ``ClusterDatabase`` instead of a ``storage.Database``; what differs is here:
+``GetServerInfo`` says it is a cluster (version "<version>+cluster"), and the RPCs the
+cluster does not support yet answer UNIMPLEMENTED, naming themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from vectord.server.app import SERVER_OPTIONS, SERVICE_NAMES, RunningServer, _server_credentials
+from vectord.server.auth import AuthInterceptor, load_api_keys
+from vectord.server.interceptors import ErrorInterceptor
+from vectord.server.servicers import AdminServicer, CollectionsServicer, EncoderServicer, RecordsServicer
+from vectord.server.settings import Settings
+from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2_grpc
+
+from .engine import unimplemented
+
+log = logging.getLogger(__name__)
+
+#: ServerInfo.version of a gateway: the version with a PEP 440 local label, so that a client
+#: tells a cluster from one server by `info` alone, through the unchanged API.
+CLUSTER_LABEL = "+cluster"
+
+
+class ClusterAdminServicer(AdminServicer):
+    def GetServerInfo(self, request, context):
+        info = super().GetServerInfo(request, context)
+        info.version += CLUSTER_LABEL
+        return info
+
+    def Checkpoint(self, request, context):
+        raise unimplemented("Admin.Checkpoint")
+
+    def CreateSnapshot(self, request, context):
+        raise unimplemented("Admin.CreateSnapshot")
+
+    def ListSnapshots(self, request, context):
+        raise unimplemented("Admin.ListSnapshots")
+
+    def DownloadSnapshot(self, request, context):
+        raise unimplemented("Admin.DownloadSnapshot")
+
+    def RestoreSnapshot(self, request_iterator, context):
+        raise unimplemented("Admin.RestoreSnapshot")
+
+
+def create_gateway(settings: Settings, database) -> RunningServer:
+    """Starts the gateway on ``settings.host:settings.port`` over ``database`` (a ClusterDatabase)."""
+    keys = load_api_keys(settings)
+    credentials = _server_credentials(settings)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="vectord-gateway"),
+        interceptors=[AuthInterceptor(keys), ErrorInterceptor()], options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
+    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database), server)
+    records_pb2_grpc.add_RecordsServicer_to_server(RecordsServicer(database), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(ClusterAdminServicer(database, settings.allow_reset), server)
+    encoder_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(database), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *SERVICE_NAMES]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    return RunningServer(server, port, health_servicer)

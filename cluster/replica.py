@@ -1,0 +1,146 @@
+"""A shard replica: one detached, named Ray actor per (collection, shard, replica).
+
+It wraps the existing engine (``storage.Database`` with one collection, on the node's own
+disk) and adds what replication needs: the number of the last write it applied
+(``applied``, durable in ``applied.json``), and a refusal of any write that is not the next
+one. Writes arrive as *physical* operations that are idempotent by value: ``put`` (an
+upsert of full or partial records) and ``delete`` of ids. The gateway turns add, update and
+delete-by-filter into these (checking existence, resolving the filter) before it numbers
+them. So:
+
+- a retried write (Ray calls are at-most-once and may fail after running) whose number is
+  not above ``applied`` is answered "duplicate" without touching the engine;
+- a crash between the engine's fsync and the write of ``applied.json`` leaves ``applied``
+  one behind data that already holds the write: replaying it is harmless (an upsert of the
+  same values is "unchanged", a delete of gone ids deletes nothing);
+- a write whose number skips one is refused ("gap"): the replica missed a write and is out
+  of sync until it catches up (``catch_up`` below, driven by the gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from vectord.errors import VectordError
+
+SHARD_COLLECTION = "shard"
+
+
+def replica_name(collection_id: str, shard: int, replica: int) -> str:
+    """The actor's name (in the "vectord" namespace): by collection id, so a rename moves nothing."""
+    return f"vectord-{collection_id}-s{shard}-r{replica}"
+
+
+def replica_dir(data_root: str, node_id: str, collection_id: str, shard: int, replica: int) -> str:
+    """Node-local directory of a replica; the node id is part of it so that several
+    simulated nodes on one machine (tests) never share a directory."""
+    return str(Path(data_root) / f"node-{node_id[:16]}" / collection_id / f"s{shard}-r{replica}")
+
+
+class ShardReplica:
+    """The actor's body (``ray.remote`` is applied in ``cluster.shards``)."""
+
+    def __init__(self, data_dir: str, config: dict[str, Any]) -> None:
+        from vectord.storage import Database, Tuning
+
+        self.path = Path(data_dir)
+        self.path.mkdir(parents=True, exist_ok=True)
+        # one index thread: a node runs many replicas, and Ray gives each its own process
+        self.db = Database(self.path / "engine", tuning=Tuning(index_threads=1))
+        self.collection = self.db.create_collection(
+            SHARD_COLLECTION, dim=config["dim"], metric=config["metric"], hnsw=config["hnsw"],
+            fulltext=config.get("fulltext"), get_or_create=True)
+        self._applied_path = self.path / "applied.json"
+        self.applied = json.loads(self._applied_path.read_text())["seq"] if self._applied_path.exists() else 0
+
+    # ------------------------------------------------------------------ writes
+    def _set_applied(self, seq: int) -> None:
+        tmp = self._applied_path.with_name("applied.json.tmp")
+        with open(tmp, "w") as out:
+            json.dump({"seq": seq}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self._applied_path)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.applied = seq
+
+    def apply(self, seq: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Applies write ``seq`` once. Returns {"status": "ok"|"duplicate"|"gap"|"error", ...}."""
+        if seq <= self.applied:
+            return {"status": "duplicate", "applied": self.applied}
+        if seq != self.applied + 1:
+            return {"status": "gap", "applied": self.applied}
+        try:
+            if op == "put":
+                result = self.collection.upsert(args["ids"], args.get("embeddings"), args.get("documents"),
+                                                args.get("metadatas"))
+            elif op == "delete":
+                result = self.collection.delete(ids=args["ids"])
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except VectordError as exc:
+            # deterministic (the same on every replica): the write is a no-op everywhere and
+            # its number is spent, so the replicas stay in step
+            self._set_applied(seq)
+            return {"status": "error", "error": exc, "applied": seq}
+        self._set_applied(seq)
+        return {"status": "ok", "applied": seq, "inserted": result.inserted, "updated": result.updated,
+                "unchanged": result.unchanged, "deleted": result.deleted}
+
+    # ------------------------------------------------------------------ reads
+    def query(self, vectors, n_results: int, where, max_distance):
+        results = self.collection.query(vectors, n_results=n_results, where=where, include=["distances"],
+                                        max_distance=max_distance)
+        return [(r.ids, r.distances) for r in results]
+
+    def get(self, ids=None, where=None, limit=None, offset=None, include=None, after=None):
+        return self.collection.get(ids=ids, where=where, limit=limit, offset=offset, include=include, after=after)
+
+    def count(self, where=None) -> int:
+        return self.collection.count(where=where)
+
+    def match(self, ids, where) -> list[str]:
+        """Ids of live records among ``ids`` (all when None) that pass ``where`` (all when None)."""
+        return self.collection.get(ids=ids, where=where, include=[]).ids
+
+    def status(self) -> dict[str, Any]:
+        import ray
+
+        return {"applied": self.applied, "count": self.collection.count(),
+                "node": ray.get_runtime_context().get_node_id(), "path": str(self.path)}
+
+    # ------------------------------------------------------------------ catch-up
+    def dump(self, after: str, limit: int):
+        """A page of full records in id order (a peer's copy source)."""
+        return self.collection.get(after=after, limit=limit, include=["embeddings", "documents", "metadatas"])
+
+    def reset(self) -> None:
+        """Empties the replica before a full copy from a peer."""
+        self.db.delete_collection(SHARD_COLLECTION)
+        config = self.collection.config
+        self.collection = self.db.create_collection(
+            SHARD_COLLECTION, dim=config.dim, metric=config.metric, hnsw=config.hnsw, fulltext=config.fulltext)
+        self._set_applied(0)
+
+    def load(self, records, applied: int | None = None) -> None:
+        """Upserts a peer's page of records; with ``applied``, records that the copy ends there."""
+        if records.ids:
+            self.collection.upsert(records.ids, records.embeddings, records.documents, records.metadatas)
+        if applied is not None:
+            self._set_applied(applied)
+
+    def destroy(self) -> None:
+        """Closes the engine and removes this replica's files (the collection was deleted)."""
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        self.db.close()
