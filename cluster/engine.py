@@ -27,7 +27,8 @@ from vectord.errors import (
 )
 from vectord.storage import Collection, CollectionConfig, CollectionInfo, Database, Records, Tuning, WriteResult
 from vectord.storage import validation
-from vectord.storage.collection import GET_INCLUDE_DEFAULT, QUERY_INCLUDE_DEFAULT
+from vectord.storage.collection import GET_INCLUDE_DEFAULT
+from vectord.storage.search import QUERY_INCLUDE_DEFAULT
 from vectord.storage.planner import Plan
 from vectord.storage.search import check_group, check_max_distance
 

@@ -1,0 +1,216 @@
+"""A 3-node Ray cluster on this machine (ray.cluster_utils: head plus two nodes, one per
+module), a gateway (`vectord cluster up`) in a subprocess, and the SDK unchanged against it:
+3 shards x 2 replicas, write level quorum (= both replicas of 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+import vectord  # noqa: E402
+from vectord.errors import AlreadyExistsError, NotFoundError  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+DIM = 8
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = Cluster(initialize_head=True, head_node_args=NODE)
+    workers = [cluster.add_node(**NODE) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    root = tmp_path_factory.mktemp("cluster")
+    log = open(root / "gateway.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
+         "--data-dir", str(root / "data"), "--shards", "3", "--replicas", "2", "--write-level", "quorum"],
+        stdout=subprocess.PIPE, stderr=log, text=True)
+    line = ""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not line.startswith("vectord cluster gateway listening"):
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+    assert line.startswith("vectord cluster gateway listening"), (root / "gateway.log").read_text()
+    cluster.gateway = line.rsplit(" ", 1)[1].strip()
+    cluster.workers = workers
+    cluster.root = root
+    yield cluster
+    proc.terminate()
+    proc.wait(30)
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture
+def client(cluster):
+    c = vectord.Client(cluster.gateway, timeout=60)
+    yield c
+    c.close()
+
+
+def vectors(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def test_info_says_cluster_and_unsupported_rpcs_name_themselves(client):
+    assert client.server_info()["version"].endswith("+cluster")
+    with pytest.raises(vectord.errors.VectordError, match="Admin.CreateSnapshot"):
+        client.create_collection("snap", dim=DIM)
+        client._call("Admin", "CreateSnapshot", vectord.v1.admin_pb2.CreateSnapshotRequest(collection="snap"))
+    client.delete_collection("snap")
+
+
+def test_core_api(client):
+    col = client.create_collection("core", dim=DIM)
+    ids = [f"r{i}" for i in range(60)]
+    meta = [{"n": i, "kind": "even" if i % 2 == 0 else "odd"} for i in range(60)]
+    written = col.add(ids=ids, embeddings=vectors(60), metadatas=meta, documents=[f"doc {i}" for i in ids])
+    assert written["inserted"] == 60
+    assert col.count() == 60 and col.count(where={"kind": "even"}) == 30
+    with pytest.raises(AlreadyExistsError, match="r5"):
+        col.add(ids=["new", "r5"], embeddings=vectors(2, 1))
+    assert col.count() == 60  # nothing of the refused add was written
+    with pytest.raises(NotFoundError, match="nope"):
+        col.update(ids=["r1", "nope"], metadatas=[{"n": 1}, {"n": 2}])
+    col.update(ids=["r1"], metadatas=[{"kind": "changed"}])
+    col.upsert(ids=["r2", "extra"], embeddings=vectors(2, 2), metadatas=[{"n": -2}, {"n": 99}])
+    got = col.get(ids=["extra", "r1", "missing", "r2"], include=["metadatas", "documents"])
+    assert got["ids"] == ["extra", "r1", "r2"]
+    assert got["metadatas"][1] == {"n": 1, "kind": "changed"}
+    assert got["metadatas"][2]["n"] == -2 and got["documents"][1] == "doc r1"
+    assert col.count() == 61
+    page = col.get(where={"n": {"$gte": 50}}, limit=5, offset=2)
+    # id order across shards ("extra" has n 99)
+    assert page["ids"] == sorted(["extra"] + [f"r{i}" for i in range(50, 60)])[2:7]
+    paged, token = [], ""
+    while token is not None:
+        result = col.get(limit=7, page_token=token, include=[])
+        paged += result["ids"]
+        token = result["next_page_token"]
+    assert paged == sorted(ids + ["extra"])
+    hits = col.query(query_embeddings=vectors(2, 0)[:2], n_results=3, where={"kind": "even"},
+                     include=["metadatas", "distances", "documents"])
+    assert hits["ids"][0][0] == "r0" and all(m["kind"] == "even" for m in hits["metadatas"][0])
+    assert hits["documents"][0][0] == "doc r0"
+    assert col.delete(ids=["r0", "r3", "never"]) == 2
+    assert col.delete(where={"kind": "odd"}) == 28  # r1 became "changed", r3 is gone
+    assert col.count() == 61 - 2 - 28
+    assert [c.name for c in client.list_collections()] == ["core"]
+    client.delete_collection("core")
+    assert client.list_collections() == []
+
+
+def test_exact_results_equal_a_single_node(client, tmp_path):
+    data, queries = vectors(500, 7), vectors(10, 8)
+    ids = [f"id-{i}" for i in range(500)]
+    meta = [{"g": i % 5} for i in range(500)]
+    col = client.create_collection("exact", dim=DIM, metric="l2")
+    col.add(ids=ids, embeddings=data, metadatas=meta)
+    single = vectord.Client(path=str(tmp_path / "single"))
+    ref = single.create_collection("exact", dim=DIM, metric="l2")
+    ref.add(ids=ids, embeddings=data, metadatas=meta)
+    for where in (None, {"g": 3}):
+        a = col.query(query_embeddings=queries, n_results=10, where=where, include=["distances"])
+        b = ref.query(query_embeddings=queries, n_results=10, where=where, include=["distances"])
+        assert a["ids"] == b["ids"]
+        np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-5, atol=1e-5)
+    single.close()
+    client.delete_collection("exact")
+
+
+def test_layout_from_metadata_and_status(client, cluster):
+    col = client.create_collection("layout", dim=DIM, metadata={"vectord:shards": 2, "vectord:replicas": 1,
+                                                                 "owner": "me"})
+    assert col.metadata == {"owner": "me"}
+    col.add(ids=["a", "b", "c"], embeddings=vectors(3))
+    from vectord.cluster.cli import replica_health
+
+    rows = [r for r in replica_health() if r["collection"] == "layout"]
+    assert len(rows) == 2 and all(r["state"] == "in_sync" for r in rows)
+    assert sum(r["count"] for r in rows) == 3
+    client.delete_collection("layout")
+
+
+def _replicas(name):
+    from vectord.cluster.cli import replica_health
+
+    return [r for r in replica_health() if r["collection"] == name]
+
+
+def test_killing_shard_actors_loses_no_acknowledged_write(client):
+    from vectord.cluster.controller import NAMESPACE
+    from vectord.cluster.replica import replica_name
+
+    col = client.create_collection("kills", dim=DIM)
+    table_id = col._client._call("Collections", "GetCollection",
+                                 vectord.v1.collections_pb2.GetCollectionRequest(name="kills")).id
+    acked, stop = [], threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            batch = [f"w{i}-{j}" for j in range(5)]
+            try:
+                col.upsert(ids=batch, embeddings=vectors(5, i))
+                acked.extend(batch)
+            except vectord.errors.VectordError:
+                pass  # not acknowledged: may or may not be there
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for kill in range(3):
+            time.sleep(1.5)
+            actor = ray.get_actor(replica_name(table_id, kill % 3, kill % 2), namespace=NAMESPACE)
+            ray.kill(actor, no_restart=False)  # a crash: Ray restarts it on its node
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert len(acked) > 0
+    got = col.get(ids=acked, include=[])
+    assert sorted(got["ids"]) == sorted(acked)
+    deadline = time.monotonic() + 60  # the restarted replicas catch up
+    while time.monotonic() < deadline:
+        rows = _replicas("kills")
+        if all(r["state"] == "in_sync" for r in rows):
+            break
+        time.sleep(1)
+    assert all(r["state"] == "in_sync" for r in rows), rows
+    for shard in range(3):
+        counts = {r["count"] for r in rows if r["shard"] == shard}
+        assert len(counts) == 1, rows  # both replicas hold the same records
+    client.delete_collection("kills")
+
+
+def test_removing_a_node_keeps_reads_answering(client, cluster):
+    col = client.create_collection("nodeloss", dim=DIM)
+    data = vectors(300, 3)
+    col.add(ids=[f"n{i}" for i in range(300)], embeddings=data)
+    expected = col.query(query_embeddings=data[:5], n_results=5, include=[])["ids"]
+    cluster.remove_node(cluster.workers[0])
+    started, failures, answered = time.monotonic(), 0, 0
+    while time.monotonic() - started < 20:
+        try:
+            assert col.count() == 300
+            assert col.query(query_embeddings=data[:5], n_results=5, include=[])["ids"] == expected
+            answered += 1
+            last_failure_free = time.monotonic()
+        except vectord.errors.VectordError:
+            failures += 1
+        time.sleep(0.2)
+    assert answered > 10
+    assert failures == 0 or last_failure_free - started < 20
