@@ -92,6 +92,15 @@ def test_group_by_nested_path_and_group_size(client):
     assert "groups" not in points.query(query_embeddings=origin, n_results=1)
 
 
+def test_group_by_each_query_of_a_call_has_its_own_groups(client):
+    points = client.create_collection("gb-multi", dim=2, metric="l2")
+    _points(points)
+    result = points.query(query_embeddings=[[0.0, 0.0], [39.0, 0.0]], n_results=2, group_by="src.doc",
+                          include=["distances"])
+    assert result["ids"] == [["p0", "p4"], ["p39", "p35"]]
+    assert result["groups"] == [["d0", "d1"], ["d9", "d8"]]
+
+
 def test_group_by_grows_the_search_past_one_crowded_group(client):
     """The 600 nearest records are all group "near": the search must grow to find others."""
     crowd = client.create_collection("gb-crowd", dim=2, metric="l2")
@@ -167,8 +176,12 @@ def test_chunked_documents_group_replace_and_delete(client):
     # add of an existing source is refused, writing nothing
     with pytest.raises(AlreadyExistsError, match="'moby'"):
         books.add(ids=["moby"], documents=["again"], chunking=True)
-    # deleting the source id deletes its chunks; a record that merely has source_id stays
-    assert books.delete(ids=["bread"]) == n_bread
+    # a plain upsert of the source id writes a record of that id and leaves the chunks alone
+    books.upsert(ids=["bread"], documents=["Just bread."])
+    assert books.get(ids=["bread"])["documents"] == ["Just bread."]
+    assert len(books.get(where={"source_id": "bread"})["ids"]) == n_bread
+    # deleting the source id deletes its chunks (and it); a record that merely has source_id stays
+    assert books.delete(ids=["bread"]) == n_bread + 1
     assert books.get(where={"source_id": "bread"})["ids"] == []
     assert books.delete(ids=["moby"]) == 1
     assert books.get()["ids"] == ["plain"]
