@@ -229,6 +229,9 @@ def test_chunking_bad_input(client):
     with pytest.raises(InvalidArgumentError, match="chunking: applies to add and upsert, not update"):
         books._write("Update", ["a"], None, ["x"], None, True)
     assert books.count() == 0
+    vectors = client.create_collection("vectors-only", dim=2)
+    with pytest.raises(InvalidArgumentError, match="chunking: collection 'vectors-only' has no encoder"):
+        vectors.add(ids=["a"], documents=["some text"], chunking=True)
 
 
 def test_encoder_chunk_cuts_on_word_boundaries():
