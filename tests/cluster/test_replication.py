@@ -1,0 +1,89 @@
+"""Replication rules without a Ray cluster: the replica's write numbering (duplicates, gaps,
+durability across a restart) and the gateway's acknowledgement levels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vectord.cluster.replica import ShardReplica
+from vectord.cluster.shards import STALE, Replica, Shard, ShardSet, needed_acks
+from vectord.errors import InvalidArgumentError, UnavailableError
+
+CONFIG = {"dim": 3, "metric": "l2", "hnsw": {"m": 16, "ef_construction": 100, "ef_search": 50}, "fulltext": None}
+
+
+def put(ids, seed=0):
+    return {"ids": ids, "embeddings": np.random.default_rng(seed).standard_normal((len(ids), 3)).astype(np.float32)}
+
+
+def test_a_retried_write_is_applied_once_and_a_skipped_one_is_refused(tmp_path):
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    assert replica.apply(1, "put", put(["a", "b"]))["status"] == "ok"
+    # Ray may run a call and still report a failure: the gateway retries with the same number
+    again = replica.apply(1, "put", put(["a", "b"], seed=9))
+    assert again["status"] == "duplicate"
+    assert np.array_equal(replica.get(ids=["a"], include=["embeddings"]).embeddings, put(["a"])["embeddings"])
+    assert replica.apply(3, "delete", {"ids": ["a"]}) == {"status": "gap", "applied": 1}
+    assert replica.count() == 2  # the out-of-order write changed nothing
+    assert replica.apply(2, "delete", {"ids": ["a"]})["deleted"] == 1
+    replica.close()
+
+
+def test_the_applied_number_survives_a_restart(tmp_path):
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    replica.apply(1, "put", put(["a"]))
+    replica.apply(2, "put", put(["b"], 1))
+    replica.close()
+    again = ShardReplica(str(tmp_path / "r"), CONFIG)
+    assert again.applied == 2 and again.count() == 2
+    assert again.apply(2, "put", put(["c"]))["status"] == "duplicate"
+    again.close()
+
+
+def test_a_crash_between_the_engine_and_the_number_replays_harmlessly(tmp_path):
+    """The engine fsynced write 2, the process died before applied.json said so: write 2
+    comes again and changes nothing (puts and deletes are idempotent by value)."""
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    replica.apply(1, "put", put(["a"]))
+    replica.collection.upsert(**{"ids": ["b"], "embeddings": put(["b"], 1)["embeddings"]})  # write 2, unnumbered
+    replica.close()
+    again = ShardReplica(str(tmp_path / "r"), CONFIG)
+    assert again.applied == 1
+    result = again.apply(2, "put", put(["b"], 1))
+    assert result["status"] == "ok" and result["unchanged"] == 1 and again.count() == 2
+    again.close()
+
+
+def test_an_engine_refusal_spends_the_number_on_every_replica(tmp_path):
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    result = replica.apply(1, "put", {"ids": ["a"], "embeddings": np.zeros((1, 4), np.float32)})
+    assert result["status"] == "error" and isinstance(result["error"], InvalidArgumentError)
+    assert replica.apply(2, "put", put(["a"]))["status"] == "ok"  # the replicas stay in step
+    replica.close()
+
+
+@pytest.mark.parametrize("level, replicas, needed", [("one", 3, 1), ("quorum", 2, 2), ("quorum", 3, 2),
+                                                     ("quorum", 5, 3), ("all", 3, 3)])
+def test_acknowledgements_needed(level, replicas, needed):
+    assert needed_acks(level, replicas) == needed
+
+
+def test_unknown_level_is_refused():
+    with pytest.raises(InvalidArgumentError, match="'most'"):
+        needed_acks("most", 2)
+
+
+class NeverCalled:
+    def __getattr__(self, name):
+        raise AssertionError(f"{name} was called: the write should have been refused before")
+
+
+def test_level_all_fails_fast_with_a_replica_out_of_sync():
+    replicas = [Replica(0, 0, "n1", "r0", NeverCalled()), Replica(0, 1, "n2", "r1", NeverCalled())]
+    replicas[1].mark_stale("node gone")
+    shards = ShardSet("docs", [Shard(0, replicas)])
+    with pytest.raises(UnavailableError, match=r"shard 0: 1 of 2 replicas in sync, write level 'all' needs 2"):
+        shards.write({0: ("put", put(["a"]))}, "all")
+    assert shards.shards[0].seq == 0 and not shards.shards[0].tail  # no number spent
+    assert replicas[1].state == STALE
