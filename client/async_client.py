@@ -211,8 +211,10 @@ class AsyncClient:
         response = await self._call("Encoder", "ListModels", encoder_pb2.ListModelsRequest())
         return [rq.model_info(m) for m in response.models]
 
-    async def embed(self, texts: Sequence[str] | str, model: str | None = None) -> np.ndarray:
-        """See ``Client.embed``.
+    async def embed(self, texts: Sequence[str] | str, model: str | None = None, *,
+                    return_truncated: bool = False) -> np.ndarray | tuple[np.ndarray, list[int]]:
+        """See ``Client.embed`` (``return_truncated=True``: also the positions of the texts
+        longer than the model's window).
 
         Example:
             >>> (await client.embed(["a cat"])).shape
@@ -220,7 +222,8 @@ class AsyncClient:
         texts = rq.embed_texts(texts)
         request = encoder_pb2.EmbedRequest(texts=texts, model=checks.optional_text(model, "model") or "")
         response = await self._call("Encoder", "Embed", request, self._write_timeout(len(texts)))
-        return vectors_from_proto(response.vectors).copy()
+        out = vectors_from_proto(response.vectors).copy()
+        return (out, list(response.truncated_indices)) if return_truncated else out
 
 
 class AsyncCollection(CollectionInfo):

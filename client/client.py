@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -243,28 +243,86 @@ class Client:
         return self._call("Admin", "Checkpoint", request).checkpointed
 
     # ------------------------------------------------------------------ encoder
-    def embed(self, texts: Sequence[str] | str, model: str | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str] | str, model: str | None = None, *,
+              return_truncated: bool = False) -> np.ndarray | tuple[np.ndarray, list[int]]:
         """Embeds texts with a built-in model, as the server does for collections.
 
+        A text longer than the model's window (``list_models()``'s ``max_tokens``: 256
+        tokens for the built-in model) is cut to it; ``return_truncated=True`` says which.
+
         Args:
-            texts: a text or a list of texts (any Unicode; long texts are truncated).
+            texts: a text or a list of texts (any Unicode).
             model: a model name; the default model when None.
+            return_truncated: also return the positions (in ``texts``) of the texts that
+                were longer than the window.
 
         Returns:
-            float32 array of shape (len(texts), dim), rows of unit norm.
+            float32 array of shape (len(texts), dim), rows of unit norm; with
+            ``return_truncated``, a tuple ``(vectors, truncated_positions)``.
 
         Example:
             >>> client.embed(["a cat sat on the mat"]).shape
             (1, 384)
+            >>> vectors, cut = client.embed(["short", "word " * 1000], return_truncated=True)
+            >>> cut
+            [1]
         """
         texts = rq.embed_texts(texts)
         model = checks.optional_text(model, "model") or ""
-        vectors = []
+        vectors, truncated = [], []
         for start in range(0, max(len(texts), 1), 10_000):  # stay far below the message limit
             response = self._call("Encoder", "Embed", encoder_pb2.EmbedRequest(
                 texts=texts[start:start + 10_000], model=model), self._write_timeout(len(texts)))
             vectors.append(vectors_from_proto(response.vectors).copy())
-        return np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
+            truncated.extend(start + i for i in response.truncated_indices)
+        out = np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
+        return (out, truncated) if return_truncated else out
+
+    def reembed_collection(self, name: str, model: str | None = None, *, batch: int = 0,
+                           on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Re-embeds a collection's documents with another model, online, and switches the
+        collection to it when every record is done (Admin.ReembedCollection, called until
+        the switch). Queries and writes go on meanwhile with the old model; writes made
+        during the re-embed are re-embedded too. Progress is kept by the server, so calling
+        again after an interruption (of this process or of the server) continues.
+
+        Args:
+            name: the collection.
+            model: the target model (see ``list_models``); the default model when None.
+            batch: records embedded per call (0: the server's default, 1,000).
+            on_progress: called after each call with the progress dict.
+
+        Returns:
+            ``{"collection", "model" (a list_models() dict), "done", "total", "switched",
+            "truncated"}`` of the last call; ``switched`` is True.
+
+        Example:
+            >>> client.reembed_collection("notes", "my-multilingual-model")["switched"]
+            True
+        """
+        while True:
+            progress = self.reembed_step(name, model, batch=batch)
+            if on_progress is not None:
+                on_progress(progress)
+            if progress["switched"]:
+                return progress
+
+    def reembed_step(self, name: str, model: str | None = None, *, batch: int = 0,
+                     cancel: bool = False) -> dict[str, Any]:
+        """One Admin.ReembedCollection call: embeds up to ``batch`` more records (or, at
+        the end, switches); ``cancel=True`` discards the stored progress instead.
+
+        Example:
+            >>> client.reembed_step("notes", "my-model", batch=500)["done"]
+            500
+        """
+        request = admin_pb2.ReembedCollectionRequest(
+            collection=checks.text(name, "name"), model=checks.optional_text(model, "model") or "",
+            batch=batch, cancel=cancel)
+        # up to 50 ms a record: a batch of long documents, or the final switch (new graph)
+        response = self._call("Admin", "ReembedCollection", request, self.timeout + 0.05 * max(batch, 1000))
+        return {"collection": response.collection, "model": rq.model_info(response.model), "done": response.done,
+                "total": response.total, "switched": response.switched, "truncated": response.truncated_texts}
 
     def list_models(self) -> list[dict[str, Any]]:
         """The built-in models: name, version, sha256, dim, max_tokens, is_default.

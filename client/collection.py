@@ -95,7 +95,9 @@ class Collection(CollectionInfo):
 
         Returns:
             Counts of what the write did: ``inserted``, ``updated``, ``unchanged``,
-            ``deleted``, and the durable log ``seq`` reached.
+            ``deleted``, the durable log ``seq`` reached, and ``truncated``: documents
+            longer than the encoder's window (``list_models()``'s ``max_tokens``) whose
+            vector was made from their first tokens only (the whole document is stored).
 
         Raises:
             AlreadyExistsError: an id exists already.

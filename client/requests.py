@@ -144,6 +144,8 @@ def _split(request: rpb.WriteRequest) -> Iterator[rpb.WriteRequest]:
 def merge_write_results(results: Sequence[pb.WriteResult]) -> dict[str, int]:
     totals = {key: sum(getattr(r, key) for r in results) for key in WRITE_COUNTS}
     totals["seq"] = max((r.seq for r in results), default=0)
+    # documents longer than the encoder's window, embedded from their first tokens only
+    totals["truncated"] = sum(r.truncated_texts for r in results)
     return totals
 
 

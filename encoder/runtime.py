@@ -342,6 +342,24 @@ _cache: dict[str, TextEncoder] = {}
 _cache_lock = threading.Lock()
 
 
+def load_dir(model_dir: str | os.PathLike, *, threads: int = 1) -> TextEncoder:
+    """A model laid out as the shipped ones (model.onnx, tokenizer.json, model.json), from any
+    directory (the server's ``--models-dir``), loaded once per directory and shared; its files'
+    sha256 are checked against model.json at that load.
+
+    Raises:
+        EncoderError: one line naming the file at fault (missing, malformed model.json, a
+            sha256 that does not match, a graph onnxruntime cannot load).
+    """
+    key = str(Path(model_dir).resolve())
+    with _cache_lock:
+        enc = _cache.get(key)
+        if enc is None:
+            enc = TextEncoder(Path(key), threads=threads)
+            _cache[key] = enc
+        return enc
+
+
 def load(name: str = DEFAULT_MODEL, *, threads: int = 1) -> TextEncoder:
     """The shipped model `name`, loaded once and shared by every caller (one InferenceSession per
     model name). The sha256 of its files is checked against model.json at the first load;

@@ -53,7 +53,8 @@ ROLES = (READ_WRITE, READ_ONLY)
 #: Every other rpc of every ``vectord.v1`` service needs a read-write key, so a new rpc is
 #: closed to read-only keys until someone adds it here on purpose (tests/test_security.py
 #: checks that every rpc is classified and that this set names only real rpcs). Writes on
-#: purpose: Collections/ModifyCollection (renames), Admin/Reset (deletes everything).
+#: purpose: Collections/ModifyCollection (renames), Admin/Reset (deletes everything),
+#: Admin/ReembedCollection (replaces a collection's vectors and model).
 READ_METHODS = frozenset({
     "vectord.v1.Collections/GetCollection",
     "vectord.v1.Collections/ListCollections",

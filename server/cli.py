@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-workers", type=int, help=_setting_help("max_workers"))
     serve.add_argument("--index-threads", type=int, help=_setting_help("index_threads"))
     serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
+    serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
     serve.add_argument("--log-level", help=_setting_help("log_level"))
@@ -133,7 +134,11 @@ def _load_encoders(settings):
         log.warning("built-in encoder unavailable (%s); collections take vectors only", exc)
         return None
     threads = settings.encoder_threads or min(os.cpu_count() or 1, 4)
-    encoders = BuiltinEncoders(threads=threads)
+    encoders = BuiltinEncoders(threads=threads, models_dir=settings.models_dir)  # verifies the user's models
+    for name, folder in encoders.custom.items():
+        model = encoders.get(name)
+        log.info("encoder %s %s from %s loaded (dim %d, window %d tokens, sha256 %s...)", model.name,
+                 model.version, folder, model.dim, model.max_tokens, model.sha256[:12])
     if encoders.default in encoders.names():
         model = encoders.get(encoders.default)  # raises DataLossError on a damaged model file
         log.info("encoder %s %s loaded (dim %d, sha256 %s..., %d threads)", model.name, model.version,
@@ -172,6 +177,7 @@ def serve(args: argparse.Namespace) -> int:
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
+                                 models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
                                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,

@@ -76,7 +76,8 @@ def include_from_proto(request) -> list[str] | None:
 
 def write_result_to_proto(result: WriteResult) -> pb.WriteResult:
     return pb.WriteResult(inserted=result.inserted, updated=result.updated,
-                          unchanged=result.unchanged, deleted=result.deleted, seq=result.seq)
+                          unchanged=result.unchanged, deleted=result.deleted, seq=result.seq,
+                          truncated_texts=result.truncated_texts)
 
 
 def _documents(values) -> list[pb.OptionalString]:

@@ -235,9 +235,9 @@ class _MeteredModel:
     def __init__(self, model, histogram) -> None:
         self._model, self._histogram = model, histogram
 
-    def embed(self, texts):
+    def embed(self, texts, **kwargs):  # kwargs: truncated= (encoder/runtime.py)
         self._histogram.labels(self._model.name).observe(len(texts))
-        return self._model.embed(texts)
+        return self._model.embed(texts, **kwargs)
 
     def __getattr__(self, name: str):
         return getattr(self._model, name)

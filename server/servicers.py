@@ -146,9 +146,12 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
                 f"texts: {len(request.texts)} texts, the limit is {limits.MAX_BATCH_RECORDS} per call")
         model = self._registry().get(request.model or "default")
         _check_deadline(context)
-        vectors = model.embed(list(request.texts)) if request.texts else np.empty((0, model.dim), np.float32)
+        truncated: list[int] = []  # texts longer than the model's window: said, never silent
+        vectors = (model.embed(list(request.texts), truncated=truncated) if request.texts
+                   else np.empty((0, model.dim), np.float32))
         return encoder_pb2.EmbedResponse(vectors=vectors_to_proto(vectors),
-                                         model=_model_info(model, self._registry().default))
+                                         model=_model_info(model, self._registry().default),
+                                         truncated_texts=len(truncated), truncated_indices=sorted(truncated))
 
     def ListModels(self, request, context) -> encoder_pb2.ListModelsResponse:
         registry = self.db.encoders
@@ -183,6 +186,20 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 "VECTORD_ALLOW_RESET=1, or allow_reset = true in its config file); embedded, use "
                 "vectord.Client(path=..., allow_reset=True)")
         return admin_pb2.ResetResponse(deleted_collections=self.db.reset())
+
+    def ReembedCollection(self, request: admin_pb2.ReembedCollectionRequest, context):
+        from vectord.storage import reembed
+
+        collection = self.db.get_collection(request.collection)
+        _check_deadline(context)
+        progress = reembed.step(collection, self.db.encoders, request.model or "default",
+                                batch=request.batch, cancel=request.cancel)
+        model = self.db.encoders.get(progress.model["name"])
+        return admin_pb2.ReembedCollectionResponse(
+            collection=collection.name, model=_model_info(model, self.db.encoders.default),
+            done=progress.done, total=progress.total, switched=progress.switched,
+            truncated_texts=progress.truncated_texts)
+
 
     def Checkpoint(self, request, context) -> admin_pb2.CheckpointResponse:
         targets = [self.db.get_collection(request.collection)] if request.collection else self.db.list_collections()

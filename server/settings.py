@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     grace_period_s: float = Field(10.0, ge=0, description="time in-flight calls get at shutdown")
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
     encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
+    models_dir: Path | None = Field(
+        None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
+                          "model.json), served beside the built-in model; a bad one stops the start "
+                          "(docs/custom-models.md)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field("text", description="'text' lines, or 'json' (one object a line)")
     metrics_port: int | None = Field(

@@ -56,6 +56,10 @@ GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
 INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
 
 
+class _ModelSwitched(Exception):
+    """A write's vectors were made by the model the collection had before a re-embed's switch."""
+
+
 def _identical(a: Any, b: Any) -> bool:
     """Equality that also compares types (True, 1 and 1.0 are different metadata values)."""
     if type(a) is not type(b):
@@ -259,8 +263,9 @@ class Collection(SearchMixin, MaintenanceMixin):
                 f"collection {self.config.name!r} refuses writes until restart: {self._failed}")
         self._wal.check_writable()
 
-    def _embed(self, texts: Sequence[str], field: str) -> np.ndarray:
-        """Embeds texts with the collection's own encoder, refusing any other model.
+    def _embed(self, texts: Sequence[str], field: str, truncated: list[int] | None = None) -> np.ndarray:
+        """Embeds texts with the collection's own encoder, refusing any other model;
+        ``truncated``, when given, gets the positions of the texts longer than its window.
 
         Runs outside the collection's lock: encoding is the slow part of a text write.
         """
@@ -281,7 +286,9 @@ class Collection(SearchMixin, MaintenanceMixin):
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidArgumentError(f"{field}[{i}]: a text is needed to embed, got {text!r}")
-        return encoder.embed(list(texts))
+        if truncated is None:
+            return encoder.embed(list(texts))
+        return encoder.embed(list(texts), truncated=truncated)
 
     def _maybe_build_index(self) -> None:
         if self._index is None and len(self._records) >= self.tuning.exact_threshold:
@@ -366,6 +373,19 @@ class Collection(SearchMixin, MaintenanceMixin):
         return self._put("update", ids, embeddings, documents, metadatas)
 
     def _put(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
+        while True:  # again when a re-embed switched the model while this write was embedding
+            try:
+                return self._put_once(kind, ids, embeddings, documents, metadatas)
+            except _ModelSwitched:
+                continue
+
+    def _check_model(self, embedded_with: dict[str, Any] | None) -> None:
+        """Under the write lock: the vectors of this write are of the collection's model (a
+        re-embed's switch, storage/reembed.py, may have changed it since they were made)."""
+        if embedded_with is not None and self.config.encoder != embedded_with:
+            raise _ModelSwitched()
+
+    def _put_once(self, kind: str, ids, embeddings, documents, metadatas) -> WriteResult:
         ids = validation.ids(ids)
         n = len(ids)
         if embeddings is not None and self.config.encoder is not None:
@@ -379,8 +399,11 @@ class Collection(SearchMixin, MaintenanceMixin):
                 f"collection with dim={self.config.dim} (and no encoder) for your own vectors")
         if documents is not None:
             documents = validation.documents(documents, n)
+        truncated: list[int] = []  # documents longer than the encoder's window (never silent)
+        embedded_with = None
         if embeddings is None and documents is not None and self.config.encoder is not None:
-            embeddings = self._embed(documents, "documents")
+            embedded_with = self.config.encoder
+            embeddings = self._embed(documents, "documents", truncated)
         if embeddings is not None:
             embeddings = validation.vectors(embeddings, n, self.config.dim, self.config.metric, ids)
         elif kind == "add":
@@ -389,9 +412,10 @@ class Collection(SearchMixin, MaintenanceMixin):
                 else " (this collection has no encoder)"))
         if metadatas is not None:
             metadatas = validation.metadatas(metadatas, n)
-        result = WriteResult()
+        result = WriteResult(truncated_texts=len(truncated))
         with self._writers, self._lock.write():
             self._check_writable()
+            self._check_model(embedded_with)
             existing = [self._records.labels.get(i) for i in ids]
             if kind == "add":
                 for i, label in enumerate(existing):

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from vectord.errors import InvalidArgumentError
+from vectord.errors import InvalidArgumentError, UnavailableError
 from . import validation
 from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
@@ -43,6 +43,7 @@ class SearchMixin:
             if not texts:
                 raise InvalidArgumentError("query_texts: at least one text is required")
             validation.query_count(len(texts), "query_texts")
+            embedded_with = self.config.encoder
             queries = self._embed(texts, "query_texts")
         queries = np.asarray(queries)
         if queries.ndim != 2 or len(queries) == 0:
@@ -53,6 +54,9 @@ class SearchMixin:
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
+            if texts is not None and self.config.encoder != embedded_with:  # a re-embed switched (reembed.py)
+                raise UnavailableError(f"query_texts: collection {self.config.name!r} switched to model "
+                                       f"{self.config.encoder['name']!r} while the texts were embedded; retry")
             labels, distances, plan = self._search(queries, n_results, where, predicate)
             results = []
             for row_labels, row_dist in zip(labels, distances):

@@ -33,6 +33,9 @@ class WriteResult:
     unchanged: int = 0
     deleted: int = 0
     seq: int = 0
+    #: Documents embedded for this write that were longer than the encoder's window (only
+    #: their first ``max_tokens`` tokens made the vector).
+    truncated_texts: int = 0
 
 
 @dataclass
@@ -89,7 +92,10 @@ class Embedder(Protocol):
 
     def identity(self) -> dict[str, Any]: ...
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], *, truncated: list[int] | None = None) -> np.ndarray:
+        """float32 (len(texts), dim); ``truncated``, when given, is extended with the positions
+        of the texts longer than the model's window (``max_tokens``), which were cut to it."""
+        ...
 
 
 class EncoderRegistry(Protocol):

@@ -17,8 +17,10 @@ class FakeEncoder:
     def identity(self) -> dict:
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "dim": self.dim}
 
-    def embed(self, texts):
+    def embed(self, texts, truncated=None):
         self.calls += 1
+        if truncated is not None:  # "too long": more words than the window
+            truncated.extend(i for i, text in enumerate(texts) if len(text.split()) > self.max_tokens - 2)
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, text in enumerate(texts):
             for word in text.lower().split() or [""]:

@@ -1,4 +1,4 @@
-"""`vectord collections list|create|info|delete`."""
+"""`vectord collections list|create|info|reembed|delete`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,16 @@ def register(sub) -> None:
     p.add_argument("name", help="the collection")
     add_connection_args(p)
     p.set_defaults(func=info_command)
+    p = actions.add_parser("reembed", help="re-embed a collection's documents with another model, online "
+                           "(resumable), then switch the collection to it")
+    p.add_argument("name", help="the collection")
+    p.add_argument("--encoder", required=True, help="the target model, by name (the SDK's client.list_models()); "
+                   "'default' for the server's default model")
+    p.add_argument("--batch", type=int, default=0, help="records embedded per call (default 1000)")
+    p.add_argument("--cancel", action="store_true", help="discard the stored progress instead of re-embedding")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_connection_args(p)
+    p.set_defaults(func=reembed_command)
     p = actions.add_parser("delete", help="delete a collection and its files")
     p.add_argument("name", help="the collection")
     add_connection_args(p)
@@ -68,6 +78,45 @@ def create_command(args: argparse.Namespace) -> int:
 def info_command(args: argparse.Namespace) -> int:
     with connect(args) as client:
         print(json.dumps(describe(client.get_collection(args.name)), indent=2, sort_keys=True))
+    return 0
+
+
+@command
+def reembed_command(args: argparse.Namespace) -> int:
+    """Calls Admin.ReembedCollection until the switch, with a progress bar (stderr). The server
+    keeps the progress: after an interruption the same command continues where it stopped."""
+    import sys
+
+    from tqdm import tqdm
+
+    model = "" if args.encoder == "default" else args.encoder
+    with connect(args) as client:
+        if args.cancel:
+            client.reembed_step(args.name, model, cancel=True)
+            print(f"collection {args.name!r}: re-embed progress discarded")
+            return 0
+        bar = None
+        truncated = 0
+        try:
+            while True:
+                progress = client.reembed_step(args.name, model, batch=args.batch)
+                truncated += progress["truncated"]
+                if bar is None:
+                    bar = tqdm(total=progress["total"], desc=f"reembed {args.name}", unit="rec", unit_scale=True,
+                               dynamic_ncols=True, disable=args.no_progress, file=sys.stderr, mininterval=0.5)
+                bar.total = progress["total"]  # writes meanwhile change it
+                bar.update(progress["done"] - bar.n)
+                if progress["switched"]:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+    target = progress["model"]
+    print(f"collection {args.name!r} now embeds with {target['name']} {target['version']} "
+          f"(dim {target['dim']}, sha256 {target['sha256'][:12]}...): {progress['total']} records")
+    if truncated:
+        print(f"truncated {truncated} document(s): longer than the model's {target['max_tokens']}-token window, "
+              "embedded from their first tokens only")
     return 0
 
 

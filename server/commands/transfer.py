@@ -211,7 +211,7 @@ def _create_collection(client, name: str, dim: int | None, args) -> tuple[Any, s
     return collection, f"vectord import: created collection {name!r} (dim {dim}, {args.metric})"
 
 
-def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None) -> None:
+def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None) -> dict[str, int]:
     ids = [r["id"] for r in batch]
     documents = [r.get("document") for r in batch]
     metadatas = [r.get("metadata") or {} for r in batch]
@@ -219,8 +219,8 @@ def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | 
         # _RecordCheck saw to it that every record has one, all of the same length
         vectors = np.asarray([r["embedding"] for r in batch], dtype=np.float32)
     documents_given = any(d is not None for d in documents)
-    collection.upsert(ids=ids, embeddings=vectors, documents=documents if documents_given else None,
-                      metadatas=metadatas)
+    return collection.upsert(ids=ids, embeddings=vectors, documents=documents if documents_given else None,
+                             metadatas=metadatas)
 
 
 def check_format(path: Path, what: str) -> None:
@@ -242,6 +242,7 @@ class _Import:
         self.args, self.records_path, self.vectors, self.total = args, records_path, vectors, total
         self.progress, self.done, self.new_dir = progress, done, new_dir
         self.written = 0  # records written by this run
+        self.truncated = 0  # documents of this run longer than the encoder's window
         self.created = False  # the collection, by this run
         self.collection = None
         self.bar = None
@@ -298,7 +299,8 @@ class _Import:
         vectors = None
         if self.vectors is not None:
             vectors = np.ascontiguousarray(self.vectors[self.done:self.done + len(batch)], dtype=np.float32)
-        _write_batch(self.collection, batch, vectors)
+        result = _write_batch(self.collection, batch, vectors)
+        self.truncated += (result or {}).get("truncated", 0)
         self.done += len(batch)
         self.written += len(batch)
         self.progress.save(self.done)
@@ -354,6 +356,9 @@ def import_command(args: argparse.Namespace) -> int:
         raise
     progress.finish()
     print(f"imported {run.done} records into {args.collection!r}")
+    if run.truncated:  # never silent: say how many documents the encoder read only in part
+        print(f"truncated {run.truncated} document(s): longer than the encoder's window, embedded from "
+              "their first tokens only (the whole documents are stored; --chunk-tokens embeds every part)")
     return 0
 
 

@@ -61,7 +61,7 @@ def test_sha256_matches_model_json_and_card(enc):
         assert meta["sha256"][f] == digest
         assert digest in card, f"MODEL_CARD.md does not list the sha256 of {f}"
     assert enc.sha256 == meta["sha256"]["model.onnx"]
-    assert str(meta["max_tokens"]) in card and str(meta["dim"]) in card
+    assert str(meta["window_tokens"]) in card and str(meta["dim"]) in card
 
 
 def test_model_size_within_budget(enc):
@@ -103,10 +103,10 @@ def test_odd_unicode(enc):
 
 
 def test_truncation_keeps_first_max_tokens(enc):
-    assert enc.max_tokens == 64
-    head = "the cat sat on the mat while the dog slept by the fire " * 6  # 72 word pieces > 62
+    assert enc.max_tokens == 256
+    head = "the cat sat on the mat while the dog slept by the fire " * 22  # 264 word pieces > 254
     ids = enc.tokenize([head])[0]
-    assert len(ids) == enc.max_tokens  # [CLS] + 62 pieces + [SEP]
+    assert len(ids) == enc.max_tokens  # [CLS] + 254 pieces + [SEP]
     long_a = head + " completely different words about finance and markets " * 50
     long_b = head + " an unrelated tail that is never seen " * 200
     v = enc.embed([head, long_a, long_b])

@@ -165,6 +165,7 @@ METHODS = {
     "/vectord.v1.Admin/ListSnapshots": admin_pb2.ListSnapshotsRequest,
     "/vectord.v1.Admin/DownloadSnapshot": admin_pb2.DownloadSnapshotRequest,
     "/vectord.v1.Admin/RestoreSnapshot": admin_pb2.RestoreSnapshotRequest,
+    "/vectord.v1.Admin/ReembedCollection": admin_pb2.ReembedCollectionRequest,
     "/vectord.v1.Encoder/Embed": encoder_pb2.EmbedRequest,
     "/vectord.v1.Encoder/ListModels": encoder_pb2.ListModelsRequest,
 }

@@ -22,43 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from vectord.v1 import encoder_pb2 as vectord_dot_v1_dot_encoder__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vectord/v1/admin.proto\x12\nvectord.v1\"\x16\n\x14GetServerInfoRequest\"\xb7\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x12\x19\n\x11max_batch_records\x18\x04 \x01(\r\x12\x18\n\x10\x63ollection_count\x18\x05 \x01(\r\x12\x1b\n\x13server_time_unix_ns\x18\x06 \x01(\x03\x12\x13\n\x0b\x61llow_reset\x18\x07 \x01(\x08\"8\n\x11\x43heckpointRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0f\n\x07\x63ompact\x18\x02 \x01(\x08\"C\n\x12\x43heckpointResponse\x12\x14\n\x0c\x63heckpointed\x18\x01 \x01(\r\x12\x17\n\x0f\x63ompacted_slots\x18\x02 \x01(\x04\"9\n\x15\x43reateSnapshotRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x8b\x01\n\x0cSnapshotInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x04\x12\x14\n\x0crecord_count\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x0b\n\x03\x64im\x18\x07 \x01(\r\"\x16\n\x14ListSnapshotsRequest\"D\n\x15ListSnapshotsResponse\x12+\n\tsnapshots\x18\x01 \x03(\x0b\x32\x18.vectord.v1.SnapshotInfo\"\'\n\x17\x44ownloadSnapshotRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\rSnapshotChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x17\n\x0f\x66ile_size_bytes\x18\x04 \x01(\x04\"y\n\x16RestoreSnapshotRequest\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12(\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x19.vectord.v1.SnapshotChunk\"C\n\x17RestoreSnapshotResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x0crecord_count\x18\x02 \x01(\x04\"\x0e\n\x0cResetRequest\",\n\rResetResponse\x12\x1b\n\x13\x64\x65leted_collections\x18\x01 \x01(\r2\xb6\x04\n\x05\x41\x64min\x12I\n\rGetServerInfo\x12 .vectord.v1.GetServerInfoRequest\x1a\x16.vectord.v1.ServerInfo\x12K\n\nCheckpoint\x12\x1d.vectord.v1.CheckpointRequest\x1a\x1e.vectord.v1.CheckpointResponse\x12M\n\x0e\x43reateSnapshot\x12!.vectord.v1.CreateSnapshotRequest\x1a\x18.vectord.v1.SnapshotInfo\x12T\n\rListSnapshots\x12 .vectord.v1.ListSnapshotsRequest\x1a!.vectord.v1.ListSnapshotsResponse\x12T\n\x10\x44ownloadSnapshot\x12#.vectord.v1.DownloadSnapshotRequest\x1a\x19.vectord.v1.SnapshotChunk0\x01\x12\\\n\x0fRestoreSnapshot\x12\".vectord.v1.RestoreSnapshotRequest\x1a#.vectord.v1.RestoreSnapshotResponse(\x01\x12<\n\x05Reset\x12\x18.vectord.v1.ResetRequest\x1a\x19.vectord.v1.ResetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vectord/v1/admin.proto\x12\nvectord.v1\x1a\x18vectord/v1/encoder.proto\"\\\n\x18ReembedCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\"\x9d\x01\n\x19ReembedCollectionResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.vectord.v1.ModelInfo\x12\x0c\n\x04\x64one\x18\x03 \x01(\x04\x12\r\n\x05total\x18\x04 \x01(\x04\x12\x10\n\x08switched\x18\x05 \x01(\x08\x12\x17\n\x0ftruncated_texts\x18\x06 \x01(\x04\"\x16\n\x14GetServerInfoRequest\"\xb7\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x12\x19\n\x11max_batch_records\x18\x04 \x01(\r\x12\x18\n\x10\x63ollection_count\x18\x05 \x01(\r\x12\x1b\n\x13server_time_unix_ns\x18\x06 \x01(\x03\x12\x13\n\x0b\x61llow_reset\x18\x07 \x01(\x08\"8\n\x11\x43heckpointRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0f\n\x07\x63ompact\x18\x02 \x01(\x08\"C\n\x12\x43heckpointResponse\x12\x14\n\x0c\x63heckpointed\x18\x01 \x01(\r\x12\x17\n\x0f\x63ompacted_slots\x18\x02 \x01(\x04\"9\n\x15\x43reateSnapshotRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x8b\x01\n\x0cSnapshotInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x04\x12\x14\n\x0crecord_count\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x0b\n\x03\x64im\x18\x07 \x01(\r\"\x16\n\x14ListSnapshotsRequest\"D\n\x15ListSnapshotsResponse\x12+\n\tsnapshots\x18\x01 \x03(\x0b\x32\x18.vectord.v1.SnapshotInfo\"\'\n\x17\x44ownloadSnapshotRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\rSnapshotChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x17\n\x0f\x66ile_size_bytes\x18\x04 \x01(\x04\"y\n\x16RestoreSnapshotRequest\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12(\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x19.vectord.v1.SnapshotChunk\"C\n\x17RestoreSnapshotResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x0crecord_count\x18\x02 \x01(\x04\"\x0e\n\x0cResetRequest\",\n\rResetResponse\x12\x1b\n\x13\x64\x65leted_collections\x18\x01 \x01(\r2\x98\x05\n\x05\x41\x64min\x12I\n\rGetServerInfo\x12 .vectord.v1.GetServerInfoRequest\x1a\x16.vectord.v1.ServerInfo\x12K\n\nCheckpoint\x12\x1d.vectord.v1.CheckpointRequest\x1a\x1e.vectord.v1.CheckpointResponse\x12M\n\x0e\x43reateSnapshot\x12!.vectord.v1.CreateSnapshotRequest\x1a\x18.vectord.v1.SnapshotInfo\x12T\n\rListSnapshots\x12 .vectord.v1.ListSnapshotsRequest\x1a!.vectord.v1.ListSnapshotsResponse\x12T\n\x10\x44ownloadSnapshot\x12#.vectord.v1.DownloadSnapshotRequest\x1a\x19.vectord.v1.SnapshotChunk0\x01\x12\\\n\x0fRestoreSnapshot\x12\".vectord.v1.RestoreSnapshotRequest\x1a#.vectord.v1.RestoreSnapshotResponse(\x01\x12<\n\x05Reset\x12\x18.vectord.v1.ResetRequest\x1a\x19.vectord.v1.ResetResponse\x12`\n\x11ReembedCollection\x12$.vectord.v1.ReembedCollectionRequest\x1a%.vectord.v1.ReembedCollectionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vectord.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=38
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=60
-  _globals['_SERVERINFO']._serialized_start=63
-  _globals['_SERVERINFO']._serialized_end=246
-  _globals['_CHECKPOINTREQUEST']._serialized_start=248
-  _globals['_CHECKPOINTREQUEST']._serialized_end=304
-  _globals['_CHECKPOINTRESPONSE']._serialized_start=306
-  _globals['_CHECKPOINTRESPONSE']._serialized_end=373
-  _globals['_CREATESNAPSHOTREQUEST']._serialized_start=375
-  _globals['_CREATESNAPSHOTREQUEST']._serialized_end=432
-  _globals['_SNAPSHOTINFO']._serialized_start=435
-  _globals['_SNAPSHOTINFO']._serialized_end=574
-  _globals['_LISTSNAPSHOTSREQUEST']._serialized_start=576
-  _globals['_LISTSNAPSHOTSREQUEST']._serialized_end=598
-  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_start=600
-  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_end=668
-  _globals['_DOWNLOADSNAPSHOTREQUEST']._serialized_start=670
-  _globals['_DOWNLOADSNAPSHOTREQUEST']._serialized_end=709
-  _globals['_SNAPSHOTCHUNK']._serialized_start=711
-  _globals['_SNAPSHOTCHUNK']._serialized_end=801
-  _globals['_RESTORESNAPSHOTREQUEST']._serialized_start=803
-  _globals['_RESTORESNAPSHOTREQUEST']._serialized_end=924
-  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_start=926
-  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_end=993
-  _globals['_RESETREQUEST']._serialized_start=995
-  _globals['_RESETREQUEST']._serialized_end=1009
-  _globals['_RESETRESPONSE']._serialized_start=1011
-  _globals['_RESETRESPONSE']._serialized_end=1055
-  _globals['_ADMIN']._serialized_start=1058
-  _globals['_ADMIN']._serialized_end=1624
+  _globals['_REEMBEDCOLLECTIONREQUEST']._serialized_start=64
+  _globals['_REEMBEDCOLLECTIONREQUEST']._serialized_end=156
+  _globals['_REEMBEDCOLLECTIONRESPONSE']._serialized_start=159
+  _globals['_REEMBEDCOLLECTIONRESPONSE']._serialized_end=316
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=318
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=340
+  _globals['_SERVERINFO']._serialized_start=343
+  _globals['_SERVERINFO']._serialized_end=526
+  _globals['_CHECKPOINTREQUEST']._serialized_start=528
+  _globals['_CHECKPOINTREQUEST']._serialized_end=584
+  _globals['_CHECKPOINTRESPONSE']._serialized_start=586
+  _globals['_CHECKPOINTRESPONSE']._serialized_end=653
+  _globals['_CREATESNAPSHOTREQUEST']._serialized_start=655
+  _globals['_CREATESNAPSHOTREQUEST']._serialized_end=712
+  _globals['_SNAPSHOTINFO']._serialized_start=715
+  _globals['_SNAPSHOTINFO']._serialized_end=854
+  _globals['_LISTSNAPSHOTSREQUEST']._serialized_start=856
+  _globals['_LISTSNAPSHOTSREQUEST']._serialized_end=878
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_start=880
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_end=948
+  _globals['_DOWNLOADSNAPSHOTREQUEST']._serialized_start=950
+  _globals['_DOWNLOADSNAPSHOTREQUEST']._serialized_end=989
+  _globals['_SNAPSHOTCHUNK']._serialized_start=991
+  _globals['_SNAPSHOTCHUNK']._serialized_end=1081
+  _globals['_RESTORESNAPSHOTREQUEST']._serialized_start=1083
+  _globals['_RESTORESNAPSHOTREQUEST']._serialized_end=1204
+  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_start=1206
+  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_end=1273
+  _globals['_RESETREQUEST']._serialized_start=1275
+  _globals['_RESETREQUEST']._serialized_end=1289
+  _globals['_RESETRESPONSE']._serialized_start=1291
+  _globals['_RESETRESPONSE']._serialized_end=1335
+  _globals['_ADMIN']._serialized_start=1338
+  _globals['_ADMIN']._serialized_end=2002
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from vectord.v1 import encoder_pb2 as _encoder_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -5,6 +6,34 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReembedCollectionRequest(_message.Message):
+    __slots__ = ("collection", "model", "batch", "cancel")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model: str
+    batch: int
+    cancel: bool
+    def __init__(self, collection: _Optional[str] = ..., model: _Optional[str] = ..., batch: _Optional[int] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class ReembedCollectionResponse(_message.Message):
+    __slots__ = ("collection", "model", "done", "total", "switched", "truncated_texts")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SWITCHED_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model: _encoder_pb2.ModelInfo
+    done: int
+    total: int
+    switched: bool
+    truncated_texts: int
+    def __init__(self, collection: _Optional[str] = ..., model: _Optional[_Union[_encoder_pb2.ModelInfo, _Mapping]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., switched: _Optional[bool] = ..., truncated_texts: _Optional[int] = ...) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()

@@ -70,6 +70,11 @@ class AdminStub:
                 request_serializer=vectord_dot_v1_dot_admin__pb2.ResetRequest.SerializeToString,
                 response_deserializer=vectord_dot_v1_dot_admin__pb2.ResetResponse.FromString,
                 _registered_method=True)
+        self.ReembedCollection = channel.unary_unary(
+                '/vectord.v1.Admin/ReembedCollection',
+                request_serializer=vectord_dot_v1_dot_admin__pb2.ReembedCollectionRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_admin__pb2.ReembedCollectionResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -132,6 +137,22 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReembedCollection(self, request, context):
+        """Re-embeds a collection's documents with another model, online, a batch per call: each
+        call embeds up to `batch` more records with the target model and returns the progress.
+        The new vectors are kept beside the collection (in its directory, fsynced), so a
+        restarted server or client continues where it stopped; queries and writes go on with
+        the old model meanwhile. The call that finds at most `batch` records left holds writes
+        (queries go on), embeds what remains, records written or changed meanwhile included,
+        and switches the collection to the new model, vectors and pinned identity together, in
+        one durable step (a new checkpoint generation and MANIFEST); `switched` is then true.
+        Call it until `switched`. NOT_FOUND for an unknown collection or model;
+        FAILED_PRECONDITION for a collection without an encoder (its vectors are the caller's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +190,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Reset,
                     request_deserializer=vectord_dot_v1_dot_admin__pb2.ResetRequest.FromString,
                     response_serializer=vectord_dot_v1_dot_admin__pb2.ResetResponse.SerializeToString,
+            ),
+            'ReembedCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReembedCollection,
+                    request_deserializer=vectord_dot_v1_dot_admin__pb2.ReembedCollectionRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_admin__pb2.ReembedCollectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +387,33 @@ class Admin:
             '/vectord.v1.Admin/Reset',
             vectord_dot_v1_dot_admin__pb2.ResetRequest.SerializeToString,
             vectord_dot_v1_dot_admin__pb2.ResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReembedCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Admin/ReembedCollection',
+            vectord_dot_v1_dot_admin__pb2.ReembedCollectionRequest.SerializeToString,
+            vectord_dot_v1_dot_admin__pb2.ReembedCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vectord.v1 import types_pb2 as vectord_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/encoder.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"o\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x12\n\nis_default\x18\x06 \x01(\x08\",\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\"[\n\rEmbedResponse\x12$\n\x07vectors\x18\x01 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.vectord.v1.ModelInfo\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.vectord.v1.ModelInfo2\x94\x01\n\x07\x45ncoder\x12<\n\x05\x45mbed\x12\x18.vectord.v1.EmbedRequest\x1a\x19.vectord.v1.EmbedResponse\x12K\n\nListModels\x12\x1d.vectord.v1.ListModelsRequest\x1a\x1e.vectord.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/encoder.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"o\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x12\n\nis_default\x18\x06 \x01(\x08\",\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x8f\x01\n\rEmbedResponse\x12$\n\x07vectors\x18\x01 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.vectord.v1.ModelInfo\x12\x17\n\x0ftruncated_texts\x18\x03 \x01(\x04\x12\x19\n\x11truncated_indices\x18\x04 \x03(\r\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.vectord.v1.ModelInfo2\x94\x01\n\x07\x45ncoder\x12<\n\x05\x45mbed\x12\x18.vectord.v1.EmbedRequest\x1a\x19.vectord.v1.EmbedResponse\x12K\n\nListModels\x12\x1d.vectord.v1.ListModelsRequest\x1a\x1e.vectord.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO']._serialized_end=175
   _globals['_EMBEDREQUEST']._serialized_start=177
   _globals['_EMBEDREQUEST']._serialized_end=221
-  _globals['_EMBEDRESPONSE']._serialized_start=223
-  _globals['_EMBEDRESPONSE']._serialized_end=314
-  _globals['_LISTMODELSREQUEST']._serialized_start=316
-  _globals['_LISTMODELSREQUEST']._serialized_end=335
-  _globals['_LISTMODELSRESPONSE']._serialized_start=337
-  _globals['_LISTMODELSRESPONSE']._serialized_end=396
-  _globals['_ENCODER']._serialized_start=399
-  _globals['_ENCODER']._serialized_end=547
+  _globals['_EMBEDRESPONSE']._serialized_start=224
+  _globals['_EMBEDRESPONSE']._serialized_end=367
+  _globals['_LISTMODELSREQUEST']._serialized_start=369
+  _globals['_LISTMODELSREQUEST']._serialized_end=388
+  _globals['_LISTMODELSRESPONSE']._serialized_start=390
+  _globals['_LISTMODELSRESPONSE']._serialized_end=449
+  _globals['_ENCODER']._serialized_start=452
+  _globals['_ENCODER']._serialized_end=600
 # @@protoc_insertion_point(module_scope)

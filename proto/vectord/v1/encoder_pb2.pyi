@@ -32,12 +32,16 @@ class EmbedRequest(_message.Message):
     def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("vectors", "model")
+    __slots__ = ("vectors", "model", "truncated_texts", "truncated_indices")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_INDICES_FIELD_NUMBER: _ClassVar[int]
     vectors: _types_pb2.Vectors
     model: ModelInfo
-    def __init__(self, vectors: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    truncated_texts: int
+    truncated_indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, vectors: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., truncated_texts: _Optional[int] = ..., truncated_indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

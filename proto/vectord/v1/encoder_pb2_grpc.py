@@ -52,7 +52,8 @@ class EncoderServicer:
     """
 
     def Embed(self, request, context):
-        """Embeds texts; returns one unit-norm float32 vector per text, in order.
+        """Embeds texts; returns one unit-norm float32 vector per text, in order, and which
+        texts were longer than the model's window (never a silent truncation).
         NOT_FOUND for an unknown model; INVALID_ARGUMENT for too many texts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -146,15 +146,17 @@ class Include(_message.Message):
     def __init__(self, embeddings: _Optional[bool] = ..., documents: _Optional[bool] = ..., metadatas: _Optional[bool] = ..., distances: _Optional[bool] = ...) -> None: ...
 
 class WriteResult(_message.Message):
-    __slots__ = ("inserted", "updated", "unchanged", "deleted", "seq")
+    __slots__ = ("inserted", "updated", "unchanged", "deleted", "seq", "truncated_texts")
     INSERTED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_TEXTS_FIELD_NUMBER: _ClassVar[int]
     inserted: int
     updated: int
     unchanged: int
     deleted: int
     seq: int
-    def __init__(self, inserted: _Optional[int] = ..., updated: _Optional[int] = ..., unchanged: _Optional[int] = ..., deleted: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+    truncated_texts: int
+    def __init__(self, inserted: _Optional[int] = ..., updated: _Optional[int] = ..., unchanged: _Optional[int] = ..., deleted: _Optional[int] = ..., seq: _Optional[int] = ..., truncated_texts: _Optional[int] = ...) -> None: ...

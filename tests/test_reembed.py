@@ -1,0 +1,191 @@
+"""Re-embedding a collection with another model, online and resumable (issue 10, item 6):
+Admin.ReembedCollection, `vectord collections reembed`, storage/reembed.py.
+
+Two real models: the shipped vectord-gru-mini and a tiny ONNX model the test builds
+(tests/tiny_model.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import vectord  # noqa: E402
+import tiny_model  # noqa: E402
+from serverproc import start_server  # noqa: E402
+from vectord.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError  # noqa: E402
+from vectord.server.encoders import BuiltinEncoders  # noqa: E402
+from vectord.storage import Database, reembed  # noqa: E402
+from vectord.storage.types import Tuning  # noqa: E402
+
+WORDS = tiny_model.WORDS
+
+
+def docs(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.RandomState(seed)
+    return [" ".join(WORDS[j] for j in rng.randint(0, len(WORDS), size=rng.randint(2, 7))) for _ in range(n)]
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    tiny_model.build(tmp_path / "models" / "tiny")
+    return tmp_path / "models"
+
+
+def _expect_all_tiny(collection, tiny):
+    """Every live record's vector is exactly the tiny model's vector of its document."""
+    got = collection.get(include=["embeddings", "documents"])
+    assert got.embeddings.shape[1] == tiny.dim
+    assert np.array_equal(got.embeddings, tiny.embed(got.documents))
+    return got
+
+
+def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, tmp_path):
+    tuning = Tuning(exact_threshold=8)  # a graph exists before and after the switch
+    texts = docs(30)
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs")  # the default model, vectord-gru-mini
+        col.add(ids=[str(i) for i in range(30)], documents=texts, metadatas=[{"i": i} for i in range(30)])
+        first = reembed.step(col, db.encoders, "tiny-test", batch=10)
+        assert (first.done, first.total, first.switched) == (10, 30, False)
+        # the collection is untouched until the switch: old model, old dim, queries work
+        assert col.config.encoder["name"] == "vectord-gru-mini" and col.config.dim == 384
+        assert col.query(texts=[texts[3]], n_results=1)[0].ids[0] == "3"
+        # writes meanwhile, with the old model: a done record changed, one added, one deleted
+        col.upsert(ids=["0"], documents=["cat dog cat dog"])
+        col.add(ids=["new"], documents=["river water stone"])
+        col.delete(ids=["5"])
+        col.update(ids=["1"], metadatas=[{"touched": True}])  # metadata only: its vector stays valid
+    # a restart: the progress on disk is reloaded, not recomputed
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.get_collection("docs")
+        assert reembed.progress_dir(col).is_dir()
+        second = reembed.step(col, db.encoders, "tiny-test", batch=10)
+        # 10 done before, "0" changed and "5" deleted since: 8 still valid, + 10 now; 30 live
+        assert (second.done, second.total, second.switched) == (18, 30, False)
+        last = reembed.step(col, db.encoders, "tiny-test", batch=20)  # 12 left <= 20: the switch
+        assert last.switched and last.done == last.total == 30
+        tiny = db.encoders.get("tiny-test")
+        assert col.config.encoder == tiny.identity() and col.config.dim == 8
+        got = _expect_all_tiny(col, tiny)
+        assert "5" not in got.ids and "new" in got.ids
+        assert col.get(ids=["0"]).documents == ["cat dog cat dog"]
+        assert col.get(ids=["1"]).metadatas == [{"i": 1, "touched": True}]
+        assert not reembed.progress_dir(col).exists()
+        assert col._index is not None and col._index.dim == 8
+        assert col.query(texts=["river water stone"], n_results=1)[0].ids[0] == "new"
+        col.add(ids=["after"], documents=["apple pear"])  # new writes embed with the new model
+    # the switch is durable: a restart serves the new model, vectors and graph
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.get_collection("docs")
+        assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8 and col.count() == 31
+        _expect_all_tiny(col, db.encoders.get("tiny-test"))
+        again = reembed.step(col, db.encoders, "tiny-test")
+        assert again.switched and again.done == 31  # already on that model: nothing to do
+
+
+def test_writes_during_the_reembed_are_neither_lost_nor_mixed(models_dir, tmp_path):
+    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=[f"r{i}" for i in range(200)], documents=docs(200))
+        stop = threading.Event()
+        written: dict[str, str] = {}
+        errors: list[BaseException] = []
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                try:
+                    text = docs(1, seed=1000 + i)[0]
+                    col.upsert(ids=[f"w{i % 50}"], documents=[text])
+                    written[f"w{i % 50}"] = text
+                    i += 1
+                except FailedPreconditionError:
+                    # a write between the switch's MANIFEST and ... never happens: writes are
+                    # held, not refused; any refusal is a bug
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+                    return
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            while not reembed.step(col, db.encoders, "vectord-gru-mini", batch=40).switched:
+                pass
+        finally:
+            stop.set()
+            thread.join()
+        assert not errors
+        gru = db.encoders.get("vectord-gru-mini")
+        assert col.config.encoder == gru.identity()
+        got = col.get(include=["embeddings", "documents"])
+        assert len(got.ids) == 200 + len(written)
+        by_id = dict(zip(got.ids, got.documents))
+        assert all(by_id[k] == v for k, v in written.items())  # the last acknowledged value of each
+        # every vector is the new model's vector of the stored document (none left from the old)
+        assert np.array_equal(got.embeddings, gru.embed(got.documents))
+
+
+def test_errors(models_dir, tmp_path):
+    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        plain = db.create_collection("plain", dim=4)
+        with pytest.raises(FailedPreconditionError, match="has no encoder"):
+            reembed.step(plain, db.encoders, "tiny-test")
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=["a"], documents=["cat"])
+        with pytest.raises(NotFoundError, match="nope"):
+            reembed.step(col, db.encoders, "nope")
+        with pytest.raises(InvalidArgumentError, match="batch"):
+            reembed.step(col, db.encoders, "vectord-gru-mini", batch=100_001)
+        # cancel discards the progress; the collection is unchanged
+        reembed.step(col, db.encoders, "vectord-gru-mini", batch=0)  # 1 record: switches at once
+        assert col.config.encoder["name"] == "vectord-gru-mini"
+        col.add(ids=[f"x{i}" for i in range(5)], documents=docs(5))
+        assert not reembed.step(col, db.encoders, "tiny-test", batch=2).switched
+        assert reembed.progress_dir(col).is_dir()
+        cancelled = reembed.step(col, db.encoders, "tiny-test", cancel=True)
+        assert not cancelled.switched and not reembed.progress_dir(col).exists()
+        assert col.config.encoder["name"] == "vectord-gru-mini"
+
+
+def test_rpc_and_cli_with_kill9_in_between(models_dir, tmp_path):
+    data = tmp_path / "data"
+    texts = docs(40, seed=3)
+    server = start_server(data, "--models-dir", str(models_dir))
+    try:
+        with vectord.Client(server.address) as client:
+            col = client.create_collection("docs")
+            col.add(ids=[str(i) for i in range(40)], documents=texts)
+            step = client.reembed_step("docs", "tiny-test", batch=15)
+            assert (step["done"], step["total"], step["switched"]) == (15, 40, False)
+            assert step["model"]["name"] == "tiny-test" and step["model"]["dim"] == 8
+            with pytest.raises(vectord.NotFoundError):
+                client.reembed_step("missing", "tiny-test")
+    finally:
+        server.kill()  # kill -9: the progress written so far is on disk
+    server = start_server(data, "--models-dir", str(models_dir))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "vectord", "collections", "reembed", "docs", "--encoder",
+                               "tiny-test", "--batch", "10", "--address", server.address],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "now embeds with tiny-test" in proc.stdout and "40 records" in proc.stdout
+        assert "reembed docs" in proc.stderr  # the tqdm bar
+        with vectord.Client(server.address) as client:
+            col = client.get_collection("docs")
+            assert col.encoder == "tiny-test" and col.dim == 8
+            got = col.get(include=["embeddings", "documents"])
+            tiny = client.embed(got["documents"], model="tiny-test")
+            assert np.array_equal(np.asarray(got["embeddings"], np.float32), tiny)
+            back = client.reembed_collection("docs", "default")  # back to the shipped model
+            assert back["switched"] and back["model"]["name"] == "vectord-gru-mini"
+            assert client.get_collection("docs").dim == 384
+    finally:
+        server.terminate()
