@@ -85,3 +85,49 @@ def test_truncated_texts_are_reported(enc):
     assert direct == [2, 4]
     # an unchanged signature for callers that do not ask
     assert enc.embed(["x"]).shape == (1, enc.dim)
+
+
+def test_server_says_how_many_texts_were_truncated(tmp_path):
+    """Embed and the writes report truncation, remotely and embedded alike (one servicer)."""
+    import vectord
+
+    long_text = passage(300, seed=5)
+    with vectord.Client(path=str(tmp_path / "data")) as client:
+        vectors, cut = client.embed(["short", long_text, "x", passage(255)], return_truncated=True)
+        assert vectors.shape == (4, 384) and cut == [1, 3]
+        assert client.embed(["short"]).shape == (1, 384)  # the plain call still returns the array
+        assert client.list_models()[0]["max_tokens"] == 256
+        docs = client.create_collection("docs")
+        added = docs.add(ids=["a", "b", "c"], documents=["short", long_text, passage(254)])
+        assert added["inserted"] == 3 and added["truncated"] == 1
+        assert docs.upsert(ids=["a"], documents=[long_text])["truncated"] == 1
+        assert docs.update(ids=["b"], metadatas=[{"k": 1}])["truncated"] == 0  # nothing embedded
+        assert docs.get(ids=["b"])["documents"] == [long_text]  # the whole document is stored
+
+
+def test_async_client_reports_truncation():
+    import asyncio
+
+    import vectord
+
+    async def main():
+        async with vectord.AsyncClient() as client:
+            return await client.embed(["short", passage(400)], return_truncated=True)
+
+    vectors, cut = asyncio.run(main())
+    assert vectors.shape == (2, 384) and cut == [1]
+
+
+def test_import_summary_counts_truncated_documents(tmp_path):
+    import subprocess
+    import sys
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text("\n".join(json.dumps({"id": str(i), "document": passage(300 if i % 2 else 10, seed=i)})
+                                for i in range(6)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "vectord", "import", str(source), "--collection", "docs",
+                           "--data-dir", str(tmp_path / "data"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 6 records" in proc.stdout
+    assert "truncated 3 document(s)" in proc.stdout
