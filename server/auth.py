@@ -61,6 +61,7 @@ READ_METHODS = frozenset({
     "vectord.v1.Records/Get",
     "vectord.v1.Records/Query",
     "vectord.v1.Records/Count",
+    "vectord.v1.Records/Classify",  # a vote over stored labels: reads, writes nothing
     "vectord.v1.Admin/GetServerInfo",
     "vectord.v1.Admin/ListSnapshots",
     "vectord.v1.Admin/DownloadSnapshot",  # reads a snapshot's files; CreateSnapshot and RestoreSnapshot write

@@ -52,6 +52,12 @@ def register(sub) -> None:
                    help="metric when the collection is created (default cosine)")
     p.add_argument("--encoder", help="the built-in model of a collection created for records without "
                    "embeddings (default: the default model)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N",
+                   help="store each document as chunks of at most N word pieces (0: as many as the encoder "
+                   "reads), records '<id>#<i>' with metadata source_id and chunk; a re-import replaces a "
+                   "document's chunks (needs documents without embeddings)")
+    p.add_argument("--chunk-overlap", type=int, metavar="M", help="word pieces shared by consecutive chunks "
+                   "(default 0; implies chunking)")
     p.add_argument("--progress-file", help="where progress is kept (default <input>.progress)")
     p.add_argument("--restart", action="store_true", help="ignore a progress file and start from the first record")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -211,7 +217,15 @@ def _create_collection(client, name: str, dim: int | None, args) -> tuple[Any, s
     return collection, f"vectord import: created collection {name!r} (dim {dim}, {args.metric})"
 
 
-def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None) -> dict[str, int]:
+def _chunking(args: argparse.Namespace) -> dict[str, int] | None:
+    """--chunk-tokens/--chunk-overlap as the SDK's chunking argument (None: whole records)."""
+    if args.chunk_tokens is None and args.chunk_overlap is None:
+        return None
+    return {"tokens": args.chunk_tokens or 0, "overlap": args.chunk_overlap or 0}
+
+
+def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | None,
+                 chunking: dict[str, int] | None = None) -> dict[str, int]:
     ids = [r["id"] for r in batch]
     documents = [r.get("document") for r in batch]
     metadatas = [r.get("metadata") or {} for r in batch]
@@ -219,6 +233,8 @@ def _write_batch(collection, batch: list[dict[str, Any]], vectors: np.ndarray | 
         # _RecordCheck saw to it that every record has one, all of the same length
         vectors = np.asarray([r["embedding"] for r in batch], dtype=np.float32)
     documents_given = any(d is not None for d in documents)
+    if chunking is not None:  # each record a source document: its chunks replaced in one write
+        return collection.upsert(ids=ids, documents=documents, metadatas=metadatas, chunking=chunking)
     return collection.upsert(ids=ids, embeddings=vectors, documents=documents if documents_given else None,
                              metadatas=metadatas)
 
@@ -299,7 +315,7 @@ class _Import:
         vectors = None
         if self.vectors is not None:
             vectors = np.ascontiguousarray(self.vectors[self.done:self.done + len(batch)], dtype=np.float32)
-        result = _write_batch(self.collection, batch, vectors)
+        result = _write_batch(self.collection, batch, vectors, _chunking(self.args))
         self.truncated += (result or {}).get("truncated", 0)
         self.done += len(batch)
         self.written += len(batch)
@@ -317,6 +333,9 @@ class _Import:
 def import_command(args: argparse.Namespace) -> int:
     source = Path(args.input)
     check_format(source, "import")
+    if _chunking(args) is not None and source.suffix.lower() == ".npy":
+        raise InvalidArgumentError(f"{source}: --chunk-tokens/--chunk-overlap chunk documents, which the "
+                                   "collection's encoder embeds; a .npy input brings its own vectors")
     if not source.exists():
         raise InvalidArgumentError(f"{source}: no such file")
     sidecar = Path(args.sidecar) if args.sidecar else sidecar_of(source)
