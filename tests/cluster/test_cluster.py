@@ -66,8 +66,8 @@ def vectors(n, seed=0):
 
 def test_info_says_cluster_and_unsupported_rpcs_name_themselves(client):
     assert client.server_info()["version"].endswith("+cluster")
+    client.create_collection("snap", dim=DIM)
     with pytest.raises(vectord.errors.VectordError, match="Admin.CreateSnapshot"):
-        client.create_collection("snap", dim=DIM)
         client._call("Admin", "CreateSnapshot", vectord.v1.admin_pb2.CreateSnapshotRequest(collection="snap"))
     client.delete_collection("snap")
 
@@ -130,6 +130,26 @@ def test_exact_results_equal_a_single_node(client, tmp_path):
     client.delete_collection("exact")
 
 
+def test_texts_are_embedded_once_at_the_gateway_as_one_node_would(client, tmp_path):
+    docs = ["the cat sat on the mat", "stock markets fell sharply", "a kitten naps in the sun",
+            "interest rates and inflation", "dogs chase balls in the park", "bond yields rose"]
+    ids = [f"t{i}" for i in range(len(docs))]
+    col = client.create_collection("texts")  # no dim: the built-in encoder, as on one server
+    assert col.add(ids=ids, documents=docs)["inserted"] == len(docs)
+    with pytest.raises(vectord.errors.InvalidArgumentError, match="takes no embeddings"):
+        col.add(ids=["v"], embeddings=np.ones((1, 8), np.float32))
+    single = vectord.Client(path=str(tmp_path / "single"))
+    ref = single.create_collection("texts")
+    ref.add(ids=ids, documents=docs)
+    queries = ["a sleepy cat", "finance news"]
+    a = col.query(query_texts=queries, n_results=3, include=["distances", "documents"])
+    b = ref.query(query_texts=queries, n_results=3, include=["distances", "documents"])
+    assert a["ids"] == b["ids"] and a["documents"] == b["documents"]
+    np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-4, atol=1e-5)
+    single.close()
+    client.delete_collection("texts")
+
+
 def test_layout_from_metadata_and_status(client, cluster):
     col = client.create_collection("layout", dim=DIM, metadata={"vectord:shards": 2, "vectord:replicas": 1,
                                                                  "owner": "me"})
@@ -140,6 +160,11 @@ def test_layout_from_metadata_and_status(client, cluster):
     rows = [r for r in replica_health() if r["collection"] == "layout"]
     assert len(rows) == 2 and all(r["state"] == "in_sync" for r in rows)
     assert sum(r["count"] for r in rows) == 3
+    shown = subprocess.run([sys.executable, "-m", "vectord", "cluster", "status", "--address", cluster.address],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "3 Ray node(s) alive" in shown.stdout
+    assert sum(line.split()[:1] == ["layout"] and line.endswith("in_sync") for line in shown.stdout.splitlines()) == 2
     client.delete_collection("layout")
 
 
@@ -201,16 +226,16 @@ def test_removing_a_node_keeps_reads_answering(client, cluster):
     data = vectors(300, 3)
     col.add(ids=[f"n{i}" for i in range(300)], embeddings=data)
     expected = col.query(query_embeddings=data[:5], n_results=5, include=[])["ids"]
-    cluster.remove_node(cluster.workers[0])
-    started, failures, answered = time.monotonic(), 0, 0
-    while time.monotonic() - started < 20:
+    cluster.remove_node(cluster.workers[0])  # its replicas go with it, unannounced
+    removed, failures, answered = time.monotonic(), [], 0
+    while time.monotonic() - removed < 15:
         try:
             assert col.count() == 300
             assert col.query(query_embeddings=data[:5], n_results=5, include=[])["ids"] == expected
             answered += 1
-            last_failure_free = time.monotonic()
-        except vectord.errors.VectordError:
-            failures += 1
+        except vectord.errors.VectordError as exc:
+            failures.append((time.monotonic() - removed, str(exc)))
         time.sleep(0.2)
     assert answered > 10
-    assert failures == 0 or last_failure_free - started < 20
+    # reads may fail while the lost replicas are found out; none after 5 s (the target)
+    assert all(at <= 5 for at, _ in failures), failures
