@@ -220,8 +220,10 @@ class Collection(SearchMixin, MaintenanceMixin):
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         collection.recovery_seconds = time.monotonic() - started
-        log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
-                 config.name, config.id, len(collection._records), replayed, time.monotonic() - started)
+        recovered = len(collection._records)
+        log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
+                 config.name, config.id, recovered, "" if recovered == 1 else "s",
+                 replayed, "" if replayed == 1 else "s", time.monotonic() - started)
         return collection
 
     def close(self, checkpoint: bool = True) -> None:

@@ -203,6 +203,7 @@ def test_start_log_counts_in_the_singular(tmp_path):
     assert proc.terminate() == 0
     log = proc.log()
     assert ": 1 collection recovered (0 damaged)" in log and "recovered 1 collection (1 record) from" in log, log
+    assert "recovered 1 record, replayed 0 log records in" in log, log
 
 
 def test_a_missing_api_key_tells_cli_users_about_api_key_and_the_environment(tmp_path):
