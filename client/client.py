@@ -269,7 +269,8 @@ class Client:
         """
         texts = rq.embed_texts(texts)
         model = checks.optional_text(model, "model") or ""
-        vectors, truncated = [], []
+        vectors: list[np.ndarray] = []
+        truncated: list[int] = []
         for start in range(0, max(len(texts), 1), 10_000):  # stay far below the message limit
             response = self._call("Encoder", "Embed", encoder_pb2.EmbedRequest(
                 texts=texts[start:start + 10_000], model=model), self._write_timeout(len(texts)))
