@@ -87,3 +87,51 @@ def test_level_all_fails_fast_with_a_replica_out_of_sync():
         shards.write({0: ("put", put(["a"]))}, "all")
     assert shards.shards[0].seq == 0 and not shards.shards[0].tail  # no number spent
     assert replicas[1].state == STALE
+
+
+class Local:
+    """A ShardReplica called in-process, with Ray's `.remote()` shape (ray.get is patched)."""
+
+    def __init__(self, replica):
+        self.replica = replica
+
+    def __getattr__(self, name):
+        method = getattr(self.replica, name)
+        return type("M", (), {"remote": staticmethod(lambda *a, **k: method(*a, **k))})
+
+
+@pytest.fixture
+def local_ray(monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "get", lambda value, timeout=None: value)
+    monkeypatch.setattr("vectord.cluster.replica.ShardReplica.status",
+                        lambda self: {"applied": self.applied, "count": self.count(), "node": "local", "path": ""})
+
+
+@pytest.mark.parametrize("writes_missed", [3, 300])  # within the gateway's tail / beyond it: a full copy
+def test_a_stale_replica_catches_up_from_the_tail_or_by_a_copy(tmp_path, local_ray, writes_missed):
+    from vectord.cluster import shards as shards_module
+
+    peer, behind = (ShardReplica(str(tmp_path / name), CONFIG) for name in ("peer", "behind"))
+    replicas = [Replica(0, 0, "n1", "peer", Local(peer)), Replica(0, 1, "n2", "behind", Local(behind))]
+    shard = Shard(0, replicas)
+    shard_set = ShardSet("docs", [shard])
+    for seq in range(1, 3):  # both replicas apply the first writes
+        for r in (peer, behind):
+            r.apply(seq, "put", put([f"a{seq}"], seq))
+        shard.seq = seq
+        shard.tail.append((seq, "put", put([f"a{seq}"], seq)))
+    replicas[1].mark_stale("killed")
+    for seq in range(3, 3 + writes_missed):  # the peer alone goes on
+        args = put([f"b{seq}"], seq) if seq % 5 else {"ids": ["a1"]}
+        op = "put" if seq % 5 else "delete"
+        peer.apply(seq, op, args)
+        shard.seq = seq
+        shard.tail.append((seq, op, args))
+    assert (len(shard.tail) < writes_missed + 2) == (writes_missed > shards_module.TAIL_WRITES)
+    assert shard_set.catch_up(replicas[1])
+    assert replicas[1].state == "in_sync" and behind.applied == peer.applied == shard.seq
+    mine, theirs = (r.get(after="", limit=10_000, include=["embeddings"]) for r in (behind, peer))
+    assert mine.ids == theirs.ids and np.array_equal(mine.embeddings, theirs.embeddings)
+    peer.close()
+    behind.close()
