@@ -242,28 +242,28 @@ class AsyncCollection(CollectionInfo):
         request = rq.modify_collection_request(self.name, name, metadata)
         CollectionInfo.__init__(self, await self._client._call("Collections", "ModifyCollection", request))
 
-    async def _write(self, method: str, ids, embeddings, documents, metadatas) -> dict[str, int]:
+    async def _write(self, method: str, ids, embeddings, documents, metadatas, chunking=None) -> dict[str, int]:
         results = []
-        for part in rq.write_requests(self.name, ids, embeddings, documents, metadatas):
+        for part in rq.with_chunking(rq.write_requests(self.name, ids, embeddings, documents, metadatas), chunking):
             results.append(await self._client._call("Records", method, part,
                                                     self._client._write_timeout(len(part.ids))))
         return rq.merge_write_results(results)
 
-    async def add(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
+    async def add(self, ids, embeddings=None, documents=None, metadatas=None, chunking=None) -> dict[str, int]:
         """See ``Collection.add``.
 
         Example:
             >>> await docs.add(ids=["a"], embeddings=[[1, 0, 0]])
         """
-        return await self._write("Add", ids, embeddings, documents, metadatas)
+        return await self._write("Add", ids, embeddings, documents, metadatas, chunking)
 
-    async def upsert(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
+    async def upsert(self, ids, embeddings=None, documents=None, metadatas=None, chunking=None) -> dict[str, int]:
         """See ``Collection.upsert``.
 
         Example:
             >>> await docs.upsert(ids=["a"], embeddings=[[0, 1, 0]])
         """
-        return await self._write("Upsert", ids, embeddings, documents, metadatas)
+        return await self._write("Upsert", ids, embeddings, documents, metadatas, chunking)
 
     async def update(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
         """See ``Collection.update``.
@@ -340,7 +340,9 @@ class AsyncCollection(CollectionInfo):
 
     async def query(self, query_embeddings=None, n_results: int = 10, where: Mapping | None = None,
                     where_document: Mapping | None = None, include: Sequence[str] | None = None,
-                    query_texts: Sequence[str] | str | None = None, explain: bool = False) -> dict[str, Any]:
+                    query_texts: Sequence[str] | str | None = None, explain: bool = False,
+                    max_distance: float | None = None, group_by: str | None = None,
+                    group_size: int | None = None) -> dict[str, Any]:
         """See ``Collection.query``.
 
         Example:
@@ -348,5 +350,19 @@ class AsyncCollection(CollectionInfo):
         """
         request, include_msg = rq.query_request(self.name, query_embeddings, n_results, where, where_document,
                                                 include, query_texts, explain)
-        return rq.query_result(await self._client._call("Records", "Query", request), include_msg, self.dim,
-                               explain)
+        rq.query_options(request, max_distance, group_by, group_size)
+        response = await self._client._call("Records", "Query", request)
+        return rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
+                               group_by is not None)
+
+    async def classify(self, texts: Sequence[str] | str | None = None, embeddings=None, label_key: str = "label",
+                       k: int = 10, where: Mapping | None = None,
+                       where_document: Mapping | None = None) -> list[dict[str, Any]]:
+        """See ``Collection.classify``.
+
+        Example:
+            >>> (await news.classify(texts=["rain all week"]))[0]["label"]
+            'weather'
+        """
+        request = rq.classify_request(self.name, texts, embeddings, label_key, k, where, where_document)
+        return rq.classify_result(await self._client._call("Records", "Classify", request))

@@ -77,13 +77,13 @@ class Collection(CollectionInfo):
         CollectionInfo.__init__(self, self._client._call("Collections", "ModifyCollection", request))
 
     # ------------------------------------------------------------------ writes
-    def _write(self, method: str, ids, embeddings, documents, metadatas) -> dict[str, int]:
-        parts = rq.write_requests(self.name, ids, embeddings, documents, metadatas)
+    def _write(self, method: str, ids, embeddings, documents, metadatas, chunking=None) -> dict[str, int]:
+        parts = rq.with_chunking(rq.write_requests(self.name, ids, embeddings, documents, metadatas), chunking)
         return rq.merge_write_results([
             self._client._call("Records", method, part, self._client._write_timeout(len(part.ids)))
             for part in parts])
 
-    def add(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
+    def add(self, ids, embeddings=None, documents=None, metadatas=None, chunking=None) -> dict[str, int]:
         """Adds new records. Fails, writing nothing, if any id exists or repeats.
 
         Args:
@@ -92,6 +92,12 @@ class Collection(CollectionInfo):
                 may be omitted in a collection with an encoder, which embeds the documents.
             documents: optional text per id.
             metadatas: optional dict per id (str, int, float, bool, lists, nested dicts).
+            chunking: in a collection with an encoder, store each document as chunks:
+                ``True`` (chunks as long as the model reads, no overlap) or
+                ``{"tokens": N, "overlap": M}`` (word pieces per chunk and shared by
+                neighbours). Chunk ``j`` of id ``doc`` is the record ``"doc#j"`` with the
+                metadata given plus ``{"source_id": "doc", "chunk": j}``; see upsert and
+                delete for replacing and removing a source's chunks.
 
         Returns:
             Counts of what the write did: ``inserted``, ``updated``, ``unchanged``,
@@ -107,19 +113,24 @@ class Collection(CollectionInfo):
             >>> docs.add(ids=["a", "b"], embeddings=[[1, 0, 0], [0, 1, 0]],
             ...          documents=["apple", "banana"], metadatas=[{"n": 1}, {"n": 2}])
         """
-        return self._write("Add", ids, embeddings, documents, metadatas)
+        return self._write("Add", ids, embeddings, documents, metadatas, chunking)
 
-    def upsert(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
+    def upsert(self, ids, embeddings=None, documents=None, metadatas=None, chunking=None) -> dict[str, int]:
         """Inserts new records or replaces existing ones.
 
         Vectors and documents given replace the stored ones; metadata merges by key and a
         key set to ``None`` is removed. New records need an embedding (or a document, in a
         collection with an encoder).
 
+        With ``chunking`` (see ``add``), each id is a source document: its old chunks are
+        deleted and its new chunks stored in one atomic, logged write (each chunk gets
+        exactly the metadata given, plus ``source_id`` and ``chunk``).
+
         Example:
             >>> docs.upsert(ids=["a"], embeddings=[[1, 1, 0]], metadatas=[{"n": None}])
+            >>> books.upsert(ids=["moby"], documents=[long_text], chunking={"tokens": 48, "overlap": 8})
         """
-        return self._write("Upsert", ids, embeddings, documents, metadatas)
+        return self._write("Upsert", ids, embeddings, documents, metadatas, chunking)
 
     def update(self, ids, embeddings=None, documents=None, metadatas=None) -> dict[str, int]:
         """Changes existing records, keeping the fields not given.
@@ -136,6 +147,7 @@ class Collection(CollectionInfo):
         """Deletes records by id and/or filter; returns how many were removed.
 
         Unknown ids are not an error. With both ids and a filter, records must match both.
+        The id of a chunked source (see ``add``'s ``chunking``) deletes all its chunks.
 
         Example:
             >>> docs.delete(where={"n": {"$gt": 1}})
@@ -222,8 +234,18 @@ class Collection(CollectionInfo):
 
     def query(self, query_embeddings=None, n_results: int = 10, where: Mapping | None = None,
               where_document: Mapping | None = None, include: Sequence[str] | None = None,
-              query_texts: Sequence[str] | str | None = None, explain: bool = False) -> dict[str, Any]:
+              query_texts: Sequence[str] | str | None = None, explain: bool = False,
+              max_distance: float | None = None, group_by: str | None = None,
+              group_size: int | None = None) -> dict[str, Any]:
         """Finds the nearest records to each query vector (or text), nearest first.
+
+        ``max_distance`` keeps only hits at most that far (fewer than ``n_results`` then).
+        ``group_by`` (a metadata path, dotted for nested maps, e.g. ``"source_id"``) returns
+        up to ``n_results`` groups, one per distinct value, best group first, each with its
+        best ``group_size`` hits (default 1), and adds a ``groups`` column (each hit's
+        value); records without the path (or null there) are in no group and are left out.
+        The server grows the search until the groups are full, looking at no more than the
+        50,000 nearest hits per query.
 
         Distances: cosine ``1 - cos``, l2 squared Euclidean, ip ``1 - dot``.
         ``query_texts`` are embedded on the server by the collection's encoder. With
@@ -242,4 +264,35 @@ class Collection(CollectionInfo):
         """
         request, include_msg = rq.query_request(self.name, query_embeddings, n_results, where, where_document,
                                                 include, query_texts, explain)
-        return rq.query_result(self._client._call("Records", "Query", request), include_msg, self.dim, explain)
+        rq.query_options(request, max_distance, group_by, group_size)
+        response = self._client._call("Records", "Query", request)
+        return rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
+                               group_by is not None)
+
+    def classify(self, texts: Sequence[str] | str | None = None, embeddings=None, label_key: str = "label",
+                 k: int = 10, where: Mapping | None = None,
+                 where_document: Mapping | None = None) -> list[dict[str, Any]]:
+        """Labels each text (or vector) by a vote of its ``k`` nearest labelled records.
+
+        A record's label is its metadata at ``label_key`` (a dotted path; a string, number
+        or bool); records without one do not vote. Each neighbour votes with weight
+        ``1 / (distance + 0.001)`` (distance clamped at 0), a label's score is its share of
+        the weight; ties go to more votes, then the nearest voter.
+
+        Args:
+            texts: texts to classify, embedded by the collection's encoder.
+            embeddings: vectors to classify, instead of texts.
+            label_key: the metadata path of the labels.
+            k: neighbours that vote, 1..1000.
+            where, where_document: only records matching these filters vote.
+
+        Returns:
+            One dict per input: ``label`` (None when nothing voted), ``scores``
+            (label -> score, best first, summing to 1) and ``votes`` (label -> neighbours).
+
+        Example:
+            >>> news.classify(texts=["the striker scored twice"], k=5)[0]["label"]
+            'sports'
+        """
+        request = rq.classify_request(self.name, texts, embeddings, label_key, k, where, where_document)
+        return rq.classify_result(self._client._call("Records", "Classify", request))

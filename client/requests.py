@@ -6,6 +6,7 @@ Everything here is pure: no calls are made. ``Collection`` (sync) and ``AsyncCol
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -15,7 +16,8 @@ from vectord.errors import InvalidArgumentError
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
-from vectord.wire import metadata_from_proto, metadata_to_proto, vectors_from_proto, vectors_to_proto
+from vectord.wire import (metadata_from_proto, metadata_to_proto, value_from_proto, vectors_from_proto,
+                          vectors_to_proto)
 
 from . import checks
 from .where import filter_to_proto
@@ -239,3 +241,103 @@ def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, exp
 def model_info(model) -> dict[str, Any]:
     return {"name": model.name, "version": model.version, "sha256": model.sha256, "dim": model.dim,
             "max_tokens": model.max_tokens, "is_default": model.is_default}
+
+
+# ---------------------------------------------------------------------- query options, chunking, classify
+def query_options(request: rpb.QueryRequest, max_distance: Any, group_by: Any, group_size: Any) -> None:
+    """Sets max_distance, group_by and group_size on a query request (the server checks the
+    ranges: max_distance finite and >= 0, n_results x group_size within its limit)."""
+    if max_distance is not None:
+        if isinstance(max_distance, (bool, np.bool_)) or not isinstance(max_distance, numbers.Real):
+            raise InvalidArgumentError(f"max_distance must be a number, got {checks.shown(max_distance)}")
+        request.max_distance = float(max_distance)
+    if group_by is not None:
+        request.group_by = checks.text(group_by, "group_by")
+    if group_size is not None:
+        if group_by is None:
+            raise InvalidArgumentError("group_size needs group_by (a metadata path)")
+        request.group_size = checks.integer(group_size, "group_size", 1, limits.MAX_N_RESULTS)
+
+
+RANKS = ("vector", "bm25", "hybrid")
+FUSIONS = ("rrf", "weighted")
+
+
+def rank_options(request: rpb.QueryRequest, rank: Any, fusion: Any, hybrid_alpha: Any) -> None:
+    """Sets rank, fusion and hybrid_alpha on a query request (defaults are not sent)."""
+    if rank not in RANKS:
+        raise InvalidArgumentError(f"rank must be one of {list(RANKS)}, got {checks.shown(rank)}")
+    if fusion not in FUSIONS:
+        raise InvalidArgumentError(f"fusion must be one of {list(FUSIONS)}, got {checks.shown(fusion)}")
+    if isinstance(hybrid_alpha, (bool, np.bool_)) or not isinstance(hybrid_alpha, numbers.Real) \
+            or not 0.0 <= float(hybrid_alpha) <= 1.0:
+        raise InvalidArgumentError(f"hybrid_alpha must be a number in [0, 1], got {checks.shown(hybrid_alpha)}")
+    if rank != "vector":
+        request.rank = rank
+    if fusion != "rrf":
+        request.fusion = fusion
+    if float(hybrid_alpha) != 0.5:
+        request.hybrid_alpha = float(hybrid_alpha)
+
+
+def query_scores(out: dict[str, Any], response: rpb.QueryResponse, rank: str) -> dict[str, Any]:
+    """Adds the ``scores`` column (per query; higher is better) to a bm25 or hybrid result."""
+    if rank != "vector":
+        out["scores"] = [list(result.scores) for result in response.results]
+    if "plan" in out:
+        plan = response.plan
+        out["plan"].update(rank=plan.rank or "vector", postings=plan.postings, fusion=plan.fusion)
+    return out
+
+
+def query_groups(out: dict[str, Any], response: rpb.QueryResponse, grouped: bool) -> dict[str, Any]:
+    """Adds the ``groups`` column (each hit's group value, per query) to a grouped result."""
+    if grouped:
+        out["groups"] = [[value_from_proto(v) for v in result.groups] for result in response.results]
+    return out
+
+
+def chunking_message(chunking: Any) -> rpb.Chunking | None:
+    """``chunking=True`` (whole-window chunks, no overlap), or a dict ``{"tokens": N,
+    "overlap": M}`` (both optional), as a Chunking message; None/False: no chunking."""
+    if chunking is None or chunking is False:
+        return None
+    if chunking is True:
+        return rpb.Chunking()
+    chunking = checks.optional_mapping(chunking, "chunking")
+    unknown = set(chunking) - {"tokens", "overlap"}
+    if unknown:
+        raise InvalidArgumentError(f"chunking: unknown key(s) {sorted(map(str, unknown))}; allowed: tokens, overlap")
+    return rpb.Chunking(tokens=checks.integer(chunking.get("tokens", 0), "chunking.tokens", 0, checks.UINT32_MAX),
+                        overlap=checks.integer(chunking.get("overlap", 0), "chunking.overlap", 0,
+                                               checks.UINT32_MAX))
+
+
+def with_chunking(parts: list[rpb.WriteRequest], chunking: Any) -> list[rpb.WriteRequest]:
+    message = chunking_message(chunking)
+    if message is not None:
+        for part in parts:
+            part.chunking.CopyFrom(message)
+    return parts
+
+
+def classify_request(collection: str, texts, embeddings, label_key, k, where, where_document) -> rpb.ClassifyRequest:
+    if (texts is None) == (embeddings is None):
+        raise InvalidArgumentError("classify: give either texts or embeddings")
+    request = rpb.ClassifyRequest(collection=collection, label_key=checks.text(label_key, "label_key"),
+                                  k=checks.integer(k, "k", 1, checks.UINT32_MAX))
+    if embeddings is not None:
+        request.vectors.CopyFrom(vectors_to_proto(as_matrix(embeddings, "embeddings")))
+    else:
+        request.texts.extend(checks.texts(texts, "texts"))
+    where_msg = filter_to_proto(where, where_document)
+    if where_msg is not None:
+        request.where.CopyFrom(where_msg)
+    return request
+
+
+def classify_result(response: rpb.ClassifyResponse) -> list[dict[str, Any]]:
+    return [{"label": value_from_proto(r.label) if r.HasField("label") else None,
+             "scores": {value_from_proto(s.label): s.score for s in r.scores},
+             "votes": {value_from_proto(s.label): s.votes for s in r.scores}}
+            for r in response.results]

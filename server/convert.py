@@ -15,6 +15,7 @@ from vectord.wire import (
     metadata_from_proto,
     metadata_to_proto,
     value_from_proto,
+    value_to_proto,
     vectors_from_proto,
     vectors_to_proto,
 )
@@ -129,7 +130,21 @@ def records_to_query_result(records: Records, size=None) -> rpb.QueryResult:
         if size is not None:
             size.add(4 * len(records.distances), 0)
         out.distances.extend(records.distances.tolist())
+    if records.groups is not None:
+        out.groups.extend(value_to_proto(value, "groups") for value in records.groups)
     return _fill_columns(out, records, size)
+
+
+def classifications_to_proto(results) -> rpb.ClassifyResponse:
+    """storage.classify's Classifications as a ClassifyResponse."""
+    response = rpb.ClassifyResponse()
+    for result in results:
+        out = response.results.add()
+        if result.label is not None:
+            out.label.CopyFrom(value_to_proto(result.label, "label"))
+        for label, score, votes in result.scores:
+            out.scores.add(label=value_to_proto(label, "label"), score=score, votes=votes)
+    return response
 
 
 def records_to_query_response(results, size=None) -> rpb.QueryResponse:

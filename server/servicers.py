@@ -13,7 +13,7 @@ from vectord import __version__, limits
 import numpy as np
 
 from vectord.errors import DeadlineExceededError, FailedPreconditionError, InvalidArgumentError
-from vectord.storage import Database
+from vectord.storage import Database, classify
 from vectord.v1 import admin_pb2, admin_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import collections_pb2_grpc
@@ -75,7 +75,14 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         collection = self.db.get_collection(request.collection)
         ids, embeddings, documents, metadatas = convert.write_columns(request)
         _check_deadline(context)
-        result = getattr(collection, method)(ids, embeddings, documents, metadatas)
+        if request.HasField("chunking"):  # long documents as chunks, one atomic write per request
+            if embeddings is not None:
+                raise InvalidArgumentError("chunking: the chunks are embedded by the collection's encoder; "
+                                           "give documents, not embeddings")
+            result = collection.put_chunked(method, ids, documents, metadatas,
+                                            tokens=request.chunking.tokens, overlap=request.chunking.overlap)
+        else:
+            result = getattr(collection, method)(ids, embeddings, documents, metadatas)
         return convert.write_result_to_proto(result)
 
     def Add(self, request, context):
@@ -114,12 +121,17 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         where, include, n_results = convert.optional_filter(request), convert.include_from_proto(request), \
             request.n_results or 10
         n_queries = len(queries) if queries is not None else len(request.query_texts)
-        budgets.check_query_shape(n_queries, n_results)  # before any embedding or search
-        budgets.check_query(collection, n_queries=n_queries, n_results=n_results, where=where, include=include)
+        max_distance = request.max_distance if request.HasField("max_distance") else None
+        group_by, group_size = request.group_by or None, request.group_size or 1
+        # a grouped query returns up to n_results x group_size hits: that is the reply's budget
+        hits = n_results * group_size if group_by else n_results
+        budgets.check_query_shape(n_queries, hits)  # before any embedding or search
+        budgets.check_query(collection, n_queries=n_queries, n_results=hits, where=where, include=include)
         _check_deadline(context)
         results, plan = collection.query_with_plan(
             queries, n_results=n_results, where=where, include=include,
-            texts=list(request.query_texts) if request.query_texts else None)
+            texts=list(request.query_texts) if request.query_texts else None,
+            max_distance=max_distance, group_by=group_by, group_size=group_size)
         response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE))
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
@@ -129,6 +141,19 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
         collection = self.db.get_collection(request.collection)
         return rpb.CountResponse(count=collection.count(where=convert.optional_filter(request)))
+
+    def Classify(self, request: rpb.ClassifyRequest, context) -> rpb.ClassifyResponse:
+        collection = self.db.get_collection(request.collection)
+        label_key, k = classify.check(request.label_key, request.k)  # before any embedding or search
+        vectors = vectors_from_proto(request.vectors, "vectors") if request.HasField("vectors") else None
+        if (vectors is None) == (not request.texts):
+            raise InvalidArgumentError("classify: give either vectors (embeddings) or texts")
+        n_inputs = len(vectors) if vectors is not None else len(request.texts)
+        budgets.check_query_shape(n_inputs, k)
+        _check_deadline(context)
+        results = classify.classify(collection, vectors, texts=list(request.texts) or None, label_key=label_key,
+                                    k=k, where=convert.optional_filter(request))
+        return convert.classifications_to_proto(results)
 
 
 class EncoderServicer(encoder_pb2_grpc.EncoderServicer):

@@ -35,9 +35,10 @@ from vectord.errors import (
     NotFoundError,
     VectordError,
 )
+from vectord import limits
 from . import checkpoint as disk
 from . import validation
-from .filters import Filter, compile_filter
+from .filters import Field, Filter, compile_filter
 from .fsio import FileSystem
 from .index import HnswIndex
 from .maintenance import MaintenanceMixin
@@ -53,6 +54,10 @@ from .wal import WriteAheadLog
 log = logging.getLogger(__name__)
 
 GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
+#: Metadata keys of a chunk record (a chunked write): the id of its source document and its
+#: ordinal; the chunk's id is f"{source_id}#{chunk}".
+SOURCE_KEY = "source_id"
+CHUNK_KEY = "chunk"
 INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
 
 
@@ -220,10 +225,8 @@ class Collection(SearchMixin, MaintenanceMixin):
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         collection.recovery_seconds = time.monotonic() - started
-        recovered = len(collection._records)
-        log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
-                 config.name, config.id, recovered, "" if recovered == 1 else "s",
-                 replayed, "" if replayed == 1 else "s", time.monotonic() - started)
+        log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
+                 config.name, config.id, len(collection._records), replayed, time.monotonic() - started)
         return collection
 
     def close(self, checkpoint: bool = True) -> None:
@@ -271,6 +274,16 @@ class Collection(SearchMixin, MaintenanceMixin):
 
         Runs outside the collection's lock: encoding is the slow part of a text write.
         """
+        encoder = self._encoder(field)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidArgumentError(f"{field}[{i}]: a text is needed to embed, got {text!r}")
+        if truncated is None:
+            return encoder.embed(list(texts))
+        return encoder.embed(list(texts), truncated=truncated)
+
+    def _encoder(self, field: str):
+        """The collection's own encoder, refusing any other model."""
         identity = self.config.encoder
         if identity is None:
             raise InvalidArgumentError(
@@ -285,12 +298,7 @@ class Collection(SearchMixin, MaintenanceMixin):
                 f"(sha256 {identity['sha256'][:12]}..., dim {identity['dim']}); this server's model has "
                 f"sha256 {encoder.sha256[:12]}..., dim {encoder.dim}: refusing to mix vectors of "
                 "different models")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidArgumentError(f"{field}[{i}]: a text is needed to embed, got {text!r}")
-        if truncated is None:
-            return encoder.embed(list(texts))
-        return encoder.embed(list(texts), truncated=truncated)
+        return encoder
 
     def _maybe_build_index(self) -> None:
         if self._index is None and len(self._records) >= self.tuning.exact_threshold:
@@ -313,6 +321,8 @@ class Collection(SearchMixin, MaintenanceMixin):
         """Applies one log record. Idempotent: a put sets records to exactly the logged
         values, a delete removes whatever is present."""
         if record["op"] == "put":
+            if record.get("drop"):  # a chunked write: the source's old chunks go in the same record
+                self._apply_delete(record["drop"])
             vectors = np.frombuffer(record["vectors"], np.float32).reshape(-1, self.config.dim)
             self._apply_put(record["ids"], vectors, record["documents"], record["metadatas"])
         elif record["op"] == "delete":
@@ -468,8 +478,119 @@ class Collection(SearchMixin, MaintenanceMixin):
         result.seq = seq
         return result
 
+    def put_chunked(self, kind: str, ids, documents, metadatas=None, tokens: int = 0,
+                    overlap: int = 0) -> WriteResult:
+        while True:  # again when a re-embed switched the model while this write was embedding
+            try:
+                return self._put_chunked_once(kind, ids, documents, metadatas, tokens, overlap)
+            except _ModelSwitched:
+                continue
+
+    def _put_chunked_once(self, kind: str, ids, documents, metadatas=None, tokens: int = 0,
+                          overlap: int = 0) -> WriteResult:
+        """Stores each document as chunks of at most ``tokens`` word pieces (0: the most the
+        encoder reads), consecutive chunks sharing ``overlap`` (see the encoder's ``chunk``).
+
+        Chunk ``j`` of source ``id`` is the record ``f"{id}#{j}"`` with the source's metadata
+        plus ``{"source_id": id, "chunk": j}``. ``kind`` "add" refuses a source that has
+        records (chunks, or a record of that id); "upsert" replaces them: the old chunks (and
+        a record of the source's own id) are deleted and the new chunks put by ONE log record,
+        so a crash leaves either the old chunks or the new ones. ``deleted`` counts old
+        records not overwritten by a new chunk of the same id.
+        """
+        if kind not in ("add", "upsert"):
+            raise InvalidArgumentError(f"chunking: applies to add and upsert, not {kind}")
+        ids = validation.ids(ids)
+        n = len(ids)
+        if documents is None:
+            raise InvalidArgumentError("documents: chunking needs a document per id")
+        documents = validation.documents(documents, n)
+        metadatas = validation.metadatas(metadatas, n) if metadatas is not None else [None] * n
+        if self.config.encoder is None:
+            raise InvalidArgumentError(
+                f"chunking: collection {self.config.name!r} has no encoder, and chunks are embedded by the "
+                "collection's encoder; create the collection with encoder=... (or without dim)")
+        embedded_with = self.config.encoder
+        encoder = self._encoder("documents")
+        limit = encoder.max_tokens - 2
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens <= limit:
+            raise InvalidArgumentError(f"chunking.tokens: must be 1..{limit} (encoder {encoder.name!r} reads "
+                                       f"{encoder.max_tokens} tokens with [CLS] and [SEP]; 0 means {limit}), "
+                                       f"got {tokens!r}")
+        tokens = tokens or limit
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tokens:
+            raise InvalidArgumentError(f"chunking.overlap: must be 0..{tokens - 1} (less than tokens {tokens}), "
+                                       f"got {overlap!r}")
+        chunk_ids, chunk_docs, chunk_metas = [], [], []
+        for i, (source, document, metadata) in enumerate(zip(ids, documents, metadatas)):
+            if document is None:
+                raise InvalidArgumentError(f"documents[{i}]: chunking needs a document for {source!r}")
+            for key in (SOURCE_KEY, CHUNK_KEY):
+                if metadata and key in metadata:
+                    raise InvalidArgumentError(f"metadatas[{i}]: key {key!r} is set by chunking; rename it")
+            for j, piece in enumerate(encoder.chunk(document, tokens, overlap)):
+                chunk_ids.append(f"{source}#{j}")
+                chunk_docs.append(piece)
+                chunk_metas.append({**(metadata or {}), SOURCE_KEY: source, CHUNK_KEY: j})
+            if len(chunk_ids) > limits.MAX_BATCH_RECORDS:
+                raise InvalidArgumentError(
+                    f"documents: the write makes more than {limits.MAX_BATCH_RECORDS} chunks "
+                    f"(limits.MAX_BATCH_RECORDS) by document {i} ({source!r}); write fewer or larger chunks")
+        chunk_ids = validation.ids(chunk_ids)
+        chunk_metas = validation.metadatas(chunk_metas, len(chunk_ids))
+        vectors = validation.vectors(encoder.embed(chunk_docs), len(chunk_ids), self.config.dim,
+                                     self.config.metric, chunk_ids)
+        with self._writers, self._lock.write():
+            self._check_writable()
+            self._check_model(embedded_with)
+            known = self._records.labels
+            old = list(dict.fromkeys([known[i] for i in ids if i in known] + self._chunks_of(ids)))
+            old_ids = {self._records.ids[label] for label in old}
+            if kind == "add":
+                asked = set(ids)
+                sources = {(self._records.ids[label] if self._records.ids[label] in asked
+                            else self._records.metadata(label)[SOURCE_KEY]): label for label in old}
+                clash = [i for i in chunk_ids if i in known]
+                if sources or clash:
+                    source, label = next(iter(sources.items())) if sources else (None, known[clash[0]])
+                    what = f"source {source!r} has" if source is not None else "the id of a new chunk has"
+                    raise AlreadyExistsError(
+                        f"add: {what} a record ({self._records.ids[label]!r}) in collection {self.config.name!r}; "
+                        "nothing was written (use upsert to replace a source's chunks)")
+            new = set(chunk_ids)
+            drop = sorted(old_ids - new)
+            result = WriteResult(deleted=len(drop))
+            for id_ in chunk_ids:
+                if id_ in known:
+                    result.updated += 1
+                else:
+                    result.inserted += 1
+            seq = self._log_and_apply({"op": "put", "ids": chunk_ids, "vectors": vectors.tobytes(),
+                                       "documents": chunk_docs, "metadatas": chunk_metas, "drop": drop})
+        self._wal.sync_to(seq)
+        result.seq = seq
+        return result
+
+    def _chunks_of(self, sources: Sequence[str]) -> list[int]:
+        """Labels of the chunk records of these sources: metadata source_id in ``sources``
+        and an id of the form f"{source_id}#{chunk}" (so a record that merely has a
+        ``source_id`` key of its own is never taken for a chunk)."""
+        if not sources:
+            return []
+        where = Field(SOURCE_KEY, "in", list(dict.fromkeys(sources)))
+        labels = self._matching(where, compile_filter(where))[0].tolist()
+        records = self._records
+        out = []
+        for label in labels:
+            metadata = records.metadata(label)
+            if records.ids[label] == f"{metadata.get(SOURCE_KEY)}#{metadata.get(CHUNK_KEY)}":
+                out.append(label)
+        return out
+
     def delete(self, ids: Sequence[str] | None = None, where: Filter | None = None) -> WriteResult:
-        """Removes records by ids and/or filter (both given: records must match both)."""
+        """Removes records by ids and/or filter (both given: records must match both).
+
+        A source id of a chunked write deletes its chunks too (see ``put_chunked``)."""
         if ids is not None:
             ids = validation.ids(ids, allow_empty_batch=True)
         predicate = compile_filter(where)
@@ -479,7 +600,9 @@ class Collection(SearchMixin, MaintenanceMixin):
             self._check_writable()
             if ids is not None:
                 known = self._records.labels
-                labels = self._passing([known[i] for i in dict.fromkeys(ids) if i in known], predicate)
+                # a source id stands for its chunks too (chunked writes; see put_chunked)
+                labels = self._passing(list(dict.fromkeys([known[i] for i in ids if i in known]
+                                                          + self._chunks_of(ids))), predicate)
             else:
                 labels = self._matching(where, predicate)[0].tolist()
             targets = [self._records.ids[label] for label in labels]

@@ -6,12 +6,15 @@ has one job; its methods read the collection's state under its read lock.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from vectord import limits
 from vectord.errors import InvalidArgumentError, UnavailableError
 from . import validation
 from .filters import Filter, compile_filter
@@ -22,21 +25,39 @@ from .types import Records
 log = logging.getLogger(__name__)
 
 QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
+#: A query with group_by searches for more hits than it returns, growing the search (x4 at a
+#: time) until it has n_results groups of group_size hits, the candidates run out, or the
+#: hits pass max_distance; it never looks past this many nearest hits per query, so groups
+#: whose best hit is farther than that are not returned.
+MAX_GROUP_FETCH = 50_000
 
 
 class SearchMixin:
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
-              include: Iterable[str] | None = None, texts: Sequence[str] | None = None) -> list[Records]:
-        """Nearest records to each query vector (or text, embedded), nearest first."""
-        return self.query_with_plan(queries, n_results, where, include, texts)[0]
+              include: Iterable[str] | None = None, texts: Sequence[str] | None = None,
+              max_distance: float | None = None, group_by: str | None = None,
+              group_size: int = 1) -> list[Records]:
+        """Nearest records to each query vector (or text, embedded), nearest first.
+
+        ``max_distance`` drops hits farther than it (fewer than ``n_results`` then).
+        ``group_by`` (a metadata path, dotted for nested maps) returns up to ``n_results``
+        groups, one per distinct value of the path, best group first, each with its best
+        ``group_size`` hits (``Records.groups`` holds each hit's value); records without
+        the path, or with a null there, are in no group and are left out.
+        """
+        return self.query_with_plan(queries, n_results, where, include, texts,
+                                    max_distance=max_distance, group_by=group_by, group_size=group_size)[0]
 
     def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
                         include: Iterable[str] | None = None,
-                        texts: Sequence[str] | None = None) -> tuple[list[Records], Plan]:
+                        texts: Sequence[str] | None = None, max_distance: float | None = None,
+                        group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query``, plus the plan that answered it (for ``explain``)."""
         started = time.perf_counter()
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
+        max_distance = check_max_distance(max_distance)
+        group_parts = check_group(group_by, group_size, n_results)
         if (queries is None) == (texts is None):
             raise InvalidArgumentError("query: give either query_embeddings or query_texts")
         if texts is not None:
@@ -57,16 +78,63 @@ class SearchMixin:
             if texts is not None and self.config.encoder != embedded_with:  # a re-embed switched (reembed.py)
                 raise UnavailableError(f"query_texts: collection {self.config.name!r} switched to model "
                                        f"{self.config.encoder['name']!r} while the texts were embedded; retry")
-            labels, distances, plan = self._search(queries, n_results, where, predicate)
+            if group_parts is None:
+                labels, distances, plan = self._search(queries, n_results, where, predicate)
+                rows = [_within(row_labels, row_dist, max_distance) + (None,)
+                        for row_labels, row_dist in zip(labels, distances)]
+            else:
+                rows = []
+                for i in range(len(queries)):
+                    row, plan = self._grouped(queries[i:i + 1], n_results, group_size, group_parts,
+                                              where, predicate, max_distance)
+                    rows.append(row)
             results = []
-            for row_labels, row_dist in zip(labels, distances):
-                keep = row_labels >= 0
-                records = self._select(row_labels[keep].tolist(), include)
+            for row_labels, row_dist, row_groups in rows:
+                records = self._select(row_labels.tolist(), include)
                 if "distances" in include:
-                    records.distances = row_dist[keep]
+                    records.distances = row_dist
+                records.groups = row_groups
                 results.append(records)
         plan.elapsed_ms = (time.perf_counter() - started) * 1000
         return results, plan
+
+    def _grouped(self, query: np.ndarray, n_results: int, group_size: int, parts: tuple[str, ...],
+                 where, predicate, max_distance: float | None):
+        """One query's hits grouped by the metadata value at ``parts``: (labels, distances,
+        group values) in group order, and the plan of the last search.
+
+        The search is oversampled and grown until the groups are full (see MAX_GROUP_FETCH):
+        hits come nearest first, so a group's first hits in a longer list are its best ones.
+        """
+        records = self._records
+        limit = max(1, min(len(records), MAX_GROUP_FETCH))
+        fetch = min(max(4 * n_results * group_size, 32), limit)
+        while True:
+            labels, distances, plan = self._search(query, fetch, where, predicate)
+            found = labels[0] >= 0
+            row_labels, row_dist = _within(labels[0], distances[0], max_distance)
+            groups: dict[Any, list] = {}
+            for label, distance in zip(row_labels.tolist(), row_dist.tolist()):
+                value = lookup_path(records.metadata(label), parts)
+                if value is None:
+                    continue
+                key = group_key(value)
+                hits = groups.get(key)
+                if hits is None:
+                    if len(groups) < n_results:
+                        groups[key] = [value, [(label, distance)]]
+                elif len(hits[1]) < group_size:
+                    hits[1].append((label, distance))
+            full = len(groups) == n_results and all(len(hits) == group_size for _, hits in groups.values())
+            exhausted = (int(found.sum()) < fetch or len(row_labels) < int(found.sum())  # ran out / past max_distance
+                         or fetch >= limit)
+            if full or exhausted:
+                break
+            fetch = min(fetch * 4, limit)
+        out_labels = [label for _, hits in groups.values() for label, _ in hits]
+        out_dist = [distance for _, hits in groups.values() for _, distance in hits]
+        out_groups = [value for value, hits in groups.values() for _ in hits]
+        return (np.asarray(out_labels, np.int64), np.asarray(out_dist, np.float32), out_groups), plan
 
     def _search(self, queries: np.ndarray, k: int, where, predicate):
         """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
@@ -158,3 +226,67 @@ class SearchMixin:
                         break
             return positions
         return keep
+
+
+def _within(labels: np.ndarray, distances: np.ndarray, max_distance: float | None):
+    """A result row without its padding and, with ``max_distance``, without the hits
+    farther than it. Rows are nearest first, so this is the nearest k within the distance:
+    cutting after the search equals cutting before it (the search's k is the most kept)."""
+    keep = labels >= 0
+    if max_distance is not None:
+        keep &= distances <= max_distance
+    return labels[keep], distances[keep]
+
+
+def check_max_distance(value: Any) -> float | None:
+    """None, or a finite number >= 0 (cosine and l2 distances are never negative; one rule
+    for every metric, ip included, keeps it simple)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentError(f"max_distance: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgumentError(f"max_distance: must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_group(group_by: Any, group_size: Any, n_results: int) -> tuple[str, ...] | None:
+    """The split path of ``group_by`` (None without grouping), after checking it and
+    ``group_size`` (1 or more; n_results x group_size within limits.MAX_N_RESULTS)."""
+    if group_by is None or group_by == "":
+        if group_size not in (None, 0, 1):
+            raise InvalidArgumentError(f"group_size: {group_size!r} needs group_by (a metadata path)")
+        return None
+    if not isinstance(group_by, str) or group_by.startswith("$") or "" in group_by.split("."):
+        raise InvalidArgumentError(f"group_by: {group_by!r} is not a metadata path (keys joined by '.', "
+                                   "not starting with '$')")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise InvalidArgumentError(f"group_size: must be an integer >= 1, got {group_size!r}")
+    if n_results * group_size > limits.MAX_N_RESULTS:
+        raise InvalidArgumentError(
+            f"group_size: n_results {n_results} x group_size {group_size} = {n_results * group_size} hits, "
+            f"the limit is {limits.MAX_N_RESULTS} (limits.MAX_N_RESULTS)")
+    return tuple(group_by.split("."))
+
+
+def lookup_path(metadata: dict[str, Any], parts: tuple[str, ...]) -> Any:
+    """The value at a dotted path, or None when a key is missing (as filters read paths)."""
+    value: Any = metadata
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def group_key(value: Any) -> Any:
+    """A hashable key for a group value: numbers of equal value are one group (1 and 1.0,
+    as filters compare them), bools are never numbers, lists and maps group by content."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("str", value)
+    return ("json", json.dumps(value, sort_keys=True))

@@ -47,6 +47,8 @@ class Records:
     documents: list[str | None] | None = None
     metadatas: list[dict[str, Any]] | None = None
     distances: np.ndarray | None = None
+    #: Queries with group_by: each record's group value (parallel to ids).
+    groups: list[Any] | None = None
     #: Cursor of the next page (id-ordered pages only); None at the end.
     next_after: str | None = None
 
@@ -95,6 +97,14 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str], *, truncated: list[int] | None = None) -> np.ndarray:
         """float32 (len(texts), dim); ``truncated``, when given, is extended with the positions
         of the texts longer than the model's window (``max_tokens``), which were cut to it."""
+        ...
+
+    #: Word pieces the model reads of one text ([CLS] and [SEP] included).
+    max_tokens: int
+
+    def chunk(self, text: str, tokens: int, overlap: int) -> list[str]:
+        """``text`` cut into pieces of at most ``tokens`` word pieces, consecutive pieces
+        sharing ``overlap`` of them; each piece is a slice of the original text."""
         ...
 
 

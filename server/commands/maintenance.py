@@ -21,6 +21,10 @@ def register(sub) -> None:
     p.add_argument("--vector", help="a query vector as a JSON list, instead of a text")
     p.add_argument("-n", "--n-results", type=int, default=10, help="how many records (default 10)")
     p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'')
+    p.add_argument("--max-distance", type=float, help="only hits at most this far (fewer results then)")
+    p.add_argument("--group-by", metavar="PATH", help="one group per distinct value of this metadata path "
+                   "(e.g. source_id: the best chunk of each document); -n counts groups")
+    p.add_argument("--group-size", type=int, help="hits per group with --group-by (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--width", type=int, default=60, help="characters of each document shown (default 60)")
     add_connection_args(p)
@@ -51,13 +55,19 @@ def query_command(args: argparse.Namespace) -> int:
     where = parse_json(args.where, "--where")
     with connect(args) as client:
         collection = client.get_collection(args.collection)
+        cut = {"max_distance": args.max_distance, "group_by": args.group_by, "group_size": args.group_size}
         if vector is not None:
-            result = collection.query(query_embeddings=[vector], n_results=args.n_results, where=where)
+            result = collection.query(query_embeddings=[vector], n_results=args.n_results, where=where, **cut)
         else:
-            result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where)
+            result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where, **cut)
     rows = list(zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]))
+    if "groups" in result and not args.json:  # --group-by: the table shows each hit's group beside its id
+        rows = [(f"{i} [{json.dumps(g, ensure_ascii=False)}]", *rest)
+                for g, (i, *rest) in zip(result["groups"][0], rows)]
     if args.json:
-        print(json.dumps([{"id": i, "distance": d, "document": doc, "metadata": m} for i, d, doc, m in rows],
+        groups = result["groups"][0] if "groups" in result else None
+        print(json.dumps([{"id": i, "distance": d, **({} if groups is None else {"group": groups[n]}),
+                           "document": doc, "metadata": m} for n, (i, d, doc, m) in enumerate(rows)],
                          ensure_ascii=False, indent=1))
         return 0
     print_table(["#", "id", "distance", "document", "metadata"],

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vectord.v1 import types_pb2 as vectord_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/records.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"\xb2\x01\n\x0cWriteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12+\n\tdocuments\x18\x04 \x01(\x0b\x32\x18.vectord.v1.DocumentList\x12+\n\tmetadatas\x18\x05 \x01(\x0b\x32\x18.vectord.v1.MetadataList\":\n\x0c\x44ocumentList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\"4\n\x0cMetadataList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.vectord.v1.Metadata\"S\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\"\xbd\x01\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12$\n\x07include\x18\x06 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x17\n\npage_token\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_page_token\"\xb4\x01\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\'\n\nembeddings\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x03 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x04 \x03(\x0b\x32\x14.vectord.v1.Metadata\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"\xca\x01\n\x0cQueryRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12\x11\n\tn_results\x18\x03 \x01(\r\x12!\n\x05where\x18\x04 \x01(\x0b\x32\x12.vectord.v1.Filter\x12$\n\x07include\x18\x05 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x13\n\x0bquery_texts\x18\x06 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\"^\n\rQueryResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.vectord.v1.QueryResult\x12#\n\x04plan\x18\x02 \x01(\x0b\x32\x15.vectord.v1.QueryPlan\"f\n\tQueryPlan\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x01(\x04\x12\n\n\x02\x65\x66\x18\x03 \x01(\r\x12\x13\n\x0b\x66ilter_path\x18\x04 \x01(\t\x12\x12\n\nelapsed_ms\x18\x05 \x01(\x01\"\xae\x01\n\x0bQueryResult\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x11\n\tdistances\x18\x02 \x03(\x02\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x04 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x05 \x03(\x0b\x32\x14.vectord.v1.Metadata\"E\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x05where\x18\x02 \x01(\x0b\x32\x12.vectord.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x32\xaf\x03\n\x07Records\x12\x38\n\x03\x41\x64\x64\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Upsert\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Update\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12<\n\x06\x44\x65lete\x12\x19.vectord.v1.DeleteRequest\x1a\x17.vectord.v1.WriteResult\x12\x36\n\x03Get\x12\x16.vectord.v1.GetRequest\x1a\x17.vectord.v1.GetResponse\x12<\n\x05Query\x12\x18.vectord.v1.QueryRequest\x1a\x19.vectord.v1.QueryResponse\x12<\n\x05\x43ount\x12\x18.vectord.v1.CountRequest\x1a\x19.vectord.v1.CountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vectord/v1/records.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"\xda\x01\n\x0cWriteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12+\n\tdocuments\x18\x04 \x01(\x0b\x32\x18.vectord.v1.DocumentList\x12+\n\tmetadatas\x18\x05 \x01(\x0b\x32\x18.vectord.v1.MetadataList\x12&\n\x08\x63hunking\x18\x0b \x01(\x0b\x32\x14.vectord.v1.Chunking\"+\n\x08\x43hunking\x12\x0e\n\x06tokens\x18\x01 \x01(\r\x12\x0f\n\x07overlap\x18\x02 \x01(\r\":\n\x0c\x44ocumentList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\"4\n\x0cMetadataList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.vectord.v1.Metadata\"S\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\"\xbd\x01\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12!\n\x05where\x18\x03 \x01(\x0b\x32\x12.vectord.v1.Filter\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12$\n\x07include\x18\x06 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x17\n\npage_token\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_page_token\"\xb4\x01\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\'\n\nembeddings\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x03 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x04 \x03(\x0b\x32\x14.vectord.v1.Metadata\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"\x9c\x02\n\x0cQueryRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12\x11\n\tn_results\x18\x03 \x01(\r\x12!\n\x05where\x18\x04 \x01(\x0b\x32\x12.vectord.v1.Filter\x12$\n\x07include\x18\x05 \x01(\x0b\x32\x13.vectord.v1.Include\x12\x13\n\x0bquery_texts\x18\x06 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\x12\x19\n\x0cmax_distance\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08group_by\x18\x0c \x01(\t\x12\x12\n\ngroup_size\x18\r \x01(\rB\x0f\n\r_max_distance\"^\n\rQueryResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.vectord.v1.QueryResult\x12#\n\x04plan\x18\x02 \x01(\x0b\x32\x15.vectord.v1.QueryPlan\"f\n\tQueryPlan\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x01(\x04\x12\n\n\x02\x65\x66\x18\x03 \x01(\r\x12\x13\n\x0b\x66ilter_path\x18\x04 \x01(\t\x12\x12\n\nelapsed_ms\x18\x05 \x01(\x01\"\xd1\x01\n\x0bQueryResult\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x11\n\tdistances\x18\x02 \x03(\x02\x12\'\n\nembeddings\x18\x03 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12-\n\tdocuments\x18\x04 \x03(\x0b\x32\x1a.vectord.v1.OptionalString\x12\'\n\tmetadatas\x18\x05 \x03(\x0b\x32\x14.vectord.v1.Metadata\x12!\n\x06groups\x18\x0b \x03(\x0b\x32\x11.vectord.v1.Value\"E\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x05where\x18\x02 \x01(\x0b\x32\x12.vectord.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x9b\x01\n\x0f\x43lassifyRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x07vectors\x18\x02 \x01(\x0b\x32\x13.vectord.v1.Vectors\x12\r\n\x05texts\x18\x03 \x03(\t\x12\x11\n\tlabel_key\x18\x04 \x01(\t\x12\t\n\x01k\x18\x05 \x01(\r\x12!\n\x05where\x18\x06 \x01(\x0b\x32\x12.vectord.v1.Filter\"?\n\x10\x43lassifyResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.Classification\"Z\n\x0e\x43lassification\x12 \n\x05label\x18\x01 \x01(\x0b\x32\x11.vectord.v1.Value\x12&\n\x06scores\x18\x02 \x03(\x0b\x32\x16.vectord.v1.LabelScore\"L\n\nLabelScore\x12 \n\x05label\x18\x01 \x01(\x0b\x32\x11.vectord.v1.Value\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05votes\x18\x03 \x01(\r2\xf6\x03\n\x07Records\x12\x38\n\x03\x41\x64\x64\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Upsert\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12;\n\x06Update\x12\x18.vectord.v1.WriteRequest\x1a\x17.vectord.v1.WriteResult\x12<\n\x06\x44\x65lete\x12\x19.vectord.v1.DeleteRequest\x1a\x17.vectord.v1.WriteResult\x12\x36\n\x03Get\x12\x16.vectord.v1.GetRequest\x1a\x17.vectord.v1.GetResponse\x12<\n\x05Query\x12\x18.vectord.v1.QueryRequest\x1a\x19.vectord.v1.QueryResponse\x12<\n\x05\x43ount\x12\x18.vectord.v1.CountRequest\x1a\x19.vectord.v1.CountResponse\x12\x45\n\x08\x43lassify\x12\x1b.vectord.v1.ClassifyRequest\x1a\x1c.vectord.v1.ClassifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,29 +33,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vectord.v1.records_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WRITEREQUEST']._serialized_start=65
-  _globals['_WRITEREQUEST']._serialized_end=243
-  _globals['_DOCUMENTLIST']._serialized_start=245
-  _globals['_DOCUMENTLIST']._serialized_end=303
-  _globals['_METADATALIST']._serialized_start=305
-  _globals['_METADATALIST']._serialized_end=357
-  _globals['_DELETEREQUEST']._serialized_start=359
-  _globals['_DELETEREQUEST']._serialized_end=442
-  _globals['_GETREQUEST']._serialized_start=445
-  _globals['_GETREQUEST']._serialized_end=634
-  _globals['_GETRESPONSE']._serialized_start=637
-  _globals['_GETRESPONSE']._serialized_end=817
-  _globals['_QUERYREQUEST']._serialized_start=820
-  _globals['_QUERYREQUEST']._serialized_end=1022
-  _globals['_QUERYRESPONSE']._serialized_start=1024
-  _globals['_QUERYRESPONSE']._serialized_end=1118
-  _globals['_QUERYPLAN']._serialized_start=1120
-  _globals['_QUERYPLAN']._serialized_end=1222
-  _globals['_QUERYRESULT']._serialized_start=1225
-  _globals['_QUERYRESULT']._serialized_end=1399
-  _globals['_COUNTREQUEST']._serialized_start=1401
-  _globals['_COUNTREQUEST']._serialized_end=1470
-  _globals['_COUNTRESPONSE']._serialized_start=1472
-  _globals['_COUNTRESPONSE']._serialized_end=1502
-  _globals['_RECORDS']._serialized_start=1505
-  _globals['_RECORDS']._serialized_end=1936
+  _globals['_WRITEREQUEST']._serialized_end=283
+  _globals['_CHUNKING']._serialized_start=285
+  _globals['_CHUNKING']._serialized_end=328
+  _globals['_DOCUMENTLIST']._serialized_start=330
+  _globals['_DOCUMENTLIST']._serialized_end=388
+  _globals['_METADATALIST']._serialized_start=390
+  _globals['_METADATALIST']._serialized_end=442
+  _globals['_DELETEREQUEST']._serialized_start=444
+  _globals['_DELETEREQUEST']._serialized_end=527
+  _globals['_GETREQUEST']._serialized_start=530
+  _globals['_GETREQUEST']._serialized_end=719
+  _globals['_GETRESPONSE']._serialized_start=722
+  _globals['_GETRESPONSE']._serialized_end=902
+  _globals['_QUERYREQUEST']._serialized_start=905
+  _globals['_QUERYREQUEST']._serialized_end=1189
+  _globals['_QUERYRESPONSE']._serialized_start=1191
+  _globals['_QUERYRESPONSE']._serialized_end=1285
+  _globals['_QUERYPLAN']._serialized_start=1287
+  _globals['_QUERYPLAN']._serialized_end=1389
+  _globals['_QUERYRESULT']._serialized_start=1392
+  _globals['_QUERYRESULT']._serialized_end=1601
+  _globals['_COUNTREQUEST']._serialized_start=1603
+  _globals['_COUNTREQUEST']._serialized_end=1672
+  _globals['_COUNTRESPONSE']._serialized_start=1674
+  _globals['_COUNTRESPONSE']._serialized_end=1704
+  _globals['_CLASSIFYREQUEST']._serialized_start=1707
+  _globals['_CLASSIFYREQUEST']._serialized_end=1862
+  _globals['_CLASSIFYRESPONSE']._serialized_start=1864
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1927
+  _globals['_CLASSIFICATION']._serialized_start=1929
+  _globals['_CLASSIFICATION']._serialized_end=2019
+  _globals['_LABELSCORE']._serialized_start=2021
+  _globals['_LABELSCORE']._serialized_end=2097
+  _globals['_RECORDS']._serialized_start=2100
+  _globals['_RECORDS']._serialized_end=2602
 # @@protoc_insertion_point(module_scope)

@@ -8,18 +8,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WriteRequest(_message.Message):
-    __slots__ = ("collection", "ids", "embeddings", "documents", "metadatas")
+    __slots__ = ("collection", "ids", "embeddings", "documents", "metadatas", "chunking")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     METADATAS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     embeddings: _types_pb2.Vectors
     documents: DocumentList
     metadatas: MetadataList
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Union[DocumentList, _Mapping]] = ..., metadatas: _Optional[_Union[MetadataList, _Mapping]] = ...) -> None: ...
+    chunking: Chunking
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Union[DocumentList, _Mapping]] = ..., metadatas: _Optional[_Union[MetadataList, _Mapping]] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ...) -> None: ...
+
+class Chunking(_message.Message):
+    __slots__ = ("tokens", "overlap")
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    tokens: int
+    overlap: int
+    def __init__(self, tokens: _Optional[int] = ..., overlap: _Optional[int] = ...) -> None: ...
 
 class DocumentList(_message.Message):
     __slots__ = ("values",)
@@ -76,7 +86,7 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain")
+    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain", "max_distance", "group_by", "group_size")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     N_RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +94,9 @@ class QueryRequest(_message.Message):
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     QUERY_TEXTS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _types_pb2.Vectors
     n_results: int
@@ -91,7 +104,10 @@ class QueryRequest(_message.Message):
     include: _types_pb2.Include
     query_texts: _containers.RepeatedScalarFieldContainer[str]
     explain: bool
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ...) -> None: ...
+    max_distance: float
+    group_by: str
+    group_size: int
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., max_distance: _Optional[float] = ..., group_by: _Optional[str] = ..., group_size: _Optional[int] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("results", "plan")
@@ -116,18 +132,20 @@ class QueryPlan(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas")
+    __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "groups")
     IDS_FIELD_NUMBER: _ClassVar[int]
     DISTANCES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     METADATAS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     distances: _containers.RepeatedScalarFieldContainer[float]
     embeddings: _types_pb2.Vectors
     documents: _containers.RepeatedCompositeFieldContainer[_types_pb2.OptionalString]
     metadatas: _containers.RepeatedCompositeFieldContainer[_types_pb2.Metadata]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[_types_pb2.Value, _Mapping]]] = ...) -> None: ...
 
 class CountRequest(_message.Message):
     __slots__ = ("collection", "where")
@@ -142,3 +160,43 @@ class CountResponse(_message.Message):
     COUNT_FIELD_NUMBER: _ClassVar[int]
     count: int
     def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("collection", "vectors", "texts", "label_key", "k", "where")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    vectors: _types_pb2.Vectors
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    label_key: str
+    k: int
+    where: _types_pb2.Filter
+    def __init__(self, collection: _Optional[str] = ..., vectors: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ..., label_key: _Optional[str] = ..., k: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[Classification]
+    def __init__(self, results: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ...) -> None: ...
+
+class Classification(_message.Message):
+    __slots__ = ("label", "scores")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    label: _types_pb2.Value
+    scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    def __init__(self, label: _Optional[_Union[_types_pb2.Value, _Mapping]] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ...) -> None: ...
+
+class LabelScore(_message.Message):
+    __slots__ = ("label", "score", "votes")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    label: _types_pb2.Value
+    score: float
+    votes: int
+    def __init__(self, label: _Optional[_Union[_types_pb2.Value, _Mapping]] = ..., score: _Optional[float] = ..., votes: _Optional[int] = ...) -> None: ...

@@ -73,6 +73,11 @@ class RecordsStub:
                 request_serializer=vectord_dot_v1_dot_records__pb2.CountRequest.SerializeToString,
                 response_deserializer=vectord_dot_v1_dot_records__pb2.CountResponse.FromString,
                 _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/vectord.v1.Records/Classify',
+                request_serializer=vectord_dot_v1_dot_records__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=vectord_dot_v1_dot_records__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
 
 
 class RecordsServicer:
@@ -133,6 +138,14 @@ class RecordsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Classify(self, request, context):
+        """Labels each input (texts or vectors) by a distance-weighted vote of its k nearest
+        labelled records (records whose metadata has `label_key`). Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +183,11 @@ def add_RecordsServicer_to_server(servicer, server):
                     servicer.Count,
                     request_deserializer=vectord_dot_v1_dot_records__pb2.CountRequest.FromString,
                     response_serializer=vectord_dot_v1_dot_records__pb2.CountResponse.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=vectord_dot_v1_dot_records__pb2.ClassifyRequest.FromString,
+                    response_serializer=vectord_dot_v1_dot_records__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +382,33 @@ class Records:
             '/vectord.v1.Records/Count',
             vectord_dot_v1_dot_records__pb2.CountRequest.SerializeToString,
             vectord_dot_v1_dot_records__pb2.CountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectord.v1.Records/Classify',
+            vectord_dot_v1_dot_records__pb2.ClassifyRequest.SerializeToString,
+            vectord_dot_v1_dot_records__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
