@@ -38,8 +38,8 @@ def models_dir(tmp_path):
     return tmp_path / "models"
 
 
-def _expect_all_tiny(collection, tiny):
-    """Every live record's vector is exactly the tiny model's vector of its document."""
+def _expect_all_of(collection, tiny):
+    """Every live record's vector is exactly the model's vector of its document."""
     got = collection.get(include=["embeddings", "documents"])
     assert got.embeddings.shape[1] == tiny.dim
     assert np.array_equal(got.embeddings, tiny.embed(got.documents))
@@ -73,7 +73,7 @@ def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, t
         assert last.switched and last.done == last.total == 30
         tiny = db.encoders.get("tiny-test")
         assert col.config.encoder == tiny.identity() and col.config.dim == 8
-        got = _expect_all_tiny(col, tiny)
+        got = _expect_all_of(col, tiny)
         assert "5" not in got.ids and "new" in got.ids
         assert col.get(ids=["0"]).documents == ["cat dog cat dog"]
         assert col.get(ids=["1"]).metadatas == [{"i": 1, "touched": True}]
@@ -85,7 +85,7 @@ def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, t
     with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.get_collection("docs")
         assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8 and col.count() == 31
-        _expect_all_tiny(col, db.encoders.get("tiny-test"))
+        _expect_all_of(col, db.encoders.get("tiny-test"))
         again = reembed.step(col, db.encoders, "tiny-test")
         assert again.switched and again.done == 31  # already on that model: nothing to do
 
@@ -189,3 +189,19 @@ def test_rpc_and_cli_with_kill9_in_between(models_dir, tmp_path):
             assert client.get_collection("docs").dim == 384
     finally:
         server.terminate()
+
+
+def test_in_memory_collection(models_dir):
+    with Database(None, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=[str(i) for i in range(12)], documents=docs(12, seed=9))
+        assert not reembed.step(col, db.encoders, "vectord-gru-mini", batch=5).switched
+        assert reembed.progress_dir(col) is None
+        col.delete(ids=["0"])
+        while not (progress := reembed.step(col, db.encoders, "vectord-gru-mini", batch=5)).switched:
+            pass
+        assert progress.done == progress.total == 11
+        gru = db.encoders.get("vectord-gru-mini")
+        assert col.config.encoder == gru.identity() and col.config.dim == 384
+        _expect_all_of(col, gru)
+        assert col.query(texts=[col.get(ids=["3"]).documents[0]], n_results=1)[0].ids[0] == "3"
