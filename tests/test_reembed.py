@@ -205,3 +205,48 @@ def test_in_memory_collection(models_dir):
         assert col.config.encoder == gru.identity() and col.config.dim == 384
         _expect_all_of(col, gru)
         assert col.query(texts=[col.get(ids=["3"]).documents[0]], n_results=1)[0].ids[0] == "3"
+
+
+@pytest.mark.parametrize("fail_at", ["generation", "manifest"])
+def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, tmp_path, fail_at):
+    """An I/O error in the switch: before the MANIFEST rename nothing changed (and writes go
+    on); at the MANIFEST the collection refuses writes until a restart, which serves the old
+    (consistent) state; the progress survives and the next call completes the switch."""
+    from vectord.storage.fsio import FileSystem
+
+    class Failing(FileSystem):
+        armed = False
+
+        def create(self, path):
+            if self.armed and fail_at == "generation" and path.name == "vectors.npy":
+                raise OSError(5, "injected EIO")
+            return super().create(path)
+
+        def rename(self, src, dst):
+            if self.armed and fail_at == "manifest" and dst.name == "MANIFEST":
+                raise OSError(5, "injected EIO")
+            return super().rename(src, dst)
+
+    fs = Failing()
+    texts = docs(12, seed=4)
+    with Database(tmp_path / "d", fs=fs, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=[str(i) for i in range(12)], documents=texts)
+        assert not reembed.step(col, db.encoders, "vectord-gru-mini", batch=8).switched
+        fs.armed = True
+        with pytest.raises(FailedPreconditionError, match="I/O error"):
+            reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
+        assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8  # unchanged in memory
+        if fail_at == "generation":
+            col.add(ids=["more"], documents=["cat"])  # writes go on with the old model
+        else:
+            with pytest.raises(FailedPreconditionError, match="refuses writes"):
+                col.add(ids=["more"], documents=["cat"])
+        fs.armed = False
+    with Database(tmp_path / "d", fs=fs, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.get_collection("docs")
+        assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8
+        assert reembed.progress_dir(col).is_dir()
+        progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
+        assert progress.switched and col.config.dim == 384
+        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
