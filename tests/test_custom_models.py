@@ -130,6 +130,12 @@ def test_served_pinned_and_kept_across_restarts(models_dir, tmp_path):
             with pytest.raises(vectord.NotFoundError, match="tiny-test"):
                 client.get_collection("mine").add(ids=["x"], documents=["cat"])
             assert client.get_collection("builtin").count() == 0
+            # ... until it is moved to a model the server has: a re-embed needs only the new one
+            moved = client.reembed_collection("mine", "vectord-gru-mini")
+            assert moved["switched"] and moved["total"] == 5 and moved["model"]["dim"] == 384
+            mine = client.get_collection("mine")
+            assert mine.encoder == "vectord-gru-mini" and mine.dim == 384
+            assert mine.add(ids=["x"], documents=["cat"])["inserted"] == 1
     finally:
         server.terminate()
 
