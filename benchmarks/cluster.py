@@ -9,8 +9,9 @@ gateway (`vectord cluster up`, 3 shards x 2 replicas, write level quorum) and on
 - single-query latency (p50, p95) through the SDK, default include (documents, metadatas,
   distances), n_results 10;
 - batched query throughput (batches of 100 queries);
-- actor kills: 10 kills of shard replicas (Ray restarts them) while a writer upserts
-  batches; acknowledged writes missing afterwards;
+- actor kills: 10 kills of shard replicas, one at a time (Ray restarts each; the next kill
+  comes when all replicas are in sync again), while a writer upserts batches: acknowledged
+  writes missing afterwards, and how long each replica took to be back in sync;
 - node loss (last: it leaves the cluster short of a node): a worker node removed while
   reads run; failed reads, and the time after the removal of the last failure.
 
@@ -115,16 +116,34 @@ def kills(client, name: str, dim: int, n_kills: int = 10) -> dict:
 
     thread = threading.Thread(target=writer)
     thread.start()
-    for k in range(n_kills):
-        time.sleep(1.0)
-        shard, replica = k % 3, (k // 3) % 2
-        ray.kill(ray.get_actor(replica_name(info.id, shard, replica), namespace=NAMESPACE), no_restart=False)
-    time.sleep(2)
-    stop.set()
-    thread.join(60)
+    recoveries = []
+    try:
+        for k in range(n_kills):
+            time.sleep(0.5)
+            shard, replica = k % 3, (k // 3) % 2
+            ray.kill(ray.get_actor(replica_name(info.id, shard, replica), namespace=NAMESPACE), no_restart=False)
+            recoveries.append(wait_in_sync(name))  # Ray restarts it; the gateway catches it up
+    finally:
+        stop.set()
+        thread.join(60)
     found = set(col.get(ids=acked, include=[])["ids"]) if acked else set()
     return {"kills": n_kills, "writes_acknowledged": len(acked) // 10, "writes_refused": failed[0],
-            "acknowledged_records_lost": len(set(acked) - found)}
+            "acknowledged_records_lost": len(set(acked) - found),
+            "back_in_sync_s": {"median": round(float(np.median(recoveries)), 2), "max": round(max(recoveries), 2)}}
+
+
+def wait_in_sync(name: str, limit_s: float = 120.0) -> float:
+    """Seconds until every replica of ``name`` is in sync again (as `vectord cluster status`)."""
+    from vectord.cluster.cli import replica_health
+
+    started = time.monotonic()
+    time.sleep(0.2)
+    while time.monotonic() - started < limit_s:
+        rows = [r for r in replica_health() if r["collection"] == name]
+        if rows and all(r["state"] == "in_sync" for r in rows):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise RuntimeError(f"replicas of {name!r} not in sync after {limit_s} s")
 
 
 def main() -> int:

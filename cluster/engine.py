@@ -62,7 +62,10 @@ class ClusterCollection:
         self.table = table
         self.shards = shards
         self.encoders = cluster.encoders
-        self._count_cache: tuple[float, int] | None = None
+        # info()'s record count, reused until the next write through this gateway (the only
+        # writer: it numbers every shard's writes): budgets read it on every get and query
+        self._generation = 0
+        self._count_cache: tuple[int, int] | None = None
 
     @property
     def config(self) -> CollectionConfig:
@@ -139,9 +142,15 @@ class ClusterCollection:
                 if kind == "upsert" and record_id not in exists:
                     raise InvalidArgumentError(f"embeddings: record {record_id!r} (ids[{i}]) is new and needs a vector")
 
-        results = self.shards.write(parts, self.cluster.write_level, check)
-        self._count_cache = None
-        return self._sum(results)
+        return self._sum(self._write(parts, check))
+
+    def _write(self, parts, check=None) -> list[dict[str, Any]]:
+        if not parts:
+            return []
+        try:
+            return self.shards.write(parts, self.cluster.write_level, check)
+        finally:
+            self._generation += 1
 
     def _fetch(self, replicas: dict[int, Replica], method: str, args: dict[int, tuple]) -> dict[int, Any]:
         """Calls on given replicas (the write path's checks); a failure is UNAVAILABLE."""
@@ -183,9 +192,7 @@ class ClusterCollection:
         if ids is not None and where is None:  # by id: no lookup needed, deleting is idempotent
             groups = self.table.group(ids)
             parts = {s: ("delete", {"ids": [ids[i] for i in pos]}) for s, pos in groups.items()}
-            results = self.shards.write(parts, self.cluster.write_level) if parts else []
-            self._count_cache = None
-            return self._sum(results)
+            return self._sum(self._write(parts))
         # by filter: resolved to ids on each shard under its lock, then deleted by id there
         touched = list(self.table.group(ids)) if ids is not None else range(self.table.shards)
         selected: dict[int, list[str]] = {}
@@ -198,9 +205,7 @@ class ClusterCollection:
                 parts[s][1]["ids"] = found
 
         parts = {s: ("delete", {"ids": []}) for s in touched}
-        results = self.shards.write(parts, self.cluster.write_level, resolve) if parts else []
-        self._count_cache = None
-        return self._sum(results)
+        return self._sum(self._write(parts, resolve))
 
     # ------------------------------------------------------------------ reads
     def count(self, where=None) -> int:
@@ -208,8 +213,15 @@ class ClusterCollection:
         return sum(self.shards.fanout(calls).values())
 
     def info(self) -> CollectionInfo:
-        return CollectionInfo(config=self.config, count=self.count(),
-                              seq=sum(s.seq for s in self.shards.shards))
+        cached = self._count_cache
+        if cached is not None and cached[0] == self._generation:
+            count = cached[1]
+        else:
+            generation = self._generation
+            count = self.count()
+            if generation == self._generation:  # no write ended meanwhile
+                self._count_cache = (generation, count)
+        return CollectionInfo(config=self.config, count=count, seq=sum(s.seq for s in self.shards.shards))
 
     @staticmethod
     def _include(include: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:

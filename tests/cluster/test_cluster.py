@@ -24,31 +24,36 @@ NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
 DIM = 8
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    workers = [cluster.add_node(**NODE) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
-    root = tmp_path_factory.mktemp("cluster")
-    log = open(root / "gateway.log", "wb")
+def start_gateway(cluster, *extra: str) -> None:
+    """`vectord cluster up` on the test cluster, 3 shards x 2 replicas, write level quorum."""
+    log = open(cluster.root / f"gateway-{time.monotonic_ns()}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
-         "--data-dir", str(root / "data"), "--shards", "3", "--replicas", "2", "--write-level", "quorum"],
-        stdout=subprocess.PIPE, stderr=log, text=True)
+         "--data-dir", str(cluster.root / "data"), "--shards", "3", "--replicas", "2", "--write-level", "quorum",
+         *extra], stdout=subprocess.PIPE, stderr=log, text=True)
     line = ""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not line.startswith("vectord cluster gateway listening"):
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
             break
-    assert line.startswith("vectord cluster gateway listening"), (root / "gateway.log").read_text()
+    assert line.startswith("vectord cluster gateway listening"), open(log.name).read()
     cluster.gateway = line.rsplit(" ", 1)[1].strip()
+    cluster.gateway_proc = proc
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = Cluster(initialize_head=True, head_node_args=NODE)
+    workers = [cluster.add_node(**NODE) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    cluster.root = tmp_path_factory.mktemp("cluster")
     cluster.workers = workers
-    cluster.root = root
+    start_gateway(cluster)
     yield cluster
-    proc.terminate()
-    proc.wait(30)
+    cluster.gateway_proc.terminate()
+    cluster.gateway_proc.wait(30)
     ray.shutdown()
     cluster.shutdown()
 
@@ -107,6 +112,11 @@ def test_core_api(client):
     assert col.delete(ids=["r0", "r3", "never"]) == 2
     assert col.delete(where={"kind": "odd"}) == 28  # r1 became "changed", r3 is gone
     assert col.count() == 61 - 2 - 28
+    info = lambda: client._call("Collections", "GetCollection",  # noqa: E731
+                                vectord.v1.collections_pb2.GetCollectionRequest(name="core"))
+    assert info().count == 31  # the gateway's cached count is dropped by every write
+    col.upsert(ids=["late"], embeddings=vectors(1, 5))
+    assert info().count == 32 and info().seq > 0
     assert [c.name for c in client.list_collections()] == ["core"]
     client.delete_collection("core")
     assert client.list_collections() == []
@@ -219,6 +229,25 @@ def test_killing_shard_actors_loses_no_acknowledged_write(client):
         counts = {r["count"] for r in rows if r["shard"] == shard}
         assert len(counts) == 1, rows  # both replicas hold the same records
     client.delete_collection("kills")
+
+
+def test_a_new_gateway_adopts_the_collections_and_their_writes(cluster):
+    first = vectord.Client(cluster.gateway, timeout=60)
+    col = first.create_collection("adopted", dim=DIM)
+    col.add(ids=[f"x{i}" for i in range(40)], embeddings=vectors(40, 11), metadatas=[{"i": i} for i in range(40)])
+    before = col.query(query_embeddings=vectors(3, 12), n_results=4, include=["distances"])
+    first.close()
+    cluster.gateway_proc.terminate()  # the shard actors are detached: they stay
+    assert cluster.gateway_proc.wait(60) == 0
+    start_gateway(cluster)
+    again = vectord.Client(cluster.gateway, timeout=60)
+    col = again.get_collection("adopted")
+    assert col.count() == 40 and col.count(where={"i": {"$lt": 10}}) == 10
+    assert col.query(query_embeddings=vectors(3, 12), n_results=4, include=["distances"])["ids"] == before["ids"]
+    col.add(ids=["after"], embeddings=vectors(1, 13))  # each shard's numbering resumes where it was
+    assert col.count() == 41
+    again.delete_collection("adopted")
+    again.close()
 
 
 def test_removing_a_node_keeps_reads_answering(client, cluster):
