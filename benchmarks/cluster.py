@@ -152,6 +152,7 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=64, help="their dimension (default 64)")
     parser.add_argument("--queries", type=int, default=300, help="single queries timed (default 300)")
     args = parser.parse_args()
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
     import ray
     from ray.cluster_utils import Cluster
 

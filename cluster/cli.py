@@ -13,12 +13,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
 import threading
 
 RAY_START_HINT = "`ray` is not installed: pip install \"vectord[cluster]\""
+
+
+def no_usage_stats() -> None:
+    """Ray reports usage statistics to its vendor by default; vectord promises no telemetry
+    (README), so it is turned off for every Ray process these commands start or join."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def register(sub) -> None:
@@ -56,6 +63,9 @@ def register(sub) -> None:
 
 
 def _ray_cli(*args: str) -> int:
+    no_usage_stats()
+    if args[0] == "start":
+        args = (*args, "--disable-usage-stats")
     return subprocess.call([sys.executable, "-m", "ray.scripts.scripts", *args])
 
 
@@ -67,6 +77,7 @@ def _connect(address: str):
         raise SystemExit(2) from None
     from .controller import NAMESPACE
 
+    no_usage_stats()
     ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False)
     return ray
 

@@ -1,0 +1,26 @@
+"""`vectord cluster` without a cluster: its commands parse, and every Ray process it starts
+has Ray's usage statistics off (vectord promises no telemetry)."""
+
+from __future__ import annotations
+
+import os
+
+from vectord.cluster import cli as cluster_cli
+from vectord.server import cli
+
+
+def test_cluster_commands_parse():
+    args = cli._parser().parse_args(["cluster", "up", "--address", "auto", "--shards", "4", "--write-level", "all"])
+    assert (args.func, args.shards, args.replicas, args.write_level) == (cluster_cli.up_command, 4, 2, "all")
+    assert cli._parser().parse_args(["cluster", "join", "--address", "h:6379"]).func is cluster_cli.join_command
+    assert cli._parser().parse_args(["cluster", "status"]).address == "auto"
+
+
+def test_ray_start_runs_without_usage_stats(monkeypatch):
+    calls = []
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "1")
+    monkeypatch.setattr(cluster_cli.subprocess, "call",
+                        lambda argv: calls.append((argv, os.environ["RAY_USAGE_STATS_ENABLED"])) or 0)
+    assert cli.main(["cluster", "join", "--address", "head:6379"]) == 0
+    (argv, env), = calls
+    assert argv[-3:] == ["start", "--address=head:6379", "--disable-usage-stats"] and env == "0"
