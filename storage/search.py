@@ -58,26 +58,28 @@ class SearchMixin:
         n_results = validation.n_results(n_results)
         max_distance = check_max_distance(max_distance)
         group_parts = check_group(group_by, group_size, n_results)
+        config = self.config  # the model and dim this query is checked against (see below)
         if (queries is None) == (texts is None):
             raise InvalidArgumentError("query: give either query_embeddings or query_texts")
         if texts is not None:
             if not texts:
                 raise InvalidArgumentError("query_texts: at least one text is required")
             validation.query_count(len(texts), "query_texts")
-            embedded_with = self.config.encoder
             queries = self._embed(texts, "query_texts")
         queries = np.asarray(queries)
         if queries.ndim != 2 or len(queries) == 0:
             raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
         validation.query_count(len(queries), "query_embeddings")
-        queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
+        queries = validation.vectors(queries, len(queries), config.dim, config.metric,
                                      [f"query {i}" for i in range(len(queries))], "query_embeddings")
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
-            if texts is not None and self.config.encoder != embedded_with:  # a re-embed switched (reembed.py)
-                raise UnavailableError(f"query_texts: collection {self.config.name!r} switched to model "
-                                       f"{self.config.encoder['name']!r} while the texts were embedded; retry")
+            if (self.config.encoder, self.config.dim) != (config.encoder, config.dim):
+                # a re-embed switched the model (storage/reembed.py) since the query was
+                # embedded or checked: never search new vectors with it; a retry is right
+                raise UnavailableError(f"query: collection {self.config.name!r} switched to model "
+                                       f"{self.config.encoder['name']!r} during the query; retry")
             if group_parts is None:
                 labels, distances, plan = self._search(queries, n_results, where, predicate)
                 rows = [_within(row_labels, row_dist, max_distance) + (None,)

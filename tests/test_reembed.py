@@ -250,3 +250,26 @@ def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, 
         progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
         assert progress.switched and col.config.dim == 384
         _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+
+
+def test_a_query_whose_texts_straddle_the_switch_is_refused_retryably(models_dir, tmp_path):
+    """Query texts embedded with the old model must not be searched among the new vectors:
+    UNAVAILABLE (the SDK retries idempotent calls), never a mixed or dimension-error answer."""
+    from vectord.errors import UnavailableError
+
+    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=["a", "b"], documents=["cat dog", "river water"])
+        original = col._embed
+
+        def embed_then_switch(texts, field, *args):
+            vectors = original(texts, field, *args)
+            if field == "query_texts":
+                assert reembed.step(col, db.encoders, "vectord-gru-mini").switched
+            return vectors
+
+        col._embed = embed_then_switch
+        with pytest.raises(UnavailableError, match="switched to model 'vectord-gru-mini'.*retry"):
+            col.query(texts=["cat dog"], n_results=1)
+        col._embed = original
+        assert col.query(texts=["cat dog"], n_results=1)[0].ids == ["a"]  # the retry
