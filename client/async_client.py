@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -201,6 +201,36 @@ class AsyncClient:
         """
         request = admin_pb2.CheckpointRequest(collection=checks.optional_text(name, "name") or "")
         return (await self._call("Admin", "Checkpoint", request)).checkpointed
+
+    async def reembed_collection(self, name: str, model: str | None = None, *, batch: int = 0,
+                                 on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """See ``Client.reembed_collection``.
+
+        Example:
+            >>> (await client.reembed_collection("notes", "my-model"))["switched"]
+            True
+        """
+        while True:
+            progress = await self.reembed_step(name, model, batch=batch)
+            if on_progress is not None:
+                on_progress(progress)
+            if progress["switched"]:
+                return progress
+
+    async def reembed_step(self, name: str, model: str | None = None, *, batch: int = 0,
+                           cancel: bool = False) -> dict[str, Any]:
+        """See ``Client.reembed_step``.
+
+        Example:
+            >>> (await client.reembed_step("notes", "my-model", batch=500))["done"]
+            500
+        """
+        request = admin_pb2.ReembedCollectionRequest(
+            collection=checks.text(name, "name"), model=checks.optional_text(model, "model") or "",
+            batch=batch, cancel=cancel)
+        response = await self._call("Admin", "ReembedCollection", request, self.timeout + 0.05 * max(batch, 1000))
+        return {"collection": response.collection, "model": rq.model_info(response.model), "done": response.done,
+                "total": response.total, "switched": response.switched, "truncated": response.truncated_texts}
 
     async def list_models(self) -> list[dict[str, Any]]:
         """See ``Client.list_models``.

@@ -273,3 +273,18 @@ def test_a_query_whose_texts_straddle_the_switch_is_refused_retryably(models_dir
             col.query(texts=["cat dog"], n_results=1)
         col._embed = original
         assert col.query(texts=["cat dog"], n_results=1)[0].ids == ["a"]  # the retry
+
+
+def test_async_client_reembed():
+    import asyncio
+
+    async def main():
+        async with vectord.AsyncClient() as client:
+            col = await client.create_collection("docs")
+            await col.add(ids=["a"], documents=["cat"])
+            seen = []
+            done = await client.reembed_collection("docs", "default", on_progress=seen.append)
+            return done, seen
+
+    done, seen = asyncio.run(main())
+    assert done["switched"] and done["model"]["name"] == "vectord-gru-mini" and seen == [done]
