@@ -210,6 +210,8 @@ class AsyncClient:
             >>> (await client.reembed_collection("notes", "my-model"))["switched"]
             True
         """
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidArgumentError(f"on_progress: expected a function or None, got {checks.shown(on_progress)}")
         while True:
             progress = await self.reembed_step(name, model, batch=batch)
             if on_progress is not None:
@@ -227,7 +229,7 @@ class AsyncClient:
         """
         request = admin_pb2.ReembedCollectionRequest(
             collection=checks.text(name, "name"), model=checks.optional_text(model, "model") or "",
-            batch=batch, cancel=cancel)
+            batch=checks.integer(batch, "batch", 0, 100_000), cancel=checks.boolean(cancel, "cancel"))
         response = await self._call("Admin", "ReembedCollection", request, self.timeout + 0.05 * max(batch, 1000))
         return {"collection": response.collection, "model": rq.model_info(response.model), "done": response.done,
                 "total": response.total, "switched": response.switched, "truncated": response.truncated_texts}

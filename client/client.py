@@ -301,6 +301,8 @@ class Client:
             >>> client.reembed_collection("notes", "my-multilingual-model")["switched"]
             True
         """
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidArgumentError(f"on_progress: expected a function or None, got {checks.shown(on_progress)}")
         while True:
             progress = self.reembed_step(name, model, batch=batch)
             if on_progress is not None:
@@ -319,7 +321,7 @@ class Client:
         """
         request = admin_pb2.ReembedCollectionRequest(
             collection=checks.text(name, "name"), model=checks.optional_text(model, "model") or "",
-            batch=batch, cancel=cancel)
+            batch=checks.integer(batch, "batch", 0, 100_000), cancel=checks.boolean(cancel, "cancel"))
         # up to 50 ms a record: a batch of long documents, or the final switch (new graph)
         response = self._call("Admin", "ReembedCollection", request, self.timeout + 0.05 * max(batch, 1000))
         return {"collection": response.collection, "model": rq.model_info(response.model), "done": response.done,

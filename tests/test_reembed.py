@@ -288,3 +288,20 @@ def test_async_client_reembed():
 
     done, seen = asyncio.run(main())
     assert done["switched"] and done["model"]["name"] == "vectord-gru-mini" and seen == [done]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch": -1}, r"batch must be an integer in 0\.\.100000, got -1"),
+    ({"batch": "10"}, "batch must be an integer"),
+    ({"batch": 100_001}, "batch must be an integer"),
+    ({"cancel": "yes"}, "cancel must be True or False"),
+])
+def test_sdk_arguments_are_checked(kwargs, match):
+    with vectord.Client() as client:
+        client.create_collection("docs")
+        with pytest.raises(InvalidArgumentError, match=match):
+            client.reembed_step("docs", **kwargs)
+        with pytest.raises(InvalidArgumentError, match="on_progress"):
+            client.reembed_collection("docs", on_progress=5)
+        with pytest.raises(InvalidArgumentError, match="name"):
+            client.reembed_step(None)
