@@ -119,26 +119,29 @@ class AsyncClient:
 
     async def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                 hnsw: Mapping[str, int] | None = None, metadata: Mapping[str, Any] | None = None,
-                                encoder: str | None = None, get_or_create: bool = False) -> "AsyncCollection":
+                                encoder: str | None = None, fulltext: Mapping[str, Any] | None = None,
+                                get_or_create: bool = False) -> "AsyncCollection":
         """See ``Client.create_collection``.
 
         Example:
             >>> docs = await client.create_collection("docs", dim=384)
         """
-        request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create)
+        request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create,
+                                               fulltext)
         return AsyncCollection(self, await self._call("Collections", "CreateCollection", request))
 
     async def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                        hnsw: Mapping[str, int] | None = None,
                                        metadata: Mapping[str, Any] | None = None,
-                                       encoder: str | None = None) -> "AsyncCollection":
+                                       encoder: str | None = None, fulltext: Mapping[str, Any] | None = None) -> "AsyncCollection":
         """See ``Client.get_or_create_collection``.
 
         Example:
             >>> docs = await client.get_or_create_collection("docs", dim=384)
         """
         return await self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
-                                            encoder=encoder, get_or_create=True)
+                                            encoder=encoder, fulltext=fulltext,
+                                      get_or_create=True)
 
     async def get_collection(self, name: str) -> "AsyncCollection":
         """See ``Client.get_collection``.
@@ -374,18 +377,21 @@ class AsyncCollection(CollectionInfo):
                     where_document: Mapping | None = None, include: Sequence[str] | None = None,
                     query_texts: Sequence[str] | str | None = None, explain: bool = False,
                     max_distance: float | None = None, group_by: str | None = None,
-                    group_size: int | None = None) -> dict[str, Any]:
-        """See ``Collection.query``.
+                    group_size: int | None = None, rank: str = "vector", fusion: str = "rrf",
+                    hybrid_alpha: float = 0.5) -> dict[str, Any]:
+        """See ``Collection.query`` (``rank``: "vector", "bm25" or "hybrid").
 
         Example:
             >>> (await docs.query(query_embeddings=[[1, 0, 0]], n_results=1))["ids"]
         """
         request, include_msg = rq.query_request(self.name, query_embeddings, n_results, where, where_document,
-                                                include, query_texts, explain)
+                                                include, query_texts, explain, rank)
         rq.query_options(request, max_distance, group_by, group_size)
+        rq.rank_options(request, rank, fusion, hybrid_alpha)
         response = await self._client._call("Records", "Query", request)
-        return rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
-                               group_by is not None)
+        out = rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
+                              group_by is not None)
+        return rq.query_scores(out, response, rank)
 
     async def classify(self, texts: Sequence[str] | str | None = None, embeddings=None, label_key: str = "label",
                        k: int = 10, where: Mapping | None = None,

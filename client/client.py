@@ -105,6 +105,7 @@ class Client:
                           hnsw: Mapping[str, int] | None = None,
                           metadata: Mapping[str, Any] | None = None,
                           encoder: str | None = None,
+                          fulltext: Mapping[str, Any] | None = None,
                           get_or_create: bool = False) -> Collection:
         """Creates a collection.
 
@@ -119,6 +120,11 @@ class Client:
             metadata: the collection's own metadata.
             encoder: a built-in model (see ``list_models``), or ``"default"``; documents and
                 query texts are then embedded by the server, with that model only.
+            fulltext: the full-text index's analyzer, for ``query(rank="bm25"|"hybrid")``:
+                ``{"analyzer": "standard" | "cjk" | "none", "stemming": bool,
+                "stop_words": bool}``; omitted keys take the defaults (standard, English
+                stemming and stop words on); ``"cjk"`` indexes Chinese, Japanese and Korean
+                text as character bigrams; ``"none"`` keeps no index.
             get_or_create: return the existing collection instead of failing (see
                 ``get_or_create_collection``).
 
@@ -131,14 +137,16 @@ class Client:
             >>> docs = client.create_collection("docs", dim=384, metric="cosine",
             ...                                 hnsw={"m": 16, "ef_search": 64})
             >>> notes = client.create_collection("notes")        # built-in encoder
+            >>> zh = client.create_collection("zh", fulltext={"analyzer": "cjk"})
         """
-        request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create)
+        request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create,
+                                               fulltext)
         return Collection(self, self._call("Collections", "CreateCollection", request))
 
     def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                  hnsw: Mapping[str, int] | None = None,
                                  metadata: Mapping[str, Any] | None = None,
-                                 encoder: str | None = None) -> Collection:
+                                 encoder: str | None = None, fulltext: Mapping[str, Any] | None = None) -> Collection:
         """Returns the named collection, creating it (as ``create_collection``) if needed.
 
         As in Chroma, an existing collection is returned whatever its settings when none
@@ -154,7 +162,8 @@ class Client:
             >>> same = client.get_or_create_collection("docs")   # any settings
         """
         return self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
-                                      encoder=encoder, get_or_create=True)
+                                      encoder=encoder, fulltext=fulltext,
+                                      get_or_create=True)
 
     def get_collection(self, name: str) -> Collection:
         """Returns an existing collection.

@@ -236,8 +236,26 @@ class Collection(CollectionInfo):
               where_document: Mapping | None = None, include: Sequence[str] | None = None,
               query_texts: Sequence[str] | str | None = None, explain: bool = False,
               max_distance: float | None = None, group_by: str | None = None,
-              group_size: int | None = None) -> dict[str, Any]:
+              group_size: int | None = None, rank: str = "vector", fusion: str = "rrf",
+              hybrid_alpha: float = 0.5) -> dict[str, Any]:
         """Finds the nearest records to each query vector (or text), nearest first.
+
+        ``rank`` chooses the ranking (docs/hybrid-search.md):
+
+        - ``"vector"`` (default): nearest vectors first.
+        - ``"bm25"``: keyword search: the records whose documents best match
+          ``query_texts`` by BM25 over the collection's full-text index (no vectors);
+          ``distances`` are NaN.
+        - ``"hybrid"``: vector and BM25 rankings fused. ``fusion="rrf"`` (default) sums
+          ``1 / (60 + rank)`` over both lists; ``fusion="weighted"`` sums
+          ``hybrid_alpha * vector + (1 - hybrid_alpha) * bm25`` of each list's scores
+          min-max normalised to 0..1. The vectors are ``query_embeddings`` (one per text)
+          or the encoder's embedding of ``query_texts``; ``distances`` are the vector
+          distances.
+
+        bm25 and hybrid results add a ``scores`` column (higher is better); ``where`` and
+        ``where_document`` filter all three rankings; ``max_distance`` and ``group_by``
+        apply to ``"vector"`` only.
 
         ``max_distance`` keeps only hits at most that far (fewer than ``n_results`` then).
         ``group_by`` (a metadata path, dotted for nested maps, e.g. ``"source_id"``) returns
@@ -261,13 +279,16 @@ class Collection(CollectionInfo):
         Example:
             >>> docs.query(query_embeddings=[[1, 0, 0]], n_results=1)["ids"]
             [['a']]
+            >>> notes.query(query_texts=["apt-get broken dependencies"], rank="hybrid")["scores"]
         """
         request, include_msg = rq.query_request(self.name, query_embeddings, n_results, where, where_document,
-                                                include, query_texts, explain)
+                                                include, query_texts, explain, rank)
         rq.query_options(request, max_distance, group_by, group_size)
+        rq.rank_options(request, rank, fusion, hybrid_alpha)
         response = self._client._call("Records", "Query", request)
-        return rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
-                               group_by is not None)
+        out = rq.query_groups(rq.query_result(response, include_msg, self.dim, explain), response,
+                              group_by is not None)
+        return rq.query_scores(out, response, rank)
 
     def classify(self, texts: Sequence[str] | str | None = None, embeddings=None, label_key: str = "label",
                  k: int = 10, where: Mapping | None = None,

@@ -62,7 +62,8 @@ def columns(records: Any, include: pb.Include, dim: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- collections
 def create_collection_request(name: str, dim: int | None, metric: str | None, hnsw: Mapping[str, int] | None,
                               metadata: Mapping[str, Any] | None, encoder: str | None,
-                              get_or_create: bool) -> cpb.CreateCollectionRequest:
+                              get_or_create: bool, fulltext: Mapping[str, Any] | None = None
+                              ) -> cpb.CreateCollectionRequest:
     """Settings left None are not sent: the server then uses its defaults (cosine; without
     dim or encoder, the default encoder, as Chroma uses its default embedding function),
     and get_or_create accepts whatever an existing collection has."""
@@ -86,6 +87,18 @@ def create_collection_request(name: str, dim: int | None, metric: str | None, hn
     metadata = checks.optional_mapping(metadata, "metadata")
     if metadata:
         request.metadata.CopyFrom(metadata_to_proto(metadata))
+    fulltext = checks.optional_mapping(fulltext, "fulltext")
+    if fulltext is not None:
+        unknown = set(fulltext) - {"analyzer", "stemming", "stop_words"}
+        if unknown:
+            raise InvalidArgumentError(f"fulltext: unknown setting(s) {sorted(map(str, unknown))}; "
+                                       "allowed: analyzer, stemming, stop_words")
+        request.fulltext.SetInParent()
+        if fulltext.get("analyzer") is not None:
+            request.fulltext.analyzer = checks.text(fulltext["analyzer"], "fulltext.analyzer")
+        for key in ("stemming", "stop_words"):
+            if fulltext.get(key) is not None:
+                setattr(request.fulltext, key, checks.boolean(fulltext[key], f"fulltext.{key}"))
     return request
 
 
@@ -203,8 +216,10 @@ def count_request(collection: str, where, where_document) -> rpb.CountRequest:
 
 
 def query_request(collection: str, query_embeddings, n_results, where, where_document, include,
-                  query_texts, explain) -> tuple[rpb.QueryRequest, pb.Include]:
-    if (query_embeddings is None) == (query_texts is None):
+                  query_texts, explain, rank: str = "vector") -> tuple[rpb.QueryRequest, pb.Include]:
+    if rank == "hybrid" and query_texts is not None:  # the vectors are optional (the encoder's)
+        pass
+    elif (query_embeddings is None) == (query_texts is None):
         raise InvalidArgumentError("query: give either query_embeddings or query_texts")
     n_results = checks.integer(n_results, "n_results", 1, limits.MAX_N_RESULTS)
     include_msg = include_message(include, QUERY_INCLUDE, allow_distances=True)
@@ -212,7 +227,7 @@ def query_request(collection: str, query_embeddings, n_results, where, where_doc
                                explain=checks.boolean(explain, "explain"))
     if query_embeddings is not None:
         request.queries.CopyFrom(vectors_to_proto(as_matrix(query_embeddings, "query_embeddings")))
-    else:
+    if query_texts is not None:
         request.query_texts.extend(checks.texts(query_texts, "query_texts"))
     where_msg = filter_to_proto(where, where_document)
     if where_msg is not None:

@@ -7,6 +7,7 @@ import base64
 from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.storage import filters as f
+from vectord.storage.analyzers import fulltext_config
 from vectord.storage.types import CollectionInfo, Records, WriteResult
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
@@ -132,6 +133,10 @@ def records_to_query_result(records: Records, size=None) -> rpb.QueryResult:
         out.distances.extend(records.distances.tolist())
     if records.groups is not None:
         out.groups.extend(value_to_proto(value, "groups") for value in records.groups)
+    if records.scores is not None:  # rank bm25 / hybrid
+        if size is not None:
+            size.add(4 * len(records.scores), 0)
+        out.scores.extend(records.scores.tolist())
     return _fill_columns(out, records, size)
 
 
@@ -166,7 +171,20 @@ def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
         created_at_unix_ms=config.created_at_ms,
         encoder=(config.encoder or {}).get("name", ""), seq=info.seq,
         encoder_sha256=(config.encoder or {}).get("sha256", ""),
+        fulltext=cpb.FullTextConfig(**fulltext_config(config.fulltext)),
     )
+
+
+def fulltext_from_proto(msg: cpb.FullTextConfig) -> dict:
+    """A CreateCollectionRequest's FullTextConfig as the engine's settings (absent fields
+    left out, so that they take the defaults)."""
+    out: dict = {}
+    if msg.analyzer:
+        out["analyzer"] = msg.analyzer
+    for key in ("stemming", "stop_words"):
+        if msg.HasField(key):
+            out[key] = getattr(msg, key)
+    return out
 
 
 def write_columns(request: rpb.WriteRequest):

@@ -46,7 +46,8 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
         collection = self.db.create_collection(
             request.name, dim=request.dim or None, metric=metric, hnsw=hnsw,
             metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None,
-            get_or_create=request.get_or_create, encoder=request.encoder or None)
+            get_or_create=request.get_or_create, encoder=request.encoder or None,
+            fulltext=convert.fulltext_from_proto(request.fulltext) if request.HasField("fulltext") else None)
         return convert.collection_info_to_proto(collection.info())
 
     def GetCollection(self, request: cpb.GetCollectionRequest, context) -> cpb.CollectionInfo:
@@ -131,11 +132,14 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         results, plan = collection.query_with_plan(
             queries, n_results=n_results, where=where, include=include,
             texts=list(request.query_texts) if request.query_texts else None,
-            max_distance=max_distance, group_by=group_by, group_size=group_size)
+            max_distance=max_distance, group_by=group_by, group_size=group_size,
+            rank=request.rank or "vector", fusion=request.fusion or "rrf",
+            hybrid_alpha=request.hybrid_alpha if request.HasField("hybrid_alpha") else 0.5)
         response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE))
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
-                                                 filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms))
+                                                 filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms,
+                                                 rank=plan.rank, postings=plan.postings, fusion=plan.fusion))
         return response
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
@@ -224,7 +228,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             collection=collection.name, model=_model_info(model, self.db.encoders.default),
             done=progress.done, total=progress.total, switched=progress.switched,
             truncated_texts=progress.truncated_texts)
-
 
     def Checkpoint(self, request, context) -> admin_pb2.CheckpointResponse:
         targets = [self.db.get_collection(request.collection)] if request.collection else self.db.list_collections()

@@ -39,11 +39,14 @@ from vectord import limits
 from . import checkpoint as disk
 from . import validation
 from .filters import Field, Filter, compile_filter
+from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
+from .fulltext import FullTextIndex
 from .index import HnswIndex
 from .maintenance import MaintenanceMixin
 from .memory import MemoryLog
 from .metadata_index import MetadataIndex
+from .ranking import RankMixin
 from .records import RecordStore
 from .rwlock import RWLock
 from .search import SearchMixin
@@ -99,6 +102,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
         validation.metric(config.metric)
         if validation.hnsw_params(config.hnsw) != config.hnsw:
             raise InvalidArgumentError(f"hnsw parameters {config.hnsw!r} are incomplete")
+        fulltext_config(config.fulltext)
     except InvalidArgumentError as exc:
         raise DataLossError(f"collection {path.name}: MANIFEST config is invalid: {exc.message}") from exc
     generation, slots, seq = manifest["generation"], manifest["slots"], manifest["applied_seq"]
@@ -128,7 +132,7 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
         return None, problem
 
 
-class Collection(SearchMixin, MaintenanceMixin):
+class Collection(SearchMixin, RankMixin, MaintenanceMixin):
     #: Why the checkpoint's index file could not be loaded (it was rebuilt), for `verify`.
     index_problem: str | None = None
 
@@ -146,6 +150,10 @@ class Collection(SearchMixin, MaintenanceMixin):
         self._vectors = VectorStore(config.dim)
         self._records = RecordStore()
         self._meta_index = MetadataIndex()
+        # The full-text index (fulltext.py): derived from the documents like the metadata
+        # index, rebuilt at open; None when the collection's analyzer is "none".
+        analyze = analyzer(fulltext_config(config.fulltext))
+        self._fulltext: FullTextIndex | None = FullTextIndex(analyze) if analyze is not None else None
         self._index: HnswIndex | None = None
         self._failed: str | None = None
         self._closed = False
@@ -205,6 +213,7 @@ class Collection(SearchMixin, MaintenanceMixin):
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
             collection._meta_index = MetadataIndex.build(records.metadata_items())
+            collection._build_fulltext()
             if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index, collection.index_problem = _load_index(
                     index_path, config, tuning, manifest, vectors.slots)
@@ -225,8 +234,10 @@ class Collection(SearchMixin, MaintenanceMixin):
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         collection.recovery_seconds = time.monotonic() - started
-        log.info("collection %r (%s): recovered %d records, replayed %d log records in %.3f s",
-                 config.name, config.id, len(collection._records), replayed, time.monotonic() - started)
+        recovered = len(collection._records)
+        log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
+                 config.name, config.id, recovered, "" if recovered == 1 else "s",
+                 replayed, "" if replayed == 1 else "s", time.monotonic() - started)
         return collection
 
     def close(self, checkpoint: bool = True) -> None:
@@ -300,6 +311,14 @@ class Collection(SearchMixin, MaintenanceMixin):
                 "different models")
         return encoder
 
+    def _build_fulltext(self) -> None:
+        """Rebuilds the full-text index from the live records' documents (at open and after
+        compaction relabels the records)."""
+        if self._fulltext is not None:
+            documents = self._records.documents
+            self._fulltext = FullTextIndex.build(
+                self._fulltext.analyze, ((label, documents[label]) for label in self._records.live().tolist()))
+
     def _maybe_build_index(self) -> None:
         if self._index is None and len(self._records) >= self.tuning.exact_threshold:
             self._build_index()
@@ -340,6 +359,8 @@ class Collection(SearchMixin, MaintenanceMixin):
         for id_, document, metadata in zip(ids, documents, metadatas):
             label = self._records.append(id_, document, metadata)
             self._meta_index.add(label, metadata)
+            if self._fulltext is not None:
+                self._fulltext.add(label, document)
         if self._records.slots != self._vectors.slots:
             raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")
         if self._index is not None:
@@ -351,6 +372,8 @@ class Collection(SearchMixin, MaintenanceMixin):
         for label in labels:
             _, metadata = self._records.drop(label)
             self._meta_index.remove(label, metadata)
+            if self._fulltext is not None:
+                self._fulltext.remove(label)
         if labels and self._index is not None:
             self._index.mark_deleted(labels)
 

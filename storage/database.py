@@ -38,6 +38,7 @@ from vectord.errors import (
     ResourceExhaustedError,
 )
 from . import validation
+from .analyzers import fulltext_config
 from .collection import Collection
 from .fsio import REAL, FileSystem, storage_error
 from .types import CollectionConfig, EncoderRegistry, Tuning
@@ -174,7 +175,8 @@ class Database:
     # ------------------------------------------------------------------ collections
     def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                           hnsw: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,
-                          get_or_create: bool = False, encoder: str | None = None) -> Collection:
+                          get_or_create: bool = False, encoder: str | None = None,
+                          fulltext: dict[str, Any] | None = None) -> Collection:
         """Creates a collection (or, with ``get_or_create``, returns the existing one).
 
         With ``encoder`` (a model name, or "default"), the collection records the model's
@@ -185,7 +187,8 @@ class Database:
         uses its default embedding function), and ``get_or_create`` accepts the existing
         collection's. A given setting that differs from the existing collection's raises
         AlreadyExistsError naming it; ``metadata`` is ignored for an existing collection
-        (as in Chroma).
+        (as in Chroma). ``fulltext`` sets the full-text index's analyzer (see
+        storage/analyzers.py; None: the defaults); it is not compared by ``get_or_create``.
         """
         name = validation.collection_name(name)
         if dim is not None:
@@ -196,6 +199,7 @@ class Database:
         hnsw = validation.hnsw_params(hnsw)
         if metadata is not None:
             validation.metadatas([metadata], 1, records=False)
+        fulltext = fulltext_config(fulltext)
         identity = None
         if encoder:
             identity = self._encoder_identity(encoder)
@@ -231,7 +235,7 @@ class Database:
             id_ = uuid.uuid4().hex
             config = CollectionConfig(id=id_, name=name, dim=dim, metric=metric or "cosine", hnsw=hnsw,
                                       metadata=metadata or {}, created_at_ms=int(time.time() * 1000),
-                                      encoder=identity)
+                                      encoder=identity, fulltext=fulltext)
             if self.path is None:
                 collection = self._collections[name] = Collection.in_memory(config, self.tuning)
                 collection.encoders = self.encoders

@@ -161,15 +161,14 @@ class FullTextIndex:
         if not terms or self._docs == 0 or k <= 0:
             return (*empty, 0)
         alive = self._alive
-        mask = alive
+        mask = None
         if allowed is not None:
             mask = np.zeros(len(alive), np.bool_)
             allowed = np.asarray(allowed, np.int64)
             mask[allowed[allowed < len(alive)]] = True
             mask &= alive
         n, avgdl = self._docs, self._total_terms / self._docs
-        scores = np.zeros(len(alive), np.float64)
-        touched = False
+        found_labels, found_scores = [], []
         scanned = 0
         for term in terms:
             entry = self._postings.get(term)
@@ -177,31 +176,46 @@ class FullTextIndex:
                 continue
             # copies, not views: a view would pin the array and stop the next append
             labels = np.frombuffer(entry[0], np.int64).copy()
-            tfs = np.frombuffer(entry[1], np.int32).copy()
+            tfs = np.frombuffer(entry[1], np.int32)[:len(labels)].astype(np.float64)
             scanned += len(labels)
-            df = int(np.count_nonzero(alive[labels]))
+            live = alive[labels]
+            df = int(np.count_nonzero(live))
             if df == 0:
                 continue
-            keep = mask[labels]
-            labels, tf = labels[keep], tfs[keep].astype(np.float64)
+            keep = live if mask is None else mask[labels]
+            if not keep.all():
+                labels, tfs = labels[keep], tfs[keep]
             if len(labels) == 0:
                 continue
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             # avgdl > 0 here: a live document holds this term
             norm = K1 * (1 - B + B * self._lengths[labels] / avgdl)
-            scores[labels] += idf * tf * (K1 + 1) / (tf + norm)
-            touched = True
-        if not touched:
+            found_labels.append(labels)
+            found_scores.append(idf * tfs * (K1 + 1) / (tfs + norm))
+        if not found_labels:
             return (*empty, scanned)
-        hits = np.flatnonzero(scores > 0)
+        if len(found_labels) == 1:  # one term: each label once already
+            hits, totals = found_labels[0], found_scores[0]
+        else:
+            # sum each label's terms: through a dense array when the postings are many
+            # (no sort), else by sorting the few (no pass over every label)
+            total = sum(len(part) for part in found_labels)
+            if total * 16 > len(alive):
+                dense = np.zeros(len(alive), np.float64)
+                for part_labels, part_scores in zip(found_labels, found_scores):
+                    dense[part_labels] += part_scores  # labels are unique within a term
+                hits = np.flatnonzero(dense > 0)  # every contribution is > 0
+                totals = dense[hits]
+            else:
+                hits, inverse = np.unique(np.concatenate(found_labels), return_inverse=True)
+                totals = np.bincount(inverse, weights=np.concatenate(found_scores), minlength=len(hits))
         if len(hits) > k:
-            # the k best by score; ties at the boundary broken by label, as the sort below
-            top = np.argpartition(-scores[hits], k - 1)[:k]
-            cutoff = scores[hits[top]].min()
-            hits = hits[scores[hits] >= cutoff]
-        order = np.lexsort((hits, -scores[hits]))[:k]
-        hits = hits[order]
-        return hits.astype(np.int64), scores[hits], scanned
+            # the k best by score; ties at the boundary kept, then broken by label below
+            cutoff = np.partition(totals, len(totals) - k)[len(totals) - k]
+            chosen = totals >= cutoff
+            hits, totals = hits[chosen], totals[chosen]
+        order = np.lexsort((hits, -totals))[:k]
+        return hits[order].astype(np.int64), totals[order], scanned
 
     def term_counts(self, label: int) -> int:
         """Terms in ``label``'s document (0 when not indexed); for tests and stats."""

@@ -125,6 +125,7 @@ class MaintenanceMixin:
         self._records = self._records.compacted()
         had_index, self._index = self._index is not None, None
         self._meta_index = MetadataIndex.build(self._records.metadata_items())
+        self._build_fulltext()  # labels changed: the postings name the old ones
         if had_index or live >= self.tuning.exact_threshold:
             self._build_index()
         log.info("collection %r: compacted %d deleted slots", self.config.name, dead)

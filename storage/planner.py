@@ -36,6 +36,13 @@ class Plan:
     filter_path: str = "none"
     #: Time spent, milliseconds.
     elapsed_ms: float = 0.0
+    #: The ranking: "vector", "bm25" or "hybrid" (storage/ranking.py). For bm25 the
+    #: strategy is "bm25" and candidates counts the indexed documents the filter allows.
+    rank: str = "vector"
+    #: Postings (term, document) entries read from the full-text index (bm25 and hybrid).
+    postings: int = 0
+    #: How hybrid results were fused: "rrf" or "weighted" ("" otherwise).
+    fusion: str = ""
 
 
 def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,

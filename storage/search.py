@@ -20,6 +20,7 @@ from . import validation
 from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
 from .planner import Plan, choose
+from .ranking import check_rank
 from .types import Records
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ class SearchMixin:
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
               include: Iterable[str] | None = None, texts: Sequence[str] | None = None,
               max_distance: float | None = None, group_by: str | None = None,
-              group_size: int = 1) -> list[Records]:
+              group_size: int = 1, rank: str = "vector", fusion: str = "rrf",
+              hybrid_alpha: float = 0.5) -> list[Records]:
         """Nearest records to each query vector (or text, embedded), nearest first.
 
         ``max_distance`` drops hits farther than it (fewer than ``n_results`` then).
@@ -44,20 +46,32 @@ class SearchMixin:
         groups, one per distinct value of the path, best group first, each with its best
         ``group_size`` hits (``Records.groups`` holds each hit's value); records without
         the path, or with a null there, are in no group and are left out.
+        ``rank`` "bm25" or "hybrid" ranks by the query texts' BM25 scores, alone or fused
+        with the vector ranking (``fusion``, ``hybrid_alpha``; see storage/ranking.py).
         """
         return self.query_with_plan(queries, n_results, where, include, texts,
-                                    max_distance=max_distance, group_by=group_by, group_size=group_size)[0]
+                                    max_distance=max_distance, group_by=group_by, group_size=group_size,
+                                    rank=rank, fusion=fusion, hybrid_alpha=hybrid_alpha)[0]
 
     def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
                         include: Iterable[str] | None = None,
                         texts: Sequence[str] | None = None, max_distance: float | None = None,
-                        group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
+                        group_by: str | None = None, group_size: int = 1, rank: str = "vector",
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
         """``query``, plus the plan that answered it (for ``explain``)."""
         started = time.perf_counter()
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
         max_distance = check_max_distance(max_distance)
         group_parts = check_group(group_by, group_size, n_results)
+        rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
+        if rank != "vector":  # keyword and hybrid ranking: storage/ranking.py
+            if max_distance is not None or group_parts is not None:
+                field = "max_distance" if max_distance is not None else "group_by"
+                raise InvalidArgumentError(f"{field}: applies to rank='vector' only, not rank={rank!r}")
+            results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include)
+            plan.elapsed_ms = (time.perf_counter() - started) * 1000
+            return results, plan
         config = self.config  # the model and dim this query is checked against (see below)
         if (queries is None) == (texts is None):
             raise InvalidArgumentError("query: give either query_embeddings or query_texts")

@@ -24,6 +24,7 @@ from vectord.errors import InvalidArgumentError, VectordError
 from . import checkpoint as disk
 from . import framing
 from . import validation
+from .analyzers import fulltext_config
 from .types import CollectionConfig
 
 #: A generation directory, exactly as checkpoint.write_generation names it.
@@ -158,6 +159,10 @@ def _check_config(c: _Checker, config: Any) -> None:
         raise c.error(f"{c.where}: MANIFEST config is invalid: {exc.message}") from None
     if "created_at_ms" in config and not _int(config["created_at_ms"]):
         raise c.fail("config.created_at_ms", config["created_at_ms"], "is not an integer")
+    try:
+        fulltext_config(config.get("fulltext"))
+    except InvalidArgumentError as exc:
+        raise c.fail("config.fulltext", config.get("fulltext"), f"is invalid: {exc.message}") from None
     encoder = config.get("encoder")
     if encoder is not None:
         if not isinstance(encoder, dict) or not isinstance(encoder.get("name"), str) or \

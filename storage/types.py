@@ -22,6 +22,10 @@ class CollectionConfig:
     created_at_ms: int = 0
     #: Identity of the built-in encoder that embeds this collection's documents, if any.
     encoder: dict[str, Any] | None = None
+    #: Full-text index settings: {"analyzer": "standard" | "cjk" | "none", "stemming": bool,
+    #: "stop_words": bool} (storage/analyzers.py); None (MANIFESTs written before the index
+    #: existed) means the defaults, analyzers.DEFAULT_FULLTEXT.
+    fulltext: dict[str, Any] | None = None
 
 
 @dataclass
@@ -47,6 +51,9 @@ class Records:
     documents: list[str | None] | None = None
     metadatas: list[dict[str, Any]] | None = None
     distances: np.ndarray | None = None
+    #: Queries ranked by bm25 or hybrid: each record's score, higher is better (BM25, or the
+    #: fused score); None for vector ranking (see storage/ranking.py).
+    scores: np.ndarray | None = None
     #: Queries with group_by: each record's group value (parallel to ids).
     groups: list[Any] | None = None
     #: Cursor of the next page (id-ordered pages only); None at the end.

@@ -196,6 +196,32 @@ def matches(node, meta: dict, doc: str | None) -> bool:
     return {"gt": v > x, "gte": v >= x, "lt": v < x, "lte": v <= x}[op]
 
 
+def bm25_scores(documents: dict[str, str], query: str) -> dict[str, float]:
+    """BM25 (Lucene's idf, k1 1.2, b 0.75) of each document holding a query term, by the
+    formula; the terms come from the collection's default analyzer."""
+    from collections import Counter
+    from math import log
+
+    from vectord.storage.analyzers import DEFAULT_FULLTEXT, analyzer
+
+    analyze = analyzer(DEFAULT_FULLTEXT)
+    terms = {i: analyze(d) for i, d in documents.items()}
+    if not terms:
+        return {}
+    avgdl = sum(map(len, terms.values())) / len(terms)
+    out = {}
+    for i, ts in terms.items():
+        counts, score = Counter(ts), 0.0
+        for t in dict.fromkeys(analyze(query)):
+            if counts[t]:
+                df = sum(1 for other in terms.values() if t in other)
+                idf = log(1 + (len(terms) - df + 0.5) / (df + 0.5))
+                score += idf * counts[t] * 2.2 / (counts[t] + 1.2 * (0.25 + 0.75 * len(ts) / avgdl))
+        if score > 0:
+            out[i] = score
+    return out
+
+
 def cosine_distances(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     m = matrix.astype(np.float64)
     q = query.astype(np.float64)
@@ -487,6 +513,24 @@ class VectordMachine(RuleBasedStateMachine):
             assert hits == len(result.ids), "exact search must be exact"
         self.found += hits
         self.expected += len(result.ids)
+
+    @rule(text=st.sampled_from(["apple", "banana pie", "cherry apple", "pie", "durian"]),
+          k=st.integers(1, 12), where=st.one_of(st.none(), st.none(), filters))
+    def query_bm25(self, text, k, where):
+        """Keyword ranking: exactly the live matching records holding a query term, with the
+        BM25 scores of a brute-force formula over the model's documents."""
+        result = self.col.query(texts=[text], n_results=k, where=where, rank="bm25")[0]
+        expected = bm25_scores({i: d for i, (_, d, _) in self.model.items() if d is not None}, text)
+        expected = {i: v for i, v in expected.items()
+                    if where is None or matches(where, self.model[i][2], self.model[i][1])}
+        assert len(result.ids) == min(k, len(expected)), (result.ids, expected)
+        scores = np.asarray(result.scores, np.float64)
+        assert np.all(np.diff(scores) <= 1e-6), "best first"
+        for id_, score in zip(result.ids, scores):
+            assert id_ in expected, f"{id_} holds no query term, or does not match the filter"
+            assert abs(score - expected[id_]) < 1e-4 * max(1.0, expected[id_]), (id_, score, expected[id_])
+        if result.ids:  # nothing left out scores above the last result (ties may go either way)
+            assert sorted(expected.values(), reverse=True)[len(result.ids) - 1] <= scores[-1] + 1e-4
 
     # -- durability
     @rule(force=st.booleans())

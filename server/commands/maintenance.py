@@ -15,7 +15,8 @@ def register(sub) -> None:
     p.add_argument("-c", "--collection", help="one collection (default: all)")
     add_connection_args(p)
     p.set_defaults(func=compact_command)
-    p = sub.add_parser("query", help="nearest records to a text (embedded by the collection's encoder) or a vector")
+    p = sub.add_parser("query", help="nearest records to a text (embedded by the collection's encoder) or a "
+                                     "vector; --rank bm25|hybrid for keyword or hybrid search")
     p.add_argument("text", nargs="?", help="the query text")
     p.add_argument("-c", "--collection", required=True, help="the collection to search")
     p.add_argument("--vector", help="a query vector as a JSON list, instead of a text")
@@ -25,6 +26,13 @@ def register(sub) -> None:
     p.add_argument("--group-by", metavar="PATH", help="one group per distinct value of this metadata path "
                    "(e.g. source_id: the best chunk of each document); -n counts groups")
     p.add_argument("--group-size", type=int, help="hits per group with --group-by (default 1)")
+    p.add_argument("--rank", choices=("vector", "bm25", "hybrid"), default="vector",
+                   help="vector (nearest vectors, default), bm25 (keyword search of the TEXT) or hybrid "
+                        "(both, fused); bm25 and hybrid need a TEXT")
+    p.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
+                   help="hybrid: reciprocal rank fusion (default) or a weighted sum (see --alpha)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="hybrid with --fusion weighted: the vector ranking's weight, 0..1 (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--width", type=int, default=60, help="characters of each document shown (default 60)")
     add_connection_args(p)
@@ -55,22 +63,31 @@ def query_command(args: argparse.Namespace) -> int:
     where = parse_json(args.where, "--where")
     with connect(args) as client:
         collection = client.get_collection(args.collection)
+        if args.rank != "vector" and vector is not None:
+            raise SystemExit(f"vectord query: --rank {args.rank} needs a TEXT, not --vector")
+        rank = {"rank": args.rank, "fusion": args.fusion, "hybrid_alpha": args.alpha}
         cut = {"max_distance": args.max_distance, "group_by": args.group_by, "group_size": args.group_size}
         if vector is not None:
             result = collection.query(query_embeddings=[vector], n_results=args.n_results, where=where, **cut)
         else:
-            result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where, **cut)
-    rows = list(zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]))
+            result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where, **rank,
+                                      **cut)
+    scores = result["scores"][0] if "scores" in result else [None] * len(result["ids"][0])
+    rows = [(i, None if d != d else d, s, doc, m)  # NaN (bm25: no vector distance) -> none
+            for i, d, s, doc, m in zip(result["ids"][0], result["distances"][0], scores, result["documents"][0],
+                                       result["metadatas"][0])]
     if "groups" in result and not args.json:  # --group-by: the table shows each hit's group beside its id
         rows = [(f"{i} [{json.dumps(g, ensure_ascii=False)}]", *rest)
                 for g, (i, *rest) in zip(result["groups"][0], rows)]
     if args.json:
         groups = result["groups"][0] if "groups" in result else None
-        print(json.dumps([{"id": i, "distance": d, **({} if groups is None else {"group": groups[n]}),
-                           "document": doc, "metadata": m} for n, (i, d, doc, m) in enumerate(rows)],
-                         ensure_ascii=False, indent=1))
+        print(json.dumps([{"id": i, "distance": d, **({} if s is None else {"score": s}),
+                           **({} if groups is None else {"group": groups[n]}), "document": doc, "metadata": m}
+                          for n, (i, d, s, doc, m) in enumerate(rows)], ensure_ascii=False, indent=1))
         return 0
-    print_table(["#", "id", "distance", "document", "metadata"],
-                [(n, i, f"{d:.4f}", _short(doc, args.width), _short(json.dumps(m, ensure_ascii=False), 40))
-                 for n, (i, d, doc, m) in enumerate(rows, start=1)])
+    ranked = args.rank != "vector"
+    print_table(["#", "id", *(["score"] if ranked else []), "distance", "document", "metadata"],
+                [(n, i, *([f"{s:.4f}"] if ranked else []), "" if d is None else f"{d:.4f}", _short(doc, args.width),
+                  _short(json.dumps(m, ensure_ascii=False), 40))
+                 for n, (i, d, s, doc, m) in enumerate(rows, start=1)])
     return 0

@@ -30,7 +30,7 @@ class HnswParams(_message.Message):
     def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create", "encoder")
+    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create", "encoder", "fulltext")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class CreateCollectionRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     GET_OR_CREATE_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    FULLTEXT_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -45,7 +46,18 @@ class CreateCollectionRequest(_message.Message):
     metadata: _types_pb2.Metadata
     get_or_create: bool
     encoder: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ..., encoder: _Optional[str] = ...) -> None: ...
+    fulltext: FullTextConfig
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ..., encoder: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ...) -> None: ...
+
+class FullTextConfig(_message.Message):
+    __slots__ = ("analyzer", "stemming", "stop_words")
+    ANALYZER_FIELD_NUMBER: _ClassVar[int]
+    STEMMING_FIELD_NUMBER: _ClassVar[int]
+    STOP_WORDS_FIELD_NUMBER: _ClassVar[int]
+    analyzer: str
+    stemming: bool
+    stop_words: bool
+    def __init__(self, analyzer: _Optional[str] = ..., stemming: _Optional[bool] = ..., stop_words: _Optional[bool] = ...) -> None: ...
 
 class GetCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -54,7 +66,7 @@ class GetCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq", "encoder_sha256")
+    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq", "encoder_sha256", "fulltext")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +78,7 @@ class CollectionInfo(_message.Message):
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ENCODER_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FULLTEXT_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     dim: int
@@ -77,7 +90,8 @@ class CollectionInfo(_message.Message):
     encoder: str
     seq: int
     encoder_sha256: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ..., encoder_sha256: _Optional[str] = ...) -> None: ...
+    fulltext: FullTextConfig
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ..., encoder_sha256: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

@@ -86,7 +86,7 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain", "max_distance", "group_by", "group_size")
+    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain", "rank", "fusion", "hybrid_alpha", "max_distance", "group_by", "group_size")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     N_RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,9 @@ class QueryRequest(_message.Message):
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     QUERY_TEXTS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_ALPHA_FIELD_NUMBER: _ClassVar[int]
     MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -104,10 +107,13 @@ class QueryRequest(_message.Message):
     include: _types_pb2.Include
     query_texts: _containers.RepeatedScalarFieldContainer[str]
     explain: bool
+    rank: str
+    fusion: str
+    hybrid_alpha: float
     max_distance: float
     group_by: str
     group_size: int
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., max_distance: _Optional[float] = ..., group_by: _Optional[str] = ..., group_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., rank: _Optional[str] = ..., fusion: _Optional[str] = ..., hybrid_alpha: _Optional[float] = ..., max_distance: _Optional[float] = ..., group_by: _Optional[str] = ..., group_size: _Optional[int] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("results", "plan")
@@ -118,34 +124,42 @@ class QueryResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
 
 class QueryPlan(_message.Message):
-    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms")
+    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
     FILTER_PATH_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    POSTINGS_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     candidates: int
     ef: int
     filter_path: str
     elapsed_ms: float
-    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
+    rank: str
+    postings: int
+    fusion: str
+    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "groups")
+    __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "scores", "groups")
     IDS_FIELD_NUMBER: _ClassVar[int]
     DISTANCES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     METADATAS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     distances: _containers.RepeatedScalarFieldContainer[float]
     embeddings: _types_pb2.Vectors
     documents: _containers.RepeatedCompositeFieldContainer[_types_pb2.OptionalString]
     metadatas: _containers.RepeatedCompositeFieldContainer[_types_pb2.Metadata]
+    scores: _containers.RepeatedScalarFieldContainer[float]
     groups: _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[_types_pb2.Value, _Mapping]]] = ...) -> None: ...
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., scores: _Optional[_Iterable[float]] = ..., groups: _Optional[_Iterable[_Union[_types_pb2.Value, _Mapping]]] = ...) -> None: ...
 
 class CountRequest(_message.Message):
     __slots__ = ("collection", "where")
