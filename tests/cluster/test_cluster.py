@@ -118,8 +118,14 @@ def test_core_api(client):
     assert info().count == 31  # the gateway's cached count is dropped by every write
     col.upsert(ids=["late"], embeddings=vectors(1, 5))
     assert info().count == 32 and info().seq > 0
-    assert [c.name for c in client.list_collections()] == ["core"]
-    client.delete_collection("core")
+    assert col.count(where_document={"$contains": "doc r4"}) == 6  # r4 and the even r40..r48 are left
+    labels = col.classify(embeddings=vectors(1, 0)[:1], label_key="kind", k=5)
+    assert labels[0]["label"] in ("even", "changed")
+    col.modify(name="core2", metadata={"v": 2})  # the routing table follows the rename
+    renamed = client.get_collection("core2")
+    assert renamed.count() == 32 and renamed.metadata == {"v": 2}
+    assert [c.name for c in client.list_collections()] == ["core2"]
+    client.delete_collection("core2")
     assert client.list_collections() == []
 
 
