@@ -6,7 +6,8 @@ How it stays correct while the collection is in use:
   the document they were computed from. The collection itself is untouched: queries and
   writes go on with the old model, and writes need nothing special.
 * Each ``step`` embeds up to ``batch`` records whose document has no new vector yet, or has
-  changed since it got one (a write during the re-embed), and persists that batch (one
+  changed since it got one (a write during the re-embed: it gets a new, higher label, so a
+  walk in label order from a cursor meets it), and persists that batch (one
   checksummed file, written with temp + fsync + rename) in ``<collection>/reembed/``. A
   restarted server reloads those files and continues: progress is never lost, only the batch
   in flight at a crash.
@@ -70,6 +71,13 @@ class _State:
         self.target = target
         self.vectors: dict[str, tuple[bytes, np.ndarray]] = {}
         self.parts = 0
+        # Labels up to `cursor` of the record store `records` are done: a label's document
+        # never changes (an update gives the record a new, higher label), so a step walks on
+        # from the cursor and costs O(batch), not O(collection). Another store object (after
+        # a compaction relabelled the records, or a restart) walks again from the start,
+        # skipping the records whose vector is current (by digest).
+        self.records: Any = None
+        self.cursor = -1
 
 
 def _digest(document: str | None) -> bytes:
@@ -155,6 +163,32 @@ def _pending(collection, state: _State) -> tuple[list[str], list[str], list[byte
         return ids, documents, digests, len(labels)
 
 
+def _walk(collection, state: _State, batch: int) -> tuple[list[str], list[str], list[bytes], int, int, int]:
+    """From the cursor on, up to ``batch`` live records without a current new vector: (ids,
+    documents, digests, the last label walked, the live count, the live labels after it)."""
+    with collection._lock.read():
+        collection._check_open()
+        records = collection._records
+        if state.records is not records:
+            state.records, state.cursor = records, -1
+        live = records.live()
+        beyond = live[int(np.searchsorted(live, state.cursor, side="right")):]
+        ids, documents, digests = [], [], []
+        last, walked = state.cursor, 0
+        for label in beyond.tolist():
+            if len(ids) == batch:
+                break
+            id_, document = records.ids[label], records.documents[label]
+            digest = _digest(document)
+            have = state.vectors.get(id_)
+            if have is None or have[0] != digest:
+                ids.append(id_)
+                documents.append(document or "")
+                digests.append(digest)
+            last, walked = label, walked + 1
+        return ids, documents, digests, last, len(live), len(beyond) - walked
+
+
 def _embed(encoder, documents: list[str], dim: int) -> tuple[np.ndarray, int]:
     truncated: list[int] = []
     try:
@@ -194,13 +228,15 @@ def step(collection, encoders, model: str, batch: int = 0, cancel: bool = False)
             return Progress(target, total, total, True)
         try:
             state = _load(collection, target)
-            ids, documents, digests, total = _pending(collection, state)
-            truncated = 0
-            if len(ids) > batch:
-                vectors, truncated = _embed(encoder, documents[:batch], target["dim"])
-                _persist(collection, state, ids[:batch], digests[:batch], vectors)
-                return Progress(target, total - len(ids) + batch, total, False, truncated)
-            truncated = _switch(collection, encoder, state, target)
+            ids, documents, digests, last, total, left = _walk(collection, state, batch)
+            if left:  # more after this batch: embed it, persist it, move the cursor
+                vectors, truncated = _embed(encoder, documents, target["dim"]) if ids else (None, 0)
+                if ids:
+                    _persist(collection, state, ids, digests, vectors)
+                if state.records is collection._records:  # (a compaction meanwhile: walk again)
+                    state.cursor = last
+                return Progress(target, total - left, total, False, truncated)
+            truncated = _switch(collection, encoder, state, target)  # the rest, with writes held
         except OSError as exc:
             raise storage_error(exc, f"re-embed collection {collection.name!r}") from exc
         total = collection.count()

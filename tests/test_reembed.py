@@ -67,8 +67,10 @@ def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, t
         col = db.get_collection("docs")
         assert reembed.progress_dir(col).is_dir()
         second = reembed.step(col, db.encoders, "tiny-test", batch=10)
-        # 10 done before, "0" changed and "5" deleted since: 8 still valid, + 10 now; 30 live
-        assert (second.done, second.total, second.switched) == (18, 30, False)
+        # done counts the live records walked in label order: "2"-"4" and "6"-"9" kept their
+        # vectors ("0" changed, "5" deleted, "1" moved to a new label by its update), then
+        # "10"-"19" now: 17 of 30 ("1", still current, is passed later, without embedding)
+        assert (second.done, second.total, second.switched) == (17, 30, False)
         last = reembed.step(col, db.encoders, "tiny-test", batch=20)  # 12 left <= 20: the switch
         assert last.switched and last.done == last.total == 30
         tiny = db.encoders.get("tiny-test")
@@ -305,3 +307,26 @@ def test_sdk_arguments_are_checked(kwargs, match):
             client.reembed_collection("docs", on_progress=5)
         with pytest.raises(InvalidArgumentError, match="name"):
             client.reembed_step(None)
+
+
+def test_a_step_reads_only_its_batch(models_dir, tmp_path, monkeypatch):
+    """Steps walk on from a cursor (labels only grow): a step's cost is its batch, not the
+    collection, so a large re-embed is not quadratic. A compaction resets the walk."""
+    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        col.add(ids=[str(i) for i in range(300)], documents=docs(300, seed=7))
+        hashed = []
+        real = reembed._digest
+        monkeypatch.setattr(reembed, "_digest", lambda document: hashed.append(1) or real(document))
+        for expected_done in (10, 20, 30):
+            hashed.clear()
+            assert reembed.step(col, db.encoders, "vectord-gru-mini", batch=10).done == expected_done
+            assert len(hashed) == 10
+        col.delete(ids=[str(i) for i in range(0, 300, 2)])
+        col.checkpoint(compact=True)  # relabels every record: the walk starts over, skipping done ones
+        hashed.clear()
+        progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=10)
+        assert len(hashed) == 25 and progress.done == 25 and progress.total == 150  # 15 done + 10 new
+        while not reembed.step(col, db.encoders, "vectord-gru-mini", batch=50).switched:
+            pass
+        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
