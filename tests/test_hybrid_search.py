@@ -228,3 +228,31 @@ def test_cli_query_rank(tmp_path, capsys):
             main(["query", "-c", "docs", "--vector", "[1, 0, 0, 0]", "--rank", "bm25", "--address", server.address])
     finally:
         assert server.terminate() == 0
+
+
+def test_manifest_without_fulltext_opens_with_the_defaults_and_a_bad_one_is_refused(tmp_path):
+    """A MANIFEST written before the full-text index (no config.fulltext) opens with the
+    default analyzer and its documents indexed; a crafted analyzer marks the collection
+    damaged instead of serving it."""
+    from vectord.storage import Database
+    from vectord.storage import checkpoint as disk
+    from vectord.storage.fsio import REAL
+
+    db = Database(tmp_path / "d")
+    col = db.create_collection("c", dim=2)
+    col.add(["a", "b"], [[1, 0], [0, 1]], ["apples here", "pears there"])
+    path = col.path
+    db.close()
+    manifest = disk.read_manifest(path)
+    assert manifest["config"]["fulltext"] == {"analyzer": "standard", "stemming": True, "stop_words": True}
+    del manifest["config"]["fulltext"]
+    disk.write_manifest(REAL, path, manifest)
+    db = Database(tmp_path / "d")
+    assert db.get_collection("c").query(texts=["apple"], rank="bm25")[0].ids == ["a"]
+    db.close()
+    manifest = disk.read_manifest(path)
+    manifest["config"]["fulltext"] = {"analyzer": "klingon"}
+    disk.write_manifest(REAL, path, manifest)
+    db = Database(tmp_path / "d")
+    assert "fulltext.analyzer: 'klingon'" in db.damaged_collections()["c"]
+    db.close()
