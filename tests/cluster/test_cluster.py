@@ -238,6 +238,27 @@ def test_killing_shard_actors_loses_no_acknowledged_write(client):
     client.delete_collection("kills")
 
 
+def test_vectord_import_and_export_run_against_the_gateway(client, cluster, tmp_path):
+    import json
+
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": f"j{i}", "document": f"text {i}", "metadata": {"i": i},
+             "embedding": vectors(1, 100 + i)[0].tolist()} for i in range(50)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = subprocess.run([sys.executable, "-m", "vectord", "import", str(source), "-c", "imported",
+                           "--address", cluster.gateway, "--batch-size", "20", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    col = client.get_collection("imported")
+    assert col.count() == 50 and col.get(ids=["j7"])["metadatas"] == [{"i": 7}]
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([sys.executable, "-m", "vectord", "export", str(out), "-c", "imported",
+                           "--address", cluster.gateway, "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == sorted(r["id"] for r in rows)
+    client.delete_collection("imported")
+
+
 def test_a_new_gateway_adopts_the_collections_and_their_writes(cluster):
     first = vectord.Client(cluster.gateway, timeout=60)
     col = first.create_collection("adopted", dim=DIM)
@@ -275,3 +296,19 @@ def test_removing_a_node_keeps_reads_answering(client, cluster):
     assert answered > 10
     # reads may fail while the lost replicas are found out; none after 5 s (the issue's target)
     assert all(at <= 5 for at, _ in failures), failures
+
+
+def test_level_all_refuses_writes_at_once_while_a_replica_is_down(cluster):
+    """After the node loss above: a gateway at write level all refuses, before writing
+    anything, a write that touches a shard with a replica on the lost node; reads answer."""
+    cluster.gateway_proc.terminate()
+    assert cluster.gateway_proc.wait(60) == 0
+    start_gateway(cluster, "--write-level", "all")
+    with vectord.Client(cluster.gateway, timeout=60) as c:
+        col = c.get_collection("nodeloss")
+        started = time.monotonic()
+        with pytest.raises(vectord.errors.UnavailableError, match="write level 'all' needs 2; nothing was written"):
+            col.upsert(ids=[f"n{i}" for i in range(30)], embeddings=vectors(30, 9))
+        assert time.monotonic() - started < 5
+        assert col.count() == 300
+        assert np.array_equal(col.get(ids=["n0"], include=["embeddings"])["embeddings"][0], vectors(300, 3)[0])
