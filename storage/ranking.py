@@ -7,7 +7,7 @@ answers ``query(..., rank="bm25" | "hybrid")``; ``rank="vector"`` stays in searc
   terms; ``scores`` holds the BM25 scores (higher is better), ``distances`` is NaN (there is
   no query vector).
 - ``hybrid``: the nearest ``window`` records by vector and the best ``window`` by BM25
-  (``window = max(n_results, RANK_WINDOW)``), fused:
+  (``window = max(n_results, RANK_WINDOW)``, 50), fused:
   - ``fusion="rrf"`` (default): reciprocal rank fusion, score = sum over the two lists of
     1 / (RRF_K + rank), rank counted from 1, a list the record is not in adding nothing
     (Cormack, Clarke and Buettcher, SIGIR 2009; RRF_K = 60 as in the paper).
@@ -36,7 +36,6 @@ import numpy as np
 from vectord.errors import FailedPreconditionError, InvalidArgumentError
 from . import validation
 from .filters import Filter, compile_filter
-from .index import exact_search
 from .planner import Plan
 from .types import Records
 
@@ -45,8 +44,11 @@ FUSIONS = ("rrf", "weighted")
 #: RRF's constant k: dampens the weight of the very first ranks (60 in the RRF paper,
 #: Elasticsearch and OpenSearch).
 RRF_K = 60
-#: Results taken from each list before fusing (at least n_results).
-RANK_WINDOW = 100
+#: Results taken from each list before fusing (at least n_results): deep enough that a
+#: record ranked well in both lists is not cut (Elasticsearch's rank_window_size defaults to
+#: the page size), shallow enough that the graph search of a hybrid query costs about a
+#: plain one (k <= ef_search).
+RANK_WINDOW = 50
 
 
 def check_rank(rank: Any, fusion: Any, alpha: Any) -> tuple[str, str, float]:
@@ -175,9 +177,17 @@ class RankMixin:
             else:
                 out[i] = known[j]
         if missing:
+            # the formulas of index.exact_search, for these few rows only
             rows = labels[missing]
-            found, dist = exact_search(self._vectors.take(rows), self._vectors.sqnorms[rows], rows,
-                                       query[None, :], len(rows), self.config.metric)
-            by_label = dict(zip(found[0].tolist(), dist[0].tolist()))
-            out[missing] = [by_label[label] for label in rows.tolist()]
+            vectors = self._vectors.take(rows)
+            dots = vectors @ query
+            metric = self.config.metric
+            if metric == "cosine":
+                norm = float(np.sqrt(np.dot(query, query)))
+                dist = 1.0 - dots / (norm * np.sqrt(self._vectors.sqnorms[rows]))
+            elif metric == "ip":
+                dist = 1.0 - dots
+            else:
+                dist = np.maximum(float(np.dot(query, query)) - 2.0 * dots + self._vectors.sqnorms[rows], 0.0)
+            out[missing] = dist
         return out

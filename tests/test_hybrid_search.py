@@ -256,3 +256,26 @@ def test_manifest_without_fulltext_opens_with_the_defaults_and_a_bad_one_is_refu
     db = Database(tmp_path / "d")
     assert "fulltext.analyzer: 'klingon'" in db.damaged_collections()["c"]
     db.close()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_hybrid_distances_of_results_found_by_bm25_alone(metric):
+    """A record outside the vector list (the fusion window is 50) but found by BM25 gets its
+    distance computed exactly, by the metric's formula."""
+    from vectord.storage import Database
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((120, 4)).astype(np.float32)
+    if metric == "ip":
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = -vectors[7]  # record 7 is as far as can be: never in the vector window
+    db = Database(None)
+    col = db.create_collection("c", dim=4, metric=metric)
+    col.add([f"r{i}" for i in range(120)], vectors, ["zebra" if i == 7 else f"filler {i}" for i in range(120)])
+    found = col.query(query[None, :], 5, texts=["zebra"], rank="hybrid")[0]
+    assert "r7" in found.ids
+    for id_, distance in zip(found.ids, found.distances):
+        v = vectors[int(id_[1:])]
+        expected = {"cosine": 1 - v @ query / (np.linalg.norm(v) * np.linalg.norm(query)),
+                    "l2": float(((v - query) ** 2).sum()), "ip": 1 - v @ query}[metric]
+        assert distance == pytest.approx(expected, abs=1e-4), id_
