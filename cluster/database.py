@@ -126,9 +126,10 @@ class ClusterDatabase:
         self._collections[config.name] = collection
         return collection
 
-    def embed(self, config: CollectionConfig, texts, field: str):
-        """Texts embedded by the collection's own model (the engine's checks and messages)."""
-        return self.catalog.get_collection(config.name)._embed(texts, field)
+    def embed(self, config: CollectionConfig, texts, field: str, truncated: list[int] | None = None):
+        """Texts embedded by the collection's own model (the engine's checks and messages);
+        ``truncated`` gets the positions of texts longer than the model's window."""
+        return self.catalog.get_collection(config.name)._embed(texts, field, truncated)
 
     # ------------------------------------------------------------------ the Database methods
     def create_collection(self, name: str, *, dim=None, metric=None, hnsw=None, metadata=None,

@@ -100,8 +100,9 @@ class ClusterCollection:
                 "(and no encoder) for your own vectors")
         if documents is not None:
             documents = validation.documents(documents, n)
+        truncated: list[int] = []  # documents longer than the encoder's window (never silent)
         if embeddings is None and documents is not None and config.encoder is not None:
-            embeddings = self.cluster.embed(config, documents, "documents")  # once, here
+            embeddings = self.cluster.embed(config, documents, "documents", truncated)  # once, here
         if embeddings is not None:
             embeddings = validation.vectors(embeddings, n, config.dim, config.metric, ids)
         elif kind == "add":
@@ -142,7 +143,9 @@ class ClusterCollection:
                 if kind == "upsert" and record_id not in exists:
                     raise InvalidArgumentError(f"embeddings: record {record_id!r} (ids[{i}]) is new and needs a vector")
 
-        return self._sum(self._write(parts, check))
+        result = self._sum(self._write(parts, check))
+        result.truncated_texts = len(truncated)
+        return result
 
     def _write(self, parts, check=None) -> list[dict[str, Any]]:
         if not parts:

@@ -20,7 +20,16 @@ from vectord.server.auth import AuthInterceptor, load_api_keys
 from vectord.server.interceptors import ErrorInterceptor
 from vectord.server.servicers import AdminServicer, CollectionsServicer, EncoderServicer, RecordsServicer
 from vectord.server.settings import Settings
-from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2_grpc
+from vectord.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    collections_pb2,
+    collections_pb2_grpc,
+    encoder_pb2,
+    encoder_pb2_grpc,
+    records_pb2,
+    records_pb2_grpc,
+)
 
 from .engine import unimplemented
 
@@ -31,26 +40,38 @@ log = logging.getLogger(__name__)
 CLUSTER_LABEL = "+cluster"
 
 
-class ClusterAdminServicer(AdminServicer):
+#: The rpcs the gateway answers, by service; every other rpc of the service (snapshots,
+#: checkpoints, re-embedding, and any rpc added to the .proto later) answers UNIMPLEMENTED,
+#: naming itself, instead of reaching a servicer method that expects a storage.Database.
+SUPPORTED = {
+    "Collections": {"CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "ModifyCollection"},
+    "Records": {"Add", "Upsert", "Update", "Delete", "Get", "Query", "Count", "Classify"},
+    "Admin": {"GetServerInfo", "Reset"},
+    "Encoder": {"Embed", "ListModels"},
+}
+_PROTO = {"Collections": collections_pb2, "Records": records_pb2, "Admin": admin_pb2, "Encoder": encoder_pb2}
+
+
+def _refusing(service: str, method: str):
+    def refuse(self, request, context):
+        raise unimplemented(f"{service}.{method}")
+
+    refuse.__name__ = method
+    return refuse
+
+
+def gateway_servicer(base: type, service: str) -> type:
+    """``base`` (a vectord.server servicer) with its unsupported rpcs answering UNIMPLEMENTED."""
+    methods = _PROTO[service].DESCRIPTOR.services_by_name[service].methods_by_name
+    refusals = {name: _refusing(service, name) for name in methods if name not in SUPPORTED[service]}
+    return type(f"Cluster{base.__name__}", (base,), refusals)
+
+
+class ClusterAdminServicer(gateway_servicer(AdminServicer, "Admin")):  # type: ignore[misc]
     def GetServerInfo(self, request, context):
         info = super().GetServerInfo(request, context)
         info.version += CLUSTER_LABEL
         return info
-
-    def Checkpoint(self, request, context):
-        raise unimplemented("Admin.Checkpoint")
-
-    def CreateSnapshot(self, request, context):
-        raise unimplemented("Admin.CreateSnapshot")
-
-    def ListSnapshots(self, request, context):
-        raise unimplemented("Admin.ListSnapshots")
-
-    def DownloadSnapshot(self, request, context):
-        raise unimplemented("Admin.DownloadSnapshot")
-
-    def RestoreSnapshot(self, request_iterator, context):
-        raise unimplemented("Admin.RestoreSnapshot")
 
 
 def create_gateway(settings: Settings, database) -> RunningServer:
@@ -61,10 +82,11 @@ def create_gateway(settings: Settings, database) -> RunningServer:
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="vectord-gateway"),
         interceptors=[AuthInterceptor(keys), ErrorInterceptor()], options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
-    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database), server)
-    records_pb2_grpc.add_RecordsServicer_to_server(RecordsServicer(database), server)
+    collections_pb2_grpc.add_CollectionsServicer_to_server(
+        gateway_servicer(CollectionsServicer, "Collections")(database), server)
+    records_pb2_grpc.add_RecordsServicer_to_server(gateway_servicer(RecordsServicer, "Records")(database), server)
     admin_pb2_grpc.add_AdminServicer_to_server(ClusterAdminServicer(database, settings.allow_reset), server)
-    encoder_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(database), server)
+    encoder_pb2_grpc.add_EncoderServicer_to_server(gateway_servicer(EncoderServicer, "Encoder")(database), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *SERVICE_NAMES]:

@@ -163,6 +163,8 @@ def test_texts_are_embedded_once_at_the_gateway_as_one_node_would(client, tmp_pa
     b = ref.query(query_texts=queries, n_results=3, include=["distances", "documents"])
     assert a["ids"] == b["ids"] and a["documents"] == b["documents"]
     np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-4, atol=1e-5)
+    long = "many words " * 400  # past the encoder's window: counted, as one server counts it
+    assert col.add(ids=["long"], documents=[long])["truncated"] == ref.add(ids=["long"], documents=[long])["truncated"] == 1
     single.close()
     client.delete_collection("texts")
 
