@@ -314,3 +314,13 @@ def test_level_all_refuses_writes_at_once_while_a_replica_is_down(cluster):
         assert time.monotonic() - started < 5
         assert col.count() == 300
         assert np.array_equal(col.get(ids=["n0"], include=["embeddings"])["embeddings"][0], vectors(300, 3)[0])
+
+
+def test_cluster_down_stops_every_replica_and_the_controller(cluster):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "vectord", "cluster", *args,  # noqa: E731
+                                        "--address", cluster.address], capture_output=True, text=True, timeout=120)
+    down = run("down")
+    assert down.returncode == 0, down.stderr
+    assert "and the controller" in down.stdout and int(down.stdout.split()[1]) >= 4  # nodeloss: 3 x 2, less the lost
+    status = run("status")
+    assert status.returncode == 1 and "no vectord cluster on this Ray cluster" in status.stderr
