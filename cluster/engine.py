@@ -23,6 +23,7 @@ from vectord.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    UnimplementedError,
     VectordError,
 )
 from vectord.storage import Collection, CollectionConfig, CollectionInfo, Database, Records, Tuning, WriteResult
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 #: Collection metadata keys that choose the layout of a new collection through the
 #: unchanged API (CreateCollection has no shards/replicas fields yet); removed before storing.
 SHARDS_KEY, REPLICAS_KEY = "vectord:shards", "vectord:replicas"
-
-
-class UnimplementedError(VectordError):
-    """What a single server does and the cluster does not do yet."""
-
-    status = "UNIMPLEMENTED"
 
 
 def unimplemented(what: str) -> UnimplementedError:

@@ -393,3 +393,22 @@ def test_async_client_arguments_of_the_wrong_type(tmp_path):
                 await col.get(limit="a")
 
     asyncio.run(main())
+
+
+def test_unimplemented_is_its_own_error_class():
+    """UNIMPLEMENTED (an rpc a cluster gateway does not offer yet) comes back as
+    ``vectord.UnimplementedError``, not as an InternalError that reads like a bug."""
+    import grpc
+
+    from vectord.client.transport import error_from_rpc
+
+    class Refused(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNIMPLEMENTED
+
+        def details(self):
+            return "Admin.Checkpoint is not supported by the vectord cluster gateway yet"
+
+    error = error_from_rpc(Refused())
+    assert type(error) is vectord.UnimplementedError and not error.retryable
+    assert "Admin.Checkpoint" in str(error)

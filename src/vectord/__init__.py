@@ -23,6 +23,7 @@ from vectord.errors import (  # noqa: E402
     ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
+    UnimplementedError,
     VectordError,
 )
 from vectord.client import AsyncClient, AsyncCollection, Client, Collection  # noqa: E402
@@ -31,5 +32,5 @@ __all__ = [
     "AlreadyExistsError", "AsyncClient", "AsyncCollection", "Client", "Collection", "DataDirectoryLockedError", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError", "InvalidArgumentError",
     "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "UnauthenticatedError",
-    "UnavailableError", "VectordError", "__version__",
+    "UnavailableError", "UnimplementedError", "VectordError", "__version__",
 ]

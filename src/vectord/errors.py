@@ -95,6 +95,12 @@ class UnauthenticatedError(VectordError):
     status = "UNAUTHENTICATED"
 
 
+class UnimplementedError(VectordError):
+    """A call this server does not offer (e.g. a cluster gateway, for an rpc it does not support yet)."""
+
+    status = "UNIMPLEMENTED"
+
+
 class InternalError(VectordError):
     """A bug: an unexpected failure inside vectord."""
 
@@ -115,6 +121,7 @@ BY_STATUS: dict[str, type[VectordError]] = {
         DeadlineExceededError,
         PermissionDeniedError,
         UnauthenticatedError,
+        UnimplementedError,
         InternalError,
     )
 }

@@ -31,7 +31,7 @@ def test_every_rpc_the_gateway_does_not_support_answers_unimplemented_naming_it(
     import pytest
 
     from vectord.cluster import gateway
-    from vectord.cluster.engine import UnimplementedError
+    from vectord.errors import UnimplementedError
     from vectord.server import servicers
 
     bases = {"Collections": servicers.CollectionsServicer, "Records": servicers.RecordsServicer,
