@@ -123,7 +123,11 @@ class AdminServicer:
     def RestoreSnapshot(self, request_iterator, context):
         """Restores a snapshot into a collection: either one already in the server's data
         directory (the first message names it) or one uploaded as the stream of its files.
-        The files are verified (sha256) before the collection is served.
+        The files are verified (sha256) before the collection is served. A snapshot is untrusted
+        input: its MANIFEST is checked before any file is written (INVALID_ARGUMENT naming the
+        field and value); an uploaded index.hnsw is never loaded (the graph is rebuilt from the
+        vectors); an upload is limited to 64 GiB in all; disk full is RESOURCE_EXHAUSTED; a
+        replace leaves the old or the new collection after a crash, never neither.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
