@@ -44,6 +44,11 @@ def quick_start_programs() -> dict[str, str]:
     return dict(zip(["server", "embedded", "encoder"], blocks))
 
 
+def section_programs() -> dict[str, str]:
+    """The runnable programs of other sections, by section: each is self-contained (in memory)."""
+    return {"hybrid": re.findall(r"```python\n(.*?)```", section("## Keyword and hybrid search"), flags=re.S)[0]}
+
+
 def expected_output(program: str) -> list[str]:
     """What a program prints, from the comment ending each of its ``print(`` lines."""
     expected = []

@@ -277,12 +277,3 @@ def test_readme_create_collection_row_is_the_signature():
         expected.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
     assert row == ", ".join(expected), (row, expected)
 
-
-def test_readme_hybrid_search_snippet_prints_what_it_says(capsys):
-    """The README's keyword and hybrid search example runs (in memory) and prints its comments."""
-    block = re.search(r"## Keyword and hybrid search\n.*?```python\n(.*?)```",
-                      (ROOT / "README.md").read_text(), flags=re.S).group(1)
-    exec(block, {})
-    printed = capsys.readouterr().out.splitlines()
-    expected = re.findall(r"#\s*(\[\[.*?\]\])\s*$", block, flags=re.M)
-    assert printed == expected and len(expected) == 2, (printed, expected)

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from readme_snippets import (README_ADDRESS, ROOT, chroma_program, chroma_rows, expected_output,
-                             output_matches, quick_start_programs, serve_command)
+                             output_matches, quick_start_programs, section_programs,
+                             serve_command)
 
 #: What the snippets may create in the clone's root (each must be ignored by .gitignore).
 DATA_DIRS = ("vectord-data", "embedded-data")
@@ -148,6 +149,16 @@ def test_quick_start_runs_twice_as_printed(venv, readme_server, name):
         lines = run_python(venv, code).splitlines()
         assert len(lines) == len(expected) and all(map(output_matches, expected, lines)), (
             f"{name} quick start, run {run}: printed\n" + "\n".join(lines) + "\nREADME says\n" + "\n".join(expected))
+
+
+@pytest.mark.parametrize("name", ["hybrid"])
+def test_section_programs_run_twice_as_printed(venv, name):
+    program = section_programs()[name]
+    expected = expected_output(program)
+    assert expected, f"the {name} program prints nothing to check"
+    for run in (1, 2):
+        lines = run_python(venv, program).splitlines()
+        assert len(lines) == len(expected) and all(map(output_matches, expected, lines)), (name, run, lines)
 
 
 def test_coming_from_chroma_rows_run_twice(venv, readme_server):
