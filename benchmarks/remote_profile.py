@@ -62,8 +62,22 @@ ECHO_SERVER = textwrap.dedent("""
     import grpc
     from vectord.server.app import SERVER_OPTIONS
     reply = b"r" * int(sys.argv[1])
-    def echo(request, context):
-        return reply
+    if len(sys.argv) > 2:  # the floor plus a bare hnswlib search in the handler (GIL released)
+        import numpy as np, hnswlib
+        data = np.load(sys.argv[2])
+        index = hnswlib.Index(space="cosine", dim=data.shape[1])
+        index.init_index(max_elements=len(data), M=16, ef_construction=100)
+        index.add_items(data, np.arange(len(data)))
+        index.set_ef(100)
+        queries = np.load(sys.argv[3])
+        turn = [0]
+        def echo(request, context):
+            turn[0] = (turn[0] + 1) % len(queries)
+            index.knn_query(queries[turn[0]:turn[0] + 1], k=10)
+            return reply
+    else:
+        def echo(request, context):
+            return reply
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})])
@@ -206,6 +220,15 @@ def main() -> None:
         echo = echo_channel.unary_unary("/bench.Echo/Echo")
         payload = b"q" * len(req_bytes)
         assert len(echo(payload, timeout=30)) == len(resp_bytes)
+        np.save(tmp / "data.npy", data)
+        np.save(tmp / "queries.npy", queries)
+        knn_proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(len(resp_bytes)), str(tmp / "data.npy"),
+                                     str(tmp / "queries.npy")],
+                                    stdout=subprocess.PIPE, text=True)
+        children.append(knn_proc)
+        knn_channel = grpc.insecure_channel(f"127.0.0.1:{int(knn_proc.stdout.readline())}",
+                                            options=SERVER_OPTIONS[:2])
+        knn_echo = knn_channel.unary_unary("/bench.Echo/Echo")
 
         i = [0]
 
@@ -215,6 +238,7 @@ def main() -> None:
 
         modes = {
             "floor: bare grpcio echo": lambda: echo(payload, timeout=30),
+            "floor + bare hnswlib knn_query in the handler": lambda: knn_echo(payload, timeout=30),
             "remote raw stub": lambda: stub.Query(raw_requests[nxt()], timeout=30),
             "remote SDK": lambda: r_coll.query(query_embeddings=qlist[nxt()], n_results=K, include=INCLUDE),
             "embedded SDK": lambda: e_coll.query(query_embeddings=qlist[nxt()], n_results=K, include=INCLUDE),
@@ -254,13 +278,16 @@ def main() -> None:
         db = embedded._transport._server.database
         engine_coll = db.get_collection(NAME)
         q_arr = vectors_from_proto(request.queries, "query_embeddings")
+        # the engine and servicer layers rotate over the same 1000 queries as the end-to-end
+        # modes: one repeated query keeps its graph nodes in cache and reads 2-3x too fast
+        q_arrs = [vectors_from_proto(r.queries, "query_embeddings") for r in raw_requests]
         layers["engine: Collection.query_with_plan"] = timed(
-            lambda: engine_coll.query_with_plan(q_arr, n_results=K, include=INCLUDE), args.reps)
+            lambda: engine_coll.query_with_plan(q_arrs[nxt()], n_results=K, include=INCLUDE), args.reps)
         results, plan = engine_coll.query_with_plan(q_arr, n_results=K, include=INCLUDE)
         # inside the engine: the planner + index search alone, and a bare hnswlib index of
         # the same data and parameters (the least the engine's search could cost)
         layers["engine part: _search (planner + index, no filter)"] = timed(
-            lambda: engine_coll._search(q_arr, K, None, None), args.reps)
+            lambda: engine_coll._search(q_arrs[nxt()], K, None, None), args.reps)
         import hnswlib
 
         hnsw = engine_coll.config.hnsw
@@ -269,9 +296,9 @@ def main() -> None:
         bare.add_items(data, np.arange(len(data)))
         bare.set_ef(max(hnsw["ef_search"], K))
         layers["engine floor: bare hnswlib knn_query (same data, M, ef)"] = timed(
-            lambda: bare.knn_query(q_arr, k=K), args.reps)
+            lambda: bare.knn_query(q_arrs[nxt()], k=K), args.reps)
         layers["servicer: Records.Query (whole, engine included)"] = timed(
-            lambda: records.Query(request, InProcessContext(30.0)), args.reps)
+            lambda: records.Query(raw_requests[nxt()], InProcessContext(30.0)), args.reps)
         layers["servicer part: records_to_query_response"] = timed(
             lambda: convert.records_to_query_response(results), args.reps)
         layers["servicer part: db.get_collection"] = timed(lambda: db.get_collection(NAME), args.reps)
@@ -300,7 +327,7 @@ def main() -> None:
 
         def chain():
             h = auth.intercept_service(lambda d: error.intercept_service(lambda _d: handler, d), details)
-            return h.unary_unary(request, InProcessContext(30.0))
+            return h.unary_unary(raw_requests[nxt()], InProcessContext(30.0))
 
         layers["servicer via Auth+Error interceptors (direct call)"] = timed(chain, args.reps)
         # the interceptors' own cost, free of the engine's noise: around a handler that only
@@ -324,6 +351,19 @@ def main() -> None:
             layers[label] = timed(lambda: st.Query(raw_requests[nxt()], timeout=30), args.calls * 2, warm=200)
             ch.close()
             srv.stop(None).wait()
+
+        # the floor in the same setting (server threads sharing this process's GIL)
+        srv = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
+        srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: resp_bytes)})])
+        port = srv.add_insecure_port("127.0.0.1:0")
+        srv.start()
+        ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=SERVER_OPTIONS[:2])
+        in_echo = ch.unary_unary("/bench.Echo/Echo")
+        layers["in-process gRPC server, bare echo (in-process floor)"] = timed(
+            lambda: in_echo(payload, timeout=30), args.calls * 2, warm=200)
+        ch.close()
+        srv.stop(None).wait()
 
         # ---- flame graph of the remote server under the SDK load
         flame_svg = Path(args.out + "-flame.svg")
@@ -353,6 +393,7 @@ def main() -> None:
         embedded.close()
         channel.close()
         echo_channel.close()
+        knn_channel.close()
     finally:
         for child in children:
             if child.poll() is None:
