@@ -9,6 +9,8 @@ run it measures, end to end:
 
 - floor: a bare grpcio unary echo (sync server in a subprocess, raw bytes, the request and
   reply sizes of a real vectord Query), the least any Python gRPC round trip can cost here;
+- floor + knn: the same echo, its handler running a bare hnswlib search first (what a
+  GIL-releasing C call costs inside a gRPC worker thread);
 - embedded: ``vectord.Client(path=...)`` (no network);
 - remote SDK: ``vectord.Client(address)`` against a real ``vectord serve`` subprocess;
 - remote raw stub: the generated ``RecordsStub.Query`` on a prebuilt request (no SDK);
