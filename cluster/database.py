@@ -14,14 +14,14 @@ import logging
 import threading
 from typing import Any
 
-from vectord.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from vectord.errors import InvalidArgumentError, UnavailableError
 from vectord.storage import Collection, CollectionConfig, Database, Tuning
 
 from . import routing
 from .controller import NAMESPACE, controller_actor
 from .engine import REPLICAS_KEY, SHARDS_KEY, ClusterCollection, unimplemented
 from .replica import ShardReplica, replica_dir, replica_name
-from .shards import IN_SYNC, LEVELS, Replica, Shard, ShardSet, needed_acks
+from .shards import IN_SYNC, LEVELS, Replica, Shard, ShardSet
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,7 @@ once, here, with the built-in encoder; the shards store plain vectors.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 import time
 from typing import Any, Iterable, Sequence
 
@@ -20,13 +18,12 @@ import numpy as np
 
 from vectord.errors import (
     AlreadyExistsError,
-    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnimplementedError,
     VectordError,
 )
-from vectord.storage import Collection, CollectionConfig, CollectionInfo, Database, Records, Tuning, WriteResult
+from vectord.storage import Collection, CollectionConfig, CollectionInfo, Records, WriteResult
 from vectord.storage import validation
 from vectord.storage.collection import GET_INCLUDE_DEFAULT
 from vectord.storage.search import QUERY_INCLUDE_DEFAULT
@@ -34,8 +31,7 @@ from vectord.storage.planner import Plan
 from vectord.storage.search import check_group, check_max_distance
 
 from . import routing
-from .replica import ShardReplica, replica_dir, replica_name
-from .shards import IN_SYNC, STALE, Replica, Shard, ShardSet, needed_acks
+from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
 
