@@ -144,6 +144,18 @@ def _persist(collection, state: _State, ids: list[str], digests: list[bytes], ve
     state.parts += 1
 
 
+def _collect(records, label: int, state: _State, ids: list[str], documents: list[str],
+             digests: list[bytes]) -> None:
+    """Appends the record at ``label`` when it has no new vector for its current document."""
+    id_, document = records.ids[label], records.documents[label]
+    digest = _digest(document)
+    have = state.vectors.get(id_)
+    if have is None or have[0] != digest:
+        ids.append(id_)
+        documents.append(document or "")
+        digests.append(digest)
+
+
 def _pending(collection, state: _State) -> tuple[list[str], list[str], list[bytes], int]:
     """(ids, documents, digests) of the live records without a current new vector, and the
     live count; under the read lock."""
@@ -153,13 +165,7 @@ def _pending(collection, state: _State) -> tuple[list[str], list[str], list[byte
         labels = records.live().tolist()
         ids, documents, digests = [], [], []
         for label in labels:
-            id_, document = records.ids[label], records.documents[label]
-            digest = _digest(document)
-            have = state.vectors.get(id_)
-            if have is None or have[0] != digest:
-                ids.append(id_)
-                documents.append(document or "")
-                digests.append(digest)
+            _collect(records, label, state, ids, documents, digests)
         return ids, documents, digests, len(labels)
 
 
@@ -178,13 +184,7 @@ def _walk(collection, state: _State, batch: int) -> tuple[list[str], list[str], 
         for label in beyond.tolist():
             if len(ids) == batch:
                 break
-            id_, document = records.ids[label], records.documents[label]
-            digest = _digest(document)
-            have = state.vectors.get(id_)
-            if have is None or have[0] != digest:
-                ids.append(id_)
-                documents.append(document or "")
-                digests.append(digest)
+            _collect(records, label, state, ids, documents, digests)
             last, walked = label, walked + 1
         return ids, documents, digests, last, len(live), len(beyond) - walked
 
