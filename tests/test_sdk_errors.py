@@ -259,19 +259,31 @@ def test_deep_filters_name_the_depth_limit(col):
         col.count(where_document=doc)
 
 
-def test_server_names_the_depth_limit_of_undecodable_messages(server):
-    """Other languages' clients: a message nested too deep to decode is INVALID_ARGUMENT
-    naming vectord's limits, not protobuf's internals."""
-    request = rpb.WriteRequest(collection="e", ids=["a"])
+def _nested_metadata_request(collection: str, depth: int) -> rpb.WriteRequest:
+    """An Add of one record whose metadata nests ``depth`` maps deep."""
+    request = rpb.WriteRequest(collection=collection, ids=["a"])
     cursor = request.metadatas.values.add()
-    for _ in range(50):
+    for _ in range(depth):
         cursor = cursor.fields["a"].map_value
     cursor.fields["z"].int_value = 1
-    with grpc.insecure_channel(server.address) as channel:
+    return request
+
+
+def _refused_raw_add(address: str, request: rpb.WriteRequest):
+    """Sends ``request`` as raw bytes (no SDK checks) and returns the refusal's ExceptionInfo."""
+    with grpc.insecure_channel(address) as channel:
         add = channel.unary_unary("/vectord.v1.Records/Add", request_serializer=lambda b: b,
                                   response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as info:
             add(request.SerializeToString(), timeout=30)
+    return info
+
+
+def test_server_names_the_depth_limit_of_undecodable_messages(server):
+    """Other languages' clients: a message nested too deep to decode is INVALID_ARGUMENT
+    naming vectord's limits, not protobuf's internals."""
+    request = _nested_metadata_request("e", 50)
+    info = _refused_raw_add(server.address, request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"metadata may nest at most {limits.MAX_METADATA_DEPTH} levels" in info.value.details()
 
@@ -281,18 +293,10 @@ def test_server_checks_metadata_depth_itself(server):
     metadata past the limit (any language's client) is refused by the engine's own check."""
     with vectord.Client(server.address) as client:
         client.create_collection("deep", dim=2)
-    request = rpb.WriteRequest(collection="deep", ids=["a"])
+    request = _nested_metadata_request("deep", 12)
     request.embeddings.dim, request.embeddings.count = 2, 1
     request.embeddings.data_f32le = np.ones(2, "<f4").tobytes()
-    cursor = request.metadatas.values.add()
-    for _ in range(12):
-        cursor = cursor.fields["a"].map_value
-    cursor.fields["z"].int_value = 1
-    with grpc.insecure_channel(server.address) as channel:
-        add = channel.unary_unary("/vectord.v1.Records/Add", request_serializer=lambda b: b,
-                                  response_deserializer=lambda b: b)
-        with pytest.raises(grpc.RpcError) as info:
-            add(request.SerializeToString(), timeout=30)
+    info = _refused_raw_add(server.address, request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"nested deeper than {limits.MAX_METADATA_DEPTH} levels" in info.value.details()
     with vectord.Client(server.address) as client:
