@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 
 from vectord.errors import DataDirectoryLockedError, DataLossError
 from vectord.storage import Database, Field, Tuning
+from vectord.storage import checkpoint as disk
+from vectord.storage.fsio import FileSystem
 
 # Small enough that 300 records use the HNSW graph, so an index file is checkpointed.
 TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40)
@@ -285,32 +289,35 @@ def _abandon(db, col):
     col._closed = True
 
 
+class _ManifestDirSyncFault(FileSystem):
+    """Fails the directory fsync after the MANIFEST rename once ``fail_manifest_dir_sync`` is
+    set: the rename is done, yet reported failed (the worst case)."""
+
+    fail_manifest_dir_sync = False
+    renamed_manifest = False
+
+    def rename(self, src, dst):
+        super().rename(src, dst)
+        self.renamed_manifest = dst.name == disk.MANIFEST
+
+    def fsync_dir(self, path):
+        super().fsync_dir(path)
+        renamed, self.renamed_manifest = self.renamed_manifest, False
+        if self.fail_manifest_dir_sync and renamed:
+            self.fail_manifest_dir_sync = False
+            raise OSError(errno.EIO, "Input/output error")
+
+
 def test_a_checkpoint_retried_after_a_directory_fsync_error_keeps_the_generation_the_manifest_names(tmp_path):
     """Regression: the MANIFEST switch renamed the MANIFEST (naming gen-<seq>), then the
     directory fsync failed; the retry, at the same seq, removed gen-<seq> and rewrote it, so
     dying in that window (or a retry failing on ENOSPC, which discards the half-written
     generation) left the MANIFEST naming a generation that was gone: DATA_LOSS at the open."""
-    import errno
 
     from vectord.errors import FailedPreconditionError
-    from vectord.storage import checkpoint as disk
-    from vectord.storage.fsio import FileSystem
 
-    class Faults(FileSystem):
-        fail_manifest_dir_sync = False
+    class Faults(_ManifestDirSyncFault):
         die_at_create = False
-        renamed_manifest = False
-
-        def rename(self, src, dst):
-            super().rename(src, dst)
-            self.renamed_manifest = dst.name == disk.MANIFEST
-
-        def fsync_dir(self, path):
-            super().fsync_dir(path)  # done, yet reported failed: the worst case
-            renamed, self.renamed_manifest = self.renamed_manifest, False
-            if self.fail_manifest_dir_sync and renamed:
-                self.fail_manifest_dir_sync = False
-                raise OSError(errno.EIO, "Input/output error")
 
         def create(self, path):
             if self.die_at_create:
@@ -343,27 +350,11 @@ def test_a_checkpoint_retried_after_a_directory_fsync_error_keeps_the_generation
 
 
 def test_a_checkpoint_retry_that_fails_on_disk_full_discards_only_its_own_generation(tmp_path):
-    import errno
 
     from vectord.errors import ResourceExhaustedError
-    from vectord.storage import checkpoint as disk
-    from vectord.storage.fsio import FileSystem
 
-    class Faults(FileSystem):
-        fail_manifest_dir_sync = False
+    class Faults(_ManifestDirSyncFault):
         full = False
-        renamed_manifest = False
-
-        def rename(self, src, dst):
-            super().rename(src, dst)
-            self.renamed_manifest = dst.name == disk.MANIFEST
-
-        def fsync_dir(self, path):
-            super().fsync_dir(path)
-            renamed, self.renamed_manifest = self.renamed_manifest, False
-            if self.fail_manifest_dir_sync and renamed:
-                self.fail_manifest_dir_sync = False
-                raise OSError(errno.EIO, "Input/output error")
 
         def write_file(self, path, data):
             if self.full:
