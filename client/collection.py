@@ -253,11 +253,14 @@ class Collection(CollectionInfo):
           or the encoder's embedding of ``query_texts``; ``distances`` are the vector
           distances.
 
-        bm25 and hybrid results add a ``scores`` column (higher is better); ``where`` and
-        ``where_document`` filter all three rankings; ``max_distance`` and ``group_by``
-        apply to ``"vector"`` only.
+        bm25 and hybrid results add a ``scores`` column (higher is better); ``where``,
+        ``where_document``, ``max_distance`` and ``group_by`` apply to all three rankings.
 
-        ``max_distance`` keeps only hits at most that far (fewer than ``n_results`` then).
+        ``max_distance`` keeps only hits at most that far (fewer than ``n_results`` then),
+        by vector distance in every ranking: for hybrid, records farther than it take no
+        part in either list; for bm25 it needs a query vector (``query_embeddings``, one
+        per text, or the encoder's embedding of ``query_texts``), and ``distances`` then
+        holds each hit's vector distance.
         ``group_by`` (a metadata path, dotted for nested maps, e.g. ``"source_id"``) returns
         up to ``n_results`` groups, one per distinct value, best group first, each with its
         best ``group_size`` hits (default 1), and adds a ``groups`` column (each hit's

@@ -217,8 +217,8 @@ def count_request(collection: str, where, where_document) -> rpb.CountRequest:
 
 def query_request(collection: str, query_embeddings, n_results, where, where_document, include,
                   query_texts, explain, rank: str = "vector") -> tuple[rpb.QueryRequest, pb.Include]:
-    if rank == "hybrid" and query_texts is not None:  # the vectors are optional (the encoder's)
-        pass
+    if rank != "vector" and query_texts is not None:
+        pass  # vectors optional (the encoder's): hybrid's, and bm25's for max_distance (the server checks)
     elif (query_embeddings is None) == (query_texts is None):
         raise InvalidArgumentError("query: give either query_embeddings or query_texts")
     n_results = checks.integer(n_results, "n_results", 1, limits.MAX_N_RESULTS)

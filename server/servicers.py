@@ -14,6 +14,7 @@ import numpy as np
 
 from vectord.errors import DeadlineExceededError, FailedPreconditionError, InvalidArgumentError
 from vectord.storage import Database, classify
+from vectord.storage.ranking import RankMixin
 from vectord.v1 import admin_pb2, admin_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import collections_pb2_grpc
@@ -129,12 +130,20 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         budgets.check_query_shape(n_queries, hits)  # before any embedding or search
         budgets.check_query(collection, n_queries=n_queries, n_results=hits, where=where, include=include)
         _check_deadline(context)
-        results, plan = collection.query_with_plan(
-            queries, n_results=n_results, where=where, include=include,
-            texts=list(request.query_texts) if request.query_texts else None,
-            max_distance=max_distance, group_by=group_by, group_size=group_size,
-            rank=request.rank or "vector", fusion=request.fusion or "rrf",
-            hybrid_alpha=request.hybrid_alpha if request.HasField("hybrid_alpha") else 0.5)
+        texts = list(request.query_texts) if request.query_texts else None
+        rank, fusion = request.rank or "vector", request.fusion or "rrf"
+        alpha = request.hybrid_alpha if request.HasField("hybrid_alpha") else 0.5
+        if rank != "vector" and isinstance(collection, RankMixin):
+            # bm25 and hybrid, with max_distance and group_by (storage/ranking.py); a
+            # cluster's collection is no RankMixin: its query_with_plan answers UNIMPLEMENTED
+            results, plan = collection.query_ranked_with_plan(
+                rank, texts, queries, n_results=n_results, where=where, include=include, fusion=fusion,
+                hybrid_alpha=alpha, max_distance=max_distance, group_by=group_by, group_size=group_size)
+        else:
+            results, plan = collection.query_with_plan(
+                queries, n_results=n_results, where=where, include=include, texts=texts,
+                max_distance=max_distance, group_by=group_by, group_size=group_size,
+                rank=rank, fusion=fusion, hybrid_alpha=alpha)
         response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE))
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,

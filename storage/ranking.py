@@ -20,6 +20,19 @@ answers ``query(..., rank="bm25" | "hybrid")``; ``rank="vector"`` stays in searc
   ``scores`` holds the fused score; ``distances`` the vector distance of every result
   (computed exactly for those found by BM25 alone).
 
+``max_distance`` means what it means for ``rank="vector"``: the vector distance of a hit
+to the query vector, and hits farther than it are not returned. It acts as a filter, before
+ranking: for hybrid, each list keeps only its records within the distance (the vector list is
+cut, the BM25 window's records are measured exactly) and the fusion ranks what is left; for
+bm25 the hits of the BM25 ranking are measured and cut, which needs a query vector (the
+encoder's embedding of the text, or ``query_embeddings``), and ``distances`` then holds the
+measured distances. A BM25 score floor would be another option (``min_score``); not offered.
+
+``group_by`` groups the ranking as search.py groups the vector ranking: a group ranks by its
+best hit, holds its best ``group_size`` hits, and the ranking is deepened (x4) until the
+groups are full or it runs out. A deeper hybrid ranking fuses deeper windows, so a grouped
+hybrid query may order hits a little differently from an ungrouped one.
+
 Ties are broken by label (older records first), so a ranking is deterministic. ``where``
 (and document conditions) restrict both lists before ranking. The query vector of a
 hybrid query is the caller's ``query_embeddings``, or the collection's encoder's embedding
@@ -29,11 +42,13 @@ of ``query_texts``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from vectord.errors import FailedPreconditionError, InvalidArgumentError
+from vectord.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from . import validation
 from .filters import Filter, compile_filter
 from .planner import Plan
@@ -102,10 +117,79 @@ def top(labels: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return labels[order], scores[order]
 
 
+@dataclass(frozen=True)
+class Search:
+    """What one ranked query call ranks by (the same for each of its query texts)."""
+
+    rank: str
+    fusion: str
+    alpha: float
+    allowed: np.ndarray | None  # labels the filter allows, or None
+    where: Filter | None
+    predicate: Any
+    max_distance: float | None
+
+
+@dataclass
+class Ranked:
+    """One query text's ranking: labels and scores best first, and the vector distances
+    already known (the vector search's, or those measured for max_distance)."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    known_labels: np.ndarray
+    known: np.ndarray
+    #: True when a deeper ranking would add nothing (both lists ran out)
+    exhausted: bool
+    postings: int
+    plan: Plan | None  # the vector search's plan (hybrid)
+
+
 class RankMixin:
+    def query_ranked(self, rank: str, texts: Sequence[str], queries=None, n_results: int = 10,
+                     where: Filter | None = None, include: Iterable[str] | None = None, fusion: str = "rrf",
+                     hybrid_alpha: float = 0.5, max_distance: float | None = None, group_by: str | None = None,
+                     group_size: int = 1) -> list[Records]:
+        """A "bm25" or "hybrid" query, with ``max_distance`` and ``group_by`` (see the module
+        docstring and docs/hybrid-search.md); the records as ``query`` returns them.
+
+        Example:
+            >>> col.query_ranked("bm25", ["apt dependencies"], n_results=3, group_by="source")[0].ids
+        """
+        return self.query_ranked_with_plan(rank, texts, queries, n_results, where, include, fusion, hybrid_alpha,
+                                           max_distance, group_by, group_size)[0]
+
+    def query_ranked_with_plan(self, rank: str, texts: Sequence[str] | None, queries=None, n_results: int = 10,
+                               where: Filter | None = None, include: Iterable[str] | None = None,
+                               fusion: str = "rrf", hybrid_alpha: float = 0.5, max_distance: float | None = None,
+                               group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
+        """``query_ranked``, plus the plan that answered it (for ``explain``).
+
+        The servicer calls this for rank "bm25" and "hybrid" (``SearchMixin.query_with_plan``
+        serves "vector", and refuses max_distance and group_by with the other ranks).
+        """
+        # search.py imports this module: its helpers are imported when first needed
+        from .search import QUERY_INCLUDE_DEFAULT, check_group, check_max_distance
+
+        started = time.perf_counter()
+        include = self._include(include, QUERY_INCLUDE_DEFAULT)
+        n_results = validation.n_results(n_results)
+        max_distance = check_max_distance(max_distance)
+        group_parts = check_group(group_by, group_size, n_results)
+        rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
+        if rank == "vector":
+            raise InvalidArgumentError("rank: query_ranked answers 'bm25' and 'hybrid'; rank='vector' is query's")
+        results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
+                                           max_distance=max_distance, group_parts=group_parts,
+                                           group_size=group_size or 1)
+        plan.elapsed_ms = (time.perf_counter() - started) * 1000
+        return results, plan
+
     def _query_ranked(self, rank: str, fusion: str, alpha: float, queries, texts: Sequence[str] | None,
-                      n_results: int, where: Filter | None, include: frozenset[str]) -> tuple[list[Records], Plan]:
-        """``query_with_plan`` for ``rank`` "bm25" or "hybrid" (checked by the caller)."""
+                      n_results: int, where: Filter | None, include: frozenset[str],
+                      max_distance: float | None = None, group_parts: tuple[str, ...] | None = None,
+                      group_size: int = 1) -> tuple[list[Records], Plan]:
+        """``query_with_plan`` for ``rank`` "bm25" or "hybrid" (arguments checked by the caller)."""
         if texts is None:
             raise InvalidArgumentError(f"query_texts: rank={rank!r} needs the query text (query_texts)")
         if not texts:
@@ -118,50 +202,139 @@ class RankMixin:
             raise FailedPreconditionError(
                 f"rank={rank!r}: collection {self.config.name!r} has no full-text index "
                 "(it was created with fulltext analyzer 'none')")
-        if rank == "bm25":
-            if queries is not None:
-                raise InvalidArgumentError("query_embeddings: rank='bm25' ranks by query_texts alone; "
-                                           "give no query_embeddings (or use rank='hybrid')")
-        else:
+        # bm25 needs a query vector only to measure max_distance against
+        needs_vector = rank == "hybrid" or max_distance is not None
+        if rank == "bm25" and queries is not None and max_distance is None:
+            raise InvalidArgumentError("query_embeddings: rank='bm25' ranks by query_texts alone; "
+                                       "give no query_embeddings (or use rank='hybrid', or max_distance)")
+        # The model and dim this query is embedded and checked with, read once: a re-embed
+        # may switch them (storage/reembed.py) before the lock is taken below.
+        config = self.config
+        if needs_vector:
+            if queries is None and rank == "bm25" and config.encoder is None:
+                raise InvalidArgumentError(
+                    f"max_distance: rank='bm25' cuts at the vector distance of each hit to the query, and "
+                    f"collection {config.name!r} has no encoder to embed query_texts: give query_embeddings "
+                    "(one per query text)")
             if queries is None:
                 queries = self._embed(texts, "query_texts")
             queries = np.asarray(queries)
             if queries.ndim != 2 or len(queries) != len(texts):
                 raise InvalidArgumentError(
-                    f"query_embeddings: rank='hybrid' needs one vector per query text ({len(texts)}), "
-                    f"got shape {queries.shape}")
-            queries = validation.vectors(queries, len(queries), self.config.dim, self.config.metric,
+                    f"query_embeddings: rank={rank!r}{' with max_distance' if rank == 'bm25' else ''} needs "
+                    f"one vector per query text ({len(texts)}), got shape {queries.shape}")
+            queries = validation.vectors(queries, len(queries), config.dim, config.metric,
                                          [f"query {i}" for i in range(len(queries))], "query_embeddings")
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
+            if needs_vector and (self.config.encoder, self.config.dim) != (config.encoder, config.dim):
+                # never search the new model's vectors with an old-model query vector; a retry is right
+                raise UnavailableError(f"query: collection {self.config.name!r} switched to model "
+                                       f"{self.config.encoder['name']!r} during the query; retry")
             allowed, filter_path = (None, "none") if where is None else self._matching(where, predicate)
             candidates = len(self._fulltext) if allowed is None else len(allowed)
-            window = min(max(n_results, RANK_WINDOW), len(self._records)) if rank == "hybrid" else n_results
             results, scanned = [], 0
             plan = Plan("bm25", candidates, 0, filter_path)
+            search = Search(rank, fusion, alpha, allowed, where, predicate, max_distance)
             for i, text in enumerate(texts):
-                labels, scores, postings = self._fulltext.search(text, window, allowed)
-                scanned += postings
-                if rank == "bm25":
-                    distances = np.full(len(labels), np.nan, np.float32)
+                query = queries[i] if needs_vector else None
+                if group_parts is None:
+                    depth = min(max(n_results, RANK_WINDOW), len(self._records)) if rank == "hybrid" else n_results
+                    ranked = self._ranking(search, text, query, depth)
+                    labels, scores, groups = ranked.labels[:n_results], ranked.scores[:n_results], None
                 else:
-                    vector_labels, vector_dist, plan = self._search(queries[i:i + 1], window, where, predicate)
-                    keep = vector_labels[0] >= 0
-                    vector_labels, vector_dist = vector_labels[0][keep], vector_dist[0][keep]
-                    fused = (rrf([vector_labels, labels]) if fusion == "rrf" else
-                             weighted(vector_labels, vector_dist, labels, scores, alpha))
-                    labels, scores = top(*fused, n_results)
-                    distances = self._distances(queries[i], labels, vector_labels, vector_dist)
-                records = self._select(labels[:n_results].tolist(), include)
+                    ranked, labels, scores, groups = self._grouped_ranking(search, text, query, n_results,
+                                                                           group_size, group_parts)
+                scanned += ranked.postings
+                plan = ranked.plan or plan
+                records = self._select(labels.tolist(), include)
                 if "distances" in include:
-                    records.distances = distances[:n_results]
-                records.scores = scores[:n_results].astype(np.float32)
+                    records.distances = (np.full(len(labels), np.nan, np.float32) if query is None else
+                                         self._distances(query, labels, ranked.known_labels, ranked.known))
+                records.scores = scores.astype(np.float32)
+                records.groups = groups
                 results.append(records)
             plan.rank, plan.postings = rank, scanned
             if rank == "hybrid":
                 plan.fusion = fusion
         return results, plan
+
+    def _ranking(self, search: "Search", text: str, query: np.ndarray | None, depth: int) -> "Ranked":
+        """One query's ranking over ``depth`` records of each list (the read lock held):
+        labels and scores best first, ties by label; records farther than max_distance cut."""
+        labels, scores, postings = self._fulltext.search(text, depth, search.allowed)
+        exhausted = len(labels) < depth  # the documents holding a term ran out
+        no_labels, no_dist = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if search.rank == "bm25":
+            if query is None:
+                return Ranked(labels, scores, no_labels, no_dist, exhausted, postings, None)
+            distances = self._distances(query, labels, no_labels, no_dist)
+            keep = distances <= search.max_distance
+            return Ranked(labels[keep], scores[keep], labels[keep], distances[keep], exhausted, postings, None)
+        vector_labels, vector_dist, plan = self._search(query[None], depth, search.where, search.predicate)
+        vector_labels, vector_dist = vector_labels[0], vector_dist[0]
+        keep = vector_labels >= 0
+        exhausted &= int(keep.sum()) < depth  # ... and so did the records the filter allows
+        if search.max_distance is not None:
+            within = keep & (vector_dist <= search.max_distance)
+            exhausted |= bool((keep & ~within).any())  # nearest first: all that follow are farther
+            keep = within
+            # the BM25 side: its best records within max_distance (a candidate set, as where)
+            bm25_dist = self._distances(query, labels, vector_labels[keep], vector_dist[keep])
+            near = bm25_dist <= search.max_distance
+            labels, scores, bm25_dist = labels[near], scores[near], bm25_dist[near]
+        else:
+            bm25_dist = no_dist
+        vector_labels, vector_dist = vector_labels[keep], vector_dist[keep]
+        fused_labels, fused_scores = (rrf([vector_labels, labels]) if search.fusion == "rrf" else
+                                      weighted(vector_labels, vector_dist, labels, scores, search.alpha))
+        order = np.lexsort((fused_labels, -fused_scores))
+        # known distances: those measured for max_distance, then the search's (which win)
+        known_labels = np.concatenate([labels[:len(bm25_dist)], vector_labels])
+        known = np.concatenate([bm25_dist.astype(np.float32), vector_dist.astype(np.float32)])
+        return Ranked(fused_labels[order], fused_scores[order], known_labels, known, exhausted, postings, plan)
+
+    def _grouped_ranking(self, search: "Search", text: str, query: np.ndarray | None, n_results: int,
+                         group_size: int, parts: tuple[str, ...]):
+        """One query's ranking grouped by the metadata value at ``parts``: (the last ranking,
+        labels, scores, group values), groups in the order of their best hit.
+
+        As search.py's grouping: the ranking is taken ``depth`` deep (4 x n_results x
+        group_size, at least 32 and, for hybrid, the fusion window) and deepened x4 until the
+        groups are full, the ranking runs out, or MAX_GROUP_FETCH records were looked at.
+        """
+        from .search import MAX_GROUP_FETCH, group_key, lookup_path
+
+        records = self._records
+        limit = max(1, min(len(records), MAX_GROUP_FETCH))
+        floor = RANK_WINDOW if search.rank == "hybrid" else 32
+        depth = min(max(4 * n_results * group_size, floor), limit)
+        postings = 0
+        while True:
+            ranked = self._ranking(search, text, query, depth)
+            postings += ranked.postings
+            groups: dict[Any, list] = {}
+            for label, score in zip(ranked.labels.tolist(), ranked.scores.tolist()):
+                value = lookup_path(records.metadata(label), parts)
+                if value is None:
+                    continue
+                key = group_key(value)
+                hits = groups.get(key)
+                if hits is None:
+                    if len(groups) < n_results:
+                        groups[key] = [value, [(label, score)]]
+                elif len(hits[1]) < group_size:
+                    hits[1].append((label, score))
+            full = len(groups) == n_results and all(len(hits) == group_size for _, hits in groups.values())
+            if full or ranked.exhausted or depth >= limit:
+                break
+            depth = min(depth * 4, limit)
+        ranked.postings = postings
+        labels = np.asarray([label for _, hits in groups.values() for label, _ in hits], np.int64)
+        scores = np.asarray([score for _, hits in groups.values() for _, score in hits], np.float64)
+        values = [value for value, hits in groups.values() for _ in hits]
+        return ranked, labels, scores, values
 
     def _distances(self, query: np.ndarray, labels: np.ndarray, known_labels: np.ndarray,
                    known: np.ndarray) -> np.ndarray:

@@ -138,8 +138,14 @@ def test_bad_rank_arguments_are_refused_naming_the_field(client):
         col.query(query_texts=["apt"], rank="hybrid")  # no vectors and nothing to embed with
     with pytest.raises(vectord.InvalidArgumentError, match="one vector per query text"):
         col.query(query_embeddings=[[1, 0, 0, 0]] * 2, query_texts=["apt"], rank="hybrid")
-    with pytest.raises(vectord.InvalidArgumentError, match="rank='vector' only"):
+    with pytest.raises(vectord.InvalidArgumentError, match="give no query_embeddings"):
+        col.query(query_embeddings=[[1, 0, 0, 0]], query_texts=["apt"], rank="bm25")  # without max_distance
+    with pytest.raises(vectord.InvalidArgumentError, match=r"max_distance: rank='bm25'.*no encoder.*query_embeddings"):
         col.query(query_texts=["apt"], rank="bm25", max_distance=0.5)
+    with pytest.raises(vectord.InvalidArgumentError, match="max_distance: must be a finite number >= 0"):
+        col.query(query_embeddings=[[1, 0, 0, 0]], query_texts=["apt"], rank="hybrid", max_distance=-1.0)
+    with pytest.raises(vectord.InvalidArgumentError, match="group_size: n_results 10 x group_size 5000"):
+        col.query(query_texts=["apt"], rank="bm25", group_by="topic", group_size=5000)
 
 
 def test_fulltext_settings_are_kept_and_checked(client):
@@ -279,3 +285,167 @@ def test_hybrid_distances_of_results_found_by_bm25_alone(metric):
         expected = {"cosine": 1 - v @ query / (np.linalg.norm(v) * np.linalg.norm(query)),
                     "l2": float(((v - query) ** 2).sum()), "ip": 1 - v @ query}[metric]
         assert distance == pytest.approx(expected, abs=1e-4), id_
+
+
+# ------------------------------------------------------------------ max_distance and group_by
+Q, TEXT = [[1.0, 0.0, 0.0, 0.0]], "perl apt git"  # the text hits apt, dpkg, git, perl and regex
+
+
+def _nearest(col):
+    out = col.query(query_embeddings=Q, n_results=len(IDS))
+    return dict(zip(out["ids"][0], out["distances"][0]))
+
+
+def test_max_distance_cuts_both_lists_of_a_hybrid_query_before_fusion(client):
+    """A hit farther than max_distance is no candidate of either list (as a filter); the
+    fusion ranks the records left, by their ranks among them."""
+    col = make(client)
+    distance = _nearest(col)
+    vector = list(distance)  # nearest first
+    bm25 = col.query(query_texts=[TEXT], rank="bm25", n_results=10)["ids"][0]
+    cut = sorted(distance.values())[2]  # 3 records within: apt, none, regex
+    out = col.query(query_embeddings=Q, query_texts=[TEXT], rank="hybrid", n_results=10, max_distance=cut)
+    order, fused = _rrf([i for i in vector if distance[i] <= cut], [i for i in bm25 if distance[i] <= cut])
+    assert out["ids"][0] == order and len(order) == 3
+    assert np.allclose(out["scores"][0], [fused[i] for i in order], rtol=1e-5)
+    assert np.allclose(out["distances"][0], [distance[i] for i in order], atol=1e-5)
+    assert max(out["distances"][0]) <= cut
+    # weighted fusion too, and a cut below every record leaves nothing
+    out = col.query(query_embeddings=Q, query_texts=[TEXT], rank="hybrid", fusion="weighted", max_distance=cut)
+    assert set(out["ids"][0]) == set(order)
+    assert col.query(query_embeddings=[[-1, -1, -1, -1]], query_texts=[TEXT], rank="hybrid",
+                     max_distance=0.0)["ids"] == [[]]
+
+
+def test_max_distance_on_bm25_measures_each_hit_against_the_query_vector(client):
+    col = make(client)
+    distance = _nearest(col)
+    bm25 = col.query(query_texts=[TEXT], rank="bm25", n_results=10)
+    score = dict(zip(bm25["ids"][0], bm25["scores"][0]))
+    cut = sorted(distance.values())[2]
+    out = col.query(query_embeddings=Q, query_texts=[TEXT], rank="bm25", n_results=10, max_distance=cut)
+    kept = [i for i in bm25["ids"][0] if distance[i] <= cut]
+    assert out["ids"][0] == kept and 0 < len(kept) < len(bm25["ids"][0])  # BM25 order, far hits cut
+    assert np.allclose(out["scores"][0], [score[i] for i in kept])  # the BM25 scores, unchanged
+    assert np.allclose(out["distances"][0], [distance[i] for i in kept], atol=1e-5)
+
+
+def test_max_distance_on_bm25_embeds_the_text_with_the_collection_encoder(client):
+    notes = client.create_collection("notes-cut")  # the built-in encoder
+    notes.add(ids=IDS[:5], documents=[d for d in DOCS.values() if d])
+    text = "fix a git commit in perl"  # BM25 hits: apt (fix), git, perl
+    nearest = notes.query(query_texts=[text], n_results=5)
+    distance = dict(zip(nearest["ids"][0], nearest["distances"][0]))
+    bm25 = notes.query(query_texts=[text], rank="bm25", n_results=5)["ids"][0]
+    cut = sorted(distance[i] for i in bm25)[1]  # two of the three within
+    out = notes.query(query_texts=[text], rank="bm25", n_results=5, max_distance=cut)
+    assert out["ids"][0] == [i for i in bm25 if distance[i] <= cut]
+    assert np.allclose(out["distances"][0], [distance[i] for i in out["ids"][0]], atol=1e-4)
+
+
+def _grouped(ranking: list[str], n_results: int, group_size: int) -> list[str]:
+    """The expected group_by of a ranking: groups by best hit, group_size hits each."""
+    groups: dict[str, list[str]] = {}
+    for record_id in ranking:
+        topic = META[IDS.index(record_id)]["topic"]
+        if topic not in groups and len(groups) < n_results:
+            groups[topic] = []
+        if topic in groups and len(groups[topic]) < group_size:
+            groups[topic].append(record_id)
+    return [i for hits in groups.values() for i in hits]
+
+
+@pytest.mark.parametrize("rank", ["bm25", "hybrid"])
+def test_group_by_groups_the_bm25_and_hybrid_rankings(client, rank):
+    col = make(client)
+    kwargs = {"query_texts": [TEXT], "rank": rank, **({"query_embeddings": Q} if rank == "hybrid" else {})}
+    ranking = col.query(n_results=10, **kwargs)
+    for n_results, group_size in ((2, 1), (3, 2), (10, 1)):
+        out = col.query(n_results=n_results, group_by="topic", group_size=group_size, **kwargs)
+        assert out["ids"][0] == _grouped(ranking["ids"][0], n_results, group_size), (n_results, group_size)
+        assert out["groups"][0] == [META[IDS.index(i)]["topic"] for i in out["ids"][0]]
+        score = dict(zip(ranking["ids"][0], ranking["scores"][0]))
+        assert np.allclose(out["scores"][0], [score[i] for i in out["ids"][0]], rtol=1e-5)
+    # with max_distance: grouping of the cut ranking
+    distance = _nearest(col)
+    cut = sorted(distance.values())[2]
+    cut_ranking = col.query(n_results=10, max_distance=cut, **{"query_embeddings": Q, **kwargs})["ids"][0]
+    out = col.query(n_results=10, group_by="topic", max_distance=cut, **{"query_embeddings": Q, **kwargs})
+    assert out["ids"][0] == _grouped(cut_ranking, 10, 1) and out["ids"][0]
+    assert all(distance[i] <= cut for i in out["ids"][0])
+
+
+def test_group_by_deepens_a_bm25_ranking_past_one_crowded_group(client):
+    """60 strong hits of one group fill the first depth (32); the second group's only hit is
+    found by deepening the ranking."""
+    col = client.create_collection("crowded", dim=2)
+    ids = [f"a{i}" for i in range(60)] + ["b"]
+    docs = ["apple apple apple"] * 60 + ["apple " + " ".join(f"word{j}" for j in range(30))]
+    col.add(ids=ids, embeddings=np.ones((61, 2), np.float32), documents=docs,
+            metadatas=[{"g": "a"}] * 60 + [{"g": "b"}])
+    out = col.query(query_texts=["apple"], rank="bm25", n_results=2, group_by="g")
+    assert out["ids"] == [["a0", "b"]] and out["groups"] == [["a", "b"]]
+    out = col.query(query_texts=["apple"], rank="bm25", n_results=2, group_by="g", group_size=3, explain=True)
+    assert out["ids"] == [["a0", "a1", "a2", "b"]]
+    assert out["plan"]["postings"] > 61  # more than one pass over the postings of "apple"
+
+
+def test_cli_query_rank_with_max_distance_and_group_by(tmp_path, capsys):
+    server = start_server(tmp_path / "data")
+    try:
+        with vectord.Client(server.address, timeout=30) as client:
+            make(client, "docs")
+            notes = client.create_collection("notes")  # the built-in encoder: the CLI sends text only
+            notes.add(ids=IDS[:5], documents=[d for d in DOCS.values() if d], metadatas=META[:5])
+            expected = notes.query(query_texts=[TEXT], rank="hybrid", n_results=10, group_by="topic",
+                                   max_distance=0.9)["ids"][0]
+        assert main(["query", TEXT, "-c", "docs", "--rank", "bm25", "--group-by", "topic", "--json",
+                     "--address", server.address]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["group"] for r in rows] == ["git", "perl", "debian"] and all(r["score"] > 0 for r in rows)
+        assert main(["query", TEXT, "-c", "notes", "--rank", "hybrid", "--group-by", "topic", "--max-distance",
+                     "0.9", "--json", "--address", server.address]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["id"] for r in rows] == expected and all(r["distance"] <= 0.9 for r in rows)
+        assert len({r["group"] for r in rows}) == len(rows)
+    finally:
+        assert server.terminate() == 0
+
+
+def test_a_hybrid_query_whose_text_straddles_a_model_switch_is_refused_retryably(tmp_path):
+    """The query text embedded with the old model must not be searched among the new
+    model's vectors (storage/ranking.py reads the model once, checks it under the lock):
+    UNAVAILABLE (the SDK retries idempotent calls), never a mixed or dimension-error answer."""
+    pytest.importorskip("onnxruntime")
+    import tiny_model
+    from vectord.server.encoders import BuiltinEncoders
+    from vectord.storage import Database, reembed
+
+    tiny_model.build(tmp_path / "models" / "tiny")
+    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=tmp_path / "models")) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        words = tiny_model.WORDS
+        col.add(ids=["a", "b"], documents=[f"{words[0]} {words[1]}", f"{words[2]} {words[3]}"])
+        original = col._embed
+
+        def switching_to(model):
+            def embed_then_switch(texts, field, *args):
+                vectors = original(texts, field, *args)
+                if field == "query_texts":
+                    assert reembed.step(col, db.encoders, model).switched
+                return vectors
+            return embed_then_switch
+
+        text = f"{words[0]} {words[1]}"
+        col._embed = switching_to("vectord-gru-mini")
+        with pytest.raises(vectord.UnavailableError, match="switched to model 'vectord-gru-mini'.*retry"):
+            col.query(texts=[text], n_results=1, rank="hybrid")
+        col._embed = original
+        assert col.config.dim == 384
+        assert col.query(texts=[text], n_results=1, rank="hybrid")[0].ids == ["a"]  # the retry
+        # bm25 with max_distance embeds the text too: the same check
+        col._embed = switching_to("tiny-test")
+        with pytest.raises(vectord.UnavailableError, match="switched to model 'tiny-test'.*retry"):
+            col.query_ranked("bm25", [text], max_distance=2.0)
+        col._embed = original
+        assert col.query_ranked("bm25", [text], max_distance=2.0)[0].ids[0] == "a"
