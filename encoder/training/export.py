@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -60,6 +61,7 @@ def to_onnx(model, path: Path) -> None:
 
 
 def parity(model, onnx_path: Path, id_seqs: list[np.ndarray], batch: int = 64) -> float:
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as the server does: no usage reports, ever
     import onnxruntime as ort
     from tqdm import tqdm
 
@@ -97,10 +99,13 @@ def export(model, cfg: StudentConfig, out: Path, tokenizer_src: Path, parity_tex
         "name": name,
         "version": version,
         "dim": cfg.dim,
-        "max_tokens": cfg.max_tokens,
-        "truncation": f"keep the first {cfg.max_tokens} WordPiece tokens ([CLS] + first {cfg.max_tokens - 2} "
-                      f"word pieces of the lower-cased text + [SEP])",
-        "input": "input_ids int32 (batch, time), right-padded with 0",
+        "window_tokens": cfg.max_tokens,
+        "trained_tokens": cfg.max_tokens,
+        "pooling": "in-graph",
+        "truncation": f"a text is cut to its first {cfg.max_tokens} WordPiece tokens ([CLS] + the first "
+                      f"{cfg.max_tokens - 2} word pieces of the lower-cased text + [SEP])",
+        "input": "input_ids int32 (batch, time), any time >= 1 (masked GRU); batches hold rows of one length "
+                 "(no padding)",
         "output": "embedding float32 (batch, dim), unit norm",
         "opset": OPSET,
         "parity_max_abs_diff": worst,
@@ -120,11 +125,52 @@ def export(model, cfg: StudentConfig, out: Path, tokenizer_src: Path, parity_tex
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--weights", type=Path, default=CHECKPOINT_DIR / "student.weights.h5")
-    ap.add_argument("--parity-texts", type=int, default=CHUNK)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model directory to write")
+    ap.add_argument("--weights", type=Path, default=CHECKPOINT_DIR / "student.weights.h5",
+                    help="Keras weights of the student (train.py)")
+    ap.add_argument("--twin", type=Path, help="student.npz of the PyTorch twin (gpu_job.py) instead of --weights")
+    ap.add_argument("--parity-data", type=Path, help="with --twin: texts.txt[.xz] whose last lines are held out")
+    ap.add_argument("--name", default=MODEL_NAME, help="model name written to model.json")
+    ap.add_argument("--version", default=MODEL_VERSION, help="model version written to model.json")
+    ap.add_argument("--parity-texts", type=int, default=CHUNK, help="held-out texts for the parity check")
     a = ap.parse_args(argv)
-    run(a.out, a.weights, a.parity_texts)
+    if a.twin:
+        run_twin(a.out, a.twin, a.parity_data, a.parity_texts, a.name, a.version)
+    else:
+        run(a.out, a.weights, a.parity_texts)
+
+
+def run_twin(out: Path, twin: Path, parity_data: Path, parity_texts: int, name: str, version: str) -> dict:
+    """Export the PyTorch twin's weights through the Keras graph (twin.py maps them exactly)."""
+    one_core()
+    import tensorflow as tf
+
+    from .gpu_job import WINDOW, read_lines
+    from .train_twin import load_twin_state
+    from .twin import load_into_keras
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    info = json.loads(twin.with_suffix(".json").read_text())
+    c = info["config"]
+    cfg = StudentConfig(vocab_size=c["vocab_size"], emb=c["emb"], hidden=c["hidden"], dim=c["dim"], max_tokens=WINDOW)
+    model = build_model(cfg)
+    load_into_keras(model, load_twin_state(twin), cfg.hidden)
+    texts = read_lines(parity_data)[-parity_texts:]  # gpu_job holds the last texts out of training
+    last = info["history"][-1] if info.get("history") else {}
+    extra = {"training": {"trainer": "PyTorch twin (encoder/training/twin.py), weights mapped into the Keras graph",
+                          "device": info.get("device"), "steps": c["steps"], "batch": c["batch"],
+                          "pair_batch": c["pair_batch"], "lr": c["lr"], "texts": info.get("texts"),
+                          "pairs": info.get("pairs"), "val_cos": last.get("val_cos"), "seed": c["seed"],
+                          "contrast_weight": c["contrast_w"], "pair_weight": c["pair_w"], "tau": c["tau"]}}
+    try:
+        meta = export(model, cfg, Path(out), teacher_tokenizer_path(), texts, name=name, version=version,
+                      extra=extra)
+    except ParityError as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(1)
+    print(json.dumps(meta["sha256"]))
+    return meta
 
 
 def run(out: Path = DEFAULT_OUT, weights: Path = CHECKPOINT_DIR / "student.weights.h5", parity_texts: int = CHUNK):
