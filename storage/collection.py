@@ -37,7 +37,7 @@ from vectord.errors import (
 )
 from vectord import limits
 from . import checkpoint as disk
-from . import validation
+from . import compaction, validation
 from .filters import Field, Filter, compile_filter
 from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
@@ -233,6 +233,7 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
             raise DataLossError(f"collection {path.name}: cannot rebuild the HNSW index from the "
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
+        compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
         collection.recovery_seconds = time.monotonic() - started
         recovered = len(collection._records)
         log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",

@@ -1,7 +1,7 @@
 """Keeping a collection small and durable: checkpoints, compaction, snapshots, statistics.
 
 ``MaintenanceMixin`` is part of ``Collection`` (storage/collection.py), split out so that
-each file has one job; checkpoints hold the writers' mutex, and the write lock only briefly.
+each file has one job; checkpoints and compactions hold the writers' mutex, and the write lock only briefly.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as disk
+from . import compaction
 from .fsio import storage_error
-from .metadata_index import MetadataIndex
-from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +34,19 @@ class MaintenanceMixin:
         compaction threshold), writing a generation if there was any.
 
         Writes wait for the whole checkpoint (the writers' mutex), but queries and reads
-        wait only for its two short steps under the write lock: the generation's files, the
+        wait only for its short steps under the write lock: the generation's files, the
         O(N) part, are written under the read lock, since nothing can change the state while
         the writers' mutex is held (hnswlib's save only reads the graph, as searches do).
-        Compaction, when due, rebuilds the graph under the write lock.
+        Compaction, when due, builds its new structures beside the old ones the same way
+        and swaps them in under the write lock (storage/compaction.py).
 
         An in-memory collection (no ``path``) writes nothing: it only compacts, when due or
         asked, and returns False.
         """
         if self.path is None:
-            with self._writers, self._lock.write():
+            with self._writers:
                 self._check_open()
-                self.compacted_slots_total += self._maybe_compact(force=compact)
+                self.compacted_slots_total += self._compact_beside(force=compact, seq=self._wal.last_seq)
             return False
         started = time.monotonic()
         with self._checkpoint_mutex, self._writers:
@@ -65,8 +65,8 @@ class MaintenanceMixin:
                     # be durable although the directory fsync failed). Rewriting either in
                     # place would not survive a crash. A no-op record moves seq on.
                     seq = self._log_and_apply({"op": "delete", "ids": []})
-                self._wal.sync()
-                self.compacted_slots_total += self._maybe_compact(force=compact)
+            self._wal.sync()
+            self.compacted_slots_total += self._compact_beside(force=compact, seq=seq)
             slots = self._vectors.slots
             with self._lock.read():
                 try:
@@ -95,6 +95,7 @@ class MaintenanceMixin:
             for stale in self.path.glob("gen-*"):
                 if stale.name != name:
                     self.fs.remove_tree(stale)
+            compaction.remove_leftovers(self.fs, self.path)  # copied into the generation
             self.fs.fsync_dir(self.path)
             log.info("collection %r: checkpoint %s (%d records, %d slots)", self.config.name, name,
                      len(self._records), slots)
@@ -109,27 +110,33 @@ class MaintenanceMixin:
         except OSError:  # best effort; a stray generation is removed by the next checkpoint
             log.warning("collection %r: cannot remove %s", self.config.name, path)
 
-    def _maybe_compact(self, force: bool = False) -> int:
-        """Drops deleted slots by relabelling live records 0..n-1 (rebuilding the graph);
-        returns how many were dropped. ``force`` ignores the threshold."""
-        slots = self._vectors.slots
-        dead = slots - len(self._records)
-        if dead == 0:
+    def _compact_beside(self, force: bool, seq: int) -> int:
+        """Drops deleted slots (when due, or any with ``force``) by building the compacted
+        state beside the current one and swapping it in; returns how many were dropped.
+
+        The caller holds the writers' mutex and no lock: queries go on during the build and
+        wait only for the swap (a few assignments under the write lock).
+        """
+        if not compaction.due(self._vectors.slots, len(self._records), self._index is not None,
+                              self.tuning.compact_min_dead, self.tuning.compact_ratio, force):
             return 0
-        if not force and self._index is not None and dead < max(self.tuning.compact_min_dead,
-                                                                self.tuning.compact_ratio * slots):
-            return 0
-        labels = self._records.live()
-        live = len(labels)
-        self._vectors = VectorStore.in_memory(self._vectors.take(labels))  # mapped by the checkpoint
-        self._records = self._records.compacted()
-        had_index, self._index = self._index is not None, None
-        self._meta_index = MetadataIndex.build(self._records.metadata_items())
-        self._build_fulltext()  # labels changed: the postings name the old ones
-        if had_index or live >= self.tuning.exact_threshold:
-            self._build_index()
-        log.info("collection %r: compacted %d deleted slots", self.config.name, dead)
-        return dead
+        started = time.monotonic()
+        try:
+            new = compaction.build(self, self.fs, self.path, seq)
+        except OSError as exc:  # e.g. ENOSPC writing the new vectors: nothing changed
+            if self.path is not None:
+                compaction.remove_leftovers(self.fs, self.path, keep=self._vectors.filename)
+            raise storage_error(exc, f"collection {self.config.name!r}: compaction") from exc
+        with self._lock.write():
+            old = (self._vectors, self._records, self._meta_index, self._fulltext, self._index)
+            self._vectors, self._records, self._meta_index = new.vectors, new.records, new.meta_index
+            self._fulltext, self._index = new.fulltext, new.index
+        # the old structures are freed here, outside the lock (freeing a large graph and
+        # millions of Python objects is not instant)
+        del old
+        log.info("collection %r: compacted %d deleted slots in %.3f s", self.config.name, new.dropped,
+                 time.monotonic() - started)
+        return new.dropped
 
     # ------------------------------------------------------------------ operations
     def stats(self) -> dict[str, Any]:

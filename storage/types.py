@@ -90,6 +90,9 @@ class Tuning:
     compact_ratio: float = 0.3
     #: Threads hnswlib may use for building and batched queries.
     index_threads: int = max(1, os.cpu_count() or 1)
+    #: Threads a compaction may use to build its new graph while queries go on: one core
+    #: fewer than the machine has, so that queries keep one (storage/compaction.py).
+    maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
 
 
 class Embedder(Protocol):

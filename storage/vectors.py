@@ -42,12 +42,18 @@ class VectorStore:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def mapped(cls, path: Path, dim: int) -> "VectorStore":
+    def mapped(cls, path: Path, dim: int, sqnorms: np.ndarray | None = None) -> "VectorStore":
         """Maps a verified vectors.npy read-only; its squared norms are computed with
-        plain reads, block by block, so the map's pages are not made resident."""
+        plain reads, block by block, so the map's pages are not made resident (or taken
+        from ``sqnorms``, one per row, when the caller has them, as compaction does)."""
         store = cls(dim)
         store._map(path)
         store._sqnorms = np.zeros(max(16, len(store._base)), np.float32)
+        if sqnorms is not None:
+            if len(sqnorms) != len(store._base):
+                raise ValueError(f"{path}: {len(store._base)} vectors but {len(sqnorms)} norms")
+            store._sqnorms[: len(sqnorms)] = sqnorms
+            return store
         if len(store._base) == 0:
             return store
         offset, row_bytes = store._base.offset, dim * 4
@@ -90,6 +96,12 @@ class VectorStore:
         return len(self._base) + self._tail_n
 
     @property
+    def filename(self) -> Path | None:
+        """The mapped file (None when nothing is mapped)."""
+        name = getattr(self._base, "filename", None)
+        return Path(name) if name else None
+
+    @property
     def base_slots(self) -> int:
         return len(self._base)
 
@@ -117,6 +129,33 @@ class VectorStore:
         out[in_base] = self._base[labels[in_base]]
         out[~in_base] = self._tail[labels[~in_base] - base]
         return out
+
+    def blocks(self, labels: np.ndarray, rows: int = 8192):
+        """Yields the vectors of ``labels`` (sorted, int64) as in-memory blocks of at most
+        ``rows`` rows, in order. The mapped part is read with plain file reads of the span
+        each block covers, not through the map, so that a pass over every live vector (a
+        compaction) does not make the whole map resident; a sparse span (most of it
+        deleted) is gathered through the map instead."""
+        base = len(self._base)
+        handle = open(self._base.filename, "rb") if base else None
+        try:
+            for start in range(0, len(labels), rows):
+                part = labels[start:start + rows]
+                first, last = int(part[0]), int(part[-1])
+                if last >= base or handle is None or last - first + 1 > 4 * len(part):
+                    yield self.take(part)
+                    continue
+                row_bytes = self.dim * 4
+                handle.seek(self._base.offset + first * row_bytes)
+                span = last - first + 1
+                data = handle.read(span * row_bytes)
+                if len(data) != span * row_bytes:
+                    raise OSError(f"{self._base.filename}: shorter than its header says")
+                block = np.frombuffer(data, np.float32).reshape(span, self.dim)
+                yield block[part - first]
+        finally:
+            if handle is not None:
+                handle.close()
 
     def all(self) -> np.ndarray:
         """Every slot's vector, in label order (in memory: for small stores and exact

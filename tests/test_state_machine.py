@@ -541,6 +541,17 @@ class VectordMachine(RuleBasedStateMachine):
             self.db.checkpoint(COLLECTION)
         self.assert_engine_matches()
 
+    @rule(through_db=st.booleans())
+    def compact(self, through_db):
+        """Every deleted slot compacted away now (the new structures are built beside the
+        old ones and swapped in: storage/compaction.py); the answers do not change."""
+        if through_db:
+            self.db.checkpoint(COLLECTION, compact=True)
+        else:
+            self.col.checkpoint(compact=True)
+        assert self.col.stats()["deleted_slots"] == 0
+        self.assert_engine_matches()
+
     @rule()
     def restart(self):
         self.db.close()
