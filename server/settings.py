@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     grace_period_s: float = Field(10.0, ge=0, description="time in-flight calls get at shutdown")
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
     encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
+    planner_cost_per_ef: int = Field(
+        0, ge=0, description="the query planner's cost of one unit of graph-search ef, in exact vector comparisons, "
+                             "as measured on this machine (python benchmarks/planner_curve.py prints it); 0 = the "
+                             "built-in default (storage/planner.py)")
     models_dir: Path | None = Field(
         None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
                           "model.json), served beside the built-in model; a bad one stops the start "
