@@ -58,3 +58,73 @@ def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,
     if candidates <= cost_per_ef * ef:
         return "exact", 0
     return "hnsw", ef
+
+
+
+#: The fewest records ``calibrate`` builds its graph of: on fewer, a search at ef 800 visits
+#: most of the graph and the slope over ef says nothing (2,000 records measured 1).
+MIN_CALIBRATION_ROWS = 10_000
+
+
+def calibrate(data=None, dim: int = 50, n: int = 10_000, queries: int = 40, rounds: int = 5, seed: int = 0) -> dict:
+    """Measures ``cost_per_ef`` on this machine: the time of one unit of graph-search ef over
+    the time of one exact comparison, each timed as the engine runs it (exact: the
+    candidates' vectors gathered, then ``index.exact_search``; graph: hnswlib's
+    ``knn_query`` at two values of ef, the slope between them, so the fixed cost of a call
+    cancels). The two are timed in alternating rounds and the medians taken, so a busy
+    machine slows both alike.
+
+    ``data`` (rows of float32 vectors) is the data to calibrate on; without it, ``n`` random
+    unit vectors of ``dim`` (random data is the graph's worst case: it visits more nodes per
+    unit of ef than real, clustered data, so the constant errs towards exact search).
+
+    Returns:
+        ``{"cost_per_ef", "exact_ns_per_candidate", "graph_ns_per_ef", "n", "dim"}``.
+
+    Example:
+        >>> tuning.graph_cost_per_ef = calibrate(dim=384)["cost_per_ef"]
+    """
+    import time
+
+    import hnswlib
+    import numpy as np
+
+    from .index import exact_search
+
+    n = len(data) if data is not None else n
+    if n < MIN_CALIBRATION_ROWS:  # a graph too small to have a slope over ef worth measuring
+        from vectord.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"calibrate: n {n} records, the calibration needs at least "
+                                   f"{MIN_CALIBRATION_ROWS:,}")
+    rng = np.random.default_rng(seed)
+    if data is None:
+        data = rng.standard_normal((n, dim)).astype(np.float32)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+    n, dim = data.shape
+    probe = data[rng.choice(n, size=min(queries, n), replace=False)] + np.float32(0.01)
+    candidates = np.sort(rng.choice(n, size=max(11, n // 4), replace=False))
+    sqnorms = np.ones(n, np.float32)
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.init_index(max_elements=n, M=16, ef_construction=100, random_seed=seed)
+    index.add_items(data, np.arange(n))
+    low, high = 100, min(800, n)
+    clock = time.perf_counter_ns
+    exact_ns, graph_ns = [], []
+    for _ in range(rounds):
+        t0 = clock()
+        for q in probe:
+            exact_search(data[candidates], sqnorms[candidates], candidates, q[None, :], 10, "cosine")
+        exact_ns.append((clock() - t0) / len(probe) / len(candidates))
+        took = {}
+        for ef in (low, high):
+            index.set_ef(ef)
+            t0 = clock()
+            for q in probe:
+                index.knn_query(q[None, :], k=10, num_threads=1)
+            took[ef] = (clock() - t0) / len(probe)
+        graph_ns.append(max(took[high] - took[low], 1.0) / (high - low))
+    exact, graph = float(np.median(exact_ns)), float(np.median(graph_ns))
+    return {"cost_per_ef": max(1, round(graph / exact)), "exact_ns_per_candidate": round(exact, 2),
+            "graph_ns_per_ef": round(graph, 1), "n": n, "dim": dim}
