@@ -82,6 +82,8 @@ def optional_texts(values: Any, field: str) -> list[str | None]:
 
 def integer(value: Any, field: str, low: int, high: int) -> int:
     """An int (not a bool) in ``low..high``."""
+    if type(value) is int and low <= value <= high:  # the common case, without the ABC checks
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
         raise InvalidArgumentError(f"{field} must be an integer in {low}..{high}, got {shown(value)}")
     return int(value)
@@ -113,6 +115,8 @@ def seconds(value: Any, field: str) -> float:
 
 def matrix(embeddings: Any, field: str) -> np.ndarray:
     """A 2-d float32 array from a list of vectors, one vector, or an array."""
+    if type(embeddings) is np.ndarray and embeddings.dtype == np.float32 and embeddings.ndim == 2:
+        return embeddings  # already what the wire wants: no conversion, no checks to make
     if isinstance(embeddings, (str, bytes, Mapping)):
         raise InvalidArgumentError(f"{field}: expected a list of vectors or a 2-d array of numbers, "
                                    f"got {shown(embeddings)}")

@@ -30,13 +30,31 @@ METRIC_NAMES = {v: k for k, v in METRICS.items()}
 WRITE_COUNTS = ("inserted", "updated", "unchanged", "deleted")
 
 
+#: Include lists already checked, by (names, default, allow_distances): a query's include is
+#: usually the same few lists call after call, and checking one costs more than the rest of
+#: the request (issue 13's profile: benchmarks/results/remote-profile-2026-11-29.md).
+_CHECKED_INCLUDES: dict[tuple, tuple[str, ...]] = {}
+
+
 def include_message(include: Sequence[str] | None, default: Sequence[str], allow_distances: bool) -> pb.Include:
+    key = None
+    if include is None or (type(include) in (list, tuple) and all(type(n) is str for n in include)):
+        key = (None if include is None else tuple(include), tuple(default), allow_distances)
+    names = _CHECKED_INCLUDES.get(key) if key is not None else None
+    if names is None:
+        names = _check_include(include, default, allow_distances)
+        if key is not None and len(_CHECKED_INCLUDES) < 256:
+            _CHECKED_INCLUDES[key] = names
+    return pb.Include(**dict.fromkeys(names, True))
+
+
+def _check_include(include: Sequence[str] | None, default: Sequence[str], allow_distances: bool) -> tuple[str, ...]:
     include = list(default) if include is None else checks.as_list(include, "include")
     for name in include:
         if not isinstance(name, str) or name not in _INCLUDABLE or (name == "distances" and not allow_distances):
             raise InvalidArgumentError(f"include: unknown field {name!r}; choose from "
                                        f"{[n for n in _INCLUDABLE if allow_distances or n != 'distances']}")
-    return pb.Include(**{name: True for name in include})
+    return tuple(include)
 
 
 def as_matrix(embeddings: Any, field: str) -> np.ndarray:
@@ -280,6 +298,8 @@ FUSIONS = ("rrf", "weighted")
 
 def rank_options(request: rpb.QueryRequest, rank: Any, fusion: Any, hybrid_alpha: Any) -> None:
     """Sets rank, fusion and hybrid_alpha on a query request (defaults are not sent)."""
+    if rank == "vector" and fusion == "rrf" and type(hybrid_alpha) is float and hybrid_alpha == 0.5:
+        return  # the defaults, as nearly every query passes them: nothing to check or send
     if rank not in RANKS:
         raise InvalidArgumentError(f"rank must be one of {list(RANKS)}, got {checks.shown(rank)}")
     if fusion not in FUSIONS:
