@@ -28,7 +28,7 @@ def test_smoke_run_writes_tables_plots_and_numeric_ratios(tmp_path):
 
     [markdown] = tmp_path.glob("smoke-*.md")
     text = markdown.read_text()
-    assert "## Targets (issue 4)" in text and "Machine:" in text and "| vectord remote |" in text
+    assert "## Targets (issues 4 and 13)" in text and "Machine:" in text and "| vectord remote |" in text
     results = json.loads(next(tmp_path.glob("smoke-*.json")).read_text())
     [dataset] = results["datasets"]
     systems = dataset["systems"]
@@ -38,6 +38,15 @@ def test_smoke_run_writes_tables_plots_and_numeric_ratios(tmp_path):
         assert systems[name]["ingest_rps"] > 0 and systems[name]["qps_t1"] > 0
         assert 0.9 <= systems[name]["recall"] <= 1.0
     assert "exact" in systems["vectord remote"]["f1%_plan"] or "hnsw" in systems["vectord remote"]["f1%_plan"]
+    # issue 13: the bare-gRPC floor of the same run, the remote figures as fractions of it,
+    # and the filtered curve at every selectivity (the planner's calibration needs more
+    # records than the smoke run has: tests/storage/test_planner_calibration.py)
+    floor = dataset["floor"]
+    assert floor["qps_t1"] > 0 and floor["batch_qps"] > 0 and floor["request_bytes"] > dataset["dim"] * 4
+    assert "Bare-gRPC floor" in text and "| vectord remote / floor |" in text
+    assert [row for row in results["targets"] if row["target"].endswith("remote / bare-gRPC floor")]
+    for name in ("50%", "20%", "10%", "5%", "2%", "1%", "0.5%", "0.1%"):
+        assert systems["vectord remote"][f"f{name}_qps"] > 0, name
 
     ratios = [row for row in results["targets"] if row["goal"].endswith("x")]
     assert ratios

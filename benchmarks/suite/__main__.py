@@ -20,12 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import datasets, report, systems
+from . import datasets, floor, report, systems
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMA_VENV = Path(os.environ.get("VECTORD_BENCH_CHROMA_VENV", ROOT.parent / "venv-chroma"))
 ALL = list(report.SYSTEMS)
-FULL = {"threads": [1, 8], "filters": ["50%", "10%", "1%", "0.1%"], "get_count": True, "rebuilds": 4}
+#: The filtered curve of issue 13 (every selectivity from 50% to 0.1%); get and count by
+#: filter at four of them (each get reads every matching record).
+CURVE = ["50%", "20%", "10%", "5%", "2%", "1%", "0.5%", "0.1%"]
+FULL = {"threads": [1, 8], "filters": CURVE, "get_count": True, "get_count_filters": ["50%", "10%", "1%", "0.1%"],
+        "rebuilds": 4}
 CORE = {"threads": [1], "filters": ["1%", "0.1%"], "get_count": False}
 #: The default run: (data set, records, systems, figures). GloVe 100k carries the targets.
 DEFAULT_PLAN = [
@@ -100,6 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--tag", default="suite", help="results file name prefix")
     p.add_argument("--no-setup", action="store_true", help="install nothing")
+    p.add_argument("--no-calibrate", action="store_true", help="keep the planner's default cost constant "
+                   "(no calibration step before the vectord systems)")
     p.add_argument("--chroma-venv", type=Path, default=DEFAULT_CHROMA_VENV)
     p.add_argument("--report", type=Path, metavar="JSON", help="only re-render the tables and plots of a "
                    "results .json (written next to it)")
@@ -162,6 +168,23 @@ def main(argv=None) -> int:
             entry = {"name": ds.name, "label": ds.label, "source": ds.source, "n": len(ds.data), "dim": ds.dim,
                      "queries": len(ds.queries), "config": config,
                      "baseline_bytes": systems.hnsw_baseline_bytes(len(ds.data), ds.dim), "systems": {}}
+            if any(s.startswith("vectord") and s in wanted for s in names) and not args.no_calibrate:
+                # the planner's cost constant measured on this machine and these data (issue 13)
+                from vectord.storage import planner
+
+                calibration = planner.calibrate(ds.data[: min(len(ds.data), 20_000)]) \
+                    if len(ds.data) >= planner.MIN_CALIBRATION_ROWS else None
+                if calibration:
+                    config["planner_cost_per_ef"] = calibration["cost_per_ef"]
+                    entry["calibration"] = calibration
+                    log(f"-- planner calibration: {calibration} (default {planner.GRAPH_COST_PER_EF})")
+            if "vectord remote" in names and "vectord remote" in wanted:
+                log(f"-- bare gRPC floor (echo, vectord's payload sizes) on {ds.label}")
+                try:
+                    entry["floor"] = floor.run_floor(ds, config, log)
+                except Exception as exc:  # noqa: BLE001 - the figures stand without their fractions
+                    log(f"  FAILED: {exc!r}")
+                    entry["floor"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             for system in [s for s in ALL if s in names and s in wanted]:
                 log(f"-- {system} on {ds.label}")
                 workdir = workroot / f"{ds.name}-{system.split()[0]}-{system.split()[-1]}"
@@ -193,7 +216,7 @@ def main(argv=None) -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     results["config"] = {**(config_seen or {}), "threads": sorted({t for d in results["datasets"]
                                                                    for t in d["config"]["threads"]}),
-                         "filters": [f for f in FULL["filters"]
+                         "filters": [f for f in CURVE
                                      if any(f in d["config"]["filters"] for d in results["datasets"])]}
     results["wall_s"] = time.perf_counter() - started
     stem = f"{args.tag}-{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d')}"

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 #: Filter selectivities: ``bucket = i % 1000`` and the filter ``bucket < t`` matches t/1000.
-SELECTIVITY_THRESHOLDS = {"50%": 500, "10%": 100, "1%": 10, "0.1%": 1}
+SELECTIVITY_THRESHOLDS = {"50%": 500, "20%": 200, "10%": 100, "5%": 50, "2%": 20, "1%": 10, "0.5%": 5,
+                          "0.1%": 1}
 BUCKETS = 1000
 
 
@@ -201,7 +202,7 @@ def run_protocol(adapter, data: np.ndarray, queries: np.ndarray, truth: np.ndarr
 
     # get / count by filter
     if config.get("get_count") and getattr(adapter, "get_where", None) is not None:
-        for name in config["filters"]:
+        for name in config.get("get_count_filters", config["filters"]):
             t = SELECTIVITY_THRESHOLDS[name]
             expected = n // BUCKETS * t + min(n % BUCKETS, t)
             for what, call, reps in (("get", adapter.get_where, 5), ("count", adapter.count_where, 20)):

@@ -65,7 +65,9 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
             for n in filters:
                 lines.append(f"| {n} | " + " | ".join(_num(_get(res, s, f"f{n}_plan")) for s in plan_systems) + " |")
             lines.append("")
-        gc_systems = [s for s in systems if _get(res, s, f"get{filters[0]}_ms") is not None]
+        gc_filters = [n for n in filters if any(_get(res, s, f"get{n}_ms") is not None for s in systems)]
+        gc_systems = [s for s in systems if gc_filters and _get(res, s, f"get{gc_filters[0]}_ms") is not None]
+        filters = gc_filters
         if gc_systems:
             head = ["system"] + [f"{n}: get / count ms" for n in filters]
             lines += ["Get (ids + metadatas) and count by filter, median latency (Chroma's `count()` takes no "
@@ -80,6 +82,13 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
                         for n in filters for what in ("get", "count") if _get(res, s, f"{what}{n}_error")]
             if failures:
                 lines += ["Failed calls:", "", *failures, ""]
+    lines += floor_tables(ds, config)
+    cal = ds.get("calibration")
+    if cal:
+        lines += [f"Planner calibration on {cal['n']:,} of these records (storage/planner.py `calibrate`): an exact "
+                  f"comparison {cal['exact_ns_per_candidate']:,.0f} ns, a unit of graph ef "
+                  f"{cal['graph_ns_per_ef']:,.0f} ns: cost_per_ef **{cal['cost_per_ef']}** (the built-in default is "
+                  "150), given to vectord remote (`--planner-cost-per-ef`) and embedded.", ""]
     mem_systems = [s for s in systems if _get(res, s, "rss_loaded") is not None]
     if mem_systems:
         base = ds["baseline_bytes"]
@@ -97,6 +106,35 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
                          f"{_num((rss - idle) / base if rss and idle else None, 2)} |")
         lines.append("")
     return lines
+
+
+def floor_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The bare-gRPC floor of this data set (suite/floor.py) and every remote figure as a
+    fraction of it: floor's time per call / the system's (1.0 = no cost over gRPC itself)."""
+    fl = ds.get("floor")
+    if not fl:
+        return []
+    if "error" in fl:
+        return [f"The bare-gRPC floor did not complete: {fl['error']}", ""]
+    res = ds["systems"]
+    keys = [(f"qps_t{t}", f"1 call/query, {t} thr.") for t in config["threads"] if f"qps_t{t}" in fl]
+    keys.append(("batch_qps", f"batched ({config['query_batch']}/call)"))
+    lines = [f"Bare-gRPC floor (a grpcio echo with vectord's payload sizes: {fl['request_bytes']} B out, "
+             f"{fl['reply_bytes']} B back per query; batched {fl['batch_request_bytes']:,} B / "
+             f"{fl['batch_reply_bytes']:,} B), measured in this run; the remote systems as a fraction of it "
+             "(their QPS / the floor's QPS):", "",
+             "| | " + " | ".join(label for _, label in keys) + " |", "|---|" + "---:|" * len(keys),
+             "| floor, queries/s | " + " | ".join(_num(fl.get(key)) for key, _ in keys) + " |"]
+    for s in ("vectord remote", "Chroma server"):
+        if s in res and "error" not in res[s]:
+            lines.append(f"| {s} / floor | " + " | ".join(
+                _num(_get(res, s, key) / fl[key] if _get(res, s, key) and fl.get(key) else None, 3)
+                for key, _ in keys) + " |")
+    filters = [n for n in config["filters"] if _get(res, "vectord remote", f"f{n}_qps")]
+    if filters and fl.get("qps_t1"):
+        lines += ["", "Filtered single queries as a fraction of the floor (1 thread): "
+                  + ", ".join(f"{n} {_get(res, 'vectord remote', f'f{n}_qps') / fl['qps_t1']:.3f}" for n in filters)]
+    return lines + [""]
 
 
 def _verdict(ok: bool | None) -> str:
@@ -126,9 +164,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio_row("single-query QPS: remote / Chroma server", "vectord remote", "qps_t1", "Chroma server", "qps_t1", 3)
         ratio_row("single-query QPS: embedded / Chroma embedded", "vectord embedded", "qps_t1", "Chroma embedded",
                   "qps_t1", 3)
-        for t in [t for t in (8,) if f"qps_t{t}" in (res.get("vectord remote") or {})]:
-            ratio_row(f"single-query QPS, {t} threads: remote / Chroma server (not a target)", "vectord remote",
-                      f"qps_t{t}", "Chroma server", f"qps_t{t}", 3)
+        fl = ds.get("floor") or {}
+        remote = res.get("vectord remote") or {}
+        if fl.get("qps_t1") and remote.get("qps_t1"):
+            r = remote["qps_t1"] / fl["qps_t1"]
+            add("single-query QPS, 1 thread: remote / bare-gRPC floor", r, ">= 0.4 x", r >= 0.4,
+                f"{_num(remote['qps_t1'])} / {_num(fl['qps_t1'])}")
+        for t in [t for t in (8,) if f"qps_t{t}" in remote]:
+            ratio_row(f"single-query QPS, {t} threads: remote / Chroma server", "vectord remote",
+                      f"qps_t{t}", "Chroma server", f"qps_t{t}", 4)
+            if fl.get(f"qps_t{t}"):
+                r = remote[f"qps_t{t}"] / fl[f"qps_t{t}"]
+                add(f"single-query QPS, {t} threads: remote / bare-gRPC floor (context)", r, "", None,
+                    f"{_num(remote[f'qps_t{t}'])} / {_num(fl[f'qps_t{t}'])}")
+        for mode in ("remote", "embedded"):
+            system = res.get(f"vectord {mode}") or {}
+            curve = [n for n in ds.get("config", {}).get("filters", []) if system.get(f"f{n}_qps")]
+            if len(curve) > 2 and system.get("qps_t1"):
+                worst = min(curve, key=lambda n: system[f"f{n}_qps"])
+                low_recall = min(curve, key=lambda n: system[f"f{n}_recall"])
+                r = system[f"f{worst}_qps"] / system["qps_t1"]
+                ok = r >= 0.5 and system[f"f{low_recall}_recall"] >= 0.95
+                add(f"filtered curve ({', '.join(curve)}), {mode}: lowest QPS / unfiltered QPS, lowest recall",
+                    r, ">= 0.5 x, recall >= 0.95", ok,
+                    f"lowest QPS at {worst}: {_num(system[f'f{worst}_qps'])} / {_num(system['qps_t1'])}; "
+                    f"lowest recall {system[f'f{low_recall}_recall']:.4f} at {low_recall}")
         ratio_row("batched throughput: remote / raw hnswlib knn_query", "vectord remote", "batch_qps",
                   "hnswlib (in-process)", "batch_qps", 0.8)
         ratio_row("batched throughput: embedded / raw hnswlib knn_query", "vectord embedded", "batch_qps",
@@ -210,7 +270,8 @@ def plot(ds: dict[str, Any], config: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    markers = {"none": "o", "50%": "s", "10%": "^", "1%": "D", "0.1%": "v"}
+    markers = {"none": "o", "50%": "s", "20%": "P", "10%": "^", "5%": "X", "2%": "d", "1%": "D", "0.5%": "<",
+               "0.1%": "v"}
     for s in SYSTEMS:
         r = ds["systems"].get(s)
         if not r or "error" in r:
@@ -251,7 +312,7 @@ def write(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
              f"each timed measurement stops after {config['max_seconds']:g} s. {results.get('chroma_note', '')}",
              ""]
     rows = targets(results)
-    lines += ["## Targets (issue 4)", "", *targets_table(rows), ""]
+    lines += ["## Targets (issues 4 and 13)", "", *targets_table(rows), ""]
     lines += ["## Figures", ""]
     for ds in results["datasets"]:
         ds_config = {**config, **ds.get("config", {})}

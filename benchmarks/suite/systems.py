@@ -106,10 +106,18 @@ class VectordAdapter(ChromaShapedAdapter):
                                          include=[], explain=True)["plan"])
 
 
+def planner_flags(config) -> list[str]:
+    """``vectord serve`` flags for the planner constant the suite calibrated (if it did)."""
+    cost = config.get("planner_cost_per_ef")
+    return ["--planner-cost-per-ef", str(cost)] if cost else []
+
+
 def run_vectord_embedded(ds, config, workdir: Path, log) -> dict[str, Any]:
     import vectord
 
     client = vectord.Client(path=str(workdir / "vectord-embedded"), timeout=600)
+    if config.get("planner_cost_per_ef"):  # as `vectord serve --planner-cost-per-ef` sets it
+        client._transport._server.database.tuning.graph_cost_per_ef = config["planner_cost_per_ef"]
     try:
         return run_protocol(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth,
                             config, log)
@@ -117,14 +125,14 @@ def run_vectord_embedded(ds, config, workdir: Path, log) -> dict[str, Any]:
         client.close()
 
 
-def _first_query_after_start(data_dir: Path, query: np.ndarray) -> tuple[float, Any]:
+def _first_query_after_start(data_dir: Path, query: np.ndarray, *flags: str) -> tuple[float, Any]:
     """Starts a server on an existing data directory; seconds from process start to the
     first query answered, and the server."""
     import vectord
     from vectord.testing import start_server
 
     started = time.perf_counter()
-    proc = start_server(data_dir, timeout=900)
+    proc = start_server(data_dir, *flags, timeout=900)
     with vectord.Client(proc.address, timeout=900) as client:
         client.get_collection("bench").query(query_embeddings=query[None, :], n_results=K, include=[])
     return time.perf_counter() - started, proc
@@ -135,7 +143,7 @@ def run_vectord_remote(ds, config, workdir: Path, log) -> dict[str, Any]:
     from vectord.testing import start_server
 
     data_dir = workdir / "vectord-remote"
-    proc = start_server(data_dir, timeout=120)
+    proc = start_server(data_dir, *planner_flags(config), timeout=120)
     try:
         time.sleep(0.5)
         idle_rss = vm_rss_bytes(proc.proc.pid)
@@ -148,7 +156,7 @@ def run_vectord_remote(ds, config, workdir: Path, log) -> dict[str, Any]:
         code = proc.terminate(timeout=600)
         if code != 0:
             raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
-        out["restart_s"], proc = _first_query_after_start(data_dir, ds.queries[0])
+        out["restart_s"], proc = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
         out["rss_restarted"] = vm_rss_bytes(proc.proc.pid)
         log(f"  restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB after the run, "
             f"{out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
