@@ -5,6 +5,7 @@ Deduplicated (case- and space-insensitive), shuffled with a fixed seed, written 
 The evaluation words and synsets (evalsets.held_out) are removed.
 
     python -m encoder.training.corpus
+    python -m encoder.training.corpus --v2     # issue 10: see corpus2.py
 """
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from . import evalsets, sources
 from .common import CORPUS_FILE, SEED, WORK
 
 
-def build(max_texts: int | None = None) -> dict:
+def collect_short() -> list[tuple[str, str]]:
+    """(domain, text) of the v1 short texts (wordnet, gcide, brown), evaluation words and synsets removed,
+    deduplicated, in source order."""
+    return [(src.split("-")[0], t) for src, t in _short_items()]
+
+
+def _short_items() -> list[tuple[str, str]]:
     held = evalsets.held_out()
     words, def_lemmas, synsets, texts_out = held["words"], held["def_lemmas"], held["synsets"], held["texts"]
     items: list[tuple[str, str]] = []  # (source, text)
@@ -46,6 +53,11 @@ def build(max_texts: int | None = None) -> dict:
             continue
         seen.add(k)
         out.append((src, t))
+    return out
+
+
+def build(max_texts: int | None = None) -> dict:
+    out = _short_items()
     random.Random(SEED).shuffle(out)
     if max_texts:
         out = out[:max_texts]
@@ -62,8 +74,16 @@ def build(max_texts: int | None = None) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--max-texts", type=int, default=None)
+    ap.add_argument("--max-texts", type=int, default=None, help="keep only this many texts (v1 corpus)")
+    ap.add_argument("--v2", action="store_true",
+                    help="build the v2 text of issue 10 (documentation passages, pairs, eval2 sets); see corpus2.py")
     a = ap.parse_args(argv)
+    if a.v2:
+        from . import corpus2
+
+        stats = corpus2.build(WORK)
+        print(json.dumps({k: v for k, v in stats.items() if k != "eval2"}))
+        return
     print(json.dumps(build(a.max_texts)))
 
 
