@@ -8,6 +8,8 @@
     vectord cluster status [--address ADDR]      every collection's shards and replicas
     vectord cluster down [--address ADDR] [--stop-ray]
         stops every shard actor and the controller (their data stays on disk)
+    vectord cluster import SOURCE -c NAME --gateway HOST:PORT [--address ADDR]
+        streams JSONL/Parquet/.npy through Ray Data into a collection (cluster/ingest.py)
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ def register(sub) -> None:
     down.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
     down.add_argument("--stop-ray", action="store_true", help="also run `ray stop` on this machine")
     down.set_defaults(func=down_command)
+    imp = commands.add_parser("import", help="bulk import JSONL, Parquet or .npy through Ray Data, shard by shard")
+    imp.add_argument("source", help="a .jsonl/.parquet/.npy file or directory, readable from every Ray node")
+    imp.add_argument("-c", "--collection", required=True, help="the target collection (it must exist)")
+    imp.add_argument("--gateway", required=True, help="the gateway's address, host:port")
+    imp.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
+    imp.add_argument("--format", choices=["jsonl", "parquet", "npy"], help="the source's format "
+                     "(default: by its extension)")
+    imp.add_argument("--batch-size", type=int, default=1000, help="records per write, one shard each (default 1000)")
+    imp.add_argument("--workers", type=int, default=2, help="embedding actors, one CPU each (default 2)")
+    imp.add_argument("--id-prefix", default="row-", help="ids of .npy rows: PREFIX<row number> (default row-)")
+    imp.add_argument("--api-key", help="the gateway's API key (default: $VECTORD_API_KEY)")
+    imp.set_defaults(func=import_command)
 
 
 def _ray_cli(*args: str) -> int:
@@ -211,4 +225,51 @@ def down_command(args: argparse.Namespace) -> int:
     ray.shutdown()
     if args.stop_ray:
         return _ray_cli("stop")
+    return 0
+
+
+def import_command(args: argparse.Namespace) -> int:
+    import vectord
+    from vectord.errors import VectordError
+
+    from .ingest import run_import, source_format
+
+    if args.batch_size < 1 or args.workers < 1:
+        print(f"vectord cluster import: --batch-size and --workers must be >= 1, got {args.batch_size}, "
+              f"{args.workers}", file=sys.stderr)
+        return 2
+    try:
+        fmt = source_format(args.source, args.format)
+    except ValueError as exc:
+        print(f"vectord cluster import: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import ray.data as _ray_data  # noqa: F401 (its pandas is an extra of ray)
+    except ImportError:
+        print("vectord cluster import: Ray Data is not installed: pip install \"vectord[cluster]\"", file=sys.stderr)
+        return 2
+    ray = _connect(args.address)
+    from .controller import controller_actor
+
+    try:
+        tables = [t for t in ray.get(controller_actor(create=False).tables.remote(), timeout=30)
+                  if t["name"] == args.collection]
+    except ValueError:
+        print("vectord cluster import: no vectord cluster on this Ray cluster (run `vectord cluster up`)",
+              file=sys.stderr)
+        return 1
+    if not tables:
+        print(f"vectord cluster import: collection {args.collection!r} does not exist on the cluster "
+              "(create it through the gateway first)", file=sys.stderr)
+        return 1
+    client = vectord.Client(args.gateway, api_key=args.api_key or os.environ.get("VECTORD_API_KEY"), timeout=120)
+    try:
+        run_import(client, tables[0], client.get_collection(args.collection), args.source, fmt,
+                   workers=args.workers, batch_size=args.batch_size, id_prefix=args.id_prefix)
+    except (VectordError, ValueError, OSError) as exc:
+        print(f"vectord cluster import: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+        ray.shutdown()
     return 0

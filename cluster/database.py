@@ -82,7 +82,7 @@ class ClusterDatabase:
             name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
             max_restarts=-1, max_task_retries=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config)
+        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config, serve_reads=True)
 
     def _shard_set(self, table: routing.RoutingTable, create: bool) -> ShardSet:
         """Handles of every replica (new actors with ``create``), with their applied writes
@@ -107,7 +107,7 @@ class ClusterDatabase:
                 try:
                     if ref is None:
                         raise RuntimeError("its node is gone")
-                    replica.applied = ray.get(ref, timeout=60 if create else self.timeout_s)["applied"]
+                    replica.seen(ray.get(ref, timeout=60 if create else self.timeout_s))
                 except Exception as exc:
                     replica.mark_stale(f"not answering at start: {exc.__class__.__name__}: {exc}"[:200])
             shard.seq = max([r.applied for r in shard.replicas if r.state == IN_SYNC] or [0])
@@ -233,8 +233,8 @@ class ClusterDatabase:
                         try:
                             if replica.actor is None:
                                 continue
-                            if replica.state == IN_SYNC:
-                                ray.get(replica.actor.status.remote(), timeout=self.timeout_s)
+                            if replica.state == IN_SYNC:  # a restarted replica listens elsewhere
+                                replica.seen(ray.get(replica.actor.status.remote(), timeout=self.timeout_s))
                             else:
                                 collection.shards.catch_up(replica, timeout_s=self.timeout_s)
                         except Exception as exc:

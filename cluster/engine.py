@@ -10,7 +10,9 @@ once, here, with the built-in encoder; the shards store plain vectors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from typing import Any, Iterable, Sequence
 
@@ -28,9 +30,10 @@ from vectord.storage import validation
 from vectord.storage.collection import GET_INCLUDE_DEFAULT
 from vectord.storage.search import QUERY_INCLUDE_DEFAULT
 from vectord.storage.planner import Plan
+from vectord.storage.ranking import check_rank
 from vectord.storage.search import check_group, check_max_distance
 
-from . import routing
+from . import ranked, routing
 from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,21 @@ log = logging.getLogger(__name__)
 #: Collection metadata keys that choose the layout of a new collection through the
 #: unchanged API (CreateCollection has no shards/replicas fields yet); removed before storing.
 SHARDS_KEY, REPLICAS_KEY = "vectord:shards", "vectord:replicas"
+
+
+#: The model sha256 that the current gRPC call says embedded its vectors (set by the
+#: gateway from the call metadata of `vectord cluster import`'s writes; cluster/ingest.py).
+_imported = threading.local()
+
+
+@contextlib.contextmanager
+def vectors_embedded_by(sha256: str | None):
+    """Within: writes accept vectors for a collection whose model has this sha256."""
+    _imported.sha256 = sha256
+    try:
+        yield
+    finally:
+        _imported.sha256 = None
 
 
 def unimplemented(what: str) -> UnimplementedError:
@@ -83,7 +101,8 @@ class ClusterCollection:
         config = self.config
         ids = validation.ids(ids)
         n = len(ids)
-        if embeddings is not None and config.encoder is not None:
+        if embeddings is not None and config.encoder is not None and \
+                getattr(_imported, "sha256", None) != config.encoder["sha256"]:  # else: the import's, same model
             raise InvalidArgumentError(
                 f"embeddings: collection {config.name!r} embeds its documents with the built-in model "
                 f"{config.encoder['name']!r} and takes no embeddings, so that vectors of two models are "
@@ -203,7 +222,7 @@ class ClusterCollection:
 
     # ------------------------------------------------------------------ reads
     def count(self, where=None) -> int:
-        calls = {s: ("count", (where,), {}) for s in range(self.table.shards)}
+        calls = {s: ("count", (), {"where": where}) for s in range(self.table.shards)}
         return sum(self.shards.fanout(calls).values())
 
     def info(self) -> CollectionInfo:
@@ -263,14 +282,81 @@ class ClusterCollection:
     def query_with_plan(self, queries=None, n_results: int = 10, where=None, include=None, texts=None,
                         max_distance=None, group_by=None, group_size: int = 1, rank: str = "vector",
                         fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
+        """As one server's query, over the shards: every shard is asked for the full depth
+        (the global top k may all live on one shard), the lists are merged, ranked and
+        grouped here (cluster/ranked.py), and the final hits' columns read last."""
         started = time.perf_counter()
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
         max_distance = check_max_distance(max_distance)
-        if rank not in ("vector", "", None):
-            raise unimplemented(f"rank={rank!r} (BM25 needs the corpus-wide statistics of every shard)")
-        if check_group(group_by, group_size, n_results) is not None:
-            raise unimplemented("group_by")
+        parts = check_group(group_by, group_size, n_results)
+        group_size = group_size or 1
+        rank, fusion, alpha = check_rank(rank, fusion, hybrid_alpha)
+        if rank == "vector":
+            queries = self._query_vectors(queries, texts)
+            count = len(queries)
+        else:
+            queries = self._ranked_inputs(rank, queries, texts, max_distance)
+            count = len(texts)
+
+        def gather(depth: int) -> tuple[list[list[ranked.Hit]], list[bool]]:
+            """Each query's merged ranking ``depth`` deep, and whether the shards ran out."""
+            if rank == "vector":
+                found = self.shards.fanout({s: ("query", (), {"vectors": queries, "n_results": depth, "where": where,
+                                                              "max_distance": max_distance})
+                                            for s in range(self.table.shards)})
+                merged = [ranked.merge_vector([found[s][q] for s in found], depth) for q in range(count)]
+                return merged, [len(m) < depth for m in merged]  # short: every shard ran out
+            found = self.shards.fanout({s: ("ranked", (), {"rank": rank, "texts": texts, "vectors": queries,
+                                                           "depth": depth, "where": where,
+                                                           "max_distance": max_distance})
+                                        for s in range(self.table.shards)})
+            rankings, exhausted = [], []
+            for q in range(count):
+                per_shard = [found[s][q] for s in found]
+                bm25 = ranked.merge_bm25([(p[0], p[1], p[2]) for p in per_shard], depth)
+                if rank == "hybrid":
+                    near = ranked.merge_vector([(p[3], p[4]) for p in per_shard], depth)
+                    rankings.append(ranked.fuse(near, bm25, fusion, alpha))
+                    exhausted.append(len(bm25) < depth and len(near) < depth)
+                else:
+                    rankings.append(bm25)
+                    exhausted.append(len(bm25) < depth)
+            return rankings, exhausted
+
+        if parts is None:
+            rankings, _ = gather(ranked.window(rank, fusion, n_results))
+            tops, values = [r[:n_results] for r in rankings], [None] * count
+        else:  # grouped: deepened x4 until the groups are full or the shards run out (as storage)
+            limit = ranked.group_limit()
+            depth = min(ranked.group_depth(rank, fusion, n_results, group_size), limit)
+            tops, values, pending = [[] for _ in range(count)], [None] * count, list(range(count))
+            while pending:
+                rankings, exhausted = gather(depth)
+                metadata = self._metadatas({hit[0] for q in pending for hit in rankings[q]})
+                still = []
+                for q in pending:
+                    hits, groups, full = ranked.group(rankings[q], metadata, parts, n_results, group_size)
+                    if full or exhausted[q] or depth >= limit:
+                        tops[q], values[q] = hits, groups
+                    else:
+                        still.append(q)
+                pending, depth = still, min(depth * 4, limit)
+        results = self._fill([[(hit[0], hit[1]) for hit in top] for top in tops], include)
+        for records, top, groups in zip(results, tops, values):
+            by_id = {hit[0]: n for n, hit in enumerate(top)}
+            rows = [by_id[record_id] for record_id in records.ids]  # a hit deleted meanwhile is left out
+            if rank != "vector":
+                records.scores = np.asarray([top[n][2] for n in rows], np.float32)
+            if groups is not None:
+                records.groups = [groups[n] for n in rows]
+        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops), ef=0,
+                    elapsed_ms=(time.perf_counter() - started) * 1000, rank=rank,
+                    fusion=fusion if rank == "hybrid" else "")
+        return results, plan
+
+    def _query_vectors(self, queries, texts) -> np.ndarray:
+        """The query vectors of a vector query: given, or the texts embedded once, here."""
         if (queries is None) == (texts is None):
             raise InvalidArgumentError("query: give either query_embeddings or query_texts")
         config = self.config
@@ -283,23 +369,49 @@ class ClusterCollection:
         if queries.ndim != 2 or len(queries) == 0:
             raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
         validation.query_count(len(queries), "query_embeddings")
-        queries = validation.vectors(queries, len(queries), config.dim, config.metric,
-                                     [f"query {i}" for i in range(len(queries))], field="query_embeddings")
-        # every shard is asked for the full k: the global top k may all live on one shard
-        found = self.shards.fanout({s: ("query", (queries, n_results, where, max_distance), {})
-                                    for s in range(self.table.shards)})
-        tops = []
-        for q in range(len(queries)):
-            hits: dict[str, float] = {}
-            for shard_hits in found.values():
-                for record_id, distance in zip(shard_hits[q][0], shard_hits[q][1].tolist()):
-                    if record_id not in hits or distance < hits[record_id]:  # de-duplicated
-                        hits[record_id] = distance
-            tops.append(sorted(hits.items(), key=lambda h: (h[1], h[0]))[:n_results])
-        results = self._fill(tops, include)
-        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops), ef=0,
-                    elapsed_ms=(time.perf_counter() - started) * 1000)
-        return results, plan
+        return validation.vectors(queries, len(queries), config.dim, config.metric,
+                                  [f"query {i}" for i in range(len(queries))], field="query_embeddings")
+
+    def _ranked_inputs(self, rank: str, queries, texts, max_distance) -> np.ndarray | None:
+        """The checks of storage/ranking.py's query at the gateway; the query vectors a bm25
+        or hybrid query needs (hybrid, or max_distance), embedded here once."""
+        if texts is None:
+            raise InvalidArgumentError(f"query_texts: rank={rank!r} needs the query text (query_texts)")
+        if not texts:
+            raise InvalidArgumentError("query_texts: at least one text is required")
+        validation.query_count(len(texts), "query_texts")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidArgumentError(f"query_texts[{i}]: expected a string, got {text!r}")
+        config = self.config  # a collection without a full-text index: its shards refuse (FAILED_PRECONDITION)
+        if rank == "bm25" and max_distance is None:
+            if queries is not None:
+                raise InvalidArgumentError("query_embeddings: rank='bm25' ranks by query_texts alone; "
+                                           "give no query_embeddings (or use rank='hybrid', or max_distance)")
+            return None
+        if queries is None:
+            if rank == "bm25" and config.encoder is None:
+                raise InvalidArgumentError(
+                    f"max_distance: rank='bm25' cuts at the vector distance of each hit to the query, and "
+                    f"collection {config.name!r} has no encoder to embed query_texts: give query_embeddings "
+                    "(one per query text)")
+            queries = self.cluster.embed(config, texts, "query_texts")
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or len(queries) != len(texts):
+            raise InvalidArgumentError(
+                f"query_embeddings: rank={rank!r}{' with max_distance' if rank == 'bm25' else ''} needs "
+                f"one vector per query text ({len(texts)}), got shape {queries.shape}")
+        return validation.vectors(queries, len(queries), config.dim, config.metric,
+                                  [f"query {i}" for i in range(len(queries))], field="query_embeddings")
+
+    def _metadatas(self, ids: set[str]) -> dict[str, Any]:
+        """Metadata of candidate records (grouping reads them for the whole ranking)."""
+        wanted = sorted(ids)
+        if not wanted:
+            return {}
+        found = self.shards.fanout({s: ("get", (), {"ids": [wanted[i] for i in pos], "include": ["metadatas"]})
+                                    for s, pos in self.table.group(wanted).items()})
+        return {record_id: meta for part in found.values() for record_id, meta in zip(part.ids, part.metadatas or [])}
 
     def _fill(self, tops: list[list[tuple[str, float]]], include: frozenset[str]) -> list[Records]:
         """Records of the final top k only: their columns are read from their shards now."""

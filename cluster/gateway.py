@@ -31,7 +31,8 @@ from vectord.v1 import (
     records_pb2_grpc,
 )
 
-from .engine import unimplemented
+from .engine import unimplemented, vectors_embedded_by
+from .ingest import IMPORT_MODEL_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,22 @@ class ClusterAdminServicer(gateway_servicer(AdminServicer, "Admin")):  # type: i
         return info
 
 
+class ClusterRecordsServicer(gateway_servicer(RecordsServicer, "Records")):  # type: ignore[misc]
+    """Writes of `vectord cluster import` carry the sha256 of the model that embedded their
+    vectors (cluster/ingest.py); the collection accepts them when it is its own model's."""
+
+    def _imported(self, name: str, request, context):
+        sha = dict(context.invocation_metadata() or ()).get(IMPORT_MODEL_HEADER)
+        with vectors_embedded_by(sha):
+            return getattr(super(), name)(request, context)
+
+    def Add(self, request, context):
+        return self._imported("Add", request, context)
+
+    def Upsert(self, request, context):
+        return self._imported("Upsert", request, context)
+
+
 def create_gateway(settings: Settings, database) -> RunningServer:
     """Starts the gateway on ``settings.host:settings.port`` over ``database`` (a ClusterDatabase)."""
     keys = load_api_keys(settings)
@@ -84,7 +101,7 @@ def create_gateway(settings: Settings, database) -> RunningServer:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     collections_pb2_grpc.add_CollectionsServicer_to_server(
         gateway_servicer(CollectionsServicer, "Collections")(database), server)
-    records_pb2_grpc.add_RecordsServicer_to_server(gateway_servicer(RecordsServicer, "Records")(database), server)
+    records_pb2_grpc.add_RecordsServicer_to_server(ClusterRecordsServicer(database), server)
     admin_pb2_grpc.add_AdminServicer_to_server(ClusterAdminServicer(database, settings.allow_reset), server)
     encoder_pb2_grpc.add_EncoderServicer_to_server(gateway_servicer(EncoderServicer, "Encoder")(database), server)
     health_servicer = health.HealthServicer()

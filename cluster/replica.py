@@ -25,6 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vectord.errors import VectordError
 
 SHARD_COLLECTION = "shard"
@@ -44,7 +46,7 @@ def replica_dir(data_root: str, node_id: str, collection_id: str, shard: int, re
 class ShardReplica:
     """The actor's body (``ray.remote`` is applied in ``cluster.shards``)."""
 
-    def __init__(self, data_dir: str, config: dict[str, Any]) -> None:
+    def __init__(self, data_dir: str, config: dict[str, Any], serve_reads: bool = False) -> None:
         from vectord.storage import Database, Tuning
 
         self.path = Path(data_dir)
@@ -56,6 +58,15 @@ class ShardReplica:
             fulltext=config.get("fulltext"), get_or_create=True)
         self._applied_path = self.path / "applied.json"
         self.applied = json.loads(self._applied_path.read_text())["seq"] if self._applied_path.exists() else 0
+        # reads also come straight from the gateway (cluster.dataplane): a Ray call per shard
+        # and query costs more than the search; writes stay on Ray, numbered and ordered
+        self.reads = None
+        if serve_reads:
+            import ray
+
+            from .dataplane import ReadServer, replica_handlers
+
+            self.reads = ReadServer(ray.util.get_node_ip_address(), replica_handlers(self))
 
     # ------------------------------------------------------------------ writes
     def _set_applied(self, seq: int) -> None:
@@ -96,10 +107,44 @@ class ShardReplica:
                 "unchanged": result.unchanged, "deleted": result.deleted}
 
     # ------------------------------------------------------------------ reads
-    def query(self, vectors, n_results: int, where, max_distance):
+    def query(self, vectors, n_results: int, where=None, max_distance=None):
         results = self.collection.query(vectors, n_results=n_results, where=where, include=["distances"],
                                         max_distance=max_distance)
         return [(r.ids, r.distances) for r in results]
+
+    def ranked(self, rank: str, texts, vectors=None, depth: int = 10, where=None, max_distance=None) -> list:
+        """Per query text, this shard's candidate lists for the gateway (cluster/ranked.py):
+        [BM25 ids, their scores, their vector distances (measured when ``vectors`` is given,
+        else NaN), and for hybrid the nearest ids by vector and their distances]."""
+        col = self.collection
+        bm25 = col.query_ranked("bm25", texts, vectors if max_distance is not None else None, n_results=depth,
+                                where=where, include=["distances"], max_distance=max_distance)
+        near = (col.query(vectors, n_results=depth, where=where, include=["distances"], max_distance=max_distance)
+                if rank == "hybrid" else None)
+        out = []
+        for i, hits in enumerate(bm25):
+            distances = hits.distances
+            if vectors is not None and max_distance is None:
+                distances = self._measure(vectors[i], hits.ids)
+            out.append([hits.ids, hits.scores, distances, near[i].ids if near else None,
+                        near[i].distances if near else None])
+        return out
+
+    def _measure(self, query: np.ndarray, ids: list[str]) -> np.ndarray:
+        """Vector distances of records to ``query``, by the engine's exact formulas (NaN for
+        a record deleted meanwhile)."""
+        from vectord.storage.index import exact_search
+
+        out = np.full(len(ids), np.nan, np.float32)
+        found = self.collection.get(ids=ids, include=["embeddings"])
+        if found.ids:
+            emb = np.asarray(found.embeddings, np.float32)
+            labels, distances = exact_search(emb, (emb * emb).sum(axis=1), np.arange(len(emb)), query[None], len(emb),
+                                             self.collection.config.metric)
+            position = {record_id: i for i, record_id in enumerate(ids)}
+            for row, distance in zip(labels[0].tolist(), distances[0].tolist()):
+                out[position[found.ids[row]]] = distance
+        return out
 
     def get(self, ids=None, where=None, limit=None, offset=None, include=None, after=None):
         return self.collection.get(ids=ids, where=where, limit=limit, offset=offset, include=include, after=after)
@@ -115,7 +160,8 @@ class ShardReplica:
         import ray
 
         return {"applied": self.applied, "count": self.collection.count(),
-                "node": ray.get_runtime_context().get_node_id(), "path": str(self.path)}
+                "node": ray.get_runtime_context().get_node_id(), "path": str(self.path),
+                "endpoint": self.reads.endpoint() if self.reads is not None else None}
 
     # ------------------------------------------------------------------ catch-up
     def dump(self, after: str, limit: int):
@@ -139,8 +185,12 @@ class ShardReplica:
 
     def destroy(self) -> None:
         """Closes the engine and removes this replica's files (the collection was deleted)."""
+        if self.reads is not None:
+            self.reads.close()
         self.db.close()
         shutil.rmtree(self.path, ignore_errors=True)
 
     def close(self) -> None:
+        if self.reads is not None:
+            self.reads.close()
         self.db.close()

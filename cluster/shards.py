@@ -33,6 +33,8 @@ from typing import Any, Callable
 
 from vectord.errors import InvalidArgumentError, UnavailableError, VectordError
 
+from . import dataplane
+
 log = logging.getLogger(__name__)
 
 LEVELS = ("one", "quorum", "all")
@@ -64,6 +66,21 @@ class Replica:
     state: str = IN_SYNC
     reason: str = ""
     applied: int = 0
+    #: Where the replica serves reads (cluster.dataplane), from its status(); None: reads go
+    #: over Ray (a replica that is not listening, or in-process tests).
+    reader: dataplane.ReadClient | None = None
+
+    def seen(self, status: dict[str, Any]) -> None:
+        """Takes in a status() reply: the applied number and the read endpoint (new after a
+        restart: the old connections are dropped)."""
+        self.applied = status["applied"]
+        endpoint = status.get("endpoint")
+        if endpoint is None:
+            return
+        if self.reader is None or [*self.reader.address, self.reader.token] != list(endpoint):
+            old, self.reader = self.reader, dataplane.ReadClient(list(endpoint))
+            if old is not None:
+                old.close()
 
     def mark_stale(self, why: str) -> None:
         if self.state != STALE:
@@ -76,6 +93,10 @@ class Shard:
     index: int
     replicas: list[Replica]
     seq: int = 0
+    #: The highest write number acknowledged to a client: a read over the direct path goes
+    #: to a replica that applied it (at level one a write is acknowledged before every
+    #: replica has it; the Ray path orders the read after it instead).
+    acked: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_WRITES))
     _next_reader: int = 0
@@ -157,6 +178,9 @@ class ShardSet:
             if result.get("status") == "error":
                 raise result["error"]
         short = [s for s in need if acks[s] < need[s]]
+        for s in need:
+            if acks[s] >= need[s] and s in results:
+                self.shards[s].acked = max(self.shards[s].acked, results[s]["applied"])
         if short:
             raise UnavailableError(
                 f"collection {self.collection!r} shard {short[0]}: {acks[short[0]]} of {need[short[0]]} "
@@ -191,7 +215,11 @@ class ShardSet:
         return self.fanout({shard: (method, args, kwargs)})[shard]
 
     def fanout(self, calls: dict[int, tuple[str, tuple, dict]]) -> dict[int, Any]:
-        """Reads on many shards at once: one in-sync replica each, the next one on failure."""
+        """Reads on many shards at once: one in-sync replica each, the next one on failure.
+
+        Every shard's request is sent before any reply is awaited (one deadline for the
+        round), over the direct path (cluster.dataplane) to a replica that applied every
+        acknowledged write, else over Ray."""
         import ray
         from ray.exceptions import GetTimeoutError
 
@@ -199,23 +227,42 @@ class ShardSet:
         out: dict[int, Any] = {}
         todo = dict(calls)
         while todo:
-            refs = {}
+            sent: dict[int, tuple[Replica, str, Any]] = {}
+            retry = {}
             for s, (method, args, kwargs) in todo.items():
-                candidates = [r for r in self.shards[s].readers() if r not in tried[s]]
+                shard = self.shards[s]
+                candidates = [r for r in shard.readers() if r not in tried[s]]
                 if not candidates:
                     raise UnavailableError(
                         f"collection {self.collection!r} shard {s}: no in-sync replica answers "
-                        f"({', '.join(r.reason or r.state for r in self.shards[s].replicas)})")
-                replica = candidates[0]
+                        f"({', '.join(r.reason or r.state for r in shard.replicas)})")
+                direct = [r for r in candidates if r.reader is not None and r.applied >= shard.acked]
+                replica = direct[0] if direct and method in dataplane.READS and not args else candidates[0]
                 tried[s].append(replica)
-                refs[s] = (replica, getattr(replica.actor, method).remote(*args, **kwargs))
-            retry = {}
-            for s, (replica, ref) in refs.items():
+                if replica in direct and method in dataplane.READS and not args:
+                    try:
+                        sent[s] = (replica, "direct", replica.reader.send(method, dataplane.encode(method, kwargs)))
+                    except dataplane.ReplicaDown as exc:
+                        replica.mark_stale(f"read failed: {exc}")
+                        retry[s] = todo[s]
+                else:
+                    sent[s] = (replica, "ray", getattr(replica.actor, method).remote(*args, **kwargs))
+            deadline = time.monotonic() + self.read_timeout_s
+            for s, (replica, path, handle) in sent.items():
+                method = todo[s][0]
                 try:
-                    out[s] = ray.get(ref, timeout=self.read_timeout_s)
+                    if path == "direct":
+                        out[s] = dataplane.decode(method, replica.reader.receive(handle, deadline))
+                    else:
+                        out[s] = ray.get(handle, timeout=max(0.0, deadline - time.monotonic()))
+                except dataplane.ReplicaDown as exc:
+                    replica.mark_stale(f"read failed: {exc}")
+                    retry[s] = todo[s]
                 except GetTimeoutError:
                     replica.mark_stale(f"no answer to a read in {self.read_timeout_s} s")
                     retry[s] = todo[s]
+                except VectordError:
+                    raise
                 except Exception as exc:
                     inner = unwrap(exc)
                     if isinstance(inner, VectordError):
@@ -232,9 +279,11 @@ class ShardSet:
 
         shard = self.shards[replica.shard]
         try:
-            applied = ray.get(replica.actor.status.remote(), timeout=timeout_s)["applied"]
+            status = ray.get(replica.actor.status.remote(), timeout=timeout_s)
         except Exception:
             return False
+        applied = status["applied"]
+        replica.seen(status)
         with shard.lock:
             peers = shard.in_sync()
             if not peers and applied >= shard.seq:  # nobody is ahead: it is as good as any

@@ -169,6 +169,46 @@ def test_texts_are_embedded_once_at_the_gateway_as_one_node_would(client, tmp_pa
     client.delete_collection("texts")
 
 
+def test_bm25_hybrid_and_group_by_are_ranked_at_the_gateway(client, tmp_path):
+    docs = ["apt install fails with unmet dependency errors", "configure the grub bootloader menu",
+            "python packaging with pip and wheels", "kernel panic at boot after an upgrade",
+            "wifi drops with network manager", "dependency hell when mixing apt repositories",
+            "grub rescue prompt after disk change", "pip cannot find a wheel for this platform",
+            "the kernel oops log explained", "network bonding of two interfaces"] * 3
+    ids = [f"d{i:02d}" for i in range(len(docs))]
+    docs = [f"{d} (copy {i // 10})" for i, d in enumerate(docs)]
+    meta = [{"topic": i % 5, "n": i} for i in range(len(docs))]
+    col = client.create_collection("ranked")
+    col.add(ids=ids, documents=docs, metadatas=meta)
+    single = vectord.Client(path=str(tmp_path / "single"))
+    ref = single.create_collection("ranked")
+    ref.add(ids=ids, documents=docs, metadatas=meta)
+    texts = ["apt dependency errors", "grub boot menu"]
+    # vector grouping: the same groups and hits as one server
+    a = col.query(query_texts=texts, n_results=3, group_by="topic", group_size=2, include=["distances", "metadatas"])
+    b = ref.query(query_texts=texts, n_results=3, group_by="topic", group_size=2, include=["distances", "metadatas"])
+    assert a["ids"] == b["ids"] and a["groups"] == b["groups"]
+    np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-4, atol=1e-5)
+    for rank, extra in (("bm25", {}), ("hybrid", {}), ("hybrid", {"fusion": "weighted", "hybrid_alpha": 0.3})):
+        a = col.query(query_texts=texts, n_results=4, rank=rank, include=["distances", "documents"], **extra)
+        b = ref.query(query_texts=texts, n_results=4, rank=rank, include=["distances", "documents"], **extra)
+        for q, want in enumerate(("apt", "grub")):
+            assert want in a["documents"][q][0], (rank, a["documents"][q])
+            assert set(a["ids"][q][:2]) <= set(b["ids"][q]), (rank, a["ids"][q], b["ids"][q])
+            assert list(a["scores"][q]) == sorted(a["scores"][q], reverse=True)
+            if rank == "bm25":  # per-shard statistics of a uniform sample: close to one server's
+                assert np.all(np.isnan(a["distances"][q]))
+                np.testing.assert_allclose(a["scores"][q][0], b["scores"][q][0], rtol=0.35)
+            else:  # every hit's vector distance, as one server gives it
+                full = ref.query(query_texts=[texts[q]], n_results=len(ids), include=["distances"])
+                expect = dict(zip(full["ids"][0], full["distances"][0]))
+                np.testing.assert_allclose(a["distances"][q], [expect[i] for i in a["ids"][q]], rtol=1e-4, atol=1e-5)
+    grouped = col.query(query_texts=texts[:1], n_results=2, rank="hybrid", group_by="topic", include=["metadatas"])
+    assert len(grouped["ids"][0]) == 2 and len({m["topic"] for m in grouped["metadatas"][0]}) == 2
+    single.close()
+    client.delete_collection("ranked")
+
+
 def test_layout_from_metadata_and_status(client, cluster):
     col = client.create_collection("layout", dim=DIM, metadata={"vectord:shards": 2, "vectord:replicas": 1,
                                                                  "owner": "me"})
@@ -259,6 +299,49 @@ def test_vectord_import_and_export_run_against_the_gateway(client, cluster, tmp_
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == sorted(r["id"] for r in rows)
     client.delete_collection("imported")
+
+
+def test_cluster_import_streams_jsonl_and_npy_through_ray_data(client, cluster, tmp_path):
+    import json
+
+    texts = ["the cat sat on the mat", "stock markets fell sharply", "a kitten naps in the sun",
+             "interest rates and inflation", "dogs chase balls in the park", "bond yields rose"]
+    rows = [{"id": f"d{i}", "document": f"{texts[i % 6]} {i}", "metadata": {"i": i} if i % 3 else {"i": i, "x": [1, 2]}}
+            for i in range(120)]
+    rows[5]["metadata"] = None
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    col = client.create_collection("bulk-text")  # the built-in encoder: the pool embeds, the gateway checks the model
+    done = subprocess.run([sys.executable, "-m", "vectord", "cluster", "import", str(source), "-c", "bulk-text",
+                           "--gateway", cluster.gateway, "--address", cluster.address, "--batch-size", "25",
+                           "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "imported 120 records" in done.stderr
+    assert col.count() == 120
+    got = col.get(ids=["d1", "d3", "d5"], include=["metadatas", "documents"])
+    assert got["metadatas"] == [{"i": 1}, {"i": 3, "x": [1, 2]}, None]  # JSON as written: no keys added
+    assert got["documents"][0] == "stock markets fell sharply 1"
+    hit = col.query(query_texts=["a kitten naps in the sun 8"], n_results=1, include=["distances"])
+    assert hit["ids"] == [["d8"]] and hit["distances"][0][0] < 1e-5  # the same model as the gateway's
+    with pytest.raises(vectord.errors.InvalidArgumentError, match="takes no embeddings"):
+        col.add(ids=["v"], embeddings=np.ones((1, col.dim or 384), np.float32))  # others still may not
+
+    data = vectors(200, 42)
+    np.save(tmp_path / "vectors.npy", data)
+    flat = client.create_collection("bulk-npy", dim=DIM, metric="l2")
+    done = subprocess.run([sys.executable, "-m", "vectord", "cluster", "import", str(tmp_path / "vectors.npy"),
+                           "-c", "bulk-npy", "--gateway", cluster.gateway, "--address", cluster.address,
+                           "--batch-size", "30", "--id-prefix", "v"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert flat.count() == 200
+    got = flat.get(ids=["v0", "v117", "v199"], include=["embeddings"])
+    np.testing.assert_array_equal(np.asarray(got["embeddings"], np.float32), data[[0, 117, 199]])
+    missing = subprocess.run([sys.executable, "-m", "vectord", "cluster", "import", str(source), "-c", "nope",
+                              "--gateway", cluster.gateway, "--address", cluster.address],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1 and "'nope' does not exist" in missing.stderr
+    client.delete_collection("bulk-text")
+    client.delete_collection("bulk-npy")
 
 
 def test_a_new_gateway_adopts_the_collections_and_their_writes(cluster):
