@@ -158,6 +158,9 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
         self._failed: str | None = None
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
+        #: The log records applied while a compaction builds (None otherwise): its swap
+        #: applies them again to the new structures (storage/compaction.py).
+        self._delta: list[dict[str, Any]] | None = None
         self._wal: WriteAheadLog | MemoryLog | None = None
         #: Where this collection's encoder is found (set by the Database); see _embed.
         self.encoders: EncoderRegistry | None = None
@@ -385,14 +388,17 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
         seq = self._wal.append(record)
+        applied = {**record, "seq": seq}
         try:
-            self._apply({**record, "seq": seq})
+            self._apply(applied)
         except BaseException as exc:
             # The log holds a record memory does not: refuse everything until a restart
             # replays the log into a consistent state.
             self._failed = f"applying log record {seq} failed: {exc!r}"
             log.exception("collection %r: %s", self.config.name, self._failed)
             raise
+        if self._delta is not None:
+            self._delta.append(applied)
         return seq
 
     # ------------------------------------------------------------------ writes

@@ -2,10 +2,12 @@
 
 Compaction drops deleted slots by relabelling the live records 0..n-1, which means a new
 vector file, new record columns, a new metadata index and full-text index and a new HNSW
-graph. All of that is built here from the collection's current state while queries go on
-(the caller holds the writers' mutex, so nothing changes the state meanwhile, and queries
-only read it); only the swap of the finished structures takes the write lock, for a few
-assignments. Before, the rebuild ran under the write lock, and one query through a real
+graph. All of that is built here, under no lock, from a ``Frozen`` view of the state taken
+in one short step (copies of the record columns' slot lists and of the live labels; the
+vectors below the view's slot count are never rewritten), while queries and writes go on.
+The writes applied meanwhile are kept (``Collection._delta``); the swap, under the write
+lock, puts the new structures in and applies those writes to them again, by id, as log
+replay does. Before, the rebuild ran under the write lock, and one query through a real
 server waited 16.1 s (issue 12).
 
 Memory: the new vectors are written to a file beside the collection's files and mapped
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,46 +62,67 @@ def due(slots: int, live: int, has_index: bool, min_dead: int, ratio: float, for
     return force or not has_index or dead >= max(min_dead, ratio * slots)
 
 
-def build(collection, fs: FileSystem | None, directory: Path | None, seq: int) -> Compacted:
-    """Builds the compacted state of ``collection`` without changing it.
+@dataclass
+class Frozen:
+    """What a compaction reads of the collection, as of one moment (see ``freeze``)."""
 
-    The caller holds the collection's writers' mutex (the state cannot change) and no lock
-    that queries wait on. ``directory`` None builds the vectors in memory.
+    labels: np.ndarray  # live labels, in order
+    ids: list
+    documents: list
+    metadatas: list
+    sqnorms: np.ndarray  # of the live labels
+    vectors: VectorStore  # read only below the slot count the view was taken at
+    slots: int
+    has_index: bool
+    analyze: object  # the full-text analyzer, or None
+
+
+def freeze(collection) -> Frozen:
+    """The view a compaction builds from; the caller holds the writers' mutex (O(slots)
+    list copies: a few milliseconds per million slots)."""
+    records, vectors = collection._records, collection._vectors
+    labels = records.live().copy()
+    fulltext = collection._fulltext
+    return Frozen(labels, list(records.ids), list(records.documents), list(records.metadatas),
+                  np.ascontiguousarray(vectors.sqnorms[labels]), vectors, vectors.slots,
+                  collection._index is not None, fulltext.analyze if fulltext is not None else None)
+
+
+def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None) -> Compacted:
+    """Builds the compacted state of ``frozen`` (labels 0..n-1 in the old label order).
+
+    Runs under no lock. ``directory`` None builds the vectors in memory.
 
     Raises:
         OSError: writing the new vector file failed (nothing was changed; the caller
             removes the partial file with ``remove_leftovers``).
     """
-    old_vectors, old_records = collection._vectors, collection._records
-    config, tuning = collection.config, collection.tuning
-    labels = old_records.live()
+    labels = frozen.labels
     live = len(labels)
-    want_graph = collection._index is not None or live >= tuning.exact_threshold
     index = None
-    if want_graph:
+    if frozen.has_index or live >= tuning.exact_threshold:
         hnsw = config.hnsw
         index = HnswIndex.create(config.metric, config.dim, hnsw["m"], hnsw["ef_construction"],
                                  hnsw["ef_search"], capacity=max(live, 16),
                                  threads=min(tuning.maintenance_threads, tuning.index_threads))
-    sqnorms = np.ascontiguousarray(old_vectors.sqnorms[labels])
     if directory is None:
         rows = np.empty((live, config.dim), np.float32)
         written = 0
-        for block in old_vectors.blocks(labels):
+        for block in frozen.vectors.blocks(labels):
             rows[written:written + len(block)] = block
             if index is not None:
                 index.add(block, np.arange(written, written + len(block), dtype=np.int64))
             written += len(block)
         vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
     else:
-        path = directory / f"{PREFIX}{seq:020d}-{next(_names)}.npy"
+        path = directory / f"{PREFIX}{next(_names):06d}-{time.time_ns()}.npy"
         handle = fs.create(path)
         try:
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                       "fortran_order": False, "shape": (live, config.dim)}
             np.lib.format.write_array_header_1_0(handle, header)
             written = 0
-            for block in old_vectors.blocks(labels):
+            for block in frozen.vectors.blocks(labels):
                 handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
                 if index is not None:
                     index.add(block, np.arange(written, written + len(block), dtype=np.int64))
@@ -107,17 +131,20 @@ def build(collection, fs: FileSystem | None, directory: Path | None, seq: int) -
             handle.close()
             raise
         fs.finish(handle)
-        vectors = VectorStore.mapped(path, config.dim, sqnorms=sqnorms)
+        vectors = VectorStore.mapped(path, config.dim, sqnorms=frozen.sqnorms)
     if index is not None:
         index.threads = tuning.index_threads  # searches and later adds use the usual count
-    records = old_records.compacted()
+    order = labels.tolist()
+    ids, documents, metadatas = frozen.ids, frozen.documents, frozen.metadatas
+    records = RecordStore.from_columns(list(range(live)), [ids[label] for label in order],
+                                       [documents[label] for label in order],
+                                       [metadatas[label] for label in order], slots=live)
     meta_index = MetadataIndex.build(records.metadata_items())
     fulltext = None
-    if collection._fulltext is not None:
+    if frozen.analyze is not None:
         documents = records.documents
-        fulltext = FullTextIndex.build(collection._fulltext.analyze,
-                                       ((label, documents[label]) for label in range(live)))
-    return Compacted(vectors, records, meta_index, fulltext, index, old_vectors.slots - live)
+        fulltext = FullTextIndex.build(frozen.analyze, ((label, documents[label]) for label in range(live)))
+    return Compacted(vectors, records, meta_index, fulltext, index, frozen.slots - live)
 
 
 def remove_leftovers(fs: FileSystem, directory: Path, keep: Path | None = None) -> None:

@@ -1,5 +1,6 @@
 """Compaction builds its new structures beside the old ones (storage/compaction.py): queries
-are answered during the build, the swap is one short step, and a failed build changes nothing."""
+and writes go on during the build, the swap is one short step that keeps the writes made
+meanwhile, and a failed build changes nothing."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _answers(col):
     filtered get and a count; equal before and after a compaction."""
     return (col.query(VECTORS[1:6], n_results=5)[0].ids,
             [r.ids for r in col.query(VECTORS[1:6], n_results=3, where=Field("i", "gt", 200))],
-            col.get(where=Field("i", "lt", 20)).ids, col.count(),
+            sorted(col.get(where=Field("i", "lt", 20)).ids), col.count(),
             np.asarray(col.get(["r7"], include=["embeddings"]).embeddings).tolist())
 
 
@@ -57,7 +58,8 @@ class _HeldBuild:
 
 
 @pytest.mark.parametrize("where", ["disk", "memory"])
-def test_queries_are_answered_while_a_compaction_builds_and_see_one_state(tmp_path, monkeypatch, where):
+def test_queries_and_writes_go_on_while_a_compaction_builds_and_its_swap_keeps_the_writes(
+        tmp_path, monkeypatch, where):
     db = Database(tmp_path / "d" if where == "disk" else None, tuning=TUNING, checkpoint_interval_s=3600)
     with db, ThreadPoolExecutor(4) as pool:
         col = db.create_collection("c", dim=8)
@@ -68,20 +70,31 @@ def test_queries_are_answered_while_a_compaction_builds_and_see_one_state(tmp_pa
         compacting = pool.submit(col.checkpoint, compact=True)
         try:
             assert held.entered.wait(30)
-            # mid-build: every read is answered at once, from the old state
+            # mid-build: every read is answered at once, from the old state ...
             assert pool.submit(_answers, col).result(5) == before
             assert col.stats()["deleted_slots"] == 200
-            write = pool.submit(col.add, ["new"], VECTORS[:1])
-            with pytest.raises(TimeoutError):
-                write.result(0.3)  # writes wait for the compaction, as for a checkpoint ...
-            assert pool.submit(col.count).result(5) == 200  # ... and a waiting write stalls no read
+            # ... and writes of every kind are applied at once
+            assert pool.submit(col.add, ["new", "gone"], VECTORS[:2]).result(5).inserted == 2
+            assert pool.submit(col.delete, ["gone", "r3"]).result(5).deleted == 2
+            assert pool.submit(col.upsert, ["r5"], VECTORS[10:11], None, [{"i": 5, "v": 2}]).result(5).updated == 1
+            assert pool.submit(col.update, ["r9"], None, ["nine"]).result(5).updated == 1
+            assert col.count() == 200 and not compacting.done()
         finally:
             held.release.set()
         compacting.result(30)
-        assert write.result(30).inserted == 1
-        assert col.stats()["deleted_slots"] == 0 and col.stats()["slots"] == 201
-        assert col.get(["new"]).ids == ["new"]
+        # the compacted state holds the writes made during the build (applied again after
+        # the 200 compacted records: 4 new slots, and 4 deleted by them)
+        assert (col.stats()["slots"], col.stats()["deleted_slots"], col.count()) == (204, 4, 200)
+        assert col.get(["new", "gone", "r3"]).ids == ["new"]
+        got = col.get(["r5", "r9"], include=["embeddings", "documents", "metadatas"])
+        assert got.metadatas == [{"i": 5, "odd": True, "v": 2}, {"i": 9, "odd": True}]
+        assert got.documents == ["doc 5", "nine"] and np.array_equal(got.embeddings[0], VECTORS[10])
+        assert col.query(VECTORS[10:11], n_results=1)[0].ids == ["r5"]
+        assert col.get(where=Field("v", "eq", 2)).ids == ["r5"]
         col.delete(ids=["new"])
+        col.upsert(["r5"], VECTORS[5:6], metadatas=[{"v": None}])
+        col.update(["r9"], documents=["doc 9"])
+        col.add(["r3"], VECTORS[3:4], documents=["doc 3"], metadatas=[{"i": 3, "odd": True}])
         assert _answers(col) == before
     if where == "disk":
         with Database(tmp_path / "d", tuning=TUNING) as db:
