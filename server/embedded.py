@@ -4,6 +4,7 @@ no path, on an in-memory database (``Database(None)``) that writes nothing anywh
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class EmbeddedServer:
         try:
             from .encoders import BuiltinEncoders
 
-            encoders = BuiltinEncoders()  # models load on first use
+            # the user's own models, as `vectord serve` reads them (VECTORD_MODELS_DIR); shipped ones
+            # load on first use
+            encoders = BuiltinEncoders(models_dir=os.environ.get("VECTORD_MODELS_DIR") or None)
         except ImportError:  # the encoder runtime is not installed: vectors only
             encoders = None
         self.database = Database(path, tuning=tuning, encoders=encoders)

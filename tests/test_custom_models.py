@@ -162,3 +162,16 @@ def test_collections_keep_their_model_when_the_default_changes(models_dir, tmp_p
         assert old.config.encoder["name"] == "vectord-gru-mini" and old.config.dim == 384
         new = db.create_collection("new")
         assert new.config.encoder["name"] == "tiny-test" and new.config.dim == 8
+
+
+def test_embedded_clients_read_the_same_models_dir_setting(models_dir, tmp_path, monkeypatch):
+    """VECTORD_MODELS_DIR works in-process as it does for `vectord serve` (it was ignored)."""
+    monkeypatch.setenv("VECTORD_MODELS_DIR", str(models_dir))
+    with vectord.Client(path=str(tmp_path / "embedded")) as client:
+        assert {m["name"] for m in client.list_models()} == {"tiny-test", "vectord-gru-mini"}
+        mine = client.create_collection("mine", encoder="tiny-test")
+        mine.add(ids=[str(i) for i in range(4)], documents=DOCS)
+        assert mine.query(query_texts=["apple pear"], n_results=1)["ids"][0] == ["2"]
+    monkeypatch.setenv("VECTORD_MODELS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(InvalidArgumentError, match="models_dir"):
+        vectord.Client(path=str(tmp_path / "other"))
