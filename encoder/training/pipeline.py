@@ -19,6 +19,20 @@ Steps (each also runnable alone, each resumable or cheap to repeat):
   4. export    python -m encoder.training.export     tf2onnx (opset 17) + parity check (< 1e-4, else exit 1)
   5. eval      python -m encoder.training.evaluate   student vs teacher vs WordLlama -> MODEL_CARD.md, EVAL.md
 
+Version 2 (issue 10: technical passages, FAQ/heading/man pairs, a 256-token window), also one command:
+
+    python -m encoder.training.pipeline --v2 --out encoder/models/vectord-gru-base [--seconds 540]
+
+  1. corpus2   python -m encoder.training.corpus --v2   Debian manuals and FAQs + v1 texts, pairs, held-out eval2
+  2. pack      python -m encoder.training.pack_job      texts cut to a compressed budget + the int8 teacher (.gpu/)
+  3. job       python -m encoder.training.gpu_job       label every text and train the student's PyTorch twin
+                                                       (a CUDA GPU when present, else the CPU: the same code)
+  4. export    python -m encoder.training.export --twin  the twin's weights in the Keras graph -> tf2onnx + parity
+  5. eval      python -m encoder.training.evaluate      per-domain table (encoder/EVAL.md)
+
+On a lent GPU machine steps 3 runs alone, on the packed folder:
+``python3 -m encoder.training.gpu_job --data .gpu --out $OUT --seconds 530`` (carry ``.gpu``).
+
 The shipped model was made with the defaults below (--chunks 112 --steps 12000: 227,328 texts
 labelled, 2,048 of them held out). Run the command
 under ``taskset -c 1`` to keep it on one core, as the shipped model was.
@@ -45,7 +59,12 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=DEFAULT_TRAIN_STEPS, help="training steps (batch 128)")
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--rebuild-corpus", action="store_true", help="rebuild corpus.txt even if it exists")
+    ap.add_argument("--v2", action="store_true", help="the version 2 pipeline (see above); --out names the model")
+    ap.add_argument("--seconds", type=float, default=540, help="v2: the label+train job's time budget")
+    ap.add_argument("--pack-mib", type=float, default=14, help="v2: compressed size budget of the packed texts")
     a = ap.parse_args(argv)
+    if a.v2:
+        return run_v2(a.out, a.seconds, a.pack_mib)
     todo = [s for s in a.only.split(",") if s]
     bad = [s for s in todo if s not in STEPS]
     if bad:
@@ -87,6 +106,24 @@ def main(argv=None) -> None:
         banner("eval")
         evaluate.run(model_dir=a.out)
     banner("done")
+
+
+def run_v2(out: Path, seconds: float, pack_mib: float) -> None:
+    from . import corpus, evaluate, export, gpu_job, pack_job
+    from .common import WORK
+
+    one_core()
+    v2, packed, job = WORK / "v2", WORK / "v2-pack", WORK / "v2-job"
+    if not (v2 / "texts.txt").exists():
+        corpus.main(["--v2"])
+    if not (packed / "teacher.npz").exists():
+        pack_job.main(["--corpus", str(v2), "--out", str(packed), "--mib", str(pack_mib)])
+    finished = (job / "student.json").exists() and "checkpoint_step" not in (job / "student.json").read_text()
+    if not finished:  # a job cut off at a checkpoint is run again (labels are not cached: minutes on a GPU)
+        gpu_job.main(["--data", str(packed), "--out", str(job), "--seconds", str(seconds)])
+    export.main(["--twin", str(job / "student.npz"), "--parity-data", str(packed / "texts.txt.xz"),
+                 "--out", str(out), "--name", out.name, "--version", "2.0.0"])
+    evaluate.main(["--model-dir", str(out)])
 
 
 if __name__ == "__main__":
