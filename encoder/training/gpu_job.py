@@ -13,7 +13,6 @@ as it goes so that a run stopped at its time limit still returns its latest weig
 from __future__ import annotations
 
 import argparse
-import json
 import lzma
 import os
 import re

@@ -17,7 +17,6 @@ reports how close its vectors are to the original teacher's.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np

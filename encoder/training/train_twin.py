@@ -139,6 +139,7 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
     t0 = time.time()
     last_ckpt = t0
     step = 0
+    t_mark = t0  # reset at step 20: the speed of steps 20..60 fits the schedule to the time budget
     model.train()
     while step < total:
         if not cfg.steps and step == 60:
