@@ -16,8 +16,10 @@ gateway (`vectord cluster up`, 3 shards x 2 replicas, write level quorum) and on
   reads run; failed reads, and the time after the removal of the last failure.
 
 All processes share this machine's cores, so the cluster pays for its fan-out without
-getting more hardware: see the notes in the results for what N machines would give.
-Writes ``benchmarks/results/cluster-<date>.md`` and ``.json``.
+getting more hardware: see the notes in the results for what N machines would give. The
+load average before and after is recorded (the machine may be shared).
+Writes ``benchmarks/results/cluster-<date>.md`` and ``.json`` (``-2``, ``-3``, ... when a
+result of that date exists: earlier runs are kept beside it).
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def main() -> int:
     server, server_address = start([sys.executable, "-m", "vectord", "serve", "--port", "0", "--data-dir",
                                     str(tmp / "single")], "vectord listening", tmp / "server.log")
     results: dict = {"date": dt.date.today().isoformat(), "records": args.records, "dim": args.dim,
+                     "load_average_before": [round(x, 2) for x in os.getloadavg()],
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores", "layout": "3 shards x 2 replicas"}
     try:
         cluster_client = vectord.Client(gateway_address, timeout=120)
@@ -186,6 +189,7 @@ def main() -> int:
         results["batched_ratio"] = results["batched_qps"]["cluster"] / results["batched_qps"]["single"]
         results["actor_kills"] = kills(cluster_client, "kills", args.dim)
         results["node_loss"] = node_loss(cluster, workers[0], on_cluster, queries)
+        results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         gateway.terminate()
         server.terminate()
@@ -194,7 +198,10 @@ def main() -> int:
         ray.shutdown()
         cluster.shutdown()
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"cluster-{results['date']}"
+    stem, n = RESULTS / f"cluster-{results['date']}", 1
+    while stem.with_suffix(".md").exists():  # an earlier run of the day stays beside this one
+        n += 1
+        stem = RESULTS / f"cluster-{results['date']}-{n}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     lat, qps = results["latency"], results["batched_qps"]
     stem.with_suffix(".md").write_text(f"""# Cluster gateway vs one server ({results['date']})
@@ -216,15 +223,20 @@ Node loss (a worker node removed during reads, 15 s): {results['node_loss']}.
 
 Actor kills under concurrent upserts: {results['actor_kills']}.
 
+Load average (1, 5, 15 min) before: {results['load_average_before']}, after: {results['load_average_after']}.
+
 Why the cluster is slower here, and what N machines give: every query goes to all 3 shards
 and then, for the final k, to the shards holding them (documents and metadata are read only
-for those): two rounds of Ray actor calls, each ~1.3 ms idle and 2-3 ms on this loaded
-2-core machine, where the 6 replica processes, Ray's own daemons and the gateway share 2
-cores. Batched, each shard searches a third of the data but all three run on the same 2
-cores, so the work is not divided, only the overhead added. On N machines each shard's
-search runs on its own cores over 1/N of the records: batched throughput grows about N
-times (until the gateway's merge and the network bound it), memory per machine falls to
-1/N, and single-query latency stays that of one shard's search plus the two rounds.
+for those): two rounds of reads on the direct path (framed msgpack over TCP, one request to
+every shard before any reply is awaited; cluster/dataplane.py), each round the slowest
+shard's search plus a loopback round trip. Here the 6 replica processes, Ray's own daemons,
+the gateway and the single server share the same cores, so the shards' searches do not run
+in parallel on their own hardware: batched, each shard searches a third of the data, but an
+HNSW search costs about log(n), so three of them cost nearly three times one, on the same
+cores. On N machines each shard's search runs on its own cores over 1/N of the records:
+batched throughput grows about N times (until the gateway's merge and the network bound it),
+memory per machine falls to 1/N, and single-query latency stays that of one shard's search
+plus the two rounds.
 """)
     print(stem.with_suffix(".md").read_text())
     return 0
