@@ -1,0 +1,55 @@
+"""kill -9 of a real `vectord serve` while it compacts under concurrent writes.
+
+The rounds of tests/test_crash_kill9.py (8 writer threads, SIGKILL after a random delay,
+recovery checked against every acknowledged write, recall after recovery), with the
+maintenance thread compacting: every other call is Admin.Checkpoint with compact=True,
+the rpc of `vectord compact`. Every update leaves a deleted slot, so each compaction has
+slots to drop and builds a new graph beside the old one (storage/compaction.py) while the
+writers go on: the kill lands during builds, swaps and the checkpoints after them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import test_crash_kill9 as kill9
+import vectord
+from vectord.v1 import admin_pb2
+
+COMPACTIONS = [0]  # finished with slots dropped
+STARTED = [0]  # compactions asked for (those not finished were cut by a kill or are running)
+
+
+def run_compactions(client: vectord.Client, killed: threading.Event, stop: threading.Event,
+                    errors: list[str], done: list[int]) -> None:
+    turn = 0
+    while not stop.is_set():
+        turn += 1
+        try:
+            if turn % 2:
+                STARTED[0] += 1
+                reply = client._call("Admin", "Checkpoint",
+                                     admin_pb2.CheckpointRequest(collection=kill9.NAME, compact=True))
+                done[0] += reply.checkpointed
+                COMPACTIONS[0] += reply.compacted_slots > 0
+            else:
+                done[0] += client.checkpoint(kill9.NAME)
+        except Exception as exc:
+            if not killed.is_set():
+                errors.append(f"checkpoint: {type(exc).__name__}: {exc}")
+            return
+
+
+def test_kill9_during_compactions_under_concurrent_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(kill9, "run_checkpoints", run_compactions)
+    kill9.crash_rounds(tmp_path, 4, seed=5)
+    assert COMPACTIONS[0] >= 1, "no compaction ran during a load"
+    print(f"{STARTED[0]} compactions started during the loads, {COMPACTIONS[0]} finished")
+
+
+@pytest.mark.slow
+def test_kill9_during_compactions_many_rounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(kill9, "run_checkpoints", run_compactions)
+    kill9.crash_rounds(tmp_path, 16, seed=6)
