@@ -84,3 +84,42 @@ def test_a_replica_that_is_gone_is_replica_down_not_an_answer(served):
     with pytest.raises(dataplane.ReplicaDown):
         call(client, "count")
         call(client, "count")  # the idle connection may take one send before it reports the close
+
+
+class RayShaped:
+    """A replica called in-process with Ray's `.remote()` shape (ray.get is patched), noting
+    which methods went over "Ray"."""
+
+    def __init__(self, replica, calls):
+        self.replica, self.calls = replica, calls
+
+    def __getattr__(self, name):
+        method = getattr(self.replica, name)
+        self.calls.append(name)
+        return type("M", (), {"remote": staticmethod(lambda *a, **k: method(*a, **k))})
+
+
+def test_a_direct_read_goes_only_to_a_replica_with_every_acknowledged_write(tmp_path, monkeypatch):
+    from vectord.cluster.shards import STALE, Replica, Shard, ShardSet
+
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "get", lambda value, timeout=None: value)
+    ahead, behind = ShardReplica(str(tmp_path / "a"), CONFIG), ShardReplica(str(tmp_path / "b"), CONFIG)
+    for r in (ahead, behind):
+        r.apply(1, "put", {"ids": ["a", "b"], "embeddings": VECTORS[:2]})
+    ahead.apply(2, "put", {"ids": ["c"], "embeddings": VECTORS[2:3]})  # level one: acknowledged by one replica
+    servers = [dataplane.ReadServer("127.0.0.1", dataplane.replica_handlers(r)) for r in (ahead, behind)]
+    over_ray: list[str] = []
+    replicas = [Replica(0, i, f"n{i}", f"r{i}", RayShaped(r, over_ray)) for i, r in enumerate((ahead, behind))]
+    for replica, r, server in zip(replicas, (ahead, behind), servers):
+        replica.seen({"applied": r.applied, "endpoint": server.endpoint()})
+    shards = ShardSet("docs", [Shard(0, replicas, seq=2, acked=2)])
+    for _ in range(4):  # the readers rotate, the lagging one never answers on the direct path
+        assert shards.fanout({0: ("count", (), {})})[0] == 3
+    assert over_ray == [] and not replicas[1].reader._idle
+    servers[0].close()  # the replica that has it is gone: marked out of sync, the other asked over Ray
+    assert shards.fanout({0: ("count", (), {})})[0] == 2 and over_ray == ["count"]
+    assert replicas[0].state == STALE and "read failed" in replicas[0].reason
+    servers[1].close()
+    for r in (ahead, behind):
+        r.close()
