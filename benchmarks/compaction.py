@@ -1,0 +1,264 @@
+"""Queries during compaction (issue 12): how long one client's queries wait while `vectord
+compact` runs, and how much memory the server takes meanwhile.
+
+    python benchmarks/compaction.py [--n 50000] [--dim 384] [--deleted 0.4] \
+        [--storage-from /tmp/old/storage] [--out benchmarks/results/compaction-DATE]
+
+In one run, through a real `vectord serve` subprocess and the SDK over gRPC:
+
+1. n random vectors (clustered, dim ``--dim``) are added, a ``--deleted`` share of them
+   deleted, and the log checkpointed by the server itself (no compaction yet);
+2. steady state: one client queries (k=10, cosine, defaults) for ``--seconds``;
+3. during compaction: the same client queries while the rpc of ``vectord compact``
+   (Admin.Checkpoint with compact, called from this process so that no CLI start shares
+   the CPU) runs, from a moment before it starts until it returns.
+
+It reports p50, p99 and the longest single query of both phases, and the server's RSS
+(sampled from /proc every 20 ms): the median in the steady state and the peak during
+compaction. ``--storage-from DIR`` serves with another ``storage/`` package (e.g. a
+``git worktree`` of the commit before a change), everything else unchanged, so that the
+old engine and the new are measured with the same server, client and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+import vectord
+from vectord.v1 import admin_pb2, admin_pb2_grpc
+
+NAME = "bench"
+K = 10
+
+# Serves like `python -m vectord serve`, with vectord.storage taken from another tree
+# (the editable install's finder maps each package to a folder; the map is read at import).
+LAUNCHER = """
+import runpy, sys
+storage = sys.argv.pop(1)
+if storage:
+    for module in list(sys.modules.values()):
+        mapping = getattr(module, "MAPPING", None)
+        if isinstance(mapping, dict) and "vectord.storage" in mapping:
+            mapping["vectord.storage"] = storage
+            break
+    else:
+        sys.exit("--storage-from needs vectord installed editable (pip install -e .)")
+import vectord.storage
+print("engine:", vectord.storage.__file__, file=sys.stderr, flush=True)
+sys.argv[0] = "vectord"
+runpy.run_module("vectord", run_name="__main__")
+"""
+
+
+def engine(log_path: Path) -> str:
+    """The storage package the server imported (its first log line)."""
+    for line in log_path.read_text().splitlines():
+        if line.startswith("engine: "):
+            return str(Path(line.split(" ", 1)[1]).parent)
+    raise RuntimeError(f"{log_path}: the server did not say which storage package it runs")
+
+
+def start(data_dir: Path, storage: str) -> tuple[subprocess.Popen, str, str]:
+    log_path = data_dir.parent / "server.log"
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, storage, "serve", "--data-dir", str(data_dir),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=open(log_path, "wb"), text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("vectord listening on "):
+            return proc, line.rsplit(" ", 1)[1].strip(), engine(log_path)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler(threading.Thread):
+    """The server's RSS every 20 ms, with the time of each sample."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.stop = pid, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.samples.append((time.monotonic(), rss_mib(self.pid)))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [rss for t, rss in self.samples if start <= t <= end]
+
+
+def data(n: int, dim: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(64, dim)).astype(np.float32)
+    vectors = centers[rng.integers(0, 64, n)] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+    return vectors.astype(np.float32)
+
+
+def query_loop(col, queries: np.ndarray, stop: threading.Event, out: list) -> None:
+    """One client: a query at a time, back to back; (start time, seconds) of each."""
+    i = 0
+    while not stop.is_set():
+        q = queries[i % len(queries)]
+        i += 1
+        t0 = time.monotonic()
+        col.query(query_embeddings=[q.tolist()], n_results=K, include=["distances"])
+        out.append((t0, time.monotonic() - t0))
+
+
+def summary(latencies: list[float]) -> dict:
+    ms = np.asarray(latencies) * 1000
+    return {"queries": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max())}
+
+
+def run(args) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="vectord-compaction-bench-"))
+    proc, address, engine_dir = start(work / "data", args.storage_from or "")
+    try:
+        client = vectord.Client(address)
+        channel = grpc.insecure_channel(address)
+        admin = admin_pb2_grpc.AdminStub(channel)  # what `vectord compact` calls
+        col = client.create_collection(NAME, dim=args.dim)
+        vectors = data(args.n, args.dim)
+        ids = [f"r{i}" for i in range(args.n)]
+        t0 = time.monotonic()
+        for start_ in range(0, args.n, 2000):
+            col.add(ids=ids[start_:start_ + 2000], embeddings=vectors[start_:start_ + 2000].tolist())
+        ingest_s = time.monotonic() - t0
+        rng = np.random.default_rng(2)
+        gone = rng.choice(args.n, int(args.n * args.deleted), replace=False)
+        for start_ in range(0, len(gone), 5000):
+            col.delete(ids=[ids[i] for i in gone[start_:start_ + 5000].tolist()])
+        queries = data(500, args.dim, seed=3)
+        time.sleep(3)  # the background checkpointer's turn, if the log asked for one
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        # steady state
+        stop, steady = threading.Event(), []
+        worker = threading.Thread(target=query_loop, args=(col, queries, stop, steady))
+        t_steady = time.monotonic()
+        worker.start()
+        time.sleep(args.seconds)
+        stop.set()
+        worker.join()
+        t_steady_end = time.monotonic()
+        # during compaction
+        stop, during = threading.Event(), []
+        worker = threading.Thread(target=query_loop, args=(col, queries, stop, during))
+        worker.start()
+        time.sleep(1.0)
+        c0 = time.monotonic()
+        reply = admin.Checkpoint(admin_pb2.CheckpointRequest(collection=NAME, compact=True), timeout=1800)
+        c1 = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        worker.join()
+        sampler.stop.set()
+        sampler.join()
+        in_window = [s for t, s in during if t + s >= c0 and t <= c1]
+        steady_rss = sampler.between(t_steady, t_steady_end)
+        peak_rss = max(sampler.between(c0, c1 + 0.5))
+        after = col.count()
+        result = {
+            "n": args.n, "dim": args.dim, "deleted": len(gone), "live_after": after,
+            "storage": engine_dir, "ingest_s": ingest_s,
+            "compact_s": c1 - c0, "compacted_slots": reply.compacted_slots,
+            "steady": summary([s for _, s in steady]), "during": summary(in_window),
+            "rss_steady_mib": float(np.median(steady_rss)), "rss_peak_mib": float(peak_rss),
+        }
+        result["p99_ratio"] = result["during"]["p99_ms"] / result["steady"]["p99_ms"]
+        result["rss_ratio"] = result["rss_peak_mib"] / result["rss_steady_mib"]
+        client.close()
+        channel.close()
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        subprocess.run(["rm", "-rf", str(work)])
+
+
+def report(results: dict[str, dict], command: str) -> str:
+    """The results as a markdown table, one column per engine."""
+    names = list(results)
+    rows = [
+        ("steady state: queries", lambda r: f"{r['steady']['queries']:,}"),
+        ("steady state: p50 ms", lambda r: f"{r['steady']['p50_ms']:.2f}"),
+        ("steady state: p99 ms", lambda r: f"{r['steady']['p99_ms']:.2f}"),
+        ("steady state: longest query ms", lambda r: f"{r['steady']['max_ms']:.1f}"),
+        ("compaction: seconds (Admin.Checkpoint compact=True)", lambda r: f"{r['compact_s']:.1f}"),
+        ("compaction: deleted slots dropped", lambda r: f"{r['compacted_slots']:,}"),
+        ("during compaction: queries", lambda r: f"{r['during']['queries']:,}"),
+        ("during compaction: p50 ms", lambda r: f"{r['during']['p50_ms']:.2f}"),
+        ("during compaction: p99 ms", lambda r: f"{r['during']['p99_ms']:.2f}"),
+        ("during compaction: **longest query ms**", lambda r: f"**{r['during']['max_ms']:.1f}**"),
+        ("p99 during / p99 steady (target <= 2)", lambda r: f"{r['p99_ratio']:.2f}"),
+        ("RSS steady MiB (median)", lambda r: f"{r['rss_steady_mib']:.0f}"),
+        ("RSS peak during compaction MiB", lambda r: f"{r['rss_peak_mib']:.0f}"),
+        ("RSS peak / steady (target <= 1.2)", lambda r: f"{r['rss_ratio']:.2f}"),
+    ]
+    out = [f"`{command}`", "", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for label, cell in rows:
+        out.append(f"| {label} | " + " | ".join(cell(results[name]) for name in names) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=50_000, help="records added (default 50,000)")
+    parser.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
+    parser.add_argument("--deleted", type=float, default=0.4, help="share of the records deleted (default 0.4)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds of steady-state queries (default 15)")
+    parser.add_argument("--storage-from", help="serve with the storage/ package of this folder (the old engine)")
+    parser.add_argument("--compare", metavar="OLD_STORAGE",
+                        help="run twice in this invocation: with this storage/ folder (the old engine), "
+                             "then with this checkout's, and report both side by side")
+    parser.add_argument("--out", help="write the results to OUT.json (and OUT.md with --compare)")
+    args = parser.parse_args()
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    if args.compare:
+        results = {}
+        for name, storage in (("old engine", args.compare), ("new engine", None)):
+            args.storage_from = storage
+            results[name] = run(args)
+            print(name, json.dumps(results[name], indent=2), flush=True)
+        command = "python benchmarks/compaction.py " + " ".join(sys.argv[1:])
+        table = report(results, command)
+        print(table)
+        if args.out:
+            Path(args.out + ".json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+            Path(args.out + ".md").write_text(table)
+        return
+    result = run(args)
+    result["machine"] = machine
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
