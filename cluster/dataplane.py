@@ -178,7 +178,12 @@ class ReadServer:
                 conn.settimeout(None)
                 while not self._closed:
                     method, kwargs = _recv(conn)
-                    _send(conn, self._call(method, kwargs))
+                    reply = self._call(method, kwargs)
+                    try:
+                        data = msgpack.packb(reply, use_bin_type=True)
+                    except (TypeError, ValueError) as exc:  # a value msgpack cannot carry: said, not hung
+                        data = msgpack.packb(["fail", f"reply of {method}: {exc}"[:500]], use_bin_type=True)
+                    conn.sendall(_LENGTH.pack(len(data)) + data)
             except (OSError, ConnectionError, ValueError, msgpack.UnpackException):
                 return
             finally:

@@ -1,6 +1,6 @@
 """The long cluster tests (``-m slow`` or VECTORD_SLOW=1; CI runs tests/cluster/test_cluster.py):
-a 100k ingest through the gateway with a small object store, and 10 replica kills under
-concurrent writes. One 3-node cluster for the module, started only when selected."""
+a 100k ingest through the gateway with a small object store, the same through `vectord
+cluster import` (Ray Data), and 10 replica kills under concurrent writes. One 3-node cluster for the module, started only when selected."""
 
 from __future__ import annotations
 
@@ -55,6 +55,26 @@ def test_a_100k_ingest_completes_with_a_small_object_store(cluster):
         hits = col.query(query_embeddings=data[picks], n_results=1, include=["distances"])
         assert sum(ids[0] == f"i{p}" for ids, p in zip(hits["ids"], picks)) >= 19  # HNSW on each shard
         client.delete_collection("ingest")
+
+
+def test_a_100k_cluster_import_of_npy_streams_through_ray_data(cluster, tmp_path):
+    import subprocess
+
+    data = np.random.default_rng(3).standard_normal((100_000, DIM)).astype(np.float32)
+    np.save(tmp_path / "big.npy", data)  # 12 MiB: blocks stream through 80 MiB object stores
+    with vectord.Client(cluster.gateway, timeout=120) as client:
+        col = client.create_collection("imported-100k", dim=DIM, metric="l2")
+        done = subprocess.run([sys.executable, "-m", "vectord", "cluster", "import", str(tmp_path / "big.npy"),
+                               "-c", "imported-100k", "--gateway", cluster.gateway, "--address", cluster.address,
+                               "--batch-size", "2000", "--id-prefix", "n"], capture_output=True, text=True,
+                              timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "imported 100,000 records" in done.stderr
+        assert col.count() == 100_000
+        picks = np.random.default_rng(4).choice(len(data), 20, replace=False)
+        got = col.get(ids=[f"n{p}" for p in picks], include=["embeddings"])
+        np.testing.assert_array_equal(np.asarray(got["embeddings"], np.float32), data[picks])
+        client.delete_collection("imported-100k")
 
 
 def test_ten_replica_kills_under_concurrent_writes_lose_no_acknowledged_write(cluster):
