@@ -36,7 +36,7 @@ from vectord.errors import (
     VectordError,
 )
 from vectord import limits
-from . import checkpoint as disk
+from . import layout as disk
 from . import compaction, validation
 from .filters import Field, Filter, compile_filter
 from .analyzers import analyzer, fulltext_config

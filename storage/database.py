@@ -2,7 +2,7 @@
 
     <data dir>/
         LOCK                    flock()ed by the owning process for its whole life
-        collections/<id>/       one directory per collection (see checkpoint.py)
+        collections/<id>/       one directory per collection (see layout.py)
 
 Directory names are random internal ids, never user strings, so no collection name can
 reach outside the data directory. Creating a collection builds it under ``.tmp-<id>`` and
@@ -135,7 +135,7 @@ class Database:
 
     @staticmethod
     def _name_of_damaged(entry: Path) -> str:
-        from .checkpoint import read_manifest
+        from .layout import read_manifest
 
         try:
             return read_manifest(entry)["config"]["name"]
@@ -379,7 +379,7 @@ class Database:
         them), so no checkpoint writes a MANIFEST with the old config meanwhile."""
         import dataclasses
 
-        from . import checkpoint as disk
+        from . import layout as disk
 
         with collection._checkpoint_mutex, collection._writers:
             collection._check_writable()

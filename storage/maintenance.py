@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint as disk
+from . import layout as disk
 from . import compaction
 from .fsio import storage_error
 

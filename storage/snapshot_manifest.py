@@ -21,7 +21,7 @@ from typing import Any
 
 from vectord import limits
 from vectord.errors import InvalidArgumentError, VectordError
-from . import checkpoint as disk
+from . import layout as disk
 from . import framing
 from . import validation
 from .analyzers import fulltext_config

@@ -53,7 +53,7 @@ from vectord.errors import (
     NotFoundError,
     VectordError,
 )
-from . import checkpoint as disk
+from . import layout as disk
 from . import validation
 from .collection import Collection
 from .fsio import NO_SPACE, FileSystem, storage_error

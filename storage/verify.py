@@ -20,7 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from vectord.errors import DataDirectoryLockedError, DataLossError
-from . import checkpoint as disk
+from . import layout as disk
 from . import framing
 from .collection import Collection
 from .fsio import FileSystem

@@ -1,0 +1,210 @@
+"""On-disk layout of one collection: the manifest and checkpoint generations.
+
+    <collection id>/
+        MANIFEST            one checksummed frame: config, generation, applied seq, sha256s
+        wal.log             records after the generation's applied seq
+        gen-<seq>/          vectors.npy, records.msgpack, index.hnsw (optional)
+        compact-*.npy       a compaction's new vectors, until the next checkpoint copies
+                            them into its generation (never named by a MANIFEST; removed at
+                            the next start after a crash): storage/compaction.py
+
+vectors.npy holds every slot's vector (label = row); records.msgpack the live records as
+columns: {"labels": little-endian int64 bytes, "ids": [...], "documents": [...],
+"metadatas": [msgpack bytes or None]} (a list of [label, id, document, metadata] rows in
+generations written before the columns; both are read).
+
+Order of a checkpoint: log durable -> new generation written and fsynced ->
+MANIFEST replaced atomically -> log truncated -> old generations removed. A crash at any
+step leaves either the old manifest (old generation + full log) or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from vectord.errors import DataLossError
+from . import framing
+from .fsio import FileSystem, replace_atomically
+from .records import RecordStore, encode_metadata
+from .types import CollectionConfig
+from .vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "MANIFEST"
+WAL = "wal.log"
+VECTORS = "vectors.npy"
+RECORDS = "records.msgpack"
+INDEX = "index.hnsw"
+
+
+class _HashingWriter:
+    """Passes writes through to a file while computing their sha256."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.sha = handle, hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(fs: FileSystem, directory: Path, manifest: dict[str, Any]) -> None:
+    replace_atomically(fs, directory / MANIFEST, framing.encode_frame(manifest))
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataLossError(f"collection {directory.name}: cannot read MANIFEST ({exc})") from exc
+    manifest = framing.decode_single(data, f"collection {directory.name}: MANIFEST")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise DataLossError(
+            f"collection {directory.name}: MANIFEST format {manifest.get('format') if isinstance(manifest, dict) else '?'} "
+            f"is not supported (expected {FORMAT_VERSION})"
+        )
+    return manifest
+
+
+def new_manifest(config: CollectionConfig) -> dict[str, Any]:
+    return {"format": FORMAT_VERSION, "config": asdict(config), "generation": None,
+            "applied_seq": 0, "slots": 0, "files": {}, "index": None}
+
+
+def write_generation(
+    fs: FileSystem,
+    directory: Path,
+    seq: int,
+    vectors: VectorStore,
+    records: dict[str, Any],
+    index,
+) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Writes gen-<seq>/ durably; returns (name, files with sha256, index description)."""
+    name = f"gen-{seq:020d}"
+    gen = directory / name
+    if gen.exists():
+        # Never removed or rewritten here: the MANIFEST on disk may name it (a switch whose
+        # directory fsync failed). The caller picks a fresh seq instead.
+        raise AssertionError(f"{gen} exists: a checkpoint never writes over a generation")
+    fs.mkdir(gen)
+    files: dict[str, dict[str, Any]] = {}
+
+    handle = fs.create(gen / VECTORS)
+    writer = _HashingWriter(handle)
+    try:
+        vectors.write_npy(writer)
+    except BaseException:
+        handle.close()
+        raise
+    fs.finish(handle)
+    files[VECTORS] = {"sha256": writer.sha.hexdigest(), "size": writer.size}
+
+    data = framing.pack(records)
+    fs.write_file(gen / RECORDS, data)
+    files[RECORDS] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    index_meta = None
+    if index is not None:
+        index.save(gen / INDEX)
+        fs.fsync_path(gen / INDEX)
+        files[INDEX] = {"sha256": sha256_file(gen / INDEX), "size": (gen / INDEX).stat().st_size}
+        index_meta = {"file": INDEX, "count": index.count, "deleted": index.deleted,
+                      "dim": index.dim, "space": index.metric, "m": index.m,
+                      "ef_construction": index.ef_construction,
+                      "hnswlib": getattr(hnswlib, "__version__", "0.8.0")}
+    fs.fsync_dir(gen)
+    fs.fsync_dir(directory)
+    return name, files, index_meta
+
+
+def _verified(gen: Path, files: dict[str, Any], name: str) -> Path:
+    path = gen / name
+    expected = files.get(name)
+    if expected is None:
+        raise DataLossError(f"{gen}: MANIFEST lists no checksum for {name}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataLossError(f"{path}: missing ({exc})") from exc
+    if size != expected["size"] or sha256_file(path) != expected["sha256"]:
+        raise DataLossError(f"{path}: checksum mismatch (file damaged)")
+    return path
+
+
+def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorStore, RecordStore, Path | None]:
+    """Loads a generation's vectors (mapped) and records after verifying their sha256.
+
+    Returns (vectors, records, index path or None). The index path is returned only when
+    the index file passes its checksum and matches the collection's dim and metric; a bad
+    index is logged, not fatal: the caller rebuilds it from the vectors.
+
+    Raises:
+        DataLossError: vectors or records are damaged.
+    """
+    gen = directory / manifest["generation"]
+    files = manifest["files"]
+    config = manifest["config"]
+    slots = manifest["slots"]
+    vectors_path = _verified(gen, files, VECTORS)
+    records_path = _verified(gen, files, RECORDS)
+    try:
+        vectors = VectorStore.mapped(vectors_path, config["dim"])
+        records = _records(framing.unpack(records_path.read_bytes()), slots)
+    except Exception as exc:  # verified files that still do not decode: a bug or a format change
+        raise DataLossError(f"{gen}: cannot decode checkpoint ({exc})") from exc
+    if vectors.slots != slots:
+        raise DataLossError(f"{gen}: the checkpoint holds {vectors.slots} vectors, its MANIFEST says {slots}")
+    index_path = None
+    meta = manifest.get("index")
+    if meta is not None:
+        try:
+            candidate = _verified(gen, files, INDEX)
+            if meta["dim"] != config["dim"] or meta["space"] != config["metric"]:
+                raise DataLossError(f"{candidate}: built for another dim or metric")
+            index_path = candidate
+        except DataLossError as exc:
+            log.warning("%s; the index will be rebuilt from the stored vectors", exc)
+    return vectors, records, index_path
+
+
+def count_records(path: Path) -> int:
+    """How many live records a generation's records file holds (either layout)."""
+    data = framing.unpack(path.read_bytes())
+    return len(data) if isinstance(data, list) else len(data["ids"])
+
+
+def _records(data: Any, slots: int) -> RecordStore:
+    if isinstance(data, list):  # rows, as generations before the columns stored them
+        labels = [row[0] for row in data]
+        columns = ([row[1] for row in data], [row[2] for row in data],
+                   [encode_metadata(row[3]) for row in data])
+    else:
+        labels = np.frombuffer(data["labels"], "<i8").tolist()
+        columns = (data["ids"], data["documents"], data["metadatas"])
+    if any(len(column) != len(labels) for column in columns) or (
+            labels and (min(labels) < 0 or max(labels) >= slots)):
+        raise ValueError(f"record columns do not agree with each other or with {slots} slots")
+    records = RecordStore.from_columns(labels, *columns, slots=slots)
+    if len(records) != len(labels) or len(set(labels)) != len(labels):
+        raise ValueError("record columns repeat a label or an id")
+    return records
