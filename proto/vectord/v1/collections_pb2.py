@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from vectord.v1 import types_pb2 as vectord_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvectord/v1/collections.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"C\n\nHnswParams\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\x12\x11\n\tef_search\x18\x03 \x01(\r\"\xfc\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\"\n\x06metric\x18\x03 \x01(\x0e\x32\x12.vectord.v1.Metric\x12$\n\x04hnsw\x18\x04 \x01(\x0b\x32\x16.vectord.v1.HnswParams\x12&\n\x08metadata\x18\x05 \x01(\x0b\x32\x14.vectord.v1.Metadata\x12\x15\n\rget_or_create\x18\x06 \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\x07 \x01(\t\x12,\n\x08\x66ulltext\x18\x08 \x01(\x0b\x32\x1a.vectord.v1.FullTextConfig\"n\n\x0e\x46ullTextConfig\x12\x10\n\x08\x61nalyzer\x18\x01 \x01(\t\x12\x15\n\x08stemming\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\nstop_words\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\x0b\n\t_stemmingB\r\n\x0b_stop_words\"$\n\x14GetCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xb8\x02\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\"\n\x06metric\x18\x04 \x01(\x0e\x32\x12.vectord.v1.Metric\x12$\n\x04hnsw\x18\x05 \x01(\x0b\x32\x16.vectord.v1.HnswParams\x12&\n\x08metadata\x18\x06 \x01(\x0b\x32\x14.vectord.v1.Metadata\x12\r\n\x05\x63ount\x18\x07 \x01(\x04\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x08 \x01(\x03\x12\x0f\n\x07\x65ncoder\x18\t \x01(\t\x12\x0b\n\x03seq\x18\n \x01(\x04\x12\x16\n\x0e\x65ncoder_sha256\x18\x0b \x01(\t\x12,\n\x08\x66ulltext\x18\x0c \x01(\x0b\x32\x1a.vectord.v1.FullTextConfig\"\x18\n\x16ListCollectionsRequest\"J\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.CollectionInfo\"\'\n\x17\x44\x65leteCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteCollectionResponse\"s\n\x17ModifyCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x08new_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.vectord.v1.MetadataB\x0b\n\t_new_name*<\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\n\n\x06\x43OSINE\x10\x01\x12\x06\n\x02L2\x10\x02\x12\x06\n\x02IP\x10\x03\x32\xc1\x03\n\x0b\x43ollections\x12S\n\x10\x43reateCollection\x12#.vectord.v1.CreateCollectionRequest\x1a\x1a.vectord.v1.CollectionInfo\x12M\n\rGetCollection\x12 .vectord.v1.GetCollectionRequest\x1a\x1a.vectord.v1.CollectionInfo\x12Z\n\x0fListCollections\x12\".vectord.v1.ListCollectionsRequest\x1a#.vectord.v1.ListCollectionsResponse\x12]\n\x10\x44\x65leteCollection\x12#.vectord.v1.DeleteCollectionRequest\x1a$.vectord.v1.DeleteCollectionResponse\x12S\n\x10ModifyCollection\x12#.vectord.v1.ModifyCollectionRequest\x1a\x1a.vectord.v1.CollectionInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvectord/v1/collections.proto\x12\nvectord.v1\x1a\x16vectord/v1/types.proto\"C\n\nHnswParams\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\x12\x11\n\tef_search\x18\x03 \x01(\r\"\xc0\x02\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\"\n\x06metric\x18\x03 \x01(\x0e\x32\x12.vectord.v1.Metric\x12$\n\x04hnsw\x18\x04 \x01(\x0b\x32\x16.vectord.v1.HnswParams\x12&\n\x08metadata\x18\x05 \x01(\x0b\x32\x14.vectord.v1.Metadata\x12\x15\n\rget_or_create\x18\x06 \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\x07 \x01(\t\x12,\n\x08\x66ulltext\x18\x08 \x01(\x0b\x32\x1a.vectord.v1.FullTextConfig\x12\x13\n\x06shards\x18\t \x01(\rH\x00\x88\x01\x01\x12\x15\n\x08replicas\x18\n \x01(\rH\x01\x88\x01\x01\x42\t\n\x07_shardsB\x0b\n\t_replicas\"n\n\x0e\x46ullTextConfig\x12\x10\n\x08\x61nalyzer\x18\x01 \x01(\t\x12\x15\n\x08stemming\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\nstop_words\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\x0b\n\t_stemmingB\r\n\x0b_stop_words\"$\n\x14GetCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xda\x02\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\"\n\x06metric\x18\x04 \x01(\x0e\x32\x12.vectord.v1.Metric\x12$\n\x04hnsw\x18\x05 \x01(\x0b\x32\x16.vectord.v1.HnswParams\x12&\n\x08metadata\x18\x06 \x01(\x0b\x32\x14.vectord.v1.Metadata\x12\r\n\x05\x63ount\x18\x07 \x01(\x04\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x08 \x01(\x03\x12\x0f\n\x07\x65ncoder\x18\t \x01(\t\x12\x0b\n\x03seq\x18\n \x01(\x04\x12\x16\n\x0e\x65ncoder_sha256\x18\x0b \x01(\t\x12,\n\x08\x66ulltext\x18\x0c \x01(\x0b\x32\x1a.vectord.v1.FullTextConfig\x12\x0e\n\x06shards\x18\r \x01(\r\x12\x10\n\x08replicas\x18\x0e \x01(\r\"\x18\n\x16ListCollectionsRequest\"J\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.vectord.v1.CollectionInfo\"\'\n\x17\x44\x65leteCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteCollectionResponse\"s\n\x17ModifyCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x08new_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.vectord.v1.MetadataB\x0b\n\t_new_name*<\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\n\n\x06\x43OSINE\x10\x01\x12\x06\n\x02L2\x10\x02\x12\x06\n\x02IP\x10\x03\x32\xc1\x03\n\x0b\x43ollections\x12S\n\x10\x43reateCollection\x12#.vectord.v1.CreateCollectionRequest\x1a\x1a.vectord.v1.CollectionInfo\x12M\n\rGetCollection\x12 .vectord.v1.GetCollectionRequest\x1a\x1a.vectord.v1.CollectionInfo\x12Z\n\x0fListCollections\x12\".vectord.v1.ListCollectionsRequest\x1a#.vectord.v1.ListCollectionsResponse\x12]\n\x10\x44\x65leteCollection\x12#.vectord.v1.DeleteCollectionRequest\x1a$.vectord.v1.DeleteCollectionResponse\x12S\n\x10ModifyCollection\x12#.vectord.v1.ModifyCollectionRequest\x1a\x1a.vectord.v1.CollectionInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vectord.v1.collections_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRIC']._serialized_start=1145
-  _globals['_METRIC']._serialized_end=1205
+  _globals['_METRIC']._serialized_start=1247
+  _globals['_METRIC']._serialized_end=1307
   _globals['_HNSWPARAMS']._serialized_start=68
   _globals['_HNSWPARAMS']._serialized_end=135
   _globals['_CREATECOLLECTIONREQUEST']._serialized_start=138
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=390
-  _globals['_FULLTEXTCONFIG']._serialized_start=392
-  _globals['_FULLTEXTCONFIG']._serialized_end=502
-  _globals['_GETCOLLECTIONREQUEST']._serialized_start=504
-  _globals['_GETCOLLECTIONREQUEST']._serialized_end=540
-  _globals['_COLLECTIONINFO']._serialized_start=543
-  _globals['_COLLECTIONINFO']._serialized_end=855
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=857
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=881
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=883
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=957
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=959
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=998
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=1000
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=1026
-  _globals['_MODIFYCOLLECTIONREQUEST']._serialized_start=1028
-  _globals['_MODIFYCOLLECTIONREQUEST']._serialized_end=1143
-  _globals['_COLLECTIONS']._serialized_start=1208
-  _globals['_COLLECTIONS']._serialized_end=1657
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=458
+  _globals['_FULLTEXTCONFIG']._serialized_start=460
+  _globals['_FULLTEXTCONFIG']._serialized_end=570
+  _globals['_GETCOLLECTIONREQUEST']._serialized_start=572
+  _globals['_GETCOLLECTIONREQUEST']._serialized_end=608
+  _globals['_COLLECTIONINFO']._serialized_start=611
+  _globals['_COLLECTIONINFO']._serialized_end=957
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=959
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=983
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=985
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1059
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=1061
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=1100
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=1102
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=1128
+  _globals['_MODIFYCOLLECTIONREQUEST']._serialized_start=1130
+  _globals['_MODIFYCOLLECTIONREQUEST']._serialized_end=1245
+  _globals['_COLLECTIONS']._serialized_start=1310
+  _globals['_COLLECTIONS']._serialized_end=1759
 # @@protoc_insertion_point(module_scope)

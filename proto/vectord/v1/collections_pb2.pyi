@@ -30,7 +30,7 @@ class HnswParams(_message.Message):
     def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create", "encoder", "fulltext")
+    __slots__ = ("name", "dim", "metric", "hnsw", "metadata", "get_or_create", "encoder", "fulltext", "shards", "replicas")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class CreateCollectionRequest(_message.Message):
     GET_OR_CREATE_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     FULLTEXT_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -47,7 +49,9 @@ class CreateCollectionRequest(_message.Message):
     get_or_create: bool
     encoder: str
     fulltext: FullTextConfig
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ..., encoder: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ...) -> None: ...
+    shards: int
+    replicas: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., get_or_create: _Optional[bool] = ..., encoder: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class FullTextConfig(_message.Message):
     __slots__ = ("analyzer", "stemming", "stop_words")
@@ -66,7 +70,7 @@ class GetCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq", "encoder_sha256", "fulltext")
+    __slots__ = ("name", "id", "dim", "metric", "hnsw", "metadata", "count", "created_at_unix_ms", "encoder", "seq", "encoder_sha256", "fulltext", "shards", "replicas")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +83,8 @@ class CollectionInfo(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ENCODER_SHA256_FIELD_NUMBER: _ClassVar[int]
     FULLTEXT_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     dim: int
@@ -91,7 +97,9 @@ class CollectionInfo(_message.Message):
     seq: int
     encoder_sha256: str
     fulltext: FullTextConfig
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ..., encoder_sha256: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ...) -> None: ...
+    shards: int
+    replicas: int
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., hnsw: _Optional[_Union[HnswParams, _Mapping]] = ..., metadata: _Optional[_Union[_types_pb2.Metadata, _Mapping]] = ..., count: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., encoder: _Optional[str] = ..., seq: _Optional[int] = ..., encoder_sha256: _Optional[str] = ..., fulltext: _Optional[_Union[FullTextConfig, _Mapping]] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

@@ -68,9 +68,10 @@ class CollectionsServicer:
 
     def CreateCollection(self, request, context):
         """Creates a collection. ALREADY_EXISTS if the name is taken (unless get_or_create),
-        INVALID_ARGUMENT for a bad name, dimension, metric or HNSW parameter.
+        INVALID_ARGUMENT for a bad name, dimension, metric, HNSW parameter or layout (shards or
+        replicas other than 1 on a single server, which holds one shard).
         With get_or_create, an existing collection is returned when every setting the request
-        gives (a non-zero dim, a metric, hnsw parameters, an encoder) matches it; settings left
+        gives (a non-zero dim, a metric, hnsw parameters, an encoder, shards, replicas) matches it; settings left
         unset are not compared, and metadata is ignored. A conflicting setting is
         ALREADY_EXISTS, naming the setting, its value in the collection and the one asked for.
         """
