@@ -7,7 +7,8 @@ answers ``query(..., rank="bm25" | "hybrid")``; ``rank="vector"`` stays in searc
   terms; ``scores`` holds the BM25 scores (higher is better), ``distances`` is NaN (there is
   no query vector).
 - ``hybrid``: the nearest ``window`` records by vector and the best ``window`` by BM25
-  (``window = max(n_results, RANK_WINDOW)``, 50), fused:
+  (``window = max(n_results, RRF_WINDOW)``, 20, for rrf; ``max(n_results,
+  WEIGHTED_WINDOW)``, 50, for weighted: see ``window``), fused:
   - ``fusion="rrf"`` (default): reciprocal rank fusion, score = sum over the two lists of
     1 / (RRF_K + rank), rank counted from 1, a list the record is not in adding nothing
     (Cormack, Clarke and Buettcher, SIGIR 2009; RRF_K = 60 as in the paper).
@@ -30,8 +31,9 @@ measured distances. A BM25 score floor would be another option (``min_score``); 
 
 ``group_by`` groups the ranking as search.py groups the vector ranking: a group ranks by its
 best hit, holds its best ``group_size`` hits, and the ranking is deepened (x4) until the
-groups are full or it runs out. A deeper hybrid ranking fuses deeper windows, so a grouped
-hybrid query may order hits a little differently from an ungrouped one.
+groups are full or it runs out. A hybrid ranking starts at the ungrouped query's window, so
+when that fills the groups they are the groups of the ungrouped ranking; a deeper window
+fuses differently (RRF ranks are counted in deeper lists), so the order may then differ.
 
 Ties are broken by label (older records first), so a ranking is deterministic. ``where``
 (and document conditions) restrict both lists before ranking. The query vector of a
@@ -59,11 +61,24 @@ FUSIONS = ("rrf", "weighted")
 #: RRF's constant k: dampens the weight of the very first ranks (60 in the RRF paper,
 #: Elasticsearch and OpenSearch).
 RRF_K = 60
-#: Results taken from each list before fusing (at least n_results): deep enough that a
-#: record ranked well in both lists is not cut (Elasticsearch's rank_window_size defaults to
-#: the page size), shallow enough that the graph search of a hybrid query costs about a
-#: plain one (k <= ef_search).
-RANK_WINDOW = 50
+#: Results taken from each list before RRF (at least n_results). RRF sums 1 / (k + rank), so
+#: the deeper the lists, the more a record that is mediocre in both (ranks 30 and 30: 2/90)
+#: outranks one that only one list puts first (1/61): a shallow window keeps RRF a fusion of
+#: each list's best. Elasticsearch's rank_window_size defaults to the page size (10); 20
+#: leaves room for a record just past the top 10 of both lists. On the question -> passage
+#: sets of benchmarks/hybrid.py, 20 has an R@10 at least, and an nDCG@10 above, those of 50
+#: and 100 on every set (benchmarks/results/hybrid-*.md, "Fusion settings").
+RRF_WINDOW = 20
+#: Results taken from each list before weighted fusion (at least n_results): min-max
+#: normalisation maps each list's worst to 0, so the list must reach down to records that
+#: are not relevant for 0 to mean "not relevant"; deeper is better there, up to the cost of
+#: the graph search (k <= ef_search keeps it about a plain query's).
+WEIGHTED_WINDOW = 50
+
+
+def window(fusion: str, n_results: int) -> int:
+    """Records taken from each list of a hybrid query before fusing."""
+    return max(n_results, RRF_WINDOW if fusion == "rrf" else WEIGHTED_WINDOW)
 
 
 def check_rank(rank: Any, fusion: Any, alpha: Any) -> tuple[str, str, float]:
@@ -240,7 +255,7 @@ class RankMixin:
             for i, text in enumerate(texts):
                 query = queries[i] if needs_vector else None
                 if group_parts is None:
-                    depth = min(max(n_results, RANK_WINDOW), len(self._records)) if rank == "hybrid" else n_results
+                    depth = min(window(fusion, n_results), len(self._records)) if rank == "hybrid" else n_results
                     ranked = self._ranking(search, text, query, depth)
                     labels, scores, groups = ranked.labels[:n_results], ranked.scores[:n_results], None
                 else:
@@ -300,16 +315,21 @@ class RankMixin:
         """One query's ranking grouped by the metadata value at ``parts``: (the last ranking,
         labels, scores, group values), groups in the order of their best hit.
 
-        As search.py's grouping: the ranking is taken ``depth`` deep (4 x n_results x
-        group_size, at least 32 and, for hybrid, the fusion window) and deepened x4 until the
-        groups are full, the ranking runs out, or MAX_GROUP_FETCH records were looked at.
+        As search.py's grouping: the ranking is taken ``depth`` deep (bm25: 4 x n_results x
+        group_size, at least 32; hybrid: the fusion window of n_results x group_size) and
+        deepened x4 until the groups are full, the ranking runs out, or MAX_GROUP_FETCH
+        records were looked at.
         """
         from .search import MAX_GROUP_FETCH, group_key, lookup_path
 
         records = self._records
         limit = max(1, min(len(records), MAX_GROUP_FETCH))
-        floor = RANK_WINDOW if search.rank == "hybrid" else 32
-        depth = min(max(4 * n_results * group_size, floor), limit)
+        if search.rank == "hybrid":
+            # first the ungrouped query's window: when it fills the groups, they are the
+            # groups of the ungrouped ranking (a deeper window fuses differently)
+            depth = min(window(search.fusion, n_results * group_size), limit)
+        else:  # a deeper BM25 ranking only adds to the end of a shallower one
+            depth = min(max(4 * n_results * group_size, 32), limit)
         postings = 0
         while True:
             ranked = self._ranking(search, text, query, depth)

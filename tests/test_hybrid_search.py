@@ -266,7 +266,7 @@ def test_manifest_without_fulltext_opens_with_the_defaults_and_a_bad_one_is_refu
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
 def test_hybrid_distances_of_results_found_by_bm25_alone(metric):
-    """A record outside the vector list (the fusion window is 50) but found by BM25 gets its
+    """A record outside the vector list (past the fusion window) but found by BM25 gets its
     distance computed exactly, by the metric's formula."""
     from vectord.storage import Database
 
@@ -449,3 +449,25 @@ def test_a_hybrid_query_whose_text_straddles_a_model_switch_is_refused_retryably
             col.query_ranked("bm25", [text], max_distance=2.0)
         col._embed = original
         assert col.query_ranked("bm25", [text], max_distance=2.0)[0].ids[0] == "a"
+
+
+def test_rrf_fuses_the_best_20_of_each_list():
+    """RRF's window is max(n_results, 20) (storage/ranking.py, RRF_WINDOW): a record past
+    the 20th of a list gets nothing from it. Record i is the (i+1)-th nearest and the
+    (30-i)-th by BM25, so record 0 (nearest, BM25 30th) scores 1/61 exactly, not 1/61 + 1/90."""
+    from vectord.storage import Database
+
+    angles = np.arange(30) * 0.01
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    docs = [" ".join(["apple"] * (i + 1)) for i in range(30)]  # more apples, higher BM25
+    with Database(None) as db:
+        col = db.create_collection("c", dim=2)
+        col.add([f"r{i}" for i in range(30)], vectors, docs)
+        found = col.query(np.array([[1.0, 0.0]], np.float32), 20, texts=["apple"], rank="hybrid")[0]
+        score = dict(zip(found.ids, found.scores.tolist()))
+        assert score["r0"] == pytest.approx(1 / 61) and score["r29"] == pytest.approx(1 / 61)
+        assert score["r10"] == pytest.approx(1 / 71 + 1 / 80)  # 11th nearest, 20th by BM25
+        assert "r9" not in score or score["r9"] == pytest.approx(1 / 70)  # 21st by BM25: vector only
+        # n_results above 20 widens the window: record 0 then has its BM25 rank too
+        wide = col.query(np.array([[1.0, 0.0]], np.float32), 30, texts=["apple"], rank="hybrid")[0]
+        assert dict(zip(wide.ids, wide.scores.tolist()))["r0"] == pytest.approx(1 / 61 + 1 / 90)
