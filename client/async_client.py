@@ -120,28 +120,41 @@ class AsyncClient:
     async def create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                 hnsw: Mapping[str, int] | None = None, metadata: Mapping[str, Any] | None = None,
                                 encoder: str | None = None, fulltext: Mapping[str, Any] | None = None,
+                                shards: int | None = None, replicas: int | None = None,
                                 get_or_create: bool = False) -> "AsyncCollection":
         """See ``Client.create_collection``.
 
+        Args:
+            name, dim, metric, hnsw, metadata, encoder, fulltext, get_or_create: as
+                ``Client.create_collection``.
+            shards: on a vectord cluster, the number of shards (None: the gateway's
+                default); a single server accepts only 1.
+            replicas: on a vectord cluster, the copies of each shard (None: the gateway's
+                default); a single server accepts only 1.
+
         Example:
             >>> docs = await client.create_collection("docs", dim=384)
+            >>> # on a cluster gateway (`vectord cluster up`); one server refuses shards=3
+            >>> big = await client.create_collection("big", dim=384, shards=3, replicas=2)
         """
         request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create,
-                                               fulltext)
+                                               fulltext, shards, replicas)
         return AsyncCollection(self, await self._call("Collections", "CreateCollection", request))
 
     async def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                        hnsw: Mapping[str, int] | None = None,
                                        metadata: Mapping[str, Any] | None = None,
-                                       encoder: str | None = None, fulltext: Mapping[str, Any] | None = None) -> "AsyncCollection":
+                                       encoder: str | None = None, fulltext: Mapping[str, Any] | None = None,
+                                       shards: int | None = None, replicas: int | None = None) -> "AsyncCollection":
         """See ``Client.get_or_create_collection``.
 
         Example:
             >>> docs = await client.get_or_create_collection("docs", dim=384)
+            >>> big = await client.get_or_create_collection("big", dim=384, shards=3, replicas=2)  # cluster
         """
         return await self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
-                                            encoder=encoder, fulltext=fulltext,
-                                      get_or_create=True)
+                                            encoder=encoder, fulltext=fulltext, shards=shards, replicas=replicas,
+                                            get_or_create=True)
 
     async def get_collection(self, name: str) -> "AsyncCollection":
         """See ``Client.get_collection``.

@@ -106,6 +106,7 @@ class Client:
                           metadata: Mapping[str, Any] | None = None,
                           encoder: str | None = None,
                           fulltext: Mapping[str, Any] | None = None,
+                          shards: int | None = None, replicas: int | None = None,
                           get_or_create: bool = False) -> Collection:
         """Creates a collection.
 
@@ -125,33 +126,50 @@ class Client:
                 "stop_words": bool}``; omitted keys take the defaults (standard, English
                 stemming and stop words on); ``"cjk"`` indexes Chinese, Japanese and Korean
                 text as character bigrams; ``"none"`` keeps no index.
+            shards: on a vectord cluster (docs/cluster.md), the number of shards the records
+                are spread over (1..256); None for the gateway's default. A single server
+                holds one shard: it accepts only 1.
+            replicas: on a vectord cluster, the copies of each shard, on distinct nodes
+                (1..8, at most the alive nodes); None for the gateway's default. A single
+                server accepts only 1.
             get_or_create: return the existing collection instead of failing (see
                 ``get_or_create_collection``).
 
         Raises:
             AlreadyExistsError: the name is taken (with ``get_or_create``: a setting given
                 differs from the existing collection's).
-            InvalidArgumentError: a bad name, dimension, metric or parameter.
+            InvalidArgumentError: a bad name, dimension, metric or parameter; ``shards`` or
+                ``replicas`` other than 1 on a single server.
 
         Example:
             >>> docs = client.create_collection("docs", dim=384, metric="cosine",
             ...                                 hnsw={"m": 16, "ef_search": 64})
             >>> notes = client.create_collection("notes")        # built-in encoder
             >>> zh = client.create_collection("zh", fulltext={"analyzer": "cjk"})
+            >>> # on a cluster gateway (`vectord cluster up`); one server refuses shards=3
+            >>> big = client.create_collection("big", dim=384, shards=3, replicas=2)
+            >>> (big.shards, big.replicas)
+            (3, 2)
         """
         request = rq.create_collection_request(name, dim, metric, hnsw, metadata, encoder, get_or_create,
-                                               fulltext)
+                                               fulltext, shards, replicas)
         return Collection(self, self._call("Collections", "CreateCollection", request))
 
     def get_or_create_collection(self, name: str, *, dim: int | None = None, metric: str | None = None,
                                  hnsw: Mapping[str, int] | None = None,
                                  metadata: Mapping[str, Any] | None = None,
-                                 encoder: str | None = None, fulltext: Mapping[str, Any] | None = None) -> Collection:
+                                 encoder: str | None = None, fulltext: Mapping[str, Any] | None = None,
+                                 shards: int | None = None, replicas: int | None = None) -> Collection:
         """Returns the named collection, creating it (as ``create_collection``) if needed.
 
         As in Chroma, an existing collection is returned whatever its settings when none
-        are given; each setting given (``dim``, ``metric``, ``hnsw``, ``encoder``) must match
-        it. ``metadata`` is used only when the collection is created.
+        are given; each setting given (``dim``, ``metric``, ``hnsw``, ``encoder``, ``shards``,
+        ``replicas``) must match it. ``metadata`` is used only when the collection is created.
+
+        Args:
+            name: the collection's name.
+            dim, metric, hnsw, metadata, encoder, fulltext, shards, replicas: as
+                ``create_collection``.
 
         Raises:
             AlreadyExistsError: the collection exists with a setting other than the one
@@ -160,9 +178,10 @@ class Client:
         Example:
             >>> docs = client.get_or_create_collection("docs", dim=384)
             >>> same = client.get_or_create_collection("docs")   # any settings
+            >>> big = client.get_or_create_collection("big", dim=384, shards=3, replicas=2)  # a cluster
         """
         return self.create_collection(name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata,
-                                      encoder=encoder, fulltext=fulltext,
+                                      encoder=encoder, fulltext=fulltext, shards=shards, replicas=replicas,
                                       get_or_create=True)
 
     def get_collection(self, name: str) -> Collection:

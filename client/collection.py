@@ -25,6 +25,8 @@ class CollectionInfo:
         metadata: the collection's own metadata.
         hnsw: its index parameters.
         encoder: the built-in model embedding its documents ("" when none).
+        shards: the shards its records are spread over (1 on a single server).
+        replicas: the copies of each shard (1 on a single server).
     """
 
     def __init__(self, info) -> None:
@@ -36,6 +38,9 @@ class CollectionInfo:
         self.hnsw: dict[str, int] = {"m": info.hnsw.m, "ef_construction": info.hnsw.ef_construction,
                                      "ef_search": info.hnsw.ef_search}
         self.encoder: str = info.encoder
+        # a server older than these fields sends 0: it holds one shard in one copy
+        self.shards: int = info.shards or 1
+        self.replicas: int = info.replicas or 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, metric={self.metric!r})"

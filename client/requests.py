@@ -80,11 +80,12 @@ def columns(records: Any, include: pb.Include, dim: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- collections
 def create_collection_request(name: str, dim: int | None, metric: str | None, hnsw: Mapping[str, int] | None,
                               metadata: Mapping[str, Any] | None, encoder: str | None,
-                              get_or_create: bool, fulltext: Mapping[str, Any] | None = None
+                              get_or_create: bool, fulltext: Mapping[str, Any] | None = None,
+                              shards: int | None = None, replicas: int | None = None
                               ) -> cpb.CreateCollectionRequest:
     """Settings left None are not sent: the server then uses its defaults (cosine; without
-    dim or encoder, the default encoder, as Chroma uses its default embedding function),
-    and get_or_create accepts whatever an existing collection has."""
+    dim or encoder, the default encoder, as Chroma uses its default embedding function;
+    a cluster gateway's layout), and get_or_create accepts whatever an existing collection has."""
     name = checks.text(name, "name")
     dim = checks.optional_integer(dim, "dim", 1, limits.MAX_DIM)
     if metric is not None and (not isinstance(metric, str) or metric not in METRICS):
@@ -117,6 +118,11 @@ def create_collection_request(name: str, dim: int | None, metric: str | None, hn
         for key in ("stemming", "stop_words"):
             if fulltext.get(key) is not None:
                 setattr(request.fulltext, key, checks.boolean(fulltext[key], f"fulltext.{key}"))
+    # only the type and sign here: the upper limits are the server's (1 on one server, the
+    # cluster's otherwise) and its message names them
+    for field, value in (("shards", shards), ("replicas", replicas)):
+        if value is not None:
+            setattr(request, field, checks.integer(value, field, 1, checks.UINT32_MAX))
     return request
 
 

@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any
 
-from vectord.errors import InvalidArgumentError, UnavailableError
+from vectord.errors import AlreadyExistsError, InvalidArgumentError, UnavailableError
 from vectord.storage import Collection, CollectionConfig, Database, Tuning
 
 from . import routing
@@ -32,11 +32,24 @@ def alive_nodes() -> list[str]:
     return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
 
 
-def _layout_value(metadata: dict[str, Any], key: str, default: int) -> int:
-    value = metadata.pop(key, default)
+def _layout_value(metadata: dict[str, Any] | None, key: str) -> int | None:
+    """The layout an older client put in ``metadata[key]`` (taken out), or None."""
+    if not metadata or key not in metadata:
+        return None
+    value = metadata.pop(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"metadata[{key!r}]: expected an integer, got {value!r}")
     return value
+
+
+def _layout(field: str, given: int | None, metadata: dict[str, Any] | None, key: str, default: int) -> int:
+    """``field`` of a new collection: the request's field, else the metadata key of older
+    clients, else the gateway's default; the two given differently is refused."""
+    old = _layout_value(metadata, key)
+    if given is not None and old is not None and given != old:
+        raise InvalidArgumentError(f"{field}: {given} conflicts with metadata[{key!r}] = {old}; give only the "
+                                   f"{field} field (the metadata key is the older clients' way)")
+    return given if given is not None else old if old is not None else default
 
 
 class ClusterDatabase:
@@ -133,21 +146,36 @@ class ClusterDatabase:
 
     # ------------------------------------------------------------------ the Database methods
     def create_collection(self, name: str, *, dim=None, metric=None, hnsw=None, metadata=None,
-                          get_or_create: bool = False, encoder=None, fulltext=None) -> ClusterCollection:
-        """As ``storage.Database.create_collection``; ``metadata`` may hold "vectord:shards" and
-        "vectord:replicas" (taken out, not stored) to choose the layout of a new collection."""
+                          get_or_create: bool = False, encoder=None, fulltext=None, shards: int | None = None,
+                          replicas: int | None = None) -> ClusterCollection:
+        """As ``storage.Database.create_collection``, with the layout of a new collection:
+        ``shards`` and ``replicas`` (CreateCollectionRequest's fields), else the "vectord:shards"
+        and "vectord:replicas" metadata keys of older clients (taken out, not stored), else the
+        gateway's defaults. With get_or_create, ``shards``/``replicas`` given must be the
+        existing collection's (the metadata keys, as metadata, are not compared)."""
         import ray
 
         metadata = dict(metadata) if metadata is not None else None
-        shards = _layout_value(metadata, SHARDS_KEY, self.default_shards) if metadata else self.default_shards
-        replicas = _layout_value(metadata, REPLICAS_KEY, self.default_replicas) if metadata else self.default_replicas
+        asked = {"shards": shards, "replicas": replicas}
+        shards = _layout("shards", shards, metadata, SHARDS_KEY, self.default_shards)
+        replicas = _layout("replicas", replicas, metadata, REPLICAS_KEY, self.default_replicas)
+        routing.check_layout(shards, replicas)  # before the catalog holds anything
         with self._mutex:
             existed = isinstance(name, str) and name in self._collections
             catalogued = self.catalog.create_collection(
                 name, dim=dim, metric=metric, hnsw=hnsw, metadata=metadata, get_or_create=get_or_create,
                 encoder=encoder, fulltext=fulltext)
             if existed:
-                return self._collections[catalogued.name]
+                collection = self._collections[catalogued.name]
+                table = collection.table
+                differ = [f"{field} {getattr(table, field)} (asked for {value})" for field, value in asked.items()
+                          if value is not None and value != getattr(table, field)]
+                if differ:  # as the engine words a get_or_create conflict (storage/database.py)
+                    raise AlreadyExistsError(
+                        f"collection {table.name!r} exists with {'; '.join(differ)}. get_or_create returns an "
+                        "existing collection only when the settings given match it: omit a setting to accept "
+                        "the collection's, or choose another name")
+                return collection
             try:
                 table = routing.RoutingTable.new(catalogued.name, dataclasses.asdict(catalogued.config),
                                                  shards, replicas, alive_nodes())

@@ -11,6 +11,7 @@ once, here, with the built-in encoder; the shards store plain vectors.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -38,9 +39,18 @@ from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
 
-#: Collection metadata keys that choose the layout of a new collection through the
-#: unchanged API (CreateCollection has no shards/replicas fields yet); removed before storing.
+#: Collection metadata keys that chose the layout of a new collection before CreateCollection
+#: had shards/replicas fields; still read (and removed before storing) for older clients.
 SHARDS_KEY, REPLICAS_KEY = "vectord:shards", "vectord:replicas"
+
+
+@dataclasses.dataclass
+class ShardedCollectionInfo(CollectionInfo):
+    """A collection's info with its layout, which CollectionInfo.shards/replicas report
+    (server/convert.py reads them; one server's info has none and reports 1 x 1)."""
+
+    shards: int = 1
+    replicas: int = 1
 
 
 #: The model sha256 that the current gRPC call says embedded its vectors (set by the
@@ -225,7 +235,7 @@ class ClusterCollection:
         calls = {s: ("count", (), {"where": where}) for s in range(self.table.shards)}
         return sum(self.shards.fanout(calls).values())
 
-    def info(self) -> CollectionInfo:
+    def info(self) -> ShardedCollectionInfo:
         cached = self._count_cache
         if cached is not None and cached[0] == self._generation:
             count = cached[1]
@@ -234,7 +244,8 @@ class ClusterCollection:
             count = self.count()
             if generation == self._generation:  # no write ended meanwhile
                 self._count_cache = (generation, count)
-        return CollectionInfo(config=self.config, count=count, seq=sum(s.seq for s in self.shards.shards))
+        return ShardedCollectionInfo(config=self.config, count=count, seq=sum(s.seq for s in self.shards.shards),
+                                     shards=self.table.shards, replicas=self.table.replicas)
 
     @staticmethod
     def _include(include: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:

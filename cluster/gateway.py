@@ -75,6 +75,13 @@ class ClusterAdminServicer(gateway_servicer(AdminServicer, "Admin")):  # type: i
         return info
 
 
+class ClusterCollectionsServicer(gateway_servicer(CollectionsServicer, "Collections")):  # type: ignore[misc]
+    def _layout(self, request):
+        """The request's shards and replicas, for the ClusterDatabase (absent ones: its
+        defaults, or the old clients' "vectord:shards"/"vectord:replicas" metadata keys)."""
+        return {field: getattr(request, field) for field in ("shards", "replicas") if request.HasField(field)}
+
+
 class ClusterRecordsServicer(gateway_servicer(RecordsServicer, "Records")):  # type: ignore[misc]
     """Writes of `vectord cluster import` carry the sha256 of the model that embedded their
     vectors (cluster/ingest.py); the collection accepts them when it is its own model's."""
@@ -100,7 +107,7 @@ def create_gateway(settings: Settings, database) -> RunningServer:
         interceptors=[AuthInterceptor(keys), ErrorInterceptor()], options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     collections_pb2_grpc.add_CollectionsServicer_to_server(
-        gateway_servicer(CollectionsServicer, "Collections")(database), server)
+        ClusterCollectionsServicer(database), server)
     records_pb2_grpc.add_RecordsServicer_to_server(ClusterRecordsServicer(database), server)
     admin_pb2_grpc.add_AdminServicer_to_server(ClusterAdminServicer(database, settings.allow_reset), server)
     encoder_pb2_grpc.add_EncoderServicer_to_server(gateway_servicer(EncoderServicer, "Encoder")(database), server)

@@ -172,6 +172,9 @@ def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:
         encoder=(config.encoder or {}).get("name", ""), seq=info.seq,
         encoder_sha256=(config.encoder or {}).get("sha256", ""),
         fulltext=cpb.FullTextConfig(**fulltext_config(config.fulltext)),
+        # one server: one shard in one copy; a cluster collection's info carries its layout
+        # (cluster/engine.py, ClusterCollection.info)
+        shards=getattr(info, "shards", 1), replicas=getattr(info, "replicas", 1),
     )
 
 

@@ -48,8 +48,21 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
             request.name, dim=request.dim or None, metric=metric, hnsw=hnsw,
             metadata=metadata_from_proto(request.metadata) if request.HasField("metadata") else None,
             get_or_create=request.get_or_create, encoder=request.encoder or None,
-            fulltext=convert.fulltext_from_proto(request.fulltext) if request.HasField("fulltext") else None)
+            fulltext=convert.fulltext_from_proto(request.fulltext) if request.HasField("fulltext") else None,
+            **self._layout(request))
         return convert.collection_info_to_proto(collection.info())
+
+    def _layout(self, request: cpb.CreateCollectionRequest) -> dict:
+        """The create_collection keywords of the request's shards and replicas: none here, as
+        one server holds one shard in one copy (1 is accepted, as what it is); the cluster
+        gateway passes them on (cluster/gateway.py)."""
+        for field in ("shards", "replicas"):
+            value = getattr(request, field)
+            if request.HasField(field) and value != 1:
+                raise InvalidArgumentError(
+                    f"{field}: got {value}, but a single vectord server holds one shard in one replica: {field} "
+                    "must be 1 or unset (a vectord cluster spreads a collection over machines: docs/cluster.md)")
+        return {}
 
     def GetCollection(self, request: cpb.GetCollectionRequest, context) -> cpb.CollectionInfo:
         return convert.collection_info_to_proto(self.db.get_collection(request.name).info())

@@ -49,6 +49,26 @@ def test_collection_lifecycle(client):
     assert [c.name for c in client.list_collections()] == ["c0"]
 
 
+def test_create_collection_on_one_server_accepts_one_shard_and_refuses_more(client):
+    """A single server holds one shard in one replica: shards/replicas of 1 (or unset) are
+    what it is, anything else is INVALID_ARGUMENT naming the field and value, and nothing
+    is created (docs/cluster.md)."""
+    one = client.create_collection("one", dim=2, shards=1, replicas=1)
+    assert (one.shards, one.replicas) == (1, 1)
+    assert (client.get_collection("one").shards, client.get_collection("one").replicas) == (1, 1)
+    assert client.get_or_create_collection("one", shards=1).id == one.id
+    for kwargs, named in (({"shards": 3}, "shards: got 3"), ({"replicas": 2}, "replicas: got 2"),
+                          ({"shards": 1, "replicas": 5}, "replicas: got 5")):
+        with pytest.raises(vectord.InvalidArgumentError, match=named) as raised:
+            client.create_collection("many", dim=2, **kwargs)
+        assert "one shard" in str(raised.value) and "1 or unset" in str(raised.value)
+        with pytest.raises(vectord.InvalidArgumentError, match=named):
+            client.get_or_create_collection("one", **kwargs)
+    with pytest.raises(vectord.InvalidArgumentError, match="shards must be an integer in 1"):
+        client.create_collection("many", dim=2, shards=0)
+    assert [c.name for c in client.list_collections()] == ["one"]
+
+
 def test_add_refuses_existing_or_repeated_ids_and_writes_nothing(docs):
     with pytest.raises(vectord.AlreadyExistsError, match="'a'"):
         docs.add(ids=["z", "a"], embeddings=[unit(1, 2, 3), unit(1, 2, 3)])

@@ -55,6 +55,22 @@ def test_async_round_trip(make_client):
     asyncio.run(scenario())
 
 
+def test_async_create_collection_takes_the_layout(make_client):
+    """shards/replicas reach the server: one server is one shard in one replica."""
+    async def scenario():
+        async with make_client() as client:
+            col = await client.get_or_create_collection("aio-layout", dim=2, shards=1, replicas=1)
+            assert (col.shards, col.replicas) == (1, 1)
+            with pytest.raises(vectord.InvalidArgumentError, match="shards: got 2"):
+                await client.create_collection("aio-many", dim=2, shards=2)
+            with pytest.raises(vectord.InvalidArgumentError, match="replicas: got 3"):
+                await client.get_or_create_collection("aio-layout", replicas=3)
+            assert [c.name for c in await client.list_collections()] == ["aio-layout"]
+            await client.delete_collection("aio-layout")
+
+    asyncio.run(scenario())
+
+
 def test_an_in_memory_async_client_writes_nothing(tmp_path, monkeypatch):
     """``AsyncClient()`` with no address and no path is in memory, as ``Client()`` is."""
     monkeypatch.chdir(tmp_path)

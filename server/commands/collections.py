@@ -25,6 +25,11 @@ def register(sub) -> None:
     p.add_argument("--hnsw", help='index parameters as JSON, e.g. \'{"m": 16, "ef_search": 64}\'')
     p.add_argument("--metadata", help="the collection's own metadata, as a JSON object")
     p.add_argument("--get-or-create", action="store_true", help="succeed if it exists with the same settings")
+    # no defaults: unset takes the cluster gateway's layout (one server holds one shard)
+    p.add_argument("--shards", type=int, help="on a vectord cluster, shards to spread the records over "
+                   "(default: the gateway's; one server accepts only 1)")
+    p.add_argument("--replicas", type=int, help="on a vectord cluster, copies of each shard on distinct nodes "
+                   "(default: the gateway's; one server accepts only 1)")
     add_connection_args(p)
     p.set_defaults(func=create_command)
     p = actions.add_parser("info", help="one collection's settings and record count, as JSON")
@@ -50,7 +55,8 @@ def register(sub) -> None:
 def describe(collection) -> dict:
     return {"name": collection.name, "dim": collection.dim, "metric": collection.metric,
             "count": collection.count(), "metadata": collection.metadata,
-            "encoder": collection.encoder or None, "hnsw": collection.hnsw}
+            "encoder": collection.encoder or None, "hnsw": collection.hnsw,
+            "shards": collection.shards, "replicas": collection.replicas}
 
 
 @command
@@ -68,9 +74,11 @@ def create_command(args: argparse.Namespace) -> int:
         collection = client.create_collection(
             args.name, dim=args.dim, metric=args.metric, encoder=args.encoder,
             hnsw=parse_json(args.hnsw, "--hnsw"), metadata=parse_json(args.metadata, "--metadata"),
-            get_or_create=args.get_or_create)
+            get_or_create=args.get_or_create, shards=args.shards, replicas=args.replicas)
         encoder = f", encoder {collection.encoder!r}" if collection.encoder else ""
-        print(f"collection {collection.name!r}: dim {collection.dim}, metric {collection.metric}{encoder}")
+        layout = (f", {collection.shards} shard(s) x {collection.replicas} replica(s)"
+                  if (collection.shards, collection.replicas) != (1, 1) else "")
+        print(f"collection {collection.name!r}: dim {collection.dim}, metric {collection.metric}{encoder}{layout}")
     return 0
 
 

@@ -212,7 +212,7 @@ def test_bm25_hybrid_and_group_by_are_ranked_at_the_gateway(client, tmp_path):
 def test_layout_from_metadata_and_status(client, cluster):
     col = client.create_collection("layout", dim=DIM, metadata={"vectord:shards": 2, "vectord:replicas": 1,
                                                                  "owner": "me"})
-    assert col.metadata == {"owner": "me"}
+    assert col.metadata == {"owner": "me"} and (col.shards, col.replicas) == (2, 1)
     col.add(ids=["a", "b", "c"], embeddings=vectors(3))
     from vectord.cluster.cli import replica_health
 
@@ -225,6 +225,37 @@ def test_layout_from_metadata_and_status(client, cluster):
     assert "3 Ray node(s) alive" in shown.stdout
     assert sum(line.split()[:1] == ["layout"] and line.endswith("in_sync") for line in shown.stdout.splitlines()) == 2
     client.delete_collection("layout")
+
+
+def test_layout_from_the_create_fields_and_status(client, cluster):
+    """CreateCollectionRequest's shards/replicas (not the gateway's 3 x 2) make the layout:
+    status shows 2 shards x 3 replicas, one per node; info reports them; get_or_create compares
+    them; a field contradicting the older clients' metadata key is refused."""
+    col = client.create_collection("fields", dim=DIM, shards=2, replicas=3, metadata={"owner": "me"})
+    assert (col.shards, col.replicas, col.metadata) == (2, 3, {"owner": "me"})
+    assert (client.get_collection("fields").shards, client.get_collection("fields").replicas) == (2, 3)
+    assert client.get_or_create_collection("fields", shards=2, replicas=3).id == col.id
+    with pytest.raises(AlreadyExistsError, match=r"shards 2 \(asked for 3\)"):
+        client.get_or_create_collection("fields", shards=3)
+    with pytest.raises(vectord.InvalidArgumentError, match="shards: 2 conflicts with metadata"):
+        client.create_collection("clash", dim=DIM, shards=2, metadata={"vectord:shards": 1})
+    with pytest.raises(vectord.InvalidArgumentError, match="replicas: 4 replicas of a shard need 4 distinct nodes"):
+        client.create_collection("too-many", dim=DIM, replicas=4)
+    with pytest.raises(vectord.InvalidArgumentError, match=r"shards: must be an integer in 1\.\.256, got 300"):
+        client.create_collection("too-many", dim=DIM, shards=300)
+    assert sorted(c.name for c in client.list_collections() if c.name in ("clash", "too-many", "fields")) == ["fields"]
+    col.add(ids=[f"f{i}" for i in range(30)], embeddings=vectors(30, 7))
+    shown = subprocess.run([sys.executable, "-m", "vectord", "cluster", "status", "--address", cluster.address],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines() if line.split()[:1] == ["fields"]]
+    assert sorted((int(r[1]), int(r[2])) for r in rows) == [(s, r) for s in range(2) for r in range(3)]
+    assert all(r[-1] == "in_sync" for r in rows)
+    for s in range(2):  # the three replicas of a shard are on three distinct nodes, with the same records
+        shard = [r for r in rows if r[1] == str(s)]
+        assert len({r[3] for r in shard}) == 3 and len({r[5] for r in shard}) == 1
+    assert sum(int(r[5]) for r in rows if r[2] == "0") == 30
+    client.delete_collection("fields")
 
 
 def _replicas(name):
