@@ -25,9 +25,10 @@ answers ``query(..., rank="bm25" | "hybrid")``; ``rank="vector"`` stays in searc
 to the query vector, and hits farther than it are not returned. It acts as a filter, before
 ranking: for hybrid, each list keeps only its records within the distance (the vector list is
 cut, the BM25 window's records are measured exactly) and the fusion ranks what is left; for
-bm25 the hits of the BM25 ranking are measured and cut, which needs a query vector (the
-encoder's embedding of the text, or ``query_embeddings``), and ``distances`` then holds the
-measured distances. A BM25 score floor would be another option (``min_score``); not offered.
+bm25 the hits of the BM25 ranking are measured and cut, read deeper (x4, up to
+MAX_CUT_FETCH) until n_results are within the distance or the ranking runs out; this needs a
+query vector (the encoder's embedding of the text, or ``query_embeddings``), and
+``distances`` then holds the measured distances. A BM25 score floor would be another option (``min_score``); not offered.
 
 ``group_by`` groups the ranking as search.py groups the vector ranking: a group ranks by its
 best hit, holds its best ``group_size`` hits, and the ranking is deepened (x4) until the
@@ -74,6 +75,11 @@ RRF_WINDOW = 20
 #: are not relevant for 0 to mean "not relevant"; deeper is better there, up to the cost of
 #: the graph search (k <= ef_search keeps it about a plain query's).
 WEIGHTED_WINDOW = 50
+
+
+#: A bm25 query with max_distance reads deeper into the BM25 ranking (x4 at a time) while
+#: the cut leaves fewer than n_results; it measures no more than this many hits per query.
+MAX_CUT_FETCH = 50_000
 
 
 def window(fusion: str, n_results: int) -> int:
@@ -257,6 +263,14 @@ class RankMixin:
                 if group_parts is None:
                     depth = min(window(fusion, n_results), len(self._records)) if rank == "hybrid" else n_results
                     ranked = self._ranking(search, text, query, depth)
+                    postings = ranked.postings
+                    while rank == "bm25" and len(ranked.labels) < n_results and not ranked.exhausted \
+                            and depth < MAX_CUT_FETCH:
+                        # max_distance cut some of the best: the next best within it lie deeper
+                        depth = min(depth * 4, MAX_CUT_FETCH)
+                        ranked = self._ranking(search, text, query, depth)
+                        postings += ranked.postings
+                    ranked.postings = postings
                     labels, scores, groups = ranked.labels[:n_results], ranked.scores[:n_results], None
                 else:
                     ranked, labels, scores, groups = self._grouped_ranking(search, text, query, n_results,
@@ -293,7 +307,10 @@ class RankMixin:
         exhausted &= int(keep.sum()) < depth  # ... and so did the records the filter allows
         if search.max_distance is not None:
             within = keep & (vector_dist <= search.max_distance)
-            exhausted |= bool((keep & ~within).any())  # nearest first: all that follow are farther
+            # Nearest first: when the cut falls inside the list, every record within the
+            # distance is in it already, so a deeper ranking could add no record (only move
+            # BM25 ranks), and grouping need not deepen it.
+            exhausted |= bool((keep & ~within).any())
             keep = within
             # the BM25 side: its best records within max_distance (a candidate set, as where)
             bm25_dist = self._distances(query, labels, vector_labels[keep], vector_dist[keep])

@@ -330,6 +330,20 @@ def test_max_distance_on_bm25_measures_each_hit_against_the_query_vector(client)
     assert np.allclose(out["distances"][0], [distance[i] for i in kept], atol=1e-5)
 
 
+def test_max_distance_on_bm25_reads_deeper_for_hits_within_it(client):
+    """The 30 best BM25 hits are all far: the n_results best within max_distance lie deeper,
+    and a bm25 query reads on (x4) to find them, as a filter would."""
+    col = client.create_collection("deep-cut", dim=2)
+    vectors = np.array([[-1.0, 0.0]] * 30 + [[1.0, 0.0]] * 10, np.float32)
+    docs = ["apple apple apple"] * 30 + [f"apple pie number {i}" for i in range(10)]
+    col.add(ids=[f"r{i}" for i in range(40)], embeddings=vectors, documents=docs)
+    out = col.query(query_texts=["apple"], query_embeddings=[[1.0, 0.0]], rank="bm25", n_results=3,
+                    max_distance=0.5, explain=True)
+    assert out["ids"] == [["r30", "r31", "r32"]]
+    assert np.allclose(out["distances"][0], 0.0, atol=1e-6)
+    assert out["plan"]["postings"] > 40  # the postings of "apple" were read more than once
+
+
 def test_max_distance_on_bm25_embeds_the_text_with_the_collection_encoder(client):
     notes = client.create_collection("notes-cut")  # the built-in encoder
     notes.add(ids=IDS[:5], documents=[d for d in DOCS.values() if d])
