@@ -214,8 +214,10 @@ def _hist(lengths) -> list[tuple[str, int]]:
 def build(work: Path, short_texts: list[tuple[str, str]] | None = None, max_bytes: int = MAX_FILE_BYTES,
           log=print) -> dict:
     """Build texts.txt, pairs.tsv, domains.txt, stats.md and the eval2 sets. Returns the stats."""
-    from . import evalsets2
+    from . import evalsets, evalsets2
 
+    if short_texts is None:  # fail now, not after ten minutes: the SimLex/WordSim words must be held out
+        evalsets.word_pairs("simlex999")
     t0 = time.time()
     units = list(iter_units(work, log))
     held_units = [u for u in units if u.held]
