@@ -422,6 +422,18 @@ def test_cli_query_rank_with_max_distance_and_group_by(tmp_path, capsys):
         rows = json.loads(capsys.readouterr().out)
         assert [r["id"] for r in rows] == expected and all(r["distance"] <= 0.9 for r in rows)
         assert len({r["group"] for r in rows}) == len(rows)
+        # a collection without an encoder: --vector beside the TEXT is the query vector
+        with vectord.Client(server.address, timeout=30) as client:
+            docs = client.get_collection("docs")
+            cut = sorted(_nearest(docs).values())[2]
+            expected = docs.query(query_texts=[TEXT], query_embeddings=Q, rank="bm25", max_distance=cut)["ids"][0]
+        assert main(["query", TEXT, "-c", "docs", "--rank", "bm25", "--vector", json.dumps(Q[0]), "--max-distance",
+                     str(cut), "--json", "--address", server.address]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["id"] for r in rows] == expected and rows and all(r["distance"] <= cut for r in rows)
+        assert main(["query", TEXT, "-c", "docs", "--rank", "hybrid", "--vector", json.dumps(Q[0]), "--json",
+                     "--address", server.address]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["id"] == "apt"
     finally:
         assert server.terminate() == 0
 

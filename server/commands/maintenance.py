@@ -19,7 +19,8 @@ def register(sub) -> None:
                                      "vector; --rank bm25|hybrid for keyword or hybrid search")
     p.add_argument("text", nargs="?", help="the query text")
     p.add_argument("-c", "--collection", required=True, help="the collection to search")
-    p.add_argument("--vector", help="a query vector as a JSON list, instead of a text")
+    p.add_argument("--vector", help="a query vector as a JSON list, instead of a text (with --rank hybrid, "
+                   "or bm25 and --max-distance, beside the TEXT: for a collection without an encoder)")
     p.add_argument("-n", "--n-results", type=int, default=10, help="how many records (default 10)")
     p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'')
     p.add_argument("--max-distance", type=float, help="only hits at most this far (fewer results then)")
@@ -57,21 +58,21 @@ def _short(text, width: int) -> str:
 
 @command
 def query_command(args: argparse.Namespace) -> int:
-    if (args.text is None) == (args.vector is None):
+    if args.rank == "vector" and (args.text is None) == (args.vector is None):
         raise SystemExit("vectord query: give a TEXT or --vector JSON (not both)")
     vector = parse_json(args.vector, "--vector")
     where = parse_json(args.where, "--where")
     with connect(args) as client:
         collection = client.get_collection(args.collection)
-        if args.rank != "vector" and vector is not None:
-            raise SystemExit(f"vectord query: --rank {args.rank} needs a TEXT, not --vector")
+        if args.rank != "vector" and args.text is None:
+            raise SystemExit(f"vectord query: --rank {args.rank} needs a TEXT (and --vector only beside it)")
         rank = {"rank": args.rank, "fusion": args.fusion, "hybrid_alpha": args.alpha}
         cut = {"max_distance": args.max_distance, "group_by": args.group_by, "group_size": args.group_size}
-        if vector is not None:
+        if args.rank == "vector" and vector is not None:
             result = collection.query(query_embeddings=[vector], n_results=args.n_results, where=where, **cut)
-        else:
+        else:  # a --vector beside the TEXT is the query vector of hybrid, or of bm25's --max-distance
             result = collection.query(query_texts=[args.text], n_results=args.n_results, where=where, **rank,
-                                      **cut)
+                                      **cut, **({} if vector is None else {"query_embeddings": [vector]}))
     scores = result["scores"][0] if "scores" in result else [None] * len(result["ids"][0])
     rows = [(i, None if d != d else d, s, doc, m)  # NaN (bm25: no vector distance) -> none
             for i, d, s, doc, m in zip(result["ids"][0], result["distances"][0], scores, result["documents"][0],
