@@ -211,7 +211,7 @@ def throughput_texts(n: int = 2048) -> list[str]:
     return eset.docs[-n:]  # distractor glosses: short texts, ~10 words
 
 
-def score(models: dict, progress=True, sets2: dict | None = None) -> dict:
+def score(models: dict, progress=True, sets2: dict | None = None, example: bool = True) -> dict:
     dset, _, _ = evalsets.definition_set()
     eset, _ = evalsets.example_set()
     tp_texts = throughput_texts()
@@ -226,7 +226,7 @@ def score(models: dict, progress=True, sets2: dict | None = None) -> dict:
         if sets2:
             r["eval2"] = {n: retrieval(m.embed, rs) for n, rs in sets2.items()}
         r["definition"] = retrieval(m.embed, dset)
-        r["example"] = retrieval(m.embed, eset)
+        r["example"] = retrieval(m.embed, eset) if example else None
         r["simlex999"] = word_similarity(m.embed, "simlex999")
         r["wordsim353"] = word_similarity(m.embed, "wordsim353")
         emb_nc = getattr(m, "embed_nocache", m.embed)
@@ -256,8 +256,10 @@ def table(res: dict) -> str:
         if key not in res:
             continue
         r = res[key]
+        ex = r.get("example")
+        exs = f"{ex['R@1']:.3f} | {ex['R@10']:.3f}" if ex else "- | -"
         rows.append(f"| {r['label']} | {r['definition']['R@1']:.3f} | {r['definition']['R@10']:.3f} | "
-                    f"{r['definition']['MRR@10']:.3f} | {r['example']['R@1']:.3f} | {r['example']['R@10']:.3f} | "
+                    f"{r['definition']['MRR@10']:.3f} | {exs} | "
                     f"{r['simlex999']:.3f} | {r['wordsim353']:.3f} | {r['texts_per_s']:,.0f} |")
     return "\n".join(rows)
 
@@ -328,7 +330,7 @@ def eval_md(res: dict, meta: dict, when: str) -> str:
     sets = res["_sets"]
     return f"""# Built-in encoder: evaluation
 
-Model `{meta['name']}` {meta['version']} ({meta['dim']}-d, max {_window(meta)} tokens,
+Model `{meta['name']}` {meta['version']} ({meta['dim']}-d, window {_window(meta)} tokens, trained on the first {_trained(meta)},
 model.onnx sha256 `{meta['sha256']['model.onnx'][:16]}...`), evaluated {when} by
 `python -m encoder.training.evaluate` ({platform.machine()}, {platform.python_version()}).
 
@@ -337,7 +339,7 @@ model.onnx sha256 `{meta['sha256']['model.onnx'][:16]}...`), evaluated {when} by
 - **def**: definition-paraphrase retrieval, a GCIDE (Webster 1913) definition must find the WordNet gloss
   of the same single-sense noun; {sets['definition'][0]} queries against {sets['definition'][1]} glosses, exact cosine.
 - **ex**: example-to-gloss retrieval, a WordNet example sentence must find its synset's gloss among
-  {sets['example'][1]:,} glosses ({sets['example'][0]} queries; hard: the teacher finds few).
+  {sets['example'][1]:,} glosses ({sets['example'][0]} queries; hard: the teacher finds few){sets.get('example_note', '')}.
 - **SimLex-999 / WordSim-353**: Spearman correlation between cosine similarity and human scores.
 - **texts/s**: {sets['throughput_texts']} short texts (WordNet glosses, mean {sets['throughput_mean_words']:.1f} words),
   batches of at most 64, every model with **one thread on one pinned core** in the same process and
@@ -504,6 +506,8 @@ def main(argv=None) -> None:
                     help="trim each eval2 pool to this many passages, positives kept (default 0: as built, <= 5,000)")
     ap.add_argument("--fill-teacher-cache", action="store_true",
                     help="only embed every evaluation text with the teacher into the cache, then exit")
+    ap.add_argument("--skip-example", action="store_true",
+                    help="skip the example-to-gloss set (20,000 glosses: the slowest for the teacher on a CPU)")
     ap.add_argument("--teacher-device", default="cpu",
                     help="torch device for --fill-teacher-cache (e.g. cuda); figures are always taken on cpu")
     a = ap.parse_args(argv)
@@ -512,7 +516,7 @@ def main(argv=None) -> None:
         fill_teacher_cache(a.threads, a.teacher_device, sets, a.pool_size)
         return
     run(a.model_dir, a.threads, not a.no_write, a.only.split(","), sets=sets, card_too=not a.eval_md_only,
-        pool_size=a.pool_size)
+        pool_size=a.pool_size, example=not a.skip_example)
 
 
 def fill_teacher_cache(threads: int = 1, device: str = "cpu", sets: list[str] | None = (), pool_size: int = 0,
@@ -534,7 +538,7 @@ def fill_teacher_cache(threads: int = 1, device: str = "cpu", sets: list[str] | 
 
 def run(model_dir: Path = DEFAULT_OUT, threads: int = 1, write: bool = True,
         only=("student", "teacher", "wordllama"), sets: list[str] | None = (), card_too: bool = True,
-        pool_size: int = 0) -> dict:
+        pool_size: int = 0, example: bool = True) -> dict:
     one_core()
     sets2 = {} if sets is None else eval2_sets(sets or None, pool_size)
     models = {}
@@ -544,8 +548,10 @@ def run(model_dir: Path = DEFAULT_OUT, threads: int = 1, write: bool = True,
         models["teacher"] = Teacher(threads)
     if "wordllama" in only:
         models["wordllama"] = WordLlamaModel()
-    res = score(models, sets2=sets2)
+    res = score(models, sets2=sets2, example=example)
     res["_sets"]["pool_size"] = pool_size
+    if not example:
+        res["_sets"]["example_note"] = "; not run this time (`--skip-example`)"
     print(table(res))
     print(table2(res))
     if "student" in res and "teacher" in res:
