@@ -37,10 +37,14 @@ import grpc
 import numpy as np
 
 import vectord
+import vectord.errors
 from vectord.v1 import admin_pb2, admin_pb2_grpc
 
 NAME = "bench"
 K = 10
+#: The client's deadline: long, so that a query's wait is measured, not cut at the SDK's
+#: default 30 s (the old engine's compaction of 100k x 384 held a query past it).
+CLIENT_TIMEOUT_S = 600.0
 
 # Serves like `python -m vectord serve`, with vectord.storage taken from another tree
 # (the editable install's finder maps each package to a folder; the map is read at import).
@@ -119,14 +123,18 @@ def data(n: int, dim: int, seed: int = 1) -> np.ndarray:
     return vectors.astype(np.float32)
 
 
-def query_loop(col, queries: np.ndarray, stop: threading.Event, out: list) -> None:
-    """One client: a query at a time, back to back; (start time, seconds) of each."""
+def query_loop(col, queries: np.ndarray, stop: threading.Event, out: list, errors: list) -> None:
+    """One client: a query at a time, back to back; (start time, seconds) of each, failed
+    ones included (their time is how long they waited), and the failures' messages."""
     i = 0
     while not stop.is_set():
         q = queries[i % len(queries)]
         i += 1
         t0 = time.monotonic()
-        col.query(query_embeddings=[q.tolist()], n_results=K, include=["distances"])
+        try:
+            col.query(query_embeddings=[q.tolist()], n_results=K, include=["distances"])
+        except vectord.errors.VectordError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
         out.append((t0, time.monotonic() - t0))
 
 
@@ -140,7 +148,7 @@ def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="vectord-compaction-bench-"))
     proc, address, engine_dir = start(work / "data", args.storage_from or "")
     try:
-        client = vectord.Client(address)
+        client = vectord.Client(address, timeout=CLIENT_TIMEOUT_S)
         channel = grpc.insecure_channel(address)
         admin = admin_pb2_grpc.AdminStub(channel)  # what `vectord compact` calls
         col = client.create_collection(NAME, dim=args.dim)
@@ -159,8 +167,8 @@ def run(args) -> dict:
         sampler = Sampler(proc.pid)
         sampler.start()
         # steady state
-        stop, steady = threading.Event(), []
-        worker = threading.Thread(target=query_loop, args=(col, queries, stop, steady))
+        stop, steady, errors = threading.Event(), [], []
+        worker = threading.Thread(target=query_loop, args=(col, queries, stop, steady, errors))
         t_steady = time.monotonic()
         worker.start()
         time.sleep(args.seconds)
@@ -169,7 +177,7 @@ def run(args) -> dict:
         t_steady_end = time.monotonic()
         # during compaction
         stop, during = threading.Event(), []
-        worker = threading.Thread(target=query_loop, args=(col, queries, stop, during))
+        worker = threading.Thread(target=query_loop, args=(col, queries, stop, during, errors))
         worker.start()
         time.sleep(1.0)
         c0 = time.monotonic()
@@ -190,6 +198,7 @@ def run(args) -> dict:
             "compact_s": c1 - c0, "compacted_slots": reply.compacted_slots,
             "steady": summary([s for _, s in steady]), "during": summary(in_window),
             "rss_steady_mib": float(np.median(steady_rss)), "rss_peak_mib": float(peak_rss),
+            "query_errors": errors,
         }
         result["p99_ratio"] = result["during"]["p99_ms"] / result["steady"]["p99_ms"]
         result["rss_ratio"] = result["rss_peak_mib"] / result["rss_steady_mib"]
@@ -220,6 +229,7 @@ def report(results: dict[str, dict], command: str) -> str:
         ("RSS steady MiB (median)", lambda r: f"{r['rss_steady_mib']:.0f}"),
         ("RSS peak during compaction MiB", lambda r: f"{r['rss_peak_mib']:.0f}"),
         ("RSS peak / steady (target <= 1.2)", lambda r: f"{r['rss_ratio']:.2f}"),
+        ("failed queries", lambda r: f"{len(r['query_errors'])}"),
     ]
     out = [f"`{command}`", "", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, cell in rows:
