@@ -186,8 +186,8 @@ class RankMixin:
                                group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_ranked``, plus the plan that answered it (for ``explain``).
 
-        The servicer calls this for rank "bm25" and "hybrid" (``SearchMixin.query_with_plan``
-        serves "vector", and refuses max_distance and group_by with the other ranks).
+        The servicer calls this for rank "bm25" and "hybrid"; ``SearchMixin.query_with_plan``
+        answers those ranks the same way (one behaviour for storage callers and the server).
         """
         # search.py imports this module: its helpers are imported when first needed
         from .search import QUERY_INCLUDE_DEFAULT, check_group, check_max_distance

@@ -65,11 +65,10 @@ class SearchMixin:
         max_distance = check_max_distance(max_distance)
         group_parts = check_group(group_by, group_size, n_results)
         rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
-        if rank != "vector":  # keyword and hybrid ranking: storage/ranking.py
-            if max_distance is not None or group_parts is not None:
-                field = "max_distance" if max_distance is not None else "group_by"
-                raise InvalidArgumentError(f"{field}: applies to rank='vector' only, not rank={rank!r}")
-            results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include)
+        if rank != "vector":  # keyword and hybrid ranking, max_distance and group_by too: storage/ranking.py
+            results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
+                                               max_distance=max_distance, group_parts=group_parts,
+                                               group_size=group_size or 1)
             plan.elapsed_ms = (time.perf_counter() - started) * 1000
             return results, plan
         config = self.config  # the model and dim this query is checked against (see below)

@@ -287,6 +287,30 @@ def test_hybrid_distances_of_results_found_by_bm25_alone(metric):
         assert distance == pytest.approx(expected, abs=1e-4), id_
 
 
+def test_storage_query_answers_every_rank_as_the_server_does():
+    """Collection.query (what embedded code and storage callers use) takes max_distance and
+    group_by with rank bm25/hybrid too, with the same answers as query_ranked (the server's path)."""
+    from vectord.storage import Database
+
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((40, 4)).astype(np.float32)
+    db = Database(None)
+    col = db.create_collection("c", dim=4)
+    col.add([f"r{i}" for i in range(40)], vectors, [f"apt git {'perl ' * (i % 3)}" for i in range(40)],
+            [{"source": f"s{i % 5}"} for i in range(40)])
+    q = vectors[:1]
+    for rank in ("bm25", "hybrid"):
+        for kw in ({"max_distance": 1.0}, {"group_by": "source", "group_size": 1}):
+            vec = None if rank == "bm25" and "max_distance" not in kw else q  # bm25 needs one only to cut
+            got = col.query(vec, 5, texts=["perl"], rank=rank, include=["distances", "metadatas"], **kw)[0]
+            want = col.query_ranked(rank, ["perl"], vec, 5, include=["distances", "metadatas"], **kw)[0]
+            assert got.ids == want.ids and got.ids, (rank, kw)
+            if "max_distance" in kw:
+                assert all(d <= 1.0 for d in got.distances)
+            else:
+                assert len({m["source"] for m in got.metadatas}) == len(got.ids)
+
+
 # ------------------------------------------------------------------ max_distance and group_by
 Q, TEXT = [[1.0, 0.0, 0.0, 0.0]], "perl apt git"  # the text hits apt, dpkg, git, perl and regex
 
