@@ -6,7 +6,7 @@ Writes, under ``<cache>/encoder/v2/`` (never into the repository):
 * ``pairs.tsv``   ``anchor_index<TAB>positive_index<TAB>kind`` (kind: faq, heading, man, jargon), 0-based
   indices into texts.txt;
 * ``domains.txt`` the domain of each line of texts.txt;
-* ``stats.md``    counts per domain and pair kind, sizes, token-length histogram;
+* a stats page    counts per domain and pair kind, sizes, token-length histogram (markdown);
 
 and the held-out evaluation sets under ``<cache>/encoder/eval2/`` (see ``evalsets2``). Held out, never
 in texts.txt: a stable-hash third of the perlfaq and Debian FAQ questions (question and answer), the
@@ -213,7 +213,7 @@ def _hist(lengths) -> list[tuple[str, int]]:
 
 def build(work: Path, short_texts: list[tuple[str, str]] | None = None, max_bytes: int = MAX_FILE_BYTES,
           log=print) -> dict:
-    """Build texts.txt, pairs.tsv, domains.txt, stats.md and the eval2 sets. Returns the stats."""
+    """Build texts.txt, pairs.tsv, domains.txt, the stats page and the eval2 sets. Returns the stats."""
     from . import evalsets, evalsets2
 
     if short_texts is None:  # fail now, not after ten minutes: the SimLex/WordSim words must be held out

@@ -2,8 +2,8 @@
 
 Every parser takes the text of one file and returns plain structures (no disk writes), so the unit
 tests run on small inline samples; ``iter_docs`` walks the installed packages (paths below,
-installed by ``apt-get install``, never committed; see ``../shared/DATA.md``, section "Technical
-and question-answer text").
+installed by ``apt-get install``, never committed; encoder/README.md lists the packages and
+``iter_docs`` the paths it reads in each).
 
 Reserved for evaluation outside the project and never read here: Python's own documentation
 (``python3.x-doc``) and the fortune files; ``_reserved`` refuses any path that names them.
