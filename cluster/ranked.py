@@ -26,7 +26,7 @@ import numpy as np
 
 from vectord.storage import ranking as engine_ranking
 from vectord.storage.ranking import rrf, weighted
-from vectord.storage.search import MAX_GROUP_FETCH, group_key, lookup_path
+from vectord.storage.search import MAX_GROUP_FETCH, group_hits, lookup_path
 
 #: One hit in a merged ranking: (id, vector distance or NaN, score or None).
 Hit = tuple[str, float, Any]
@@ -92,21 +92,7 @@ def group(ranking: list[Hit], metadata: dict[str, Any], parts: tuple[str, ...], 
           group_size: int) -> tuple[list[Hit], list[Any], bool]:
     """Hits grouped by the metadata value at ``parts`` (groups in the order of their best
     hit, each its best ``group_size``): (hits, their group values, whether the groups are full)."""
-    groups: dict[Any, list] = {}
-    for hit in ranking:
-        value = lookup_path(metadata.get(hit[0]) or {}, parts)
-        if value is None:
-            continue
-        key = group_key(value)
-        hits = groups.get(key)
-        if hits is None:
-            if len(groups) < n_results:
-                groups[key] = [value, [hit]]
-        elif len(hits[1]) < group_size:
-            hits[1].append(hit)
-    full = len(groups) == n_results and all(len(hits) == group_size for _, hits in groups.values())
-    return ([h for _, hits in groups.values() for h in hits], [v for v, hits in groups.values() for _ in hits],
-            full)
+    return group_hits(ranking, lambda id_: lookup_path(metadata.get(id_) or {}, parts), n_results, group_size)
 
 
 def group_limit() -> int:

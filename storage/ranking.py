@@ -337,7 +337,7 @@ class RankMixin:
         deepened x4 until the groups are full, the ranking runs out, or MAX_GROUP_FETCH
         records were looked at.
         """
-        from .search import MAX_GROUP_FETCH, group_key, lookup_path
+        from .search import MAX_GROUP_FETCH, group_hits, lookup_path
 
         records = self._records
         limit = max(1, min(len(records), MAX_GROUP_FETCH))
@@ -351,26 +351,15 @@ class RankMixin:
         while True:
             ranked = self._ranking(search, text, query, depth)
             postings += ranked.postings
-            groups: dict[Any, list] = {}
-            for label, score in zip(ranked.labels.tolist(), ranked.scores.tolist()):
-                value = lookup_path(records.metadata(label), parts)
-                if value is None:
-                    continue
-                key = group_key(value)
-                hits = groups.get(key)
-                if hits is None:
-                    if len(groups) < n_results:
-                        groups[key] = [value, [(label, score)]]
-                elif len(hits[1]) < group_size:
-                    hits[1].append((label, score))
-            full = len(groups) == n_results and all(len(hits) == group_size for _, hits in groups.values())
+            hits, values, full = group_hits(zip(ranked.labels.tolist(), ranked.scores.tolist()),
+                                            lambda label: lookup_path(records.metadata(label), parts),
+                                            n_results, group_size)
             if full or ranked.exhausted or depth >= limit:
                 break
             depth = min(depth * 4, limit)
         ranked.postings = postings
-        labels = np.asarray([label for _, hits in groups.values() for label, _ in hits], np.int64)
-        scores = np.asarray([score for _, hits in groups.values() for _, score in hits], np.float64)
-        values = [value for value, hits in groups.values() for _ in hits]
+        labels = np.asarray([label for label, _ in hits], np.int64)
+        scores = np.asarray([score for _, score in hits], np.float64)
         return ranked, labels, scores, values
 
     def _distances(self, query: np.ndarray, labels: np.ndarray, known_labels: np.ndarray,

@@ -128,28 +128,16 @@ class SearchMixin:
             labels, distances, plan = self._search(query, fetch, where, predicate)
             found = labels[0] >= 0
             row_labels, row_dist = _within(labels[0], distances[0], max_distance)
-            groups: dict[Any, list] = {}
-            for label, distance in zip(row_labels.tolist(), row_dist.tolist()):
-                value = lookup_path(records.metadata(label), parts)
-                if value is None:
-                    continue
-                key = group_key(value)
-                hits = groups.get(key)
-                if hits is None:
-                    if len(groups) < n_results:
-                        groups[key] = [value, [(label, distance)]]
-                elif len(hits[1]) < group_size:
-                    hits[1].append((label, distance))
-            full = len(groups) == n_results and all(len(hits) == group_size for _, hits in groups.values())
+            hits, values, full = group_hits(zip(row_labels.tolist(), row_dist.tolist()),
+                                            lambda label: lookup_path(records.metadata(label), parts),
+                                            n_results, group_size)
             exhausted = (int(found.sum()) < fetch or len(row_labels) < int(found.sum())  # ran out / past max_distance
                          or fetch >= limit)
             if full or exhausted:
                 break
             fetch = min(fetch * 4, limit)
-        out_labels = [label for _, hits in groups.values() for label, _ in hits]
-        out_dist = [distance for _, hits in groups.values() for _, distance in hits]
-        out_groups = [value for value, hits in groups.values() for _ in hits]
-        return (np.asarray(out_labels, np.int64), np.asarray(out_dist, np.float32), out_groups), plan
+        return (np.asarray([label for label, _ in hits], np.int64),
+                np.asarray([distance for _, distance in hits], np.float32), values), plan
 
     def _search(self, queries: np.ndarray, k: int, where, predicate):
         """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
@@ -305,3 +293,28 @@ def group_key(value: Any) -> Any:
     if isinstance(value, str):
         return ("str", value)
     return ("json", json.dumps(value, sort_keys=True))
+
+
+def group_hits(hits: Iterable[tuple], value_of, n_results: int, group_size: int) -> tuple[list, list, bool]:
+    """Hits (best first; each a tuple whose first item is the record's label or id) grouped by
+    ``value_of(hit[0])`` (None: the hit belongs to no group): the first ``n_results`` distinct
+    values in the order of their best hit, each with its best ``group_size`` hits.
+
+    Returns (the kept hits, group by group; their group values; whether every group is full).
+    The engine's vector and ranked queries and the cluster gateway all group with this.
+    """
+    groups: dict[Any, list] = {}
+    for hit in hits:
+        value = value_of(hit[0])
+        if value is None:
+            continue
+        key = group_key(value)
+        kept = groups.get(key)
+        if kept is None:
+            if len(groups) < n_results:
+                groups[key] = [value, [hit]]
+        elif len(kept[1]) < group_size:
+            kept[1].append(hit)
+    full = len(groups) == n_results and all(len(kept) == group_size for _, kept in groups.values())
+    return ([h for _, kept in groups.values() for h in kept], [v for v, kept in groups.values() for _ in kept],
+            full)
