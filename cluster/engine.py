@@ -31,7 +31,7 @@ from vectord.storage import validation
 from vectord.storage.collection import GET_INCLUDE_DEFAULT
 from vectord.storage.search import QUERY_INCLUDE_DEFAULT
 from vectord.storage.planner import Plan
-from vectord.storage.ranking import check_rank
+from vectord.storage.ranking import check_query_texts, check_rank
 from vectord.storage.search import check_group, check_max_distance
 
 from . import ranked, routing
@@ -386,14 +386,7 @@ class ClusterCollection:
     def _ranked_inputs(self, rank: str, queries, texts, max_distance) -> np.ndarray | None:
         """The checks of storage/ranking.py's query at the gateway; the query vectors a bm25
         or hybrid query needs (hybrid, or max_distance), embedded here once."""
-        if texts is None:
-            raise InvalidArgumentError(f"query_texts: rank={rank!r} needs the query text (query_texts)")
-        if not texts:
-            raise InvalidArgumentError("query_texts: at least one text is required")
-        validation.query_count(len(texts), "query_texts")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidArgumentError(f"query_texts[{i}]: expected a string, got {text!r}")
+        check_query_texts(rank, texts)
         config = self.config  # a collection without a full-text index: its shards refuse (FAILED_PRECONDITION)
         if rank == "bm25" and max_distance is None:
             if queries is not None:

@@ -103,6 +103,19 @@ def check_rank(rank: Any, fusion: Any, alpha: Any) -> tuple[str, str, float]:
     return rank, fusion, float(alpha)
 
 
+def check_query_texts(rank: str, texts: Sequence[str] | None) -> None:
+    """The query texts a bm25 or hybrid query ranks by: one or more strings, within limits
+    (the engine and the cluster gateway check them alike)."""
+    if texts is None:
+        raise InvalidArgumentError(f"query_texts: rank={rank!r} needs the query text (query_texts)")
+    if not texts:
+        raise InvalidArgumentError("query_texts: at least one text is required")
+    validation.query_count(len(texts), "query_texts")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"query_texts[{i}]: expected a string, got {text!r}")
+
+
 def rrf(lists: Sequence[np.ndarray], k: int = RRF_K) -> tuple[np.ndarray, np.ndarray]:
     """Reciprocal rank fusion of ranked label lists (best first): (labels, fused scores),
     unordered."""
@@ -211,14 +224,7 @@ class RankMixin:
                       max_distance: float | None = None, group_parts: tuple[str, ...] | None = None,
                       group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_with_plan`` for ``rank`` "bm25" or "hybrid" (arguments checked by the caller)."""
-        if texts is None:
-            raise InvalidArgumentError(f"query_texts: rank={rank!r} needs the query text (query_texts)")
-        if not texts:
-            raise InvalidArgumentError("query_texts: at least one text is required")
-        validation.query_count(len(texts), "query_texts")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidArgumentError(f"query_texts[{i}]: expected a string, got {text!r}")
+        check_query_texts(rank, texts)
         if self._fulltext is None:
             raise FailedPreconditionError(
                 f"rank={rank!r}: collection {self.config.name!r} has no full-text index "
