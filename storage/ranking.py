@@ -45,7 +45,6 @@ of ``query_texts``.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -202,22 +201,10 @@ class RankMixin:
         The servicer calls this for rank "bm25" and "hybrid"; ``SearchMixin.query_with_plan``
         answers those ranks the same way (one behaviour for storage callers and the server).
         """
-        # search.py imports this module: its helpers are imported when first needed
-        from .search import QUERY_INCLUDE_DEFAULT, check_group, check_max_distance
-
-        started = time.perf_counter()
-        include = self._include(include, QUERY_INCLUDE_DEFAULT)
-        n_results = validation.n_results(n_results)
-        max_distance = check_max_distance(max_distance)
-        group_parts = check_group(group_by, group_size, n_results)
-        rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
-        if rank == "vector":
+        if check_rank(rank, fusion, hybrid_alpha)[0] == "vector":
             raise InvalidArgumentError("rank: query_ranked answers 'bm25' and 'hybrid'; rank='vector' is query's")
-        results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
-                                           max_distance=max_distance, group_parts=group_parts,
-                                           group_size=group_size or 1)
-        plan.elapsed_ms = (time.perf_counter() - started) * 1000
-        return results, plan
+        return self.query_with_plan(queries, n_results, where, include, texts, max_distance, group_by, group_size,
+                                    rank, fusion, hybrid_alpha)
 
     def _query_ranked(self, rank: str, fusion: str, alpha: float, queries, texts: Sequence[str] | None,
                       n_results: int, where: Filter | None, include: frozenset[str],
