@@ -91,6 +91,13 @@ def new_manifest(config: CollectionConfig) -> dict[str, Any]:
             "applied_seq": 0, "slots": 0, "files": {}, "index": None}
 
 
+def remove_other_generations(fs: FileSystem, directory: Path, keep: str) -> None:
+    """Removes every generation folder but ``keep`` (once the MANIFEST names ``keep``)."""
+    for stale in directory.glob("gen-*"):
+        if stale.name != keep:
+            fs.remove_tree(stale)
+
+
 def write_generation(
     fs: FileSystem,
     directory: Path,

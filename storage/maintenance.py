@@ -99,9 +99,7 @@ class MaintenanceMixin:
             # generation goes: the in-memory tail is freed
             self._vectors.rebase(self.path / name / disk.VECTORS)
             self._wal.reset()
-        for stale in self.path.glob("gen-*"):
-            if stale.name != name:
-                self.fs.remove_tree(stale)
+        disk.remove_other_generations(self.fs, self.path, name)
         compaction.remove_leftovers(self.fs, self.path)  # copied into the generation
         self.fs.fsync_dir(self.path)
         log.info("collection %r: checkpoint %s (%d records, %d slots)", self.config.name, name,

@@ -300,9 +300,7 @@ def _switch(collection, encoder, state: _State, target: dict[str, Any]) -> int:
             c._vectors, c._index = vectors, index
             c._vectors.rebase(c.path / name / disk.VECTORS)
             c._wal.reset()
-        for stale in c.path.glob("gen-*"):
-            if stale.name != name:
-                c.fs.remove_tree(stale)
+        disk.remove_other_generations(c.fs, c.path, name)
         _discard(c)
         log.info("collection %r: re-embedded with %r %s (dim %d, %d records)", c.name, target["name"],
                  target.get("version", ""), dim, len(labels))
