@@ -15,12 +15,19 @@ them. So:
   same values is "unchanged", a delete of gone ids deletes nothing);
 - a write whose number skips one is refused ("gap"): the replica missed a write and is out
   of sync until it catches up (``catch_up`` below, driven by the gateway).
+
+A chunked write (``chunked``: a source document's new chunks replace its old ones) is two
+engine writes here (delete the old chunks, put the new), made atomic by the replica: readers
+wait while it runs (a read-write lock around the read methods), and its arguments are
+written durably (``pending.pkl``) before it starts, so a crash in between finishes it when
+the replica starts again, before it serves anything.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,8 +35,11 @@ from typing import Any
 import numpy as np
 
 from vectord.errors import VectordError
+from vectord.storage.rwlock import RWLock
 
 SHARD_COLLECTION = "shard"
+#: Metadata keys a chunked write sets on each chunk (docs/long-documents.md).
+SOURCE_KEY, CHUNK_KEY = "source_id", "chunk"
 
 
 def replica_name(collection_id: str, shard: int, replica: int) -> str:
@@ -58,6 +68,9 @@ class ShardReplica:
             fulltext=config.get("fulltext"), get_or_create=True)
         self._applied_path = self.path / "applied.json"
         self.applied = json.loads(self._applied_path.read_text())["seq"] if self._applied_path.exists() else 0
+        self._swap = RWLock()  # a chunked write's two engine writes look like one to readers
+        self._pending_path = self.path / "pending.pkl"
+        self._finish_pending()
         # reads also come straight from the gateway (cluster.dataplane): a Ray call per shard
         # and query costs more than the search; writes stay on Ray, numbered and ordered
         self.reads = None
@@ -95,19 +108,99 @@ class ShardReplica:
                                                 args.get("metadatas"))
             elif op == "delete":
                 result = self.collection.delete(ids=args["ids"])
+            elif op == "chunked":
+                self._write_pending(seq, args)
+                result = self._chunked(args)
             else:
                 raise ValueError(f"unknown op {op!r}")
         except VectordError as exc:
             # deterministic (the same on every replica): the write is a no-op everywhere and
             # its number is spent, so the replicas stay in step
             self._set_applied(seq)
+            self._clear_pending()
             return {"status": "error", "error": exc, "applied": seq}
         self._set_applied(seq)
+        self._clear_pending()
         return {"status": "ok", "applied": seq, "inserted": result.inserted, "updated": result.updated,
                 "unchanged": result.unchanged, "deleted": result.deleted}
 
+    # ------------------------------------------------------------------ chunked writes
+    def chunk_state(self, sources: list[str], chunk_ids: list[str]) -> dict[str, Any]:
+        """What a chunked write of ``sources`` would replace: ``old``, the ids of the sources'
+        own records and of their chunks (``f"{source_id}#{chunk}"`` with that metadata, as
+        the engine's delete finds them), and ``taken``, the new chunk ids that exist."""
+        with self._swap.read():
+            return self._chunk_state(sources, chunk_ids)
+
+    def _chunk_state(self, sources: list[str], chunk_ids: list[str]) -> dict[str, Any]:
+        from vectord.storage.filters import Field
+
+        col = self.collection
+        own = col.get(ids=sources, include=[]).ids
+        found = col.get(where=Field(SOURCE_KEY, "in", list(dict.fromkeys(sources))), include=["metadatas"])
+        chunks = [record_id for record_id, meta in zip(found.ids, found.metadatas or [])
+                  if record_id == f"{meta.get(SOURCE_KEY)}#{meta.get(CHUNK_KEY)}"]
+        sources_of = {record_id: meta.get(SOURCE_KEY) for record_id, meta in zip(found.ids, found.metadatas or [])}
+        return {"old": list(dict.fromkeys(own + chunks)), "taken": col.get(ids=chunk_ids, include=[]).ids,
+                "source_of": {record_id: sources_of.get(record_id, record_id) for record_id in own + chunks}}
+
+    def _chunked(self, args: dict[str, Any]):
+        """The sources' old records (own ids and chunks) not among the new chunk ids are
+        deleted, and the new chunks are put with exactly their metadata (keys of an
+        overwritten record that the new chunk lacks are removed), as one server's
+        put_chunked does in one log record."""
+        from vectord.storage import WriteResult
+
+        ids, metadatas = args["ids"], args["metadatas"]
+        with self._swap.write():
+            state = self._chunk_state(args["sources"], ids)
+            new = set(ids)
+            drop = sorted(set(state["old"]) - new)
+            taken = set(state["taken"])
+            result = WriteResult(deleted=len(drop))
+            if taken:  # an upsert merges metadata by key: None removes the old keys
+                old = self.collection.get(ids=sorted(taken), include=["metadatas"])
+                old_meta = dict(zip(old.ids, old.metadatas or []))
+                metadatas = [{**{key: None for key in (old_meta.get(i) or {}) if key not in meta}, **meta}
+                             if i in taken else meta for i, meta in zip(ids, metadatas)]
+            if drop:
+                self.collection.delete(ids=drop)
+            if ids:  # a source with an empty document has no chunks: its old ones just go
+                self.collection.upsert(ids, args["embeddings"], args["documents"], metadatas)
+            result.updated = sum(1 for i in ids if i in taken)
+            result.inserted = len(ids) - result.updated
+        return result
+
+    def _write_pending(self, seq: int, args: dict[str, Any]) -> None:
+        tmp = self._pending_path.with_name("pending.pkl.tmp")
+        with open(tmp, "wb") as out:
+            pickle.dump({"seq": seq, "args": args}, out, protocol=5)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self._pending_path)
+
+    def _clear_pending(self) -> None:
+        if self._pending_path.exists():
+            self._pending_path.unlink()
+
+    def _finish_pending(self) -> None:
+        """A chunked write that a crash interrupted (its number not yet recorded) is done
+        again now: deleting and putting the same records twice leaves the same state."""
+        if not self._pending_path.exists():
+            return
+        with open(self._pending_path, "rb") as handle:
+            pending = pickle.load(handle)  # noqa: S301 (this replica's own file, written above)
+        if pending["seq"] == self.applied + 1:
+            self._chunked(pending["args"])
+            self._set_applied(pending["seq"])
+        self._clear_pending()
+
     # ------------------------------------------------------------------ reads
     def query(self, vectors, n_results: int, where=None, max_distance=None):
+        with self._swap.read():
+            return self._query(vectors, n_results, where, max_distance)
+
+    def _query(self, vectors, n_results: int, where=None, max_distance=None):
         results = self.collection.query(vectors, n_results=n_results, where=where, include=["distances"],
                                         max_distance=max_distance)
         return [(r.ids, r.distances) for r in results]
@@ -116,6 +209,10 @@ class ShardReplica:
         """Per query text, this shard's candidate lists for the gateway (cluster/ranked.py):
         [BM25 ids, their scores, their vector distances (measured when ``vectors`` is given,
         else NaN), and for hybrid the nearest ids by vector and their distances]."""
+        with self._swap.read():
+            return self._ranked(rank, texts, vectors, depth, where, max_distance)
+
+    def _ranked(self, rank: str, texts, vectors=None, depth: int = 10, where=None, max_distance=None) -> list:
         col = self.collection
         bm25 = col.query_ranked("bm25", texts, vectors if max_distance is not None else None, n_results=depth,
                                 where=where, include=["distances"], max_distance=max_distance)
@@ -147,10 +244,12 @@ class ShardReplica:
         return out
 
     def get(self, ids=None, where=None, limit=None, offset=None, include=None, after=None):
-        return self.collection.get(ids=ids, where=where, limit=limit, offset=offset, include=include, after=after)
+        with self._swap.read():
+            return self.collection.get(ids=ids, where=where, limit=limit, offset=offset, include=include, after=after)
 
     def count(self, where=None) -> int:
-        return self.collection.count(where=where)
+        with self._swap.read():
+            return self.collection.count(where=where)
 
     def match(self, ids, where) -> list[str]:
         """Ids of live records among ``ids`` (all when None) that pass ``where`` (all when None)."""

@@ -13,6 +13,7 @@ change of that table plus a copy of whole buckets, never a re-hash of every id.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -23,6 +24,17 @@ from vectord.errors import InvalidArgumentError
 DEFAULT_BUCKETS = 1024
 MAX_SHARDS = 256
 MAX_REPLICAS = 8
+#: ``extra["route"]`` of a table that routes a chunk id by its source (see ``route_key``).
+ROUTE_BY_SOURCE = "source"
+_CHUNK_SUFFIX = re.compile(r"(?:#[0-9]+)+\Z")
+
+
+def route_key(record_id: str) -> str:
+    """What a collection with chunk routing hashes: the id without its trailing ``#<n>``
+    parts. Chunk ``j`` of source ``s`` is the record ``f"{s}#{j}"`` (docs/long-documents.md),
+    so a source and all its chunks (and the chunks of a source whose own id ends in
+    ``#<n>``) land on one shard, where replacing them is one shard's write."""
+    return _CHUNK_SUFFIX.sub("", record_id)
 
 
 def bucket_of(record_id: str, buckets: int = DEFAULT_BUCKETS) -> int:
@@ -70,15 +82,25 @@ class RoutingTable:
         check_layout(shards, replicas, len(nodes))
         nodes = sorted(nodes)
         placement = [[nodes[(s + r) % len(nodes)] for r in range(replicas)] for s in range(shards)]
+        # chunking needs an encoder: only such collections route chunk ids by their source
+        # (elsewhere ids like "user#12" keep spreading over the shards by the whole id)
+        extra = {"route": ROUTE_BY_SOURCE} if config.get("encoder") else {}
         return cls(name=name, config=config, shards=shards, replicas=replicas,
-                   bucket_shard=[b % shards for b in range(buckets)], placement=placement)
+                   bucket_shard=[b % shards for b in range(buckets)], placement=placement, extra=extra)
 
     @property
     def buckets(self) -> int:
         return len(self.bucket_shard)
 
+    @property
+    def by_source(self) -> bool:
+        """Whether chunk ids route by their source id (tables of collections with an encoder
+        made since chunked writes; older tables route every id whole, as they were filled)."""
+        return self.extra.get("route") == ROUTE_BY_SOURCE
+
     def shard_of(self, record_id: str) -> int:
-        return self.bucket_shard[bucket_of(record_id, self.buckets)]
+        key = route_key(record_id) if self.by_source else record_id
+        return self.bucket_shard[bucket_of(key, self.buckets)]
 
     def group(self, ids: Iterable[str]) -> dict[int, list[int]]:
         """Positions of ``ids`` by shard, in the order given within each shard."""

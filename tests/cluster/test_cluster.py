@@ -169,6 +169,65 @@ def test_texts_are_embedded_once_at_the_gateway_as_one_node_would(client, tmp_pa
     client.delete_collection("texts")
 
 
+def test_chunked_writes_equal_a_single_node(client, tmp_path):
+    """Chunking through the gateway (docs/long-documents.md): the same chunks, write results,
+    errors and (exact-mode) query results as one server; a source's chunks live on one shard,
+    so re-chunking it leaves no old chunk behind."""
+    words = ("whale ocean ship harpoon captain storm dough loaf oven yeast flour knead salt grey cold "
+             "rise bake sail crew deck").split()
+    rng = np.random.default_rng(3)  # distinct texts: no ties, whose order differs (by id here)
+    sources = [f"book-{i}" for i in range(12)]
+    texts = [" ".join(rng.choice(words, 160)) for _ in sources]
+    meta = [{"kind": "novel" if i % 2 else "recipe", "n": i} for i in range(12)]
+    col = client.create_collection("chunks")
+    single = vectord.Client(path=str(tmp_path / "single"))
+    ref = single.create_collection("chunks")
+    results = []
+    for target in (col, ref):
+        target.upsert(ids=["book-3"], documents=["a plain record of a source id"], metadatas=[{"old": 1}])
+        results.append(target.upsert(ids=sources, documents=texts, metadatas=meta,
+                                     chunking={"tokens": 24, "overlap": 4}))
+    counts = [{k: v for k, v in r.items() if k != "seq"} for r in results]  # seq: the cluster's sum
+    assert counts[0] == counts[1] and counts[0]["inserted"] > 12 and counts[0]["deleted"] == 1
+    got, want = col.get(where={"source_id": "book-5"}, include=["metadatas", "documents"]), \
+        ref.get(where={"source_id": "book-5"}, include=["metadatas", "documents"])
+    assert sorted(zip(got["ids"], got["documents"])) == sorted(zip(want["ids"], want["documents"]))
+    assert got["metadatas"][0] == {"kind": "novel", "n": 5, "source_id": "book-5", "chunk": 0}
+    assert col.count() == ref.count()
+    queries = ["the whale in the ocean", "bake the loaf"]
+    for kwargs in ({}, {"group_by": "source_id"}, {"where": {"kind": "recipe"}}):
+        a = col.query(query_texts=queries, n_results=5, include=["distances", "metadatas"], **kwargs)
+        b = ref.query(query_texts=queries, n_results=5, include=["distances", "metadatas"], **kwargs)
+        assert a["ids"] == b["ids"] and a["metadatas"] == b["metadatas"], kwargs
+        np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-4, atol=1e-5)
+    # add refuses a source with chunks, as one server words it, and writes nothing
+    for target in (col, ref):
+        with pytest.raises(AlreadyExistsError, match="source 'book-1' has a record"):
+            target.add(ids=["new-book", "book-1"], documents=["x y z", "again"], chunking=True)
+    assert col.count(where={"source_id": "new-book"}) == 0
+    # re-chunking replaces: fewer chunks, exactly the new metadata, no old chunk left over
+    replaced = [t.upsert(ids=["book-1"], documents=["Call me Ishmael, the whale. " * 4], metadatas=[{"kind": "short"}],
+                         chunking={"tokens": 24}) for t in (col, ref)]
+    assert replaced[0]["deleted"] == replaced[1]["deleted"] > 0
+    assert replaced[0]["updated"] == replaced[1]["updated"] and replaced[0]["inserted"] == replaced[1]["inserted"]
+    assert col.get(where={"source_id": "book-1"}, include=["metadatas"]) == \
+        ref.get(where={"source_id": "book-1"}, include=["metadatas"])
+    assert col.get(ids=["book-1#0"], include=["metadatas"])["metadatas"] == [
+        {"kind": "short", "source_id": "book-1", "chunk": 0}]
+    # a source id deletes its chunks
+    assert col.delete(ids=["book-2"]) == ref.delete(ids=["book-2"]) > 1
+    assert col.count(where={"source_id": "book-2"}) == 0 and col.count() == ref.count()
+    # the same refusals as one server
+    plain = client.create_collection("plain-chunks", dim=DIM)
+    with pytest.raises(vectord.errors.InvalidArgumentError, match="has no encoder"):
+        plain.add(ids=["a"], documents=["text"], chunking=True)
+    with pytest.raises(vectord.errors.InvalidArgumentError, match="chunking.overlap"):
+        col.add(ids=["z"], documents=["text"], chunking={"tokens": 8, "overlap": 8})
+    single.close()
+    client.delete_collection("chunks")
+    client.delete_collection("plain-chunks")
+
+
 def test_bm25_hybrid_and_group_by_are_ranked_at_the_gateway(client, tmp_path):
     docs = ["apt install fails with unmet dependency errors", "configure the grub bootloader menu",
             "python packaging with pip and wheels", "kernel panic at boot after an upgrade",

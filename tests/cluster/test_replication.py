@@ -55,6 +55,45 @@ def test_a_crash_between_the_engine_and_the_number_replays_harmlessly(tmp_path):
     again.close()
 
 
+def chunks(source, n, seed=0, **meta):
+    ids = [f"{source}#{j}" for j in range(n)]
+    return {"sources": [source], "ids": ids, "embeddings": put(ids, seed)["embeddings"],
+            "documents": [f"part {j}" for j in range(n)],
+            "metadatas": [{**meta, "source_id": source, "chunk": j} for j in range(n)]}
+
+
+def test_a_chunked_write_replaces_a_sources_records_exactly(tmp_path):
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    replica.apply(1, "put", {**put(["doc", "other"]), "metadatas": [{"plain": 1}, {"keep": 1}]})
+    first = replica.apply(2, "chunked", chunks("doc", 4, kind="long", extra=1))
+    assert (first["inserted"], first["updated"], first["deleted"]) == (4, 0, 1)  # the plain record "doc" went
+    second = replica.apply(3, "chunked", chunks("doc", 2, 1, kind="short"))
+    assert (second["inserted"], second["updated"], second["deleted"]) == (0, 2, 2)
+    got = replica.get(where=None, include=["metadatas"])
+    assert sorted(got.ids) == ["doc#0", "doc#1", "other"]
+    # exactly the new metadata: "extra" of the overwritten chunk is gone
+    assert replica.get(ids=["doc#0"], include=["metadatas"]).metadatas == [
+        {"kind": "short", "source_id": "doc", "chunk": 0}]
+    assert replica.chunk_state(["doc"], ["doc#1", "doc#5"])["taken"] == ["doc#1"]
+    replica.close()
+
+
+def test_a_chunked_write_cut_by_a_crash_is_finished_before_serving(tmp_path):
+    """The replica records the write's arguments before its two engine writes: a crash
+    between them (old chunks deleted, new ones not yet put) is finished at the next start."""
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    replica.apply(1, "chunked", chunks("doc", 5))
+    args = chunks("doc", 2, 1, kind="new")
+    replica._write_pending(2, args)
+    replica.collection.delete(ids=["doc#2", "doc#3", "doc#4"])  # the first half, then the crash
+    replica.close()
+    again = ShardReplica(str(tmp_path / "r"), CONFIG)
+    assert again.applied == 2 and sorted(again.get(include=[]).ids) == ["doc#0", "doc#1"]
+    assert again.get(ids=["doc#1"], include=["metadatas"]).metadatas[0]["kind"] == "new"
+    assert again.apply(2, "chunked", args)["status"] == "duplicate"
+    again.close()
+
+
 def test_an_engine_refusal_spends_the_number_on_every_replica(tmp_path):
     replica = ShardReplica(str(tmp_path / "r"), CONFIG)
     result = replica.apply(1, "put", {"ids": ["a"], "embeddings": np.zeros((1, 4), np.float32)})

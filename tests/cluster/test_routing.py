@@ -61,3 +61,22 @@ def test_table_store_is_durable_and_ignores_torn_writes(tmp_path):
     assert TableStore(tmp_path).all() == []
     with pytest.raises(ValueError):
         store.put({**table, "config": {"id": "../x"}})
+
+
+def test_chunk_ids_route_with_their_source_in_collections_with_an_encoder():
+    """A chunked write's records f"{source}#{j}" land on the source's shard (so replacing a
+    source's chunks is one shard's write); collections without an encoder, and tables made
+    before this rule, route every id whole."""
+    assert routing.route_key("doc#12") == "doc" and routing.route_key("doc#1#0") == "doc"
+    assert routing.route_key("a#b") == "a#b" and routing.route_key("x#") == "x#"
+    table = routing.RoutingTable.new("docs", {"id": "abc", "encoder": {"name": "m"}}, 3, 1, ["n1"])
+    assert table.by_source
+    for source in IDS:
+        assert {table.shard_of(f"{source}#{j}") for j in range(20)} == {table.shard_of(source)}
+    assert routing.RoutingTable.from_dict(json.loads(json.dumps(table.to_dict()))).by_source
+    plain = routing.RoutingTable.new("vecs", {"id": "def"}, 3, 1, ["n1"])
+    assert not plain.by_source
+    assert len({plain.shard_of(f"user#{j}") for j in range(50)}) == 3  # spread by the whole id
+    old = table.to_dict()
+    old["extra"] = {}
+    assert not routing.RoutingTable.from_dict(old).by_source
