@@ -10,6 +10,8 @@
         stops every shard actor and the controller (their data stays on disk)
     vectord cluster import SOURCE -c NAME --gateway HOST:PORT [--address ADDR]
         streams JSONL/Parquet/.npy through Ray Data into a collection (cluster/ingest.py)
+    vectord cluster delete-snapshot NAME [--address ADDR]
+        deletes a cluster snapshot: its manifest and its copies on every node (cluster/snapshots.py)
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def register(sub) -> None:
     imp.add_argument("--id-prefix", default="row-", help="ids of .npy rows: PREFIX<row number> (default row-)")
     imp.add_argument("--api-key", help="the gateway's API key (default: $VECTORD_API_KEY)")
     imp.set_defaults(func=import_command)
+    drop = commands.add_parser("delete-snapshot", help="delete a cluster snapshot and its copies on every node")
+    drop.add_argument("name", help="the snapshot's name (as `vectord snapshot list` shows it)")
+    drop.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
+    drop.set_defaults(func=delete_snapshot_command)
 
 
 def _ray_cli(*args: str) -> int:
@@ -225,6 +231,29 @@ def down_command(args: argparse.Namespace) -> int:
     ray.shutdown()
     if args.stop_ray:
         return _ray_cli("stop")
+    return 0
+
+
+def delete_snapshot_command(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
+    from vectord.errors import VectordError
+
+    from . import snapshots
+    from .controller import controller_actor
+
+    ray = _connect(args.address)
+    try:
+        snapshots.delete(SimpleNamespace(controller=controller_actor(create=False), timeout_s=30.0), args.name)
+    except ValueError:
+        print("vectord cluster: no vectord cluster on this Ray cluster (run `vectord cluster up`)", file=sys.stderr)
+        return 1
+    except VectordError as exc:
+        print(f"vectord cluster: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ray.shutdown()
+    print(f"deleted snapshot {args.name!r}")
     return 0
 
 

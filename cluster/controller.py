@@ -65,6 +65,31 @@ class TableStore:
     def all(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted(self.tables.glob("*.json"))]
 
+    # cluster snapshots' manifests (cluster/snapshots.py): <root>/snapshots/<name>.json
+    def _snapshot_path(self, name: str) -> Path:
+        from vectord.storage import validation
+
+        return self.root / "snapshots" / f"{validation.collection_name(name)}.json"  # [A-Za-z0-9._-], no "."
+
+    def put_snapshot(self, manifest: dict[str, Any]) -> None:
+        path = self._snapshot_path(manifest["name"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
+
+    def snapshot(self, name: str) -> dict[str, Any] | None:
+        path = self._snapshot_path(name)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        folder = self.root / "snapshots"
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+    def delete_snapshot(self, name: str) -> None:
+        path = self._snapshot_path(name)
+        if path.exists():
+            path.unlink()
+            _fsync_dir(path.parent)
+
     def settings(self) -> dict[str, Any]:
         path = self.root / "cluster.json"
         return json.loads(path.read_text()) if path.exists() else {}
@@ -90,6 +115,18 @@ class Controller:
 
     def settings(self) -> dict[str, Any]:
         return self.store.settings()
+
+    def put_snapshot(self, manifest: dict[str, Any]) -> None:
+        self.store.put_snapshot(manifest)
+
+    def snapshot(self, name: str) -> dict[str, Any] | None:
+        return self.store.snapshot(name)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return self.store.snapshots()
+
+    def delete_snapshot(self, name: str) -> None:
+        self.store.delete_snapshot(name)
 
     def put_settings(self, settings: dict[str, Any]) -> None:
         self.store.put_settings(settings)

@@ -245,6 +245,31 @@ class ClusterDatabase:
     def checkpoint(self, name=None, compact: bool = False) -> int:
         raise unimplemented("Admin.Checkpoint")
 
+    # ------------------------------------------------------------------ snapshots (cluster/snapshots.py)
+    def create_snapshot(self, collection: str, name: str | None = None) -> dict[str, Any]:
+        """Every shard of ``collection`` at one point in time; its info (SnapshotInfo's fields)."""
+        from . import snapshots
+
+        return snapshots.create(self, collection, name)
+
+    def list_snapshots(self) -> list[dict[str, Any]]:
+        from . import snapshots
+
+        return snapshots.list_all(self)
+
+    def restore_snapshot(self, source: str, collection: str | None = None, replace: bool = False):
+        """Snapshot ``source`` (a name) as a new collection; uploads are not supported."""
+        from . import snapshots
+
+        if not isinstance(source, str):
+            raise unimplemented("uploading a snapshot (Admin.RestoreSnapshot with files)")
+        return snapshots.restore(self, source, collection, replace)
+
+    def delete_snapshot(self, name: str) -> None:
+        from . import snapshots
+
+        snapshots.delete(self, name)
+
     def close(self) -> None:
         self._stop.set()
 

@@ -31,6 +31,8 @@ from vectord.v1 import (
     records_pb2_grpc,
 )
 
+from vectord.errors import InvalidArgumentError, UnimplementedError
+
 from .engine import unimplemented, vectors_embedded_by
 from .ingest import IMPORT_MODEL_HEADER
 
@@ -41,13 +43,13 @@ log = logging.getLogger(__name__)
 CLUSTER_LABEL = "+cluster"
 
 
-#: The rpcs the gateway answers, by service; every other rpc of the service (snapshots,
-#: checkpoints, re-embedding, and any rpc added to the .proto later) answers UNIMPLEMENTED,
+#: The rpcs the gateway answers, by service; every other rpc of the service (downloading
+#: snapshots, checkpoints, re-embedding, and any rpc added to the .proto later) answers UNIMPLEMENTED,
 #: naming itself, instead of reaching a servicer method that expects a storage.Database.
 SUPPORTED = {
     "Collections": {"CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "ModifyCollection"},
     "Records": {"Add", "Upsert", "Update", "Delete", "Get", "Query", "Count", "Classify"},
-    "Admin": {"GetServerInfo", "Reset"},
+    "Admin": {"GetServerInfo", "Reset", "CreateSnapshot", "ListSnapshots", "RestoreSnapshot"},
     "Encoder": {"Embed", "ListModels"},
 }
 _PROTO = {"Collections": collections_pb2, "Records": records_pb2, "Admin": admin_pb2, "Encoder": encoder_pb2}
@@ -73,6 +75,26 @@ class ClusterAdminServicer(gateway_servicer(AdminServicer, "Admin")):  # type: i
         info = super().GetServerInfo(request, context)
         info.version += CLUSTER_LABEL
         return info
+
+    def DownloadSnapshot(self, request, context):
+        raise UnimplementedError(
+            "Admin.DownloadSnapshot is not supported by the vectord cluster gateway: a cluster snapshot is "
+            "one copy per shard, each on its shard's nodes; restore it by name (Admin.RestoreSnapshot). "
+            "See docs/cluster.md, 'Snapshots'")
+
+    def RestoreSnapshot(self, request_iterator, context) -> admin_pb2.RestoreSnapshotResponse:
+        """A cluster snapshot restored by name; an upload (files in the stream) is refused."""
+        first = next(iter(request_iterator), None)
+        if first is None:
+            raise InvalidArgumentError("RestoreSnapshot: the stream is empty")
+        if not first.snapshot:
+            raise UnimplementedError(
+                "Admin.RestoreSnapshot is not supported by the vectord cluster gateway for uploaded files: restore "
+                "a cluster snapshot by its name (see docs/cluster.md, 'Snapshots')")
+        if first.HasField("chunk"):
+            raise InvalidArgumentError("RestoreSnapshot: give a snapshot name or upload files, not both")
+        collection = self.db.restore_snapshot(first.snapshot, first.collection or None, first.replace)
+        return admin_pb2.RestoreSnapshotResponse(collection=collection.name, record_count=collection.info().count)
 
 
 class ClusterCollectionsServicer(gateway_servicer(CollectionsServicer, "Collections")):  # type: ignore[misc]

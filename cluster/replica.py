@@ -262,6 +262,32 @@ class ShardReplica:
                 "node": ray.get_runtime_context().get_node_id(), "path": str(self.path),
                 "endpoint": self.reads.endpoint() if self.reads is not None else None}
 
+    # ------------------------------------------------------------------ snapshots (cluster/snapshots.py)
+    def snapshot(self, name: str, dest: str) -> dict[str, Any]:
+        """The engine's online snapshot of this replica, moved to ``dest`` (outside the
+        replica's directory: it outlives the collection). Runs between two writes (an actor
+        runs one call at a time), so it holds exactly the writes up to ``applied``."""
+        info = self.db.create_snapshot(SHARD_COLLECTION, name)
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path / "engine" / "snapshots" / name, target)  # same disk: a rename
+        return {**info, "applied": self.applied, "path": str(target)}
+
+    def restore_from(self, source: str) -> dict[str, Any]:
+        """Replaces this (new, empty) replica's records with a snapshot in ``source`` on this
+        node: linked into the engine's snapshots and restored by name, which the engine
+        trusts (it keeps the graph), after checking every file's sha256."""
+        name = f"restore-{os.getpid()}-{Path(source).name}"
+        local = self.path / "engine" / "snapshots" / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copytree(source, local, copy_function=_link_or_copy)
+            self.collection = self.db.restore_snapshot(name, SHARD_COLLECTION, replace=True)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+        self._set_applied(0)
+        return {"count": self.collection.count(), "applied": self.applied}
+
     # ------------------------------------------------------------------ catch-up
     def dump(self, after: str, limit: int):
         """A page of full records in id order (a peer's copy source)."""
@@ -293,3 +319,11 @@ class ShardReplica:
         if self.reads is not None:
             self.reads.close()
         self.db.close()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Snapshot files are written once and never changed: a hard link is a stable copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -73,9 +73,69 @@ def vectors(n, seed=0):
 def test_info_says_cluster_and_unsupported_rpcs_name_themselves(client):
     assert client.server_info()["version"].endswith("+cluster")
     client.create_collection("snap", dim=DIM)
-    with pytest.raises(vectord.errors.VectordError, match="Admin.CreateSnapshot"):
-        client._call("Admin", "CreateSnapshot", vectord.v1.admin_pb2.CreateSnapshotRequest(collection="snap"))
+    with pytest.raises(vectord.errors.VectordError, match="Admin.Checkpoint"):
+        client._call("Admin", "Checkpoint", vectord.v1.admin_pb2.CheckpointRequest(collection="snap"))
     client.delete_collection("snap")
+
+
+def test_snapshots_are_consistent_per_cluster_and_restore_by_name(client, cluster):
+    """A cluster snapshot (docs/cluster.md, 'Snapshots'): every shard at one point in time,
+    copies on the replicas' nodes, a manifest at the controller; restored by name as a new
+    collection (or replacing one) with the same records and answers; deleted by the CLI."""
+    import grpc
+
+    from vectord.v1 import admin_pb2, admin_pb2_grpc
+
+    admin = vectord.v1.admin_pb2
+    ids = [f"s{i}" for i in range(300)]
+    col = client.create_collection("snapme", dim=DIM)
+    col.add(ids=ids, embeddings=vectors(300, 11), metadatas=[{"n": i} for i in range(300)],
+            documents=[f"doc {i}" for i in range(300)])
+    queries = vectors(4, 12)
+    before = col.query(query_embeddings=queries, n_results=7, include=["distances", "metadatas", "documents"])
+    info = client._call("Admin", "CreateSnapshot", admin.CreateSnapshotRequest(collection="snapme", name="snap-1"))
+    assert (info.name, info.collection, info.record_count, info.dim) == ("snap-1", "snapme", 300, DIM)
+    assert info.size_bytes > 0 and info.seq > 0
+    with pytest.raises(AlreadyExistsError, match="snap-1"):
+        client._call("Admin", "CreateSnapshot", admin.CreateSnapshotRequest(collection="snapme", name="snap-1"))
+    col.delete(ids=ids[:50])  # after the snapshot: not in it
+    col.upsert(ids=["late"], embeddings=vectors(1, 13))
+    listed = client._call("Admin", "ListSnapshots", admin.ListSnapshotsRequest()).snapshots
+    assert [s.name for s in listed] == ["snap-1"]
+    stub = admin_pb2_grpc.AdminStub(grpc.insecure_channel(cluster.gateway))
+
+    def restore(**kwargs):
+        return stub.RestoreSnapshot(iter([admin_pb2.RestoreSnapshotRequest(**kwargs)]), timeout=300)
+
+    reply = restore(snapshot="snap-1", collection="snapme-copy")
+    assert (reply.collection, reply.record_count) == ("snapme-copy", 300)
+    copy = client.get_collection("snapme-copy")
+    assert (copy.shards, copy.replicas) == (3, 2)
+    again = copy.query(query_embeddings=queries, n_results=7, include=["distances", "metadatas", "documents"])
+    assert again["ids"] == before["ids"] and again["metadatas"] == before["metadatas"]
+    assert again["documents"] == before["documents"]
+    assert sorted(copy.get(include=[])["ids"]) == sorted(ids)
+    assert copy.upsert(ids=["new"], embeddings=vectors(1, 14))["inserted"] == 1 and copy.count() == 301
+    with pytest.raises(grpc.RpcError) as refused:
+        restore(snapshot="snap-1")  # its own name: "snapme" exists
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert restore(snapshot="snap-1", replace=True).record_count == 300
+    assert client.get_collection("snapme").count() == 300 and col.count() == 300
+    with pytest.raises(grpc.RpcError) as missing:
+        restore(snapshot="nope")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as download:
+        list(stub.DownloadSnapshot(admin_pb2.DownloadSnapshotRequest(name="snap-1"), timeout=30))
+    assert download.value.code() == grpc.StatusCode.UNIMPLEMENTED and "restore it by name" in download.value.details()
+    copies = list((cluster.root / "data").glob("node-*/snapshots/snap-1/s*-r*"))
+    assert len(copies) == 6  # every replica of every shard
+    out = subprocess.run([sys.executable, "-m", "vectord", "cluster", "delete-snapshot", "snap-1", "--address",
+                          cluster.address], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert not list((cluster.root / "data").glob("node-*/snapshots/snap-1"))
+    assert client._call("Admin", "ListSnapshots", admin.ListSnapshotsRequest()).snapshots == []
+    client.delete_collection("snapme")
+    client.delete_collection("snapme-copy")
 
 
 def test_core_api(client):

@@ -14,6 +14,8 @@ def test_cluster_commands_parse():
     assert (args.func, args.shards, args.replicas, args.write_level) == (cluster_cli.up_command, 4, 2, "all")
     assert cli._parser().parse_args(["cluster", "join", "--address", "h:6379"]).func is cluster_cli.join_command
     assert cli._parser().parse_args(["cluster", "status"]).address == "auto"
+    args = cli._parser().parse_args(["cluster", "delete-snapshot", "snap-1"])
+    assert (args.func, args.name) == (cluster_cli.delete_snapshot_command, "snap-1")
 
 
 def test_ray_start_runs_without_usage_stats(monkeypatch):
@@ -46,4 +48,4 @@ def test_every_rpc_the_gateway_does_not_support_answers_unimplemented_naming_it(
             with pytest.raises(UnimplementedError, match=f"{service}.{name} is not supported"):
                 getattr(servicer, name)(None, None)
             refused.append(f"{service}.{name}")
-    assert {"Admin.ReembedCollection", "Admin.CreateSnapshot", "Admin.Checkpoint"} <= set(refused)
+    assert {"Admin.ReembedCollection", "Admin.DownloadSnapshot", "Admin.Checkpoint"} <= set(refused)
