@@ -688,6 +688,8 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
             candidates = [label for label, document, metadata in self._records.items()
                           if predicate(metadata, document)]
             path = "scan"
+        if exact:  # the index's answer: already a sorted int64 array (storage/label_arrays.py)
+            return candidates, path
         labels = np.fromiter(candidates, np.int64, len(candidates))
         labels.sort()
         return labels, path

@@ -26,6 +26,8 @@ from typing import Iterator
 import hnswlib
 import numpy as np
 
+from .blas import single_threaded
+
 log = logging.getLogger(__name__)
 
 _SPACES = {"cosine": "cosine", "l2": "l2", "ip": "ip"}
@@ -53,7 +55,8 @@ def exact_search(
     n = len(queries)
     if k == 0:
         return np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
-    dots = queries @ vectors.T  # (n, m)
+    with single_threaded(n * len(labels) * queries.shape[1]):  # storage/blas.py: small products
+        dots = queries @ vectors.T  # (n, m)
     if metric == "cosine":
         qn = np.sqrt((queries * queries).sum(axis=1, keepdims=True))
         dist = 1.0 - dots / (qn * np.sqrt(sqnorms)[None, :])

@@ -150,3 +150,7 @@ class LiveLabels:
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._store.live().tolist())
+
+    def array(self) -> np.ndarray:
+        """The live labels as a sorted int64 array (the store's cache: do not change it)."""
+        return self._store.live()
