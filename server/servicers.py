@@ -14,7 +14,7 @@ import numpy as np
 
 from vectord.errors import DeadlineExceededError, FailedPreconditionError, InvalidArgumentError
 from vectord.storage import Database, classify
-from vectord.storage.ranking import RankMixin
+from vectord.storage.collection import Collection
 from vectord.v1 import admin_pb2, admin_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import collections_pb2_grpc
@@ -146,9 +146,9 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         texts = list(request.query_texts) if request.query_texts else None
         rank, fusion = request.rank or "vector", request.fusion or "rrf"
         alpha = request.hybrid_alpha if request.HasField("hybrid_alpha") else 0.5
-        if rank != "vector" and isinstance(collection, RankMixin):
+        if rank != "vector" and isinstance(collection, Collection):
             # bm25 and hybrid, with max_distance and group_by (storage/ranking.py); a
-            # cluster's collection is no RankMixin: its query_with_plan answers UNIMPLEMENTED
+            # cluster's collection is no engine Collection: its query_with_plan answers UNIMPLEMENTED
             results, plan = collection.query_ranked_with_plan(
                 rank, texts, queries, n_results=n_results, where=where, include=include, fusion=fusion,
                 hybrid_alpha=alpha, max_distance=max_distance, group_by=group_by, group_size=group_size)
