@@ -12,8 +12,11 @@ uses the same labels. Ids, documents and metadata are columns of a ``RecordStore
 (records.py); the original vectors are a ``VectorStore`` (vectors.py), mapped from the
 checkpoint's file.
 
-This file holds the state, recovery, writes and reads; queries are in ``search.py`` and
-checkpoints, compaction and snapshots in ``maintenance.py`` (mixins of this class).
+This file holds the state, recovery, writes and reads. Queries and upkeep are parts the
+collection owns and delegates to, each reading it through the interface storage/state.py
+documents (``Host``): ``Searcher`` (search.py; keyword and hybrid ranks in its ``Ranker``,
+ranking.py) and ``Maintenance`` (maintenance.py: checkpoints, compaction, snapshots, stats).
+The structures queries read are one ``State`` (state.py), replaced whole by a compaction.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -43,13 +47,14 @@ from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
 from .index import HnswIndex
-from .maintenance import MaintenanceMixin
+from .maintenance import Maintenance
 from .memory import MemoryLog
 from .metadata_index import MetadataIndex
-from .ranking import RankMixin
+from .planner import Plan
 from .records import RecordStore
 from .rwlock import RWLock
-from .search import SearchMixin
+from .search import Searcher
+from .state import State
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .vectors import VectorStore
 from .wal import WriteAheadLog
@@ -132,7 +137,7 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
         return None, problem
 
 
-class Collection(SearchMixin, RankMixin, MaintenanceMixin):
+class Collection:
     #: Why the checkpoint's index file could not be loaded (it was rebuilt), for `verify`.
     index_problem: str | None = None
 
@@ -143,18 +148,15 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
         self._lock = RWLock()
         # Serialises every change of state (writes, deletes, checkpoints, close) and is taken
         # before the write lock: a checkpoint holds it, not the write lock, while it writes
-        # files, so that queries go on meanwhile (see MaintenanceMixin.checkpoint).
+        # files, so that queries go on meanwhile (see Maintenance.checkpoint).
         self._writers = threading.Lock()
         # reentrant: snapshot() holds it across its own checkpoint and the file links
         self._checkpoint_mutex = threading.RLock()
-        self._vectors = VectorStore(config.dim)
-        self._records = RecordStore()
-        self._meta_index = MetadataIndex()
         # The full-text index (fulltext.py): derived from the documents like the metadata
         # index, rebuilt at open; None when the collection's analyzer is "none".
         analyze = analyzer(fulltext_config(config.fulltext))
-        self._fulltext: FullTextIndex | None = FullTextIndex(analyze) if analyze is not None else None
-        self._index: HnswIndex | None = None
+        self.state = State(VectorStore(config.dim), RecordStore(), MetadataIndex(),
+                           FullTextIndex(analyze) if analyze is not None else None, None)
         self._failed: str | None = None
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
@@ -164,11 +166,62 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
         self._wal: WriteAheadLog | MemoryLog | None = None
         #: Where this collection's encoder is found (set by the Database); see _embed.
         self.encoders: EncoderRegistry | None = None
-        #: Timings read by stats() (the server's metrics collector reads them at scrape time).
+        #: Read by stats() (the server's metrics collector reads it at scrape time).
         self.recovery_seconds = 0.0
-        self.checkpoint_count = 0
-        self.checkpoint_seconds_total = 0.0
-        self.compacted_slots_total = 0
+        # the parts this collection delegates to (storage/state.py describes them)
+        self._searcher = Searcher(self)
+        self._ranker = self._searcher.ranker
+        self._maintenance = Maintenance(self)
+
+    # ------------------------------------------------------------------ state
+    # The structures of ``state`` by their former attribute names, for the write path below,
+    # storage/reembed.py, verify.py, snapshots.py and tests.
+    @property
+    def _vectors(self) -> VectorStore:
+        return self.state.vectors
+
+    @_vectors.setter
+    def _vectors(self, value: VectorStore) -> None:
+        self.state.vectors = value
+
+    @property
+    def _records(self) -> RecordStore:
+        return self.state.records
+
+    @_records.setter
+    def _records(self, value: RecordStore) -> None:
+        self.state.records = value
+
+    @property
+    def _meta_index(self) -> MetadataIndex:
+        return self.state.meta_index
+
+    @_meta_index.setter
+    def _meta_index(self, value: MetadataIndex) -> None:
+        self.state.meta_index = value
+
+    @property
+    def _fulltext(self) -> FullTextIndex | None:
+        return self.state.fulltext
+
+    @_fulltext.setter
+    def _fulltext(self, value: FullTextIndex | None) -> None:
+        self.state.fulltext = value
+
+    @property
+    def _index(self) -> HnswIndex | None:
+        return self.state.index
+
+    @_index.setter
+    def _index(self, value: HnswIndex | None) -> None:
+        self.state.index = value
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The read lock, the collection checked open (what a query holds)."""
+        with self._lock.read():
+            self._check_open()
+            yield
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -266,6 +319,81 @@ class Collection(SearchMixin, RankMixin, MaintenanceMixin):
             self._closed = True
             if self._wal is not None:
                 self._wal.close()
+
+    # ------------------------------------------------------------------ queries (search.py, ranking.py)
+    def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
+              include: Iterable[str] | None = None, texts: Sequence[str] | None = None,
+              max_distance: float | None = None, group_by: str | None = None,
+              group_size: int = 1, rank: str = "vector", fusion: str = "rrf",
+              hybrid_alpha: float = 0.5) -> list[Records]:
+        """Nearest records to each query vector (or text, embedded), nearest first; see
+        ``Searcher.query`` (storage/search.py)."""
+        return self._searcher.query(queries, n_results, where, include, texts, max_distance=max_distance,
+                                    group_by=group_by, group_size=group_size, rank=rank, fusion=fusion,
+                                    hybrid_alpha=hybrid_alpha)
+
+    def query_with_plan(self, queries=None, n_results: int = 10, where: Filter | None = None,
+                        include: Iterable[str] | None = None,
+                        texts: Sequence[str] | None = None, max_distance: float | None = None,
+                        group_by: str | None = None, group_size: int = 1, rank: str = "vector",
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
+        """``query``, plus the plan that answered it (for ``explain``)."""
+        return self._searcher.query_with_plan(queries, n_results, where, include, texts, max_distance,
+                                              group_by, group_size, rank, fusion, hybrid_alpha)
+
+    def query_ranked(self, rank: str, texts: Sequence[str], queries=None, n_results: int = 10,
+                     where: Filter | None = None, include: Iterable[str] | None = None, fusion: str = "rrf",
+                     hybrid_alpha: float = 0.5, max_distance: float | None = None, group_by: str | None = None,
+                     group_size: int = 1) -> list[Records]:
+        """A "bm25" or "hybrid" query; see ``Ranker.query_ranked`` (storage/ranking.py).
+
+        Example:
+            >>> col.query_ranked("bm25", ["apt dependencies"], n_results=3, group_by="source")[0].ids
+        """
+        return self._ranker.query_ranked(rank, texts, queries, n_results, where, include, fusion, hybrid_alpha,
+                                         max_distance, group_by, group_size)
+
+    def query_ranked_with_plan(self, rank: str, texts: Sequence[str] | None, queries=None, n_results: int = 10,
+                               where: Filter | None = None, include: Iterable[str] | None = None,
+                               fusion: str = "rrf", hybrid_alpha: float = 0.5, max_distance: float | None = None,
+                               group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
+        """``query_ranked``, plus the plan that answered it (for ``explain``)."""
+        return self._ranker.query_ranked_with_plan(rank, texts, queries, n_results, where, include, fusion,
+                                                   hybrid_alpha, max_distance, group_by, group_size)
+
+    def _search(self, queries: np.ndarray, k: int, where, predicate):
+        """(labels, distances, plan) of a vector search, the read lock held (benchmarks
+        profile it); see ``Searcher._search``."""
+        return self._searcher._search(queries, k, where, predicate)
+
+    # ------------------------------------------------------------------ upkeep (maintenance.py)
+    def needs_checkpoint(self) -> bool:
+        return self._maintenance.needs_checkpoint()
+
+    def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
+        """Writes a new generation and truncates the log; returns whether it wrote one (see
+        ``Maintenance.checkpoint``)."""
+        return self._maintenance.checkpoint(force, compact)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes for monitoring; cheap, no lock (values may be a moment old)."""
+        return self._maintenance.stats()
+
+    def snapshot(self, link) -> dict[str, Any]:
+        """A point-in-time copy (see ``Maintenance.snapshot``)."""
+        return self._maintenance.snapshot(link)
+
+    @property
+    def checkpoint_count(self) -> int:
+        return self._maintenance.checkpoint_count
+
+    @property
+    def checkpoint_seconds_total(self) -> float:
+        return self._maintenance.checkpoint_seconds_total
+
+    @property
+    def compacted_slots_total(self) -> int:
+        return self._maintenance.compacted_slots_total
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -5,7 +5,7 @@ vector file, new record columns, a new metadata index and full-text index and a 
 graph. All of that is built here, under no lock, from a ``Frozen`` view of the state taken
 in one short step (copies of the record columns' slot lists and of the live labels; the
 vectors below the view's slot count are never rewritten), while queries and writes go on.
-The writes applied meanwhile are kept (``Collection._delta``); the swap, under the write
+The writes applied meanwhile are kept (``Collection._delta``; storage/maintenance.py); the swap, under the write
 lock, puts the new structures in and applies those writes to them again, by id, as log
 replay does. Before, the rebuild ran under the write lock, and one query through a real
 server waited 16.1 s (issue 12).
@@ -77,15 +77,16 @@ class Frozen:
     analyze: object  # the full-text analyzer, or None
 
 
-def freeze(collection) -> Frozen:
-    """The view a compaction builds from; the caller holds the writers' mutex (O(slots)
-    list copies: a few milliseconds per million slots)."""
-    records, vectors = collection._records, collection._vectors
+def freeze(state) -> Frozen:
+    """The view a compaction builds from a collection's ``State`` (storage/state.py); the
+    caller holds the writers' mutex (O(slots) list copies: a few milliseconds per million
+    slots)."""
+    records, vectors = state.records, state.vectors
     labels = records.live().copy()
-    fulltext = collection._fulltext
+    fulltext = state.fulltext
     return Frozen(labels, list(records.ids), list(records.documents), list(records.metadatas),
                   np.ascontiguousarray(vectors.sqnorms[labels]), vectors, vectors.slots,
-                  collection._index is not None, fulltext.analyze if fulltext is not None else None)
+                  state.index is not None, fulltext.analyze if fulltext is not None else None)
 
 
 def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None) -> Compacted:

@@ -1,7 +1,9 @@
 """Keyword (BM25) and hybrid (vector + BM25) ranking of a collection's records.
 
-``RankMixin`` is part of ``Collection`` (storage/collection.py) beside ``SearchMixin``: it
-answers ``query(..., rank="bm25" | "hybrid")``; ``rank="vector"`` stays in search.py.
+``Ranker`` is a part of ``Collection`` (storage/collection.py), owned by its ``Searcher``
+(storage/search.py): it answers ``query(..., rank="bm25" | "hybrid")`` and
+``query_ranked``; ``rank="vector"`` stays in search.py. It reads the collection only through
+``Host`` (storage/state.py), and runs the vector side of a hybrid query with the Searcher.
 
 - ``bm25``: the full-text index (fulltext.py) scores the records holding the query text's
   terms; ``scores`` holds the BM25 scores (higher is better), ``distances`` is NaN (there is
@@ -178,7 +180,30 @@ class Ranked:
     plan: Plan | None  # the vector search's plan (hybrid)
 
 
-class RankMixin:
+class Ranker:
+    """A collection's keyword and hybrid queries (see the module docstring)."""
+
+    def __init__(self, host, searcher) -> None:
+        self._host = host
+        self._searcher = searcher
+
+    # What this part reads of its collection (storage/state.py's Host), under its read lock.
+    @property
+    def config(self):
+        return self._host.config
+
+    @property
+    def _records(self):
+        return self._host.state.records
+
+    @property
+    def _vectors(self):
+        return self._host.state.vectors
+
+    @property
+    def _fulltext(self):
+        return self._host.state.fulltext
+
     def query_ranked(self, rank: str, texts: Sequence[str], queries=None, n_results: int = 10,
                      where: Filter | None = None, include: Iterable[str] | None = None, fusion: str = "rrf",
                      hybrid_alpha: float = 0.5, max_distance: float | None = None, group_by: str | None = None,
@@ -198,15 +223,15 @@ class RankMixin:
                                group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_ranked``, plus the plan that answered it (for ``explain``).
 
-        The servicer calls this for rank "bm25" and "hybrid"; ``SearchMixin.query_with_plan``
+        The servicer calls this for rank "bm25" and "hybrid"; ``Searcher.query_with_plan``
         answers those ranks the same way (one behaviour for storage callers and the server).
         """
         if check_rank(rank, fusion, hybrid_alpha)[0] == "vector":
             raise InvalidArgumentError("rank: query_ranked answers 'bm25' and 'hybrid'; rank='vector' is query's")
-        return self.query_with_plan(queries, n_results, where, include, texts, max_distance, group_by, group_size,
-                                    rank, fusion, hybrid_alpha)
+        return self._searcher.query_with_plan(queries, n_results, where, include, texts, max_distance, group_by,
+                                              group_size, rank, fusion, hybrid_alpha)
 
-    def _query_ranked(self, rank: str, fusion: str, alpha: float, queries, texts: Sequence[str] | None,
+    def answer(self, rank: str, fusion: str, alpha: float, queries, texts: Sequence[str] | None,
                       n_results: int, where: Filter | None, include: frozenset[str],
                       max_distance: float | None = None, group_parts: tuple[str, ...] | None = None,
                       group_size: int = 1) -> tuple[list[Records], Plan]:
@@ -231,7 +256,7 @@ class RankMixin:
                     f"collection {config.name!r} has no encoder to embed query_texts: give query_embeddings "
                     "(one per query text)")
             if queries is None:
-                queries = self._embed(texts, "query_texts")
+                queries = self._host._embed(texts, "query_texts")
             queries = np.asarray(queries)
             if queries.ndim != 2 or len(queries) != len(texts):
                 raise InvalidArgumentError(
@@ -240,13 +265,12 @@ class RankMixin:
             queries = validation.vectors(queries, len(queries), config.dim, config.metric,
                                          [f"query {i}" for i in range(len(queries))], "query_embeddings")
         predicate = compile_filter(where)
-        with self._lock.read():
-            self._check_open()
+        with self._host.reading():
             if needs_vector and (self.config.encoder, self.config.dim) != (config.encoder, config.dim):
                 # never search the new model's vectors with an old-model query vector; a retry is right
                 raise UnavailableError(f"query: collection {self.config.name!r} switched to model "
                                        f"{self.config.encoder['name']!r} during the query; retry")
-            allowed, filter_path = (None, "none") if where is None else self._matching(where, predicate)
+            allowed, filter_path = (None, "none") if where is None else self._host._matching(where, predicate)
             candidates = len(self._fulltext) if allowed is None else len(allowed)
             results, scanned = [], 0
             plan = Plan("bm25", candidates, 0, filter_path)
@@ -270,7 +294,7 @@ class RankMixin:
                                                                            group_size, group_parts)
                 scanned += ranked.postings
                 plan = ranked.plan or plan
-                records = self._select(labels.tolist(), include)
+                records = self._host._select(labels.tolist(), include)
                 if "distances" in include:
                     records.distances = (np.full(len(labels), np.nan, np.float32) if query is None else
                                          self._distances(query, labels, ranked.known_labels, ranked.known))
@@ -294,7 +318,7 @@ class RankMixin:
             distances = self._distances(query, labels, no_labels, no_dist)
             keep = distances <= search.max_distance
             return Ranked(labels[keep], scores[keep], labels[keep], distances[keep], exhausted, postings, None)
-        vector_labels, vector_dist, plan = self._search(query[None], depth, search.where, search.predicate)
+        vector_labels, vector_dist, plan = self._searcher._search(query[None], depth, search.where, search.predicate)
         vector_labels, vector_dist = vector_labels[0], vector_dist[0]
         keep = vector_labels >= 0
         exhausted &= int(keep.sum()) < depth  # ... and so did the records the filter allows

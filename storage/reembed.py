@@ -283,7 +283,7 @@ def _switch(collection, encoder, state: _State, target: dict[str, Any]) -> int:
         try:
             name, files, index_meta = disk.write_generation(c.fs, c.path, seq, vectors, columns, index)
         except OSError:
-            c._discard(c.path / f"gen-{seq:020d}")  # the MANIFEST does not name it: nothing changed
+            c._maintenance.discard(c.path / f"gen-{seq:020d}")  # the MANIFEST does not name it: nothing changed
             raise
         manifest = {**disk.new_manifest(config), "generation": name, "applied_seq": seq,
                     "slots": slots, "files": files, "index": index_meta}

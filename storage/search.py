@@ -1,7 +1,10 @@
 """Nearest-neighbour queries of a collection: planning, the graph or exact search, filters.
 
-``SearchMixin`` is part of ``Collection`` (storage/collection.py), split out so that each file
-has one job; its methods read the collection's state under its read lock.
+``Searcher`` is a part of ``Collection`` (storage/collection.py), which owns one and
+delegates ``query`` and ``query_with_plan`` to it. It reads the collection only through
+``Host`` (storage/state.py): ``host.state`` (vectors, records, indexes) under
+``host.reading()``, ``host.config`` and ``host.tuning``; keyword and hybrid ranks go to its
+``Ranker`` (storage/ranking.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from . import validation
 from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
 from .planner import Plan, choose
-from .ranking import check_rank
+from .ranking import Ranker, check_rank
 from .types import Records
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,38 @@ QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
 MAX_GROUP_FETCH = 50_000
 
 
-class SearchMixin:
+class Searcher:
+    """A collection's vector queries (see the module docstring)."""
+
+    def __init__(self, host) -> None:
+        self._host = host
+        self.ranker = Ranker(host, self)
+
+    # What this part reads of its collection (storage/state.py's Host), under its read lock.
+    @property
+    def config(self):
+        return self._host.config
+
+    @property
+    def tuning(self):
+        return self._host.tuning
+
+    @property
+    def _records(self):
+        return self._host.state.records
+
+    @property
+    def _vectors(self):
+        return self._host.state.vectors
+
+    @property
+    def _index(self):
+        return self._host.state.index
+
+    @property
+    def _meta_index(self):
+        return self._host.state.meta_index
+
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
               include: Iterable[str] | None = None, texts: Sequence[str] | None = None,
               max_distance: float | None = None, group_by: str | None = None,
@@ -60,13 +94,13 @@ class SearchMixin:
                         fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
         """``query``, plus the plan that answered it (for ``explain``)."""
         started = time.perf_counter()
-        include = self._include(include, QUERY_INCLUDE_DEFAULT)
+        include = self._host._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
         max_distance = check_max_distance(max_distance)
         group_parts = check_group(group_by, group_size, n_results)
         rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
         if rank != "vector":  # keyword and hybrid ranking, max_distance and group_by too: storage/ranking.py
-            results, plan = self._query_ranked(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
+            results, plan = self.ranker.answer(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
                                                max_distance=max_distance, group_parts=group_parts,
                                                group_size=group_size or 1)
             plan.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -78,7 +112,7 @@ class SearchMixin:
             if not texts:
                 raise InvalidArgumentError("query_texts: at least one text is required")
             validation.query_count(len(texts), "query_texts")
-            queries = self._embed(texts, "query_texts")
+            queries = self._host._embed(texts, "query_texts")
         queries = np.asarray(queries)
         if queries.ndim != 2 or len(queries) == 0:
             raise InvalidArgumentError(f"query_embeddings: expected a non-empty 2-d array, got shape {queries.shape}")
@@ -86,8 +120,7 @@ class SearchMixin:
         queries = validation.vectors(queries, len(queries), config.dim, config.metric,
                                      [f"query {i}" for i in range(len(queries))], "query_embeddings")
         predicate = compile_filter(where)
-        with self._lock.read():
-            self._check_open()
+        with self._host.reading():
             if (self.config.encoder, self.config.dim) != (config.encoder, config.dim):
                 # a re-embed switched the model (storage/reembed.py) since the query was
                 # embedded or checked: never search new vectors with it; a retry is right
@@ -105,7 +138,7 @@ class SearchMixin:
                     rows.append(row)
             results = []
             for row_labels, row_dist, row_groups in rows:
-                records = self._select(row_labels.tolist(), include)
+                records = self._host._select(row_labels.tolist(), include)
                 if "distances" in include:
                     records.distances = row_dist
                 records.groups = row_groups
@@ -158,7 +191,7 @@ class SearchMixin:
                     if found is not None:
                         labels, distances, ran_ef = found
                         return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate")
-        candidates, filter_path = self._matching(where, predicate)
+        candidates, filter_path = self._host._matching(where, predicate)
         k = min(k, len(candidates))
         strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
                               self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
