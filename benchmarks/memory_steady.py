@@ -203,15 +203,18 @@ def table(results: list[dict]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n50", type=int, default=100_000, help="records of the 50-d collection")
-    parser.add_argument("--n384", type=int, default=50_000, help="records of the 384-d collection")
+    parser.add_argument("--n50", type=int, default=100_000, help="records of the 50-d collection (0: skip it)")
+    parser.add_argument("--n384", type=int, default=50_000, help="records of the 384-d collection (0: skip it)")
     parser.add_argument("--mixed-seconds", type=float, default=20.0, help="length of the mixed workload")
     parser.add_argument("--out", default=f"benchmarks/results/memory-steady-{time.strftime('%Y-%m-%d')}",
                         help="results path without extension (.json and .md written)")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="vectord-memory-") as tmp:
-        for name, (data, source) in (("50d", data_50(args.n50)), ("384d", data_384(args.n384))):
+        for name, make, n in (("50d", data_50, args.n50), ("384d", data_384, args.n384)):
+            if n <= 0:  # --n384 0: the 50-d collection alone
+                continue
+            data, source = make(n)
             print(f"== {name}: {source}", flush=True)
             results.append(run_one(name, data, source, args.mixed_seconds, Path(tmp), lambda s: print(s, flush=True)))
     machine = (f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "

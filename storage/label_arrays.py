@@ -108,6 +108,18 @@ def union(arrays: list[np.ndarray]) -> np.ndarray:
     return np.flatnonzero(mask).astype(np.int64, copy=False)
 
 
+def sort_labels(labels: np.ndarray) -> np.ndarray:
+    """Distinct labels in any order, sorted (a new array)."""
+    if len(labels) < 2:
+        return labels.copy()
+    span = int(labels.max()) + 1
+    if len(labels) < span * _MASK_FRACTION:
+        return np.sort(labels)
+    mask = np.zeros(span, np.bool_)
+    mask[labels] = True
+    return np.flatnonzero(mask).astype(np.int64, copy=False)
+
+
 def intersection(arrays: list[np.ndarray]) -> np.ndarray:
     """The sorted intersection of sorted label arrays (a new array)."""
     if not arrays:
@@ -118,8 +130,8 @@ def intersection(arrays: list[np.ndarray]) -> np.ndarray:
         if not len(out):
             break
         at = np.searchsorted(other, out)
-        at[at == len(other)] = 0  # past the end: never equal unless other[0] is, checked below
-        out = out[other[at] == out] if len(other) else EMPTY.copy()
+        at[at == len(other)] = 0  # past the end: other[0] < the label, so never equal below
+        out = out[other[at] == out]
     return out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from sortedcontainers import SortedList
 
 from .filters import And, Document, Field, Filter, Not, Or
-from .label_arrays import EMPTY, LabelArray, as_labels, difference, intersection, union
+from .label_arrays import EMPTY, LabelArray, as_labels, difference, intersection, sort_labels, union
 
 
 def _key(value: Any) -> tuple | None:
@@ -66,14 +66,17 @@ def _paths(metadata: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, An
 
 #: A range spanning at most this many distinct values is counted exactly.
 EXACT_RANGE_VALUES = 4096
+#: A range over more distinct values than this is answered from ``_PathIndex.ranges``.
+_FEW_VALUES = 16
 
 
 class _PathIndex:
     """Everything indexed about one metadata path."""
 
-    __slots__ = ("by_value", "numbers", "scalars", "others", "elements")
+    __slots__ = ("by_value", "numbers", "scalars", "others", "elements", "_ranges")
 
     def __init__(self) -> None:
+        self._ranges: tuple[np.ndarray, np.ndarray] | None = None  # see ranges()
         self.by_value: dict[tuple, LabelArray] = {}
         self.numbers: SortedList = SortedList()  # distinct numeric values
         self.scalars = 0  # labels holding a scalar (each is in one by_value array)
@@ -98,6 +101,8 @@ class _PathIndex:
         labels = self.by_value.get(key)
         if labels is None:
             labels = self.by_value[key] = LabelArray()
+        if key[0] == "n":
+            self._ranges = None
         if labels.add(label):
             self.scalars += 1
         return len(labels) == 1 and key[0] == "n"
@@ -124,6 +129,8 @@ class _PathIndex:
                         del self.elements[element]
             return
         labels = self.by_value[key]
+        if key[0] == "n":
+            self._ranges = None
         before = len(labels)
         labels.discard(label)
         self.scalars -= before - len(labels)
@@ -131,6 +138,19 @@ class _PathIndex:
             del self.by_value[key]
             if key[0] == "n":
                 self.numbers.remove(value)
+
+    def ranges(self, build: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """(offsets, labels): the labels of every numeric value concatenated in value order,
+        and where each value's run starts (one more offset than values), so that a range of
+        distinct values is one slice and its count one subtraction. Built on demand
+        (``build``) and dropped by any change to the path's numbers, so a write costs
+        nothing until the next range query that spans many values."""
+        if self._ranges is None and build:
+            views = [self.by_value[("n", v)].view() for v in self.numbers]
+            offsets = np.zeros(len(views) + 1, np.int64)
+            np.cumsum([len(v) for v in views], out=offsets[1:])
+            self._ranges = offsets, (np.concatenate(views) if views else EMPTY)
+        return self._ranges
 
     def holding(self, element: Any) -> np.ndarray:
         """The labels whose list holds ``element`` (a view owned by the index: do not change)."""
@@ -260,6 +280,11 @@ class MetadataIndex:
         if index is None or not index.numbers:
             return 0, True
         lo, hi = self._range(index.numbers, op, value)
+        # the value-ordered slices count any range exactly; built here only when cheap (a
+        # query right after a write to a path of very many values samples instead)
+        ranges = index.ranges(build=hi - lo > _FEW_VALUES and len(index.numbers) <= EXACT_RANGE_VALUES)
+        if ranges is not None:
+            return int(ranges[0][hi] - ranges[0][lo]), True
         if hi - lo <= EXACT_RANGE_VALUES:
             return sum(len(index.by_value[("n", v)]) for v in index.numbers.islice(lo, hi)), True
         # many distinct values: distinct values in range x labels per value, from a sample
@@ -318,6 +343,9 @@ class MetadataIndex:
         if index is None:
             return EMPTY.copy()
         lo, hi = self._range(index.numbers, op, value)
+        if hi - lo > _FEW_VALUES:  # one slice of the path's value-ordered labels, then sorted
+            offsets, labels = index.ranges(build=True)
+            return sort_labels(labels[offsets[lo]:offsets[hi]])
         by_value = index.by_value
         return union([by_value[("n", v)].view() for v in index.numbers.islice(lo, hi)])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vectord.storage.records import RecordStore
 
 
@@ -22,3 +24,18 @@ def test_records_round_trip_through_checkpoint_columns():
     assert [again.metadata(label) for label in (0, 2)] == [metadata, {"k": 3}]
     assert sorted(again.metadata_items()) == [(0, metadata), (2, {"k": 3})]
     assert again.append("d", None, {}) == 3 and again.live().tolist() == [0, 2, 3]
+
+
+def test_packed_metadata_column_reads_back_what_was_stored():
+    from vectord.storage.records import PackedBytes
+
+    column = PackedBytes([b"ab", None, b"", b"cde"])
+    assert list(column) == [b"ab", None, None, b"cde"]
+    for i in range(40):  # grows past its first capacity
+        column.append(None if i % 3 == 0 else bytes([i]) * i)
+    assert len(column) == 44 and column[42] == bytes([38]) * 38 and column[43] is None
+    column[0] = b"xyz"  # set again: the new bytes, the old ones unreachable
+    column[3] = None
+    assert column[0] == b"xyz" and column[3] is None and column[1] is None
+    with pytest.raises(IndexError):
+        column[44]
