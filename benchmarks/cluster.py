@@ -1,14 +1,26 @@
 """The cluster gateway against one server, on one machine (loopback).
 
     python benchmarks/cluster.py [--records 20000] [--dim 64] [--queries 300]
+        [--planner-cost-per-ef N] [--skip-failures]
 
 A Ray cluster of three simulated nodes (``ray.cluster_utils.Cluster``: head plus two), a
 gateway (`vectord cluster up`, 3 shards x 2 replicas, write level quorum) and one
-`vectord serve`, both loaded with the same random vectors (seeded). Measured:
+`vectord serve`, both loaded with the same random vectors (seeded). Reads are measured
+twice in the same run, on the same data:
 
-- single-query latency (p50, p95) through the SDK, default include (documents, metadatas,
-  distances), n_results 10;
-- batched query throughput (batches of 100 queries);
+- **before**: the gateway reads every query's documents and metadata in a second round
+  (``VECTORD_CLUSTER_INLINE_COLUMNS=0``) and both servers plan with the engine's default
+  cost of graph search;
+- **after**: a new gateway (it adopts the same shard actors) fetches a small k's columns
+  with the search, in one round, and both servers (the single one restarted on its data)
+  plan with ``--planner-cost-per-ef`` measured on this machine for this dimension
+  (``storage.planner.calibrate``; or the value given).
+
+Each time: single-query latency (p50, p95) through the SDK, default include (documents,
+metadatas, distances), n_results 10, the two servers' queries alternating so that a change
+of the machine's load hits both; and batched query throughput (batches of 100, alternating).
+Then, unless ``--skip-failures``:
+
 - actor kills: 10 kills of shard replicas, one at a time (Ray restarts each; the next kill
   comes when all replicas are in sync again), while a writer upserts batches: acknowledged
   writes missing afterwards, and how long each replica took to be back in sync;
@@ -42,8 +54,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024}
 
 
-def start(cmd: list[str], marker: str, log: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True)
+def start(cmd: list[str], marker: str, log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True,
+                            env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -63,21 +76,37 @@ def load(collection, data: np.ndarray) -> float:
     return time.perf_counter() - started
 
 
-def latency(collection, queries: np.ndarray) -> dict[str, float]:
-    collection.query(query_embeddings=queries[:20], n_results=10)  # warm
-    times = []
+def latency(collections: dict, queries: np.ndarray) -> dict[str, dict[str, float]]:
+    """Single-query latency of each collection, their queries alternating."""
+    times: dict[str, list[float]] = {name: [] for name in collections}
+    for col in collections.values():
+        for q in queries[:20]:  # warm
+            col.query(query_embeddings=q[None, :], n_results=10)
     for q in queries:
-        started = time.perf_counter()
-        collection.query(query_embeddings=q[None, :], n_results=10)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+        for name, col in collections.items():
+            started = time.perf_counter()
+            col.query(query_embeddings=q[None, :], n_results=10)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: {"p50_ms": round(float(np.percentile(t, 50)), 3), "p95_ms": round(float(np.percentile(t, 95)), 3)}
+            for name, t in times.items()}
 
 
-def throughput(collection, queries: np.ndarray, batch: int = 100) -> float:
-    started = time.perf_counter()
+def throughput(collections: dict, queries: np.ndarray, batch: int = 100) -> dict[str, float]:
+    """Batched queries per second of each collection, their batches alternating."""
+    spent = {name: 0.0 for name in collections}
     for lo in range(0, len(queries), batch):
-        collection.query(query_embeddings=queries[lo:lo + batch], n_results=10, include=["distances"])
-    return len(queries) / (time.perf_counter() - started)
+        for name, col in collections.items():
+            started = time.perf_counter()
+            col.query(query_embeddings=queries[lo:lo + batch], n_results=10, include=["distances"])
+            spent[name] += time.perf_counter() - started
+    return {name: round(len(queries) / t, 1) for name, t in spent.items()}
+
+
+def reads(on_cluster, on_single, queries: np.ndarray, n_latency: int) -> dict:
+    both = {"cluster": on_cluster, "single": on_single}
+    lat, qps = latency(both, queries[:n_latency]), throughput(both, queries)
+    return {"latency": lat, "batched_qps": qps, "batched_ratio": round(qps["cluster"] / qps["single"], 3),
+            "p50_gap_ms": round(lat["cluster"]["p50_ms"] - lat["single"]["p50_ms"], 3)}
 
 
 def node_loss(cluster, worker, collection, queries: np.ndarray, seconds: float = 15.0) -> dict:
@@ -153,13 +182,19 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=20000, help="vectors loaded (default 20000)")
     parser.add_argument("--dim", type=int, default=64, help="their dimension (default 64)")
     parser.add_argument("--queries", type=int, default=300, help="single queries timed (default 300)")
+    parser.add_argument("--planner-cost-per-ef", type=int, default=0,
+                        help="both servers' planner setting after the change (default: measured here)")
+    parser.add_argument("--skip-failures", action="store_true", help="reads only: no actor kills, no node loss")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
     import ray
     from ray.cluster_utils import Cluster
 
     import vectord
+    from vectord.storage.planner import calibrate
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    cost = args.planner_cost_per_ef or calibrate(dim=args.dim)["cost_per_ef"]
     rng = np.random.default_rng(0)
     data = rng.standard_normal((args.records, args.dim)).astype(np.float32)
     queries = rng.standard_normal((max(args.queries, 1000), args.dim)).astype(np.float32)
@@ -168,29 +203,50 @@ def main() -> int:
     workers = [cluster.add_node(**NODE) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
-    gateway, gateway_address = start(
-        [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
-         "--data-dir", str(tmp / "cluster"), "--shards", "3", "--replicas", "2"],
-        "vectord cluster gateway listening", tmp / "gateway.log")
-    server, server_address = start([sys.executable, "-m", "vectord", "serve", "--port", "0", "--data-dir",
-                                    str(tmp / "single")], "vectord listening", tmp / "server.log")
+
+    def gateway_up(extra: list[str], env: dict) -> tuple[subprocess.Popen, str]:
+        return start([sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
+                      "--data-dir", str(tmp / "cluster"), "--shards", "3", "--replicas", "2", *extra],
+                     "vectord cluster gateway listening", tmp / f"gateway-{time.monotonic_ns()}.log", env)
+
+    def server_up(extra: list[str]) -> tuple[subprocess.Popen, str]:
+        return start([sys.executable, "-m", "vectord", "serve", "--port", "0", "--data-dir", str(tmp / "single"),
+                      *extra], "vectord listening", tmp / f"server-{time.monotonic_ns()}.log")
+
+    gateway, gateway_address = gateway_up([], {"VECTORD_CLUSTER_INLINE_COLUMNS": "0"})
+    server, server_address = server_up([])
     results: dict = {"date": dt.date.today().isoformat(), "records": args.records, "dim": args.dim,
-                     "load_average_before": [round(x, 2) for x in os.getloadavg()],
+                     "load_average_before": load_before, "planner_cost_per_ef_after": cost,
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores", "layout": "3 shards x 2 replicas"}
+    clients = []
     try:
         cluster_client = vectord.Client(gateway_address, timeout=120)
         single_client = vectord.Client(server_address, timeout=120)
+        clients += [cluster_client, single_client]
         on_cluster = cluster_client.create_collection("bench", dim=args.dim)
         on_single = single_client.create_collection("bench", dim=args.dim)
         results["load_s"] = {"cluster": round(load(on_cluster, data), 2), "single": round(load(on_single, data), 2)}
-        results["latency"] = {"cluster": latency(on_cluster, queries[:args.queries]),
-                              "single": latency(on_single, queries[:args.queries])}
-        results["batched_qps"] = {"cluster": throughput(on_cluster, queries), "single": throughput(on_single, queries)}
-        results["batched_ratio"] = results["batched_qps"]["cluster"] / results["batched_qps"]["single"]
-        results["actor_kills"] = kills(cluster_client, "kills", args.dim)
-        results["node_loss"] = node_loss(cluster, workers[0], on_cluster, queries)
+        results["before"] = reads(on_cluster, on_single, queries, args.queries)
+        results["load_average_between"] = [round(x, 2) for x in os.getloadavg()]
+        for client in clients:
+            client.close()
+        for proc in (gateway, server):
+            proc.terminate()
+            proc.wait(60)
+        gateway, gateway_address = gateway_up(["--planner-cost-per-ef", str(cost)], {})
+        server, server_address = server_up(["--planner-cost-per-ef", str(cost)])
+        cluster_client = vectord.Client(gateway_address, timeout=120)
+        single_client = vectord.Client(server_address, timeout=120)
+        clients = [cluster_client, single_client]
+        on_cluster, on_single = cluster_client.get_collection("bench"), single_client.get_collection("bench")
+        results["after"] = reads(on_cluster, on_single, queries, args.queries)
+        if not args.skip_failures:
+            results["actor_kills"] = kills(cluster_client, "kills", args.dim)
+            results["node_loss"] = node_loss(cluster, workers[0], on_cluster, queries)
         results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
+        for client in clients:
+            client.close()
         gateway.terminate()
         server.terminate()
         gateway.wait(30)
@@ -203,40 +259,40 @@ def main() -> int:
         n += 1
         stem = RESULTS / f"cluster-{results['date']}-{n}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    lat, qps = results["latency"], results["batched_qps"]
-    stem.with_suffix(".md").write_text(f"""# Cluster gateway vs one server ({results['date']})
-
-`python benchmarks/cluster.py --records {args.records} --dim {args.dim} --queries {args.queries}`; \
-{results['machine']}, everything on this one machine (loopback): a Ray cluster of 3 simulated nodes,
-the gateway ({results['layout']}, write level quorum) and one `vectord serve`.
-
-| measure | cluster | single server |
-| --- | --- | --- |
-| load {args.records:,} records (batches of 1,000), s | {results['load_s']['cluster']} | {results['load_s']['single']} |
-| single query p50, ms | {lat['cluster']['p50_ms']:.2f} | {lat['single']['p50_ms']:.2f} |
-| single query p95, ms | {lat['cluster']['p95_ms']:.2f} | {lat['single']['p95_ms']:.2f} |
-| batched queries (100 a call), queries/s | {qps['cluster']:.0f} | {qps['single']:.0f} |
-
-Batched throughput ratio cluster/single: {results['batched_ratio']:.2f}.
-
+    command = (f"python benchmarks/cluster.py --records {args.records} --dim {args.dim} --queries {args.queries}"
+               + (f" --planner-cost-per-ef {args.planner_cost_per_ef}" if args.planner_cost_per_ef else "")
+               + (" --skip-failures" if args.skip_failures else ""))
+    rows = []
+    for phase in ("before", "after"):
+        r = results[phase]
+        lat, qps = r["latency"], r["batched_qps"]
+        rows.append(f"| {phase} | {lat['cluster']['p50_ms']:.2f} | {lat['single']['p50_ms']:.2f} | "
+                    f"{r['p50_gap_ms']:+.2f} | {lat['cluster']['p95_ms']:.2f} | {lat['single']['p95_ms']:.2f} | "
+                    f"{qps['cluster']:.0f} | {qps['single']:.0f} | {r['batched_ratio']:.2f} |")
+    failures = "" if args.skip_failures else f"""
 Node loss (a worker node removed during reads, 15 s): {results['node_loss']}.
 
 Actor kills under concurrent upserts: {results['actor_kills']}.
+"""
+    stem.with_suffix(".md").write_text(f"""# Cluster gateway vs one server ({results['date']})
 
-Load average (1, 5, 15 min) before: {results['load_average_before']}, after: {results['load_average_after']}.
+`{command}`; {results['machine']}, everything on this one machine (loopback): a Ray cluster
+of 3 simulated nodes, the gateway ({results['layout']}, write level quorum) and one `vectord serve`.
+Load {args.records:,} records (batches of 1,000): cluster {results['load_s']['cluster']} s, single
+{results['load_s']['single']} s.
 
-Why the cluster is slower here, and what N machines give: every query goes to all 3 shards
-and then, for the final k, to the shards holding them (documents and metadata are read only
-for those): two rounds of reads on the direct path (framed msgpack over TCP, one request to
-every shard before any reply is awaited; cluster/dataplane.py), each round the slowest
-shard's search plus a loopback round trip. Here the 6 replica processes, Ray's own daemons,
-the gateway and the single server share the same cores, so the shards' searches do not run
-in parallel on their own hardware: batched, each shard searches a third of the data, but an
-HNSW search costs about log(n), so three of them cost nearly three times one, on the same
-cores. On N machines each shard's search runs on its own cores over 1/N of the records:
-batched throughput grows about N times (until the gateway's merge and the network bound it),
-memory per machine falls to 1/N, and single-query latency stays that of one shard's search
-plus the two rounds.
+before: two rounds of shard reads per query (VECTORD_CLUSTER_INLINE_COLUMNS=0), the engine's
+default planner; after: one round for n_results <= 32, both servers planning with
+--planner-cost-per-ef {cost} (measured on this machine for dim {args.dim}). Single queries:
+default include, n_results 10; batches: 100 queries, distances only. The two servers' queries
+alternate.
+
+| | cluster p50, ms | single p50, ms | gap | cluster p95 | single p95 | cluster q/s (batched) | single q/s | ratio |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+{failures}
+Load average (1, 5, 15 min) before: {results['load_average_before']}, between: \
+{results['load_average_between']}, after: {results['load_average_after']} (2 cores shared with other work).
 """)
     print(stem.with_suffix(".md").read_text())
     return 0

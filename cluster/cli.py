@@ -51,6 +51,10 @@ def register(sub) -> None:
                     help="replicas that must apply a write before it is acknowledged (default quorum)")
     up.add_argument("--num-cpus", type=int, help="CPUs Ray may use on this node (with `ray start --head`)")
     up.add_argument("--allow-reset", action="store_true", help="let clients delete every collection at once")
+    up.add_argument("--planner-cost-per-ef", type=int,
+                    help="the shard replicas' query planner: cost of one unit of graph-search ef in exact vector "
+                    "comparisons, as `vectord serve --planner-cost-per-ef` (default: $VECTORD_PLANNER_COST_PER_EF, "
+                    "else the engine's)")
     up.set_defaults(func=up_command)
     join = commands.add_parser("join", help="add this machine to a cluster (`ray start --address`)")
     join.add_argument("--address", required=True, help="the head's Ray address, host:port (port 6379 by default)")
@@ -130,9 +134,11 @@ def up_command(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     try:
-        settings = Settings.load(host=args.host, port=args.port, allow_reset=args.allow_reset or None)
+        settings = Settings.load(host=args.host, port=args.port, allow_reset=args.allow_reset or None,
+                                 planner_cost_per_ef=args.planner_cost_per_ef)
         database = ClusterDatabase(args.data_dir, encoders=encoders, write_level=args.write_level,
-                                   shards=args.shards, replicas=args.replicas)
+                                   shards=args.shards, replicas=args.replicas,
+                                   planner_cost_per_ef=settings.planner_cost_per_ef)
         running = create_gateway(settings, database)
     except (VectordError, OSError) as exc:
         print(f"vectord cluster: {getattr(exc, 'message', exc)}", file=sys.stderr)

@@ -57,7 +57,7 @@ class ClusterDatabase:
 
     def __init__(self, data_root: str, *, encoders=None, write_level: str = "quorum", shards: int = 3,
                  replicas: int = 2, timeout_s: float = 10.0, read_timeout_s: float = 2.0,
-                 health_interval_s: float = 1.0) -> None:
+                 health_interval_s: float = 1.0, planner_cost_per_ef: int = 0) -> None:
         if write_level not in LEVELS:
             raise InvalidArgumentError(f"write level: must be one of {', '.join(LEVELS)}, got {write_level!r}")
         routing.check_layout(shards, replicas)
@@ -66,6 +66,7 @@ class ClusterDatabase:
         self.write_level = write_level
         self.default_shards, self.default_replicas = shards, replicas
         self.timeout_s, self.read_timeout_s = timeout_s, read_timeout_s
+        self.planner_cost_per_ef = planner_cost_per_ef  # the replicas' planner (0: the engine's default)
         self.catalog = Database(None, encoders=encoders)  # configs only: the single-node rules
         self._collections: dict[str, ClusterCollection] = {}
         self._mutex = threading.RLock()
@@ -95,7 +96,8 @@ class ClusterDatabase:
             name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
             max_restarts=-1, max_task_retries=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config, serve_reads=True)
+        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config, serve_reads=True,
+                 planner_cost_per_ef=self.planner_cost_per_ef)
 
     def _shard_set(self, table: routing.RoutingTable, create: bool) -> ShardSet:
         """Handles of every replica (new actors with ``create``), with their applied writes
@@ -113,6 +115,9 @@ class ClusterDatabase:
                 replicas.append(Replica(shard=s, index=r, node=node, name=replica_name(table.config["id"], s, r),
                                         actor=actor))
             shards.append(Shard(index=s, replicas=replicas))
+        if self.planner_cost_per_ef:  # replicas adopted from an earlier gateway get this one's setting
+            for replica in (r for s in shards for r in s.replicas if r.actor):
+                replica.actor.tune.remote(self.planner_cost_per_ef)
         refs = {(s.index, r.index): r.actor.status.remote() for s in shards for r in s.replicas if r.actor}
         for shard in shards:
             for replica in shard.replicas:

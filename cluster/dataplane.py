@@ -96,7 +96,8 @@ def _where(kwargs: dict[str, Any]) -> dict[str, Any]:
 def decode(method: str, value: Any) -> Any:
     """A read's reply as the Ray path returns it (the gateway's side)."""
     if method == "query":
-        return [(ids, unpack_array(distances)) for ids, distances in value]
+        return [(hit[0], unpack_array(hit[1]), *([unpack_records(hit[2])] if len(hit) > 2 else []))
+                for hit in value]
     if method == "get":
         return unpack_records(value)
     if method == "ranked":
@@ -108,8 +109,8 @@ def decode(method: str, value: Any) -> Any:
 def replica_handlers(replica) -> dict[str, Callable[..., Any]]:
     """The ReadServer's handlers of a ShardReplica: its read methods, in and out of the wire format."""
     return {
-        "query": lambda vectors, **kw: [[ids, pack_array(d)]
-                                        for ids, d in replica.query(unpack_array(vectors), **_where(kw))],
+        "query": lambda vectors, **kw: [[hit[0], pack_array(hit[1]), *([pack_records(hit[2])] if len(hit) > 2 else [])]
+                                        for hit in replica.query(unpack_array(vectors), **_where(kw))],
         "get": lambda **kw: pack_records(replica.get(**_where(kw))),
         "count": lambda **kw: replica.count(**_where(kw)),
         "ranked": lambda vectors, **kw: [

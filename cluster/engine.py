@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 from typing import Any, Iterable, Sequence
@@ -41,6 +42,11 @@ from .replica import CHUNK_KEY, SOURCE_KEY
 from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
+
+#: Queries up to this n_results get their hits' documents, metadata and embeddings with the
+#: search, in one round (cluster/engine.py, query_with_plan); deeper ones read them in a
+#: second round, for the final k only.
+INLINE_COLUMNS_MAX = int(os.environ.get("VECTORD_CLUSTER_INLINE_COLUMNS", "32"))  # 0: always two rounds
 
 #: Collection metadata keys that chose the layout of a new collection before CreateCollection
 #: had shards/replicas fields; still read (and removed before storing) for older clients.
@@ -394,13 +400,22 @@ class ClusterCollection:
             queries = self._ranked_inputs(rank, queries, texts, max_distance)
             count = len(texts)
 
+        columns = sorted(include - {"distances"})
+        # a small k: the shards send their hits' columns with them, so one round answers (a
+        # second round, for the final k's columns only, costs a loopback round trip and the
+        # slowest shard's wake-up, more than (shards - 1) x k extra rows)
+        inline = rank == "vector" and parts is None and bool(columns) and n_results <= INLINE_COLUMNS_MAX
+        replies: dict[int, Any] = {}
+
         def gather(depth: int) -> tuple[list[list[ranked.Hit]], list[bool]]:
             """Each query's merged ranking ``depth`` deep, and whether the shards ran out."""
             if rank == "vector":
                 found = self.shards.fanout({s: ("query", (), {"vectors": queries, "n_results": depth, "where": where,
-                                                              "max_distance": max_distance})
+                                                              "max_distance": max_distance,
+                                                              **({"columns": columns} if inline else {})})
                                             for s in range(self.table.shards)})
-                merged = [ranked.merge_vector([found[s][q] for s in found], depth) for q in range(count)]
+                replies.update(found)
+                merged = [ranked.merge_vector([found[s][q][:2] for s in found], depth) for q in range(count)]
                 return merged, [len(m) < depth for m in merged]  # short: every shard ran out
             found = self.shards.fanout({s: ("ranked", (), {"rank": rank, "texts": texts, "vectors": queries,
                                                            "depth": depth, "where": where,
@@ -437,7 +452,11 @@ class ClusterCollection:
                     else:
                         still.append(q)
                 pending, depth = still, min(depth * 4, limit)
-        results = self._fill([[(hit[0], hit[1]) for hit in top] for top in tops], include)
+        if inline:
+            results = [_inline(top, [replies[s][q][2] for s in replies], include, self.config.dim)
+                       for q, top in enumerate(tops)]
+        else:
+            results = self._fill([[(hit[0], hit[1]) for hit in top] for top in tops], include)
         for records, top, groups in zip(results, tops, values):
             by_id = {hit[0]: n for n, hit in enumerate(top)}
             rows = [by_id[record_id] for record_id in records.ids]  # a hit deleted meanwhile is left out
@@ -522,6 +541,23 @@ class ClusterCollection:
                 records.distances = np.asarray([d for _, d in present], np.float32)
             out.append(records)
         return out
+
+
+def _inline(top: list[ranked.Hit], parts: list[Records], include: frozenset[str], dim: int) -> Records:
+    """The final hits' Records from the columns the shards sent with their own hits."""
+    where = {record_id: (part, row) for part in parts for row, record_id in enumerate(part.ids)}
+    hits = [where[hit[0]] for hit in top]
+    out = Records(ids=[hit[0] for hit in top])
+    if "distances" in include:
+        out.distances = np.asarray([hit[1] for hit in top], np.float32)
+    if "documents" in include:
+        out.documents = [part.documents[row] for part, row in hits]
+    if "metadatas" in include:
+        out.metadatas = [part.metadatas[row] for part, row in hits]
+    if "embeddings" in include:
+        out.embeddings = (np.stack([part.embeddings[row] for part, row in hits]).astype(np.float32, copy=False)
+                          if hits else np.empty((0, dim), np.float32))
+    return out
 
 
 def _merge_rows(parts: list[Records], include: Iterable[str]) -> Records:

@@ -56,13 +56,17 @@ def replica_dir(data_root: str, node_id: str, collection_id: str, shard: int, re
 class ShardReplica:
     """The actor's body (``ray.remote`` is applied in ``cluster.shards``)."""
 
-    def __init__(self, data_dir: str, config: dict[str, Any], serve_reads: bool = False) -> None:
+    def __init__(self, data_dir: str, config: dict[str, Any], serve_reads: bool = False,
+                 planner_cost_per_ef: int = 0) -> None:
         from vectord.storage import Database, Tuning
 
         self.path = Path(data_dir)
         self.path.mkdir(parents=True, exist_ok=True)
         # one index thread: a node runs many replicas, and Ray gives each its own process
-        self.db = Database(self.path / "engine", tuning=Tuning(index_threads=1))
+        tuning = Tuning(index_threads=1)
+        if planner_cost_per_ef:  # `vectord cluster up --planner-cost-per-ef`, as `vectord serve`'s
+            tuning.graph_cost_per_ef = planner_cost_per_ef
+        self.db = Database(self.path / "engine", tuning=tuning)
         self.collection = self.db.create_collection(
             SHARD_COLLECTION, dim=config["dim"], metric=config["metric"], hnsw=config["hnsw"],
             fulltext=config.get("fulltext"), get_or_create=True)
@@ -196,13 +200,23 @@ class ShardReplica:
         self._clear_pending()
 
     # ------------------------------------------------------------------ reads
-    def query(self, vectors, n_results: int, where=None, max_distance=None):
-        with self._swap.read():
-            return self._query(vectors, n_results, where, max_distance)
+    def tune(self, planner_cost_per_ef: int) -> None:
+        """The planner's cost of graph search (a gateway's setting, also for adopted replicas)."""
+        if planner_cost_per_ef:
+            self.db.tuning.graph_cost_per_ef = planner_cost_per_ef
 
-    def _query(self, vectors, n_results: int, where=None, max_distance=None):
-        results = self.collection.query(vectors, n_results=n_results, where=where, include=["distances"],
-                                        max_distance=max_distance)
+    def query(self, vectors, n_results: int, where=None, max_distance=None, columns=None):
+        """Per query: (ids, distances), and with ``columns`` (documents, metadatas,
+        embeddings) also those of the hits, as Records: the gateway then needs no second
+        round for a small k (cluster/engine.py)."""
+        with self._swap.read():
+            return self._query(vectors, n_results, where, max_distance, columns)
+
+    def _query(self, vectors, n_results: int, where=None, max_distance=None, columns=None):
+        results = self.collection.query(vectors, n_results=n_results, where=where,
+                                        include=["distances", *(columns or ())], max_distance=max_distance)
+        if columns:
+            return [(r.ids, r.distances, r) for r in results]
         return [(r.ids, r.distances) for r in results]
 
     def ranked(self, rank: str, texts, vectors=None, depth: int = 10, where=None, max_distance=None) -> list:
