@@ -14,6 +14,7 @@ slot. Not thread-safe: the collection's read/write lock guards it.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -35,54 +36,46 @@ class PackedBytes:
     """A column of ``bytes | None`` by slot, packed in one buffer: a list-like of fixed length
     that grows by ``append``. Setting a slot again appends the new bytes (the old ones stay
     in the buffer, unreachable, until the store is rebuilt, as compaction does); ``None`` and
-    ``b""`` are both stored as nothing and read back as None."""
+    ``b""`` are both stored as nothing and read back as None. Offsets are ``array.array``s,
+    not numpy arrays: reading one item is then a plain int, 3 x faster (filter checks read
+    one record's metadata at a time)."""
 
-    __slots__ = ("_data", "_starts", "_lens", "_n")
+    __slots__ = ("_data", "_starts", "_lens")
 
     def __init__(self, values: Iterable[bytes | None] = ()) -> None:
-        values = list(values)
-        self._n = len(values)
-        self._lens = np.fromiter((len(v) if v else 0 for v in values), np.uint32, self._n)
-        self._starts = np.zeros(self._n, np.int64)
-        if self._n:
-            np.cumsum(self._lens[:-1], out=self._starts[1:])
-        self._data = bytearray(b"".join(v for v in values if v))
-        if not self._n:
-            self._lens, self._starts = np.zeros(16, np.uint32), np.zeros(16, np.int64)
+        self._data = bytearray()
+        self._starts, self._lens = array("q"), array("I")
+        for value in values:
+            self.append(value)
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._lens)
 
     def __getitem__(self, slot: int) -> bytes | None:
-        if not 0 <= slot < self._n:
-            raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
-        length = int(self._lens[slot])
+        if slot < 0:
+            raise IndexError(f"slot {slot} out of range 0..{len(self._lens) - 1}")
+        length = self._lens[slot]  # IndexError past the end
         if not length:
             return None
-        start = int(self._starts[slot])
+        start = self._starts[slot]
         return bytes(self._data[start:start + length])
 
     def __iter__(self) -> Iterator[bytes | None]:
-        return (self[slot] for slot in range(self._n))
+        return (self[slot] for slot in range(len(self._lens)))
 
     def __setitem__(self, slot: int, value: bytes | None) -> None:
-        if not 0 <= slot < self._n:
-            raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
-        self._put(slot, value)
-
-    def append(self, value: bytes | None) -> None:
-        if self._n == len(self._lens):
-            grow = max(16, 2 * self._n)
-            self._lens = np.concatenate([self._lens[: self._n], np.zeros(grow - self._n, np.uint32)])
-            self._starts = np.concatenate([self._starts[: self._n], np.zeros(grow - self._n, np.int64)])
-        self._n += 1
-        self._put(self._n - 1, value)
-
-    def _put(self, slot: int, value: bytes | None) -> None:
+        if not 0 <= slot < len(self._lens):
+            raise IndexError(f"slot {slot} out of range 0..{len(self._lens) - 1}")
         if value:
             self._starts[slot] = len(self._data)
             self._data += value
         self._lens[slot] = len(value) if value else 0
+
+    def append(self, value: bytes | None) -> None:
+        self._starts.append(len(self._data))
+        self._lens.append(len(value) if value else 0)
+        if value:
+            self._data += value
 
 
 class RecordStore:
