@@ -73,11 +73,19 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equality where bools never equal numbers (True != 1)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
+def equality_key(value: Any) -> tuple | None:
+    """The one equality of filters, as a hashable key: two values are equal when their keys
+    are. Ints and doubles compare by numeric value (1 == 1.0: Python hashes them alike),
+    bools only equal bools (True != 1), strings only strings; null, lists and maps have no key
+    and equal nothing. The predicates below and the metadata index (storage/metadata_index.py,
+    which files labels under these keys) both use it, so they cannot disagree on equality."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return None
 
 
 def _lookup(metadata: dict[str, Any], parts: tuple[str, ...]) -> Any:
@@ -132,7 +140,8 @@ def _compile_field(node: Field) -> Predicate:
     if op in ("eq", "ne"):
         if not _is_scalar(operand):
             raise InvalidArgumentError(f"{where} needs a string, number or bool, got {operand!r}")
-        eq = lambda m, d: (v := _lookup(m, parts)) is not _MISSING and _same(v, operand)  # noqa: E731
+        key = equality_key(operand)
+        eq = lambda m, d: equality_key(_lookup(m, parts)) == key  # noqa: E731
         return eq if op == "eq" else (lambda m, d: not eq(m, d))
     if op in ("gt", "gte", "lt", "lte"):
         if not _is_number(operand):
@@ -147,17 +156,16 @@ def _compile_field(node: Field) -> Predicate:
     if op in ("in", "nin"):
         if not isinstance(operand, list) or not operand or not all(_is_scalar(x) for x in operand):
             raise InvalidArgumentError(f"{where} needs a non-empty list of scalars, got {operand!r}")
-        options = list(operand)
-        member = lambda m, d: (v := _lookup(m, parts)) is not _MISSING and any(  # noqa: E731
-            _same(v, x) for x in options
-        )
+        options = {equality_key(x) for x in operand}
+        member = lambda m, d: equality_key(_lookup(m, parts)) in options  # noqa: E731
         return member if op == "in" else (lambda m, d: not member(m, d))
     if op in ("contains", "not_contains"):
         if not _is_scalar(operand):
             raise InvalidArgumentError(f"{where} needs a string, number or bool (an element of a "
                                        f"list field), got {operand!r}")
+        key = equality_key(operand)
         has = lambda m, d: isinstance(v := _lookup(m, parts), list) and any(  # noqa: E731
-            _same(x, operand) for x in v)
+            equality_key(x) == key for x in v)
         return has if op == "contains" else (lambda m, d: not has(m, d))
     # exists
     if not isinstance(operand, bool):

@@ -39,19 +39,11 @@ from typing import Any, Collection as Sized, Iterable, Iterator
 import numpy as np
 from sortedcontainers import SortedList
 
-from .filters import And, Document, Field, Filter, Not, Or
+from .filters import And, Document, Field, Filter, Not, Or, equality_key
 from .label_arrays import EMPTY, LabelArray, as_labels, difference, intersection, sort_labels, union
 
 
-def _key(value: Any) -> tuple | None:
-    """Hash key with the filter's equality: 1 == 1.0, True != 1, strings apart."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, (int, float)):
-        return ("n", value)  # Python hashes and compares 1 and 1.0 as equal
-    if isinstance(value, str):
-        return ("s", value)
-    return None  # null, lists and maps are never equal to a filter operand
+_key = equality_key  # the filters' own equality (storage/filters.py), never a second one
 
 
 def _paths(metadata: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
