@@ -91,10 +91,32 @@ def test_snapshots_are_consistent_per_cluster_and_restore_by_name(client, cluste
     col = client.create_collection("snapme", dim=DIM)
     col.add(ids=ids, embeddings=vectors(300, 11), metadatas=[{"n": i} for i in range(300)],
             documents=[f"doc {i}" for i in range(300)])
-    queries = vectors(4, 12)
-    before = col.query(query_embeddings=queries, n_results=7, include=["distances", "metadatas", "documents"])
-    info = client._call("Admin", "CreateSnapshot", admin.CreateSnapshotRequest(collection="snapme", name="snap-1"))
-    assert (info.name, info.collection, info.record_count, info.dim) == ("snap-1", "snapme", 300, DIM)
+    queries, mine = vectors(4, 12), {"n": {"$gte": 0}}  # the writer's records have no "n"
+    before = col.query(query_embeddings=queries, n_results=7, where=mine,
+                       include=["distances", "metadatas", "documents"])
+    # a writer whose every write spans shards (one value for six ids) runs during the snapshot
+    spans, written, stop = [f"w{i}" for i in range(6)], threading.Event(), threading.Event()
+    from vectord.cluster.routing import bucket_of
+
+    assert len({bucket_of(i) % 3 for i in spans}) > 1  # buckets are dealt to shards round-robin
+
+    def writer():
+        v = 0
+        while not stop.is_set():
+            col.upsert(ids=spans, embeddings=vectors(6, 100 + v), metadatas=[{"v": v}] * 6)
+            written.set()
+            v += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert written.wait(60)
+    try:
+        info = client._call("Admin", "CreateSnapshot",
+                            admin.CreateSnapshotRequest(collection="snapme", name="snap-1"))
+    finally:
+        stop.set()
+        thread.join(60)
+    assert (info.name, info.collection, info.record_count, info.dim) == ("snap-1", "snapme", 306, DIM)
     assert info.size_bytes > 0 and info.seq > 0
     with pytest.raises(AlreadyExistsError, match="snap-1"):
         client._call("Admin", "CreateSnapshot", admin.CreateSnapshotRequest(collection="snapme", name="snap-1"))
@@ -108,19 +130,23 @@ def test_snapshots_are_consistent_per_cluster_and_restore_by_name(client, cluste
         return stub.RestoreSnapshot(iter([admin_pb2.RestoreSnapshotRequest(**kwargs)]), timeout=300)
 
     reply = restore(snapshot="snap-1", collection="snapme-copy")
-    assert (reply.collection, reply.record_count) == ("snapme-copy", 300)
+    assert (reply.collection, reply.record_count) == ("snapme-copy", 306)
     copy = client.get_collection("snapme-copy")
     assert (copy.shards, copy.replicas) == (3, 2)
-    again = copy.query(query_embeddings=queries, n_results=7, include=["distances", "metadatas", "documents"])
+    again = copy.query(query_embeddings=queries, n_results=7, where=mine,
+                       include=["distances", "metadatas", "documents"])
     assert again["ids"] == before["ids"] and again["metadatas"] == before["metadatas"]
     assert again["documents"] == before["documents"]
-    assert sorted(copy.get(include=[])["ids"]) == sorted(ids)
-    assert copy.upsert(ids=["new"], embeddings=vectors(1, 14))["inserted"] == 1 and copy.count() == 301
+    assert sorted(copy.get(include=[])["ids"]) == sorted(ids + spans)
+    # one point in time over the shards: every write that spans them is in all of them or none
+    values = {m["v"] for m in copy.get(ids=spans, include=["metadatas"])["metadatas"]}
+    assert len(values) == 1, values
+    assert copy.upsert(ids=["new"], embeddings=vectors(1, 14))["inserted"] == 1 and copy.count() == 307
     with pytest.raises(grpc.RpcError) as refused:
         restore(snapshot="snap-1")  # its own name: "snapme" exists
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert restore(snapshot="snap-1", replace=True).record_count == 300
-    assert client.get_collection("snapme").count() == 300 and col.count() == 300
+    assert restore(snapshot="snap-1", replace=True).record_count == 306
+    assert client.get_collection("snapme").count() == 306 and col.count() == 306
     with pytest.raises(grpc.RpcError) as missing:
         restore(snapshot="nope")
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
