@@ -248,7 +248,18 @@ class ClusterDatabase:
         return len(names)
 
     def checkpoint(self, name=None, compact: bool = False) -> int:
-        raise unimplemented("Admin.Checkpoint")
+        """The engine's checkpoint on every in-sync replica of one collection, or of all;
+        returns how many collections wrote a new generation on some replica."""
+        import ray
+
+        targets = [self.get_collection(name)] if name else self.list_collections()
+        refs = {collection.name: [r.actor.checkpoint.remote(compact) for s in collection.shards.shards
+                                  for r in s.in_sync()] for collection in targets}
+        wrote = 0
+        for refs_of in refs.values():
+            outcomes = ray.get(refs_of, timeout=max(self.timeout_s, 300.0))
+            wrote += any(o["checkpointed"] for o in outcomes)
+        return wrote
 
     # ------------------------------------------------------------------ snapshots (cluster/snapshots.py)
     def create_snapshot(self, collection: str, name: str | None = None) -> dict[str, Any]:

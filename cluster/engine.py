@@ -103,6 +103,15 @@ class ClusterCollection:
     def name(self) -> str:
         return self.table.name
 
+    @property
+    def compacted_slots_total(self) -> int:
+        """Deleted slots compacted away so far, summed over the shards (one in-sync replica
+        each: Admin.Checkpoint reports the difference a checkpoint made)."""
+        import ray
+
+        refs = [s.in_sync()[0].actor.compacted.remote() for s in self.shards.shards if s.in_sync()]
+        return sum(ray.get(refs, timeout=self.shards.timeout_s))
+
     # ------------------------------------------------------------------ writes
     def add(self, ids, embeddings=None, documents=None, metadatas=None) -> WriteResult:
         return self._put("add", ids, embeddings, documents, metadatas)

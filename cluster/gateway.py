@@ -44,12 +44,12 @@ CLUSTER_LABEL = "+cluster"
 
 
 #: The rpcs the gateway answers, by service; every other rpc of the service (downloading
-#: snapshots, checkpoints, re-embedding, and any rpc added to the .proto later) answers UNIMPLEMENTED,
+#: snapshots, re-embedding, and any rpc added to the .proto later) answers UNIMPLEMENTED,
 #: naming itself, instead of reaching a servicer method that expects a storage.Database.
 SUPPORTED = {
     "Collections": {"CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "ModifyCollection"},
     "Records": {"Add", "Upsert", "Update", "Delete", "Get", "Query", "Count", "Classify"},
-    "Admin": {"GetServerInfo", "Reset", "CreateSnapshot", "ListSnapshots", "RestoreSnapshot"},
+    "Admin": {"GetServerInfo", "Reset", "CreateSnapshot", "ListSnapshots", "RestoreSnapshot", "Checkpoint"},
     "Encoder": {"Embed", "ListModels"},
 }
 _PROTO = {"Collections": collections_pb2, "Records": records_pb2, "Admin": admin_pb2, "Encoder": encoder_pb2}

@@ -276,6 +276,16 @@ class ShardReplica:
                 "node": ray.get_runtime_context().get_node_id(), "path": str(self.path),
                 "endpoint": self.reads.endpoint() if self.reads is not None else None}
 
+    # ------------------------------------------------------------------ maintenance
+    def checkpoint(self, compact: bool = False) -> dict[str, Any]:
+        """The engine's checkpoint of this replica (Admin.Checkpoint through the gateway);
+        runs between two writes, as every actor call does."""
+        wrote = self.collection.checkpoint(compact=compact)
+        return {"checkpointed": bool(wrote), "compacted_slots_total": self.collection.compacted_slots_total}
+
+    def compacted(self) -> int:
+        return self.collection.compacted_slots_total
+
     # ------------------------------------------------------------------ snapshots (cluster/snapshots.py)
     def snapshot(self, name: str, dest: str) -> dict[str, Any]:
         """The engine's online snapshot of this replica, moved to ``dest`` (outside the

@@ -72,9 +72,15 @@ def vectors(n, seed=0):
 
 def test_info_says_cluster_and_unsupported_rpcs_name_themselves(client):
     assert client.server_info()["version"].endswith("+cluster")
-    client.create_collection("snap", dim=DIM)
-    with pytest.raises(vectord.errors.VectordError, match="Admin.Checkpoint"):
-        client._call("Admin", "Checkpoint", vectord.v1.admin_pb2.CheckpointRequest(collection="snap"))
+    col = client.create_collection("snap", dim=DIM)
+    with pytest.raises(vectord.errors.VectordError, match="Admin.ReembedCollection"):
+        client._call("Admin", "ReembedCollection", vectord.v1.admin_pb2.ReembedCollectionRequest(collection="snap"))
+    # Admin.Checkpoint: the engine's checkpoint on every replica; compaction counted over the shards
+    col.add(ids=[f"c{i}" for i in range(60)], embeddings=vectors(60, 3))
+    col.delete(ids=[f"c{i}" for i in range(40)])
+    done = client._call("Admin", "Checkpoint", vectord.v1.admin_pb2.CheckpointRequest(collection="snap", compact=True))
+    assert done.checkpointed == 1 and done.compacted_slots == 40
+    assert col.count() == 20 and sorted(col.get(include=[])["ids"]) == sorted(f"c{i}" for i in range(40, 60))
     client.delete_collection("snap")
 
 

@@ -48,4 +48,4 @@ def test_every_rpc_the_gateway_does_not_support_answers_unimplemented_naming_it(
             with pytest.raises(UnimplementedError, match=f"{service}.{name} is not supported"):
                 getattr(servicer, name)(None, None)
             refused.append(f"{service}.{name}")
-    assert {"Admin.ReembedCollection", "Admin.DownloadSnapshot", "Admin.Checkpoint"} <= set(refused)
+    assert {"Admin.ReembedCollection", "Admin.DownloadSnapshot"} <= set(refused)
