@@ -16,6 +16,11 @@ from dataclasses import dataclass
 #: Exact comparisons that cost as much as one unit of graph-search ef (measured on GloVe
 #: 100k x 50 and 384-d clustered data: the crossover sits near 100-200).
 GRAPH_COST_PER_EF = 150
+#: Exact comparisons that cost as much as checking one graph result against a filter: its
+#: metadata decoded and the predicate run, in Python (measured 20-30 x an exact comparison on
+#: GloVe 100k x 50, issue 13). Without it the plan at 10% selectivity flipped to the graph,
+#: twice as slow there, whenever a busy machine's calibration came out low (14 instead of 26).
+FILTER_CHECK_COST = 20
 
 
 @dataclass
@@ -55,7 +60,11 @@ def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,
     # twice the expected need; ef = 3 x fetch keeps the graph's recall of those near 1.
     fetch = k if candidates == live else int(k / selectivity * 2) + 10
     ef = max(ef_search, min(3 * fetch if fetch > k else fetch, live))
-    if candidates <= cost_per_ef * ef:
+    # ...and checks its results against the filter one by one until k match: about
+    # k / selectivity of them, each a Python call (FILTER_CHECK_COST); a cost_per_ef of 0
+    # still means "always the graph" (tests force it so)
+    checks = 0 if candidates == live or cost_per_ef == 0 else min(fetch, k / selectivity)
+    if candidates <= cost_per_ef * ef + FILTER_CHECK_COST * checks:
         return "exact", 0
     return "hnsw", ef
 

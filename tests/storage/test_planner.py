@@ -129,3 +129,12 @@ def test_cursor_pages_by_filter_return_every_match_once_in_id_order(tmp_path, ma
             seen.extend(page.ids)
             after, pages = page.next_after, pages + 1
         assert seen == ids[:matching] and pages == -(-len(seen) // 7)
+
+
+def test_a_filtered_graph_search_pays_for_checking_its_results():
+    """Issue 13: at 10% of 100k records exact search is twice as fast as the graph (which
+    checks ~100 results in Python); a low calibration (14) must not flip that, while 20%
+    and 50% stay on the graph."""
+    assert choose(10_000, 100_000, 10, 100, True, cost_per_ef=14) == ("exact", 0)
+    assert choose(20_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", 330)
+    assert choose(50_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", 150)
