@@ -8,16 +8,15 @@ gateway (`vectord cluster up`, 3 shards x 2 replicas, write level quorum) and on
 `vectord serve`, both loaded with the same random vectors (seeded). Reads are measured
 twice in the same run, on the same data:
 
-- **before**: the gateway reads every query's documents and metadata in a second round
-  (``VECTORD_CLUSTER_INLINE_COLUMNS=0``) and both servers plan with the engine's default
-  cost of graph search;
-- **after**: a new gateway (it adopts the same shard actors) fetches a small k's columns
-  with the search, in one round, and both servers (the single one restarted on its data)
-  plan with ``--planner-cost-per-ef`` measured on this machine for this dimension
-  (``storage.planner.calibrate``; or the value given).
+- **before**: every shard searches at the collection's full ef_search (a gateway started
+  with ``--shard-ef-scale 0``, the earlier behaviour);
+- **after**: a second collection of the same data, made by a gateway at the default
+  ``--shard-ef-scale`` (each shard at ``shard_ef``, cluster/replica.py), against the same
+  single server. Both servers plan with ``--planner-cost-per-ef`` measured on this machine
+  for this dimension (``storage.planner.calibrate``; or the value given).
 
 Each time: single-query latency (p50, p95) through the SDK, default include (documents,
-metadatas, distances), n_results 10, the two servers' queries alternating so that a change
+metadatas, distances), n_results 10, recall@10 of both against the exact nearest, the two servers' queries alternating so that a change
 of the machine's load hits both; and batched query throughput (batches of 100, alternating).
 Then, unless ``--skip-failures``:
 
@@ -102,11 +101,31 @@ def throughput(collections: dict, queries: np.ndarray, batch: int = 100) -> dict
     return {name: round(len(queries) / t, 1) for name, t in spent.items()}
 
 
-def reads(on_cluster, on_single, queries: np.ndarray, n_latency: int) -> dict:
+def truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> list[set[int]]:
+    """The exact k nearest by cosine (the collections' metric) of each query: row numbers."""
+    d = data / np.linalg.norm(data, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return [set(row.tolist()) for row in np.argsort(-(q @ d.T), axis=1)[:, :k]]
+
+
+def recall(collections: dict, queries: np.ndarray, exact: list[set[int]], k: int = 10) -> dict[str, float]:
+    """recall@k against the exact nearest, of each collection."""
+    out = {}
+    for name, col in collections.items():
+        found = []
+        for lo in range(0, len(queries), 100):
+            found += col.query(query_embeddings=queries[lo:lo + 100], n_results=k, include=[])["ids"]
+        out[name] = round(float(np.mean([len({int(i.split("-")[1]) for i in ids} & t) / k
+                                         for ids, t in zip(found, exact)])), 4)
+    return out
+
+
+def reads(on_cluster, on_single, queries: np.ndarray, n_latency: int, exact: list[set[int]]) -> dict:
     both = {"cluster": on_cluster, "single": on_single}
     lat, qps = latency(both, queries[:n_latency]), throughput(both, queries)
     return {"latency": lat, "batched_qps": qps, "batched_ratio": round(qps["cluster"] / qps["single"], 3),
-            "p50_gap_ms": round(lat["cluster"]["p50_ms"] - lat["single"]["p50_ms"], 3)}
+            "p50_gap_ms": round(lat["cluster"]["p50_ms"] - lat["single"]["p50_ms"], 3),
+            "recall_at_10": recall(both, queries[:len(exact)], exact)}
 
 
 def node_loss(cluster, worker, collection, queries: np.ndarray, seconds: float = 15.0) -> dict:
@@ -213,10 +232,13 @@ def main() -> int:
         return start([sys.executable, "-m", "vectord", "serve", "--port", "0", "--data-dir", str(tmp / "single"),
                       *extra], "vectord listening", tmp / f"server-{time.monotonic_ns()}.log")
 
-    gateway, gateway_address = gateway_up([], {"VECTORD_CLUSTER_INLINE_COLUMNS": "0"})
-    server, server_address = server_up([])
+    # before: every shard searches at the collection's full ef (--shard-ef-scale 0, the earlier
+    # behaviour); after: a collection made by a gateway at the default scale (shard_ef)
+    gateway, gateway_address = gateway_up(["--planner-cost-per-ef", str(cost), "--shard-ef-scale", "0"], {})
+    server, server_address = server_up(["--planner-cost-per-ef", str(cost)])
+    exact = truth(data, queries[:1000])
     results: dict = {"date": dt.date.today().isoformat(), "records": args.records, "dim": args.dim,
-                     "load_average_before": load_before, "planner_cost_per_ef_after": cost,
+                     "load_average_before": load_before, "planner_cost_per_ef": cost,
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores", "layout": "3 shards x 2 replicas"}
     clients = []
     try:
@@ -226,20 +248,19 @@ def main() -> int:
         on_cluster = cluster_client.create_collection("bench", dim=args.dim)
         on_single = single_client.create_collection("bench", dim=args.dim)
         results["load_s"] = {"cluster": round(load(on_cluster, data), 2), "single": round(load(on_single, data), 2)}
-        results["before"] = reads(on_cluster, on_single, queries, args.queries)
+        results["before"] = reads(on_cluster, on_single, queries, args.queries, exact)
         results["load_average_between"] = [round(x, 2) for x in os.getloadavg()]
-        for client in clients:
-            client.close()
-        for proc in (gateway, server):
-            proc.terminate()
-            proc.wait(60)
+        cluster_client.close()
+        gateway.terminate()
+        gateway.wait(60)
         gateway, gateway_address = gateway_up(["--planner-cost-per-ef", str(cost)], {})
-        server, server_address = server_up(["--planner-cost-per-ef", str(cost)])
         cluster_client = vectord.Client(gateway_address, timeout=120)
-        single_client = vectord.Client(server_address, timeout=120)
         clients = [cluster_client, single_client]
-        on_cluster, on_single = cluster_client.get_collection("bench"), single_client.get_collection("bench")
-        results["after"] = reads(on_cluster, on_single, queries, args.queries)
+        on_cluster = cluster_client.create_collection("bench-scaled", dim=args.dim)
+        load(on_cluster, data)
+        results["after"] = reads(on_cluster, on_single, queries, args.queries, exact)
+        plan = on_cluster.query(query_embeddings=queries[:1], n_results=10, explain=True).get("plan")
+        results["shard_ef_after"] = (plan[0] if isinstance(plan, list) else plan).get("ef")
         if not args.skip_failures:
             results["actor_kills"] = kills(cluster_client, "kills", args.dim)
             results["node_loss"] = node_loss(cluster, workers[0], on_cluster, queries)
@@ -268,7 +289,8 @@ def main() -> int:
         lat, qps = r["latency"], r["batched_qps"]
         rows.append(f"| {phase} | {lat['cluster']['p50_ms']:.2f} | {lat['single']['p50_ms']:.2f} | "
                     f"{r['p50_gap_ms']:+.2f} | {lat['cluster']['p95_ms']:.2f} | {lat['single']['p95_ms']:.2f} | "
-                    f"{qps['cluster']:.0f} | {qps['single']:.0f} | {r['batched_ratio']:.2f} |")
+                    f"{qps['cluster']:.0f} | {qps['single']:.0f} | {r['batched_ratio']:.2f} | "
+                    f"{r['recall_at_10']['cluster']:.3f} | {r['recall_at_10']['single']:.3f} |")
     failures = "" if args.skip_failures else f"""
 Node loss (a worker node removed during reads, 15 s): {results['node_loss']}.
 
@@ -281,14 +303,15 @@ of 3 simulated nodes, the gateway ({results['layout']}, write level quorum) and 
 Load {args.records:,} records (batches of 1,000): cluster {results['load_s']['cluster']} s, single
 {results['load_s']['single']} s.
 
-before: two rounds of shard reads per query (VECTORD_CLUSTER_INLINE_COLUMNS=0), the engine's
-default planner; after: one round for n_results <= 32, both servers planning with
---planner-cost-per-ef {cost} (measured on this machine for dim {args.dim}). Single queries:
-default include, n_results 10; batches: 100 queries, distances only. The two servers' queries
-alternate.
+before: every shard searches at the collection's ef_search (100; gateway --shard-ef-scale 0);
+after: a collection made by a gateway at the default --shard-ef-scale (each shard at
+ceil(100 x 1.5 / 3) = 50; explain's ef: {results['shard_ef_after']}). Both servers plan with
+--planner-cost-per-ef {cost} (measured here for dim {args.dim}). Single queries: default include,
+n_results 10; batches: 100 queries, distances only; the two servers' queries alternate.
+recall@10 against the exact cosine nearest of 1,000 queries.
 
-| | cluster p50, ms | single p50, ms | gap | cluster p95 | single p95 | cluster q/s (batched) | single q/s | ratio |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| | cluster p50, ms | single p50, ms | gap | cluster p95 | single p95 | cluster q/s (batched) | single q/s | ratio | recall@10 cluster | single |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 {failures}
 Load average (1, 5, 15 min) before: {results['load_average_before']}, between: \

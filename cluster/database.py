@@ -20,7 +20,7 @@ from vectord.storage import Collection, CollectionConfig, Database, Tuning
 from . import routing
 from .controller import NAMESPACE, controller_actor
 from .engine import REPLICAS_KEY, SHARDS_KEY, ClusterCollection, unimplemented
-from .replica import ShardReplica, replica_dir, replica_name
+from .replica import EF_SCALE, ShardReplica, replica_dir, replica_name, shard_ef
 from .shards import IN_SYNC, LEVELS, Replica, Shard, ShardSet
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ClusterDatabase:
 
     def __init__(self, data_root: str, *, encoders=None, write_level: str = "quorum", shards: int = 3,
                  replicas: int = 2, timeout_s: float = 10.0, read_timeout_s: float = 2.0,
-                 health_interval_s: float = 1.0, planner_cost_per_ef: int = 0) -> None:
+                 health_interval_s: float = 1.0, planner_cost_per_ef: int = 0, ef_scale: float = EF_SCALE) -> None:
         if write_level not in LEVELS:
             raise InvalidArgumentError(f"write level: must be one of {', '.join(LEVELS)}, got {write_level!r}")
         routing.check_layout(shards, replicas)
@@ -67,6 +67,7 @@ class ClusterDatabase:
         self.default_shards, self.default_replicas = shards, replicas
         self.timeout_s, self.read_timeout_s = timeout_s, read_timeout_s
         self.planner_cost_per_ef = planner_cost_per_ef  # the replicas' planner (0: the engine's default)
+        self.ef_scale = ef_scale  # a new collection's shards search at shard_ef (cluster/replica.py)
         self.catalog = Database(None, encoders=encoders)  # configs only: the single-node rules
         self._collections: dict[str, ClusterCollection] = {}
         self._mutex = threading.RLock()
@@ -92,12 +93,14 @@ class ClusterDatabase:
             if not create:
                 return None
         node = table.placement[shard][index]
+        config = {**table.config, "hnsw": {**table.config["hnsw"], "ef_search": shard_ef(
+            table.config["hnsw"]["ef_search"], table.shards, self.ef_scale)}}
         return ray.remote(ShardReplica).options(
             name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
             max_restarts=-1, max_task_retries=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), table.config, serve_reads=True,
-                 planner_cost_per_ef=self.planner_cost_per_ef)
+        ).remote(replica_dir(self.data_root, node, table.config["id"], shard, index), config, serve_reads=True,
+                 planner_cost_per_ef=self.planner_cost_per_ef, index_threads=_threads(table, node))
 
     def _shard_set(self, table: routing.RoutingTable, create: bool) -> ShardSet:
         """Handles of every replica (new actors with ``create``), with their applied writes
@@ -308,3 +311,13 @@ class ClusterDatabase:
                                 collection.shards.catch_up(replica, timeout_s=self.timeout_s)
                         except Exception as exc:
                             replica.mark_stale(f"not answering: {exc.__class__.__name__}")
+
+
+def _threads(table: routing.RoutingTable, node: str) -> int:
+    """A replica's search threads for a batch: the node's CPUs (as Ray counts them) over the
+    replicas of this collection placed on it, at least 1."""
+    import ray
+
+    cpus = next((n.get("Resources", {}).get("CPU", 1) for n in ray.nodes() if n.get("NodeID") == node), 1)
+    on_node = sum(1 for placement in table.placement for n in placement if n == node)
+    return max(1, int(cpus) // max(1, on_node))

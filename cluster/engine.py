@@ -38,7 +38,7 @@ from vectord.storage.ranking import check_query_texts, check_rank
 from vectord.storage.search import check_group, check_max_distance
 
 from . import ranked, routing
-from .replica import CHUNK_KEY, SOURCE_KEY
+from .replica import CHUNK_KEY, SOURCE_KEY, shard_ef
 from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
@@ -473,7 +473,11 @@ class ClusterCollection:
                 records.scores = np.asarray([top[n][2] for n in rows], np.float32)
             if groups is not None:
                 records.groups = [groups[n] for n in rows]
-        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops), ef=0,
+        # explain's ef: the depth each shard searched at (shard_ef of the gateway that made the
+        # collection; a shard made by an older gateway searches at the collection's ef)
+        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops),
+                    ef=max(n_results, shard_ef(self.config.hnsw["ef_search"], self.table.shards,
+                                               self.cluster.ef_scale)) if rank == "vector" else 0,
                     elapsed_ms=(time.perf_counter() - started) * 1000, rank=rank,
                     fusion=fusion if rank == "hybrid" else "")
         return results, plan
