@@ -77,12 +77,12 @@ def equality_key(value: Any) -> tuple | None:
     """The one equality of filters, as a hashable key: two values are equal when their keys
     are. Ints and doubles compare by numeric value (1 == 1.0: Python hashes them alike),
     bools only equal bools (True != 1), strings only strings; null, lists and maps have no key
-    and equal nothing. The predicates below and the metadata index (storage/metadata_index.py,
+    and equal nothing, nor does NaN (which no range holds either). The predicates below and the metadata index (storage/metadata_index.py,
     which files labels under these keys) both use it, so they cannot disagree on equality."""
     if isinstance(value, bool):
         return ("b", value)
     if isinstance(value, (int, float)):
-        return ("n", value)
+        return ("n", value) if value == value else None  # NaN equals nothing, not even NaN
     if isinstance(value, str):
         return ("s", value)
     return None
@@ -141,7 +141,7 @@ def _compile_field(node: Field) -> Predicate:
         if not _is_scalar(operand):
             raise InvalidArgumentError(f"{where} needs a string, number or bool, got {operand!r}")
         key = equality_key(operand)
-        eq = lambda m, d: equality_key(_lookup(m, parts)) == key  # noqa: E731
+        eq = lambda m, d: key is not None and equality_key(_lookup(m, parts)) == key  # noqa: E731
         return eq if op == "eq" else (lambda m, d: not eq(m, d))
     if op in ("gt", "gte", "lt", "lte"):
         if not _is_number(operand):
@@ -156,7 +156,7 @@ def _compile_field(node: Field) -> Predicate:
     if op in ("in", "nin"):
         if not isinstance(operand, list) or not operand or not all(_is_scalar(x) for x in operand):
             raise InvalidArgumentError(f"{where} needs a non-empty list of scalars, got {operand!r}")
-        options = {equality_key(x) for x in operand}
+        options = {equality_key(x) for x in operand} - {None}
         member = lambda m, d: equality_key(_lookup(m, parts)) in options  # noqa: E731
         return member if op == "in" else (lambda m, d: not member(m, d))
     if op in ("contains", "not_contains"):
@@ -164,7 +164,7 @@ def _compile_field(node: Field) -> Predicate:
             raise InvalidArgumentError(f"{where} needs a string, number or bool (an element of a "
                                        f"list field), got {operand!r}")
         key = equality_key(operand)
-        has = lambda m, d: isinstance(v := _lookup(m, parts), list) and any(  # noqa: E731
+        has = lambda m, d: key is not None and isinstance(v := _lookup(m, parts), list) and any(  # noqa: E731
             equality_key(x) == key for x in v)
         return has if op == "contains" else (lambda m, d: not has(m, d))
     # exists

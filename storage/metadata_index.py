@@ -269,7 +269,7 @@ class MetadataIndex:
         if op in ("contains", "not_contains"):
             found = len(index.holding(value)) if index is not None else 0
             return (found if op == "contains" else live - found), True
-        if index is None or not index.numbers:
+        if index is None or not index.numbers or value != value:  # nothing is in a range of NaN
             return 0, True
         lo, hi = self._range(index.numbers, op, value)
         # the value-ordered slices count any range exactly; built here only when cheap (a
@@ -332,7 +332,7 @@ class MetadataIndex:
         if op in ("contains", "not_contains"):
             holding = index.holding(value) if index is not None else EMPTY
             return holding.copy() if op == "contains" else difference(live.array, holding)
-        if index is None:
+        if index is None or value != value:  # nothing is in a range of NaN
             return EMPTY.copy()
         lo, hi = self._range(index.numbers, op, value)
         if hi - lo > _FEW_VALUES:  # one slice of the path's value-ordered labels, then sorted
