@@ -88,6 +88,12 @@ class Tuning:
     #: Compact deleted slots away when they exceed max(min, ratio * slots).
     compact_min_dead: int = 1024
     compact_ratio: float = 0.3
+    #: The tail (labels after the last sealed segment, searched exactly; storage/segments.py)
+    #: is sealed into a segment with its own graph once it holds this many slots: the tail's
+    #: exact search stays cheap (20k x 384: ~1 ms per query) and a seal builds a small graph.
+    seal_threshold: int = 20_000
+    #: Tiered merging: this many adjacent segments of one size class are merged into one.
+    merge_fanout: int = 4
     #: Threads hnswlib may use for building and batched queries.
     index_threads: int = max(1, os.cpu_count() or 1)
     #: Threads a compaction may use to build its new graph while queries go on: one core
