@@ -277,7 +277,9 @@ class Collection(CollectionInfo):
         ``query_texts`` are embedded on the server by the collection's encoder. With
         ``explain=True`` the result also has ``plan``: the strategy (``exact`` or
         ``hnsw``), the number of candidate records the filter allowed, the ``ef`` used,
-        how the filter was evaluated and the time spent (ms).
+        how the filter was evaluated and the time spent (ms); for a graph search,
+        ``segments``: how each sealed segment of the graph and the tail of recent records
+        were searched (strategy, candidates, ef).
 
         Returns:
             A dict with ``ids``, ``distances``, ``embeddings``, ``documents`` and
