@@ -200,3 +200,32 @@ def test_a_collection_written_in_format_1_opens_and_is_rewritten_in_format_2(tmp
 def test_tiered_merge_candidates():
     assert tier(39, 40, 3) == 0 and tier(119, 40, 3) == 0 and tier(120, 40, 3) == 1
     assert merge_candidates(Segments(), 40, 3) is None
+
+
+def test_explain_through_a_real_server_reports_each_segment(tmp_path):
+    """QueryPlan.segments (proto) and the SDK's plan["segments"] (issue 12, step 3)."""
+    import sys
+    from pathlib import Path
+
+    import vectord
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from serverproc import start_server
+
+    server = start_server(tmp_path / "data")
+    try:
+        data = np.random.default_rng(5).normal(size=(5000, DIM)).astype(np.float32)
+        with vectord.Client(server.address, timeout=120) as client:
+            # a small ef_search: the planner sends a query over 5000 records to the graph
+            col = client.create_collection("s", dim=DIM, metric="l2", hnsw={"ef_search": 8})
+            col.add(ids=[str(i) for i in range(5000)], embeddings=data)  # the first segment, sealed at once
+            col.add(ids=["tail"], embeddings=data[:1] + 1e-3)
+            plan = col.query(query_embeddings=data[7:8], n_results=3, explain=True)["plan"]
+        assert plan["strategy"] == "hnsw", plan
+        parts = {part["segment"]: part for part in plan["segments"]}
+        assert set(parts) == {"0-5000", "tail"}, plan
+        assert parts["0-5000"]["strategy"] == "hnsw" and parts["0-5000"]["ef"] >= 8
+        assert parts["0-5000"]["candidates"] == 5000
+        assert parts["tail"] == {"segment": "tail", "strategy": "exact", "candidates": 1, "ef": 0}
+    finally:
+        assert server.terminate() == 0, server.log()
