@@ -255,10 +255,8 @@ class Searcher:
         """The k nearest live records by the segments (each by its graph or exactly, as the
         planner chooses for its size) and the tail (exactly), merged: (labels, distances,
         the largest ef a graph ran with, one SegmentSearch per range; storage/segments.py)."""
-        tuning = self.tuning
         return self._host.state.segments.search(self._vectors, self._records.live(), queries, k, ef,
-                                                self.config.metric, self.config.hnsw["ef_search"],
-                                                tuning.graph_cost_per_ef)
+                                                self.config.metric, self.config.hnsw["ef_search"])
 
     def _passes(self, predicate):
         """``keep`` for _graph_filtered: the filter checked on fetched records, nearest

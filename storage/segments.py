@@ -32,9 +32,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from .index import HnswIndex, IndexSearchFailed, exact_search
-from .planner import choose
 
 log = logging.getLogger(__name__)
+
+
+#: A segment with at most this many times the search's ef live records is read exactly (its
+#: rows gathered and compared), a larger one by its graph.
+SEGMENT_EXACT_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,9 @@ class Segments:
                 pass
 
     def search(self, vectors, live: np.ndarray, queries: np.ndarray, k: int, ef: int, metric: str,
-               ef_search: int, cost_per_ef: int) -> tuple[np.ndarray, np.ndarray, int, list[SegmentSearch]]:
-        """The k nearest live labels: each segment searched by its graph or exactly (the
-        planner chooses by the segment's live count), the tail exactly, merged by distance.
+               ef_search: int) -> tuple[np.ndarray, np.ndarray, int, list[SegmentSearch]]:
+        """The k nearest live labels: each segment searched by its graph (exactly when it is
+        small: SEGMENT_EXACT_FACTOR), the tail exactly, merged by distance.
 
         ``live`` is every live label in order. Returns (labels, distances, the largest ef
         a graph ran with, one SegmentSearch per range searched); rows are padded with -1
@@ -150,9 +154,14 @@ class Segments:
                 continue
             kk = min(k, n)
             name = "tail" if segment is None else segment.name
-            strategy = "exact"
-            if segment is not None:
-                strategy, seg_ef = choose(n, n, kk, ef_search, True, 0, cost_per_ef)
+            strategy, seg_ef = "exact", 0
+            if segment is not None and n > SEGMENT_EXACT_FACTOR * max(ef, ef_search, kk):
+                # Not planner.choose's crossover (exact up to cost_per_ef x ef = 15,000 at
+                # the defaults): that compares one graph with one contiguous exact pass, while
+                # each segment searched exactly gathers its rows again; summed over segments
+                # it made a query of 50k x 384 (benchmarks/compaction.py's data, 40% deleted,
+                # in-process) 25 x slower: 0.76 -> 18.6 ms. Only a small segment is exact.
+                strategy, seg_ef = "hnsw", max(ef, ef_search)
             if strategy == "hnsw":
                 try:
                     found_l, found_d, used = segment.index.search(queries, kk, ef=max(ef, seg_ef))

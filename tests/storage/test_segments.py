@@ -93,7 +93,8 @@ def test_queries_merge_every_segment_and_the_tail_and_skip_deleted_records(tmp_p
 
 def test_explain_reports_each_segment_and_the_tail(tmp_path):
     with Database(tmp_path / "d", tuning=TUNING, checkpoint_interval_s=3600) as db:
-        col = db.create_collection("c", dim=DIM)
+        # ef_search 10: a segment of more than 4 x 10 live records is searched by its graph
+        col = db.create_collection("c", dim=DIM, hnsw={"ef_search": 10})
         _add(col, range(100))
         _add(col, range(100, 150))
         col.checkpoint()
@@ -102,7 +103,7 @@ def test_explain_reports_each_segment_and_the_tail(tmp_path):
         assert plan.strategy == "hnsw"
         report = {part.segment: part for part in plan.segments}
         assert set(report) == {"0-100", "100-150", "tail"}
-        assert report["0-100"].strategy == "hnsw" and report["0-100"].ef >= 5
+        assert report["0-100"].strategy == "hnsw" and report["0-100"].ef >= 10
         assert report["tail"].strategy == "exact" and report["tail"].candidates == 10
 
 
