@@ -163,7 +163,9 @@ def run(args) -> dict:
         for start_ in range(0, len(gone), 5000):
             col.delete(ids=[ids[i] for i in gone[start_:start_ + 5000].tolist()])
         queries = data(500, args.dim, seed=3)
-        time.sleep(3)  # the background checkpointer's turn, if the log asked for one
+        # the background checkpointer's turn, if the log asked for one (and, with segments,
+        # its seals of the tail that a fast ingest leaves: storage/segments.py)
+        time.sleep(args.settle)
         sampler = Sampler(proc.pid)
         sampler.start()
         # steady state
@@ -243,6 +245,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
     parser.add_argument("--deleted", type=float, default=0.4, help="share of the records deleted (default 0.4)")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of steady-state queries (default 15)")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds between the writes and the steady state, for the server's background "
+                             "checkpoints and seals (default 3)")
     parser.add_argument("--storage-from", help="serve with the storage/ package of this folder (the old engine)")
     parser.add_argument("--compare", metavar="OLD_STORAGE",
                         help="run twice in this invocation: with this storage/ folder (the old engine), "
