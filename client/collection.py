@@ -277,9 +277,7 @@ class Collection(CollectionInfo):
         ``query_texts`` are embedded on the server by the collection's encoder. With
         ``explain=True`` the result also has ``plan``: the strategy (``exact`` or
         ``hnsw``), the number of candidate records the filter allowed, the ``ef`` used,
-        how the filter was evaluated and the time spent (ms); for a graph search,
-        ``segments``: how each sealed segment of the graph and the tail of recent records
-        were searched (strategy, candidates, ef).
+        how the filter was evaluated and the time spent (ms).
 
         Returns:
             A dict with ``ids``, ``distances``, ``embeddings``, ``documents`` and

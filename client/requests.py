@@ -274,9 +274,6 @@ def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, exp
         plan = response.plan
         out["plan"] = {"strategy": plan.strategy, "candidates": plan.candidates, "ef": plan.ef,
                        "filter_path": plan.filter_path, "elapsed_ms": plan.elapsed_ms}
-        if plan.segments:  # a graph search: how each segment and the tail answered
-            out["plan"]["segments"] = [{"segment": part.segment, "strategy": part.strategy,
-                                        "candidates": part.candidates, "ef": part.ef} for part in plan.segments]
     return out
 
 

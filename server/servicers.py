@@ -161,10 +161,7 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
                                                  filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms,
-                                                 rank=plan.rank, postings=plan.postings, fusion=plan.fusion,
-                                                 segments=[rpb.SegmentPlan(segment=part.segment, strategy=part.strategy,
-                                                                           candidates=part.candidates, ef=part.ef)
-                                                           for part in getattr(plan, "segments", None) or ()]))
+                                                 rank=plan.rank, postings=plan.postings, fusion=plan.fusion))
         return response
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:

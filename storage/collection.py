@@ -7,9 +7,8 @@ appends its log record and applies it under the lock, then waits for the group f
 outside it, and returns only once the record is durable.
 
 State: records live in ``slots`` (integer labels, never reused until compaction). An update
-gives a record a new label and marks the old one deleted. The HNSW graph uses the same
-labels, split by label range into sealed segments plus an exact tail (storage/segments.py):
-writes and log replay go to the tail, never into a graph. Ids, documents and metadata are columns of a ``RecordStore``
+gives a record a new label and marks the old one deleted; the HNSW graph, when there is one,
+uses the same labels. Ids, documents and metadata are columns of a ``RecordStore``
 (records.py); the original vectors are a ``VectorStore`` (vectors.py), mapped from the
 checkpoint's file.
 
@@ -55,7 +54,6 @@ from .planner import Plan
 from .records import RecordStore
 from .rwlock import RWLock
 from .search import Searcher
-from .segments import Segment, Segments, build_graph
 from .state import State
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .vectors import VectorStore
@@ -121,8 +119,8 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
 
 
 def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
-                capacity: int) -> tuple[HnswIndex | None, str | None]:
-    """Loads a segment's graph: (index, None), or (None, why) when hnswlib cannot.
+                manifest: dict[str, Any], slots: int) -> tuple[HnswIndex | None, str | None]:
+    """Loads the generation's graph: (index, None), or (None, why) when hnswlib cannot.
 
     The file passed its checksum, yet hnswlib may still refuse it (a file its version cannot
     read, or damage written before the checksum was taken). The graph is a derived cache:
@@ -131,37 +129,12 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
     try:
         return HnswIndex.load(index_path, config.metric, config.dim, config.hnsw["m"],
                               config.hnsw["ef_construction"], config.hnsw["ef_search"],
-                              capacity=capacity, deleted=0, threads=tuning.index_threads), None
+                              capacity=slots, deleted=manifest["index"]["deleted"],
+                              threads=tuning.index_threads), None
     except (RuntimeError, ValueError, MemoryError) as exc:
         problem = f"{index_path}: hnswlib cannot load it ({exc})"
         log.warning("%s; the index will be rebuilt from the stored vectors", problem)
         return None, problem
-
-
-def _load_segments(directory: Path, manifest: dict[str, Any], config: CollectionConfig, tuning: Tuning,
-                   vectors: VectorStore, records: RecordStore) -> tuple[Segments, str | None]:
-    """The checkpoint's segments, each graph loaded (or rebuilt from the verified vectors when
-    its file is damaged), with every label of its range that is not live marked deleted (the
-    record store is the truth about deletes; a graph file holds those of when it was
-    written). Returns (segments, the problems found, for ``verify``, or None)."""
-    items, problems = [], []
-    live = records.live()
-    for start, end, path, problem, meta in disk.segment_files(directory, manifest):
-        lo, hi = int(np.searchsorted(live, start)), int(np.searchsorted(live, end))
-        index = None
-        if path is not None:
-            index, problem = _load_index(path, config, tuning, end - start)
-        if index is None:
-            log.warning("%s; the segment's graph will be rebuilt from the stored vectors", problem)
-            problems.append(problem)
-            index, meta = build_graph(vectors, live[lo:hi], config, tuning.index_threads), None
-            items.append(Segment(start, end, index, None))
-            continue
-        segment = Segment(start, end, index, meta)
-        dead = np.setdiff1d(np.arange(start, end, dtype=np.int64), live[lo:hi], assume_unique=True)
-        Segments((segment,)).mark_deleted(dead)
-        items.append(segment)
-    return Segments(tuple(items)), "; ".join(problems) or None
 
 
 class Collection:
@@ -183,7 +156,7 @@ class Collection:
         # index, rebuilt at open; None when the collection's analyzer is "none".
         analyze = analyzer(fulltext_config(config.fulltext))
         self.state = State(VectorStore(config.dim), RecordStore(), MetadataIndex(),
-                           FullTextIndex(analyze) if analyze is not None else None, Segments())
+                           FullTextIndex(analyze) if analyze is not None else None, None)
         self._failed: str | None = None
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
@@ -236,20 +209,12 @@ class Collection:
         self.state.fulltext = value
 
     @property
-    def _index(self) -> Segments | None:
-        """The segments (storage/segments.py), None when there is no graph at all."""
-        return self.state.segments or None
+    def _index(self) -> HnswIndex | None:
+        return self.state.index
 
     @_index.setter
-    def _index(self, value: Segments | HnswIndex | None) -> None:
-        """Segments; or one graph over every live label (re-embed's switch), which becomes
-        the one segment [0, slots); or None (no graph)."""
-        if value is None:
-            value = Segments()
-        elif isinstance(value, HnswIndex):
-            slots = self.state.vectors.slots
-            value = Segments((Segment(0, slots, value),)) if slots else Segments()
-        self.state.segments = value
+    def _index(self, value: HnswIndex | None) -> None:
+        self.state.index = value
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -301,19 +266,15 @@ class Collection:
         _check_manifest(path, manifest, config)
         collection = cls(fs, path, config, tuning, manifest)
         if manifest["generation"] is not None:
-            vectors, records, _ = disk.load_generation(path, manifest)
+            vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
             collection._meta_index = MetadataIndex.build(records.metadata_items())
             collection._build_fulltext()
-            try:
-                collection.state.segments, collection.index_problem = _load_segments(
-                    path, manifest, config, tuning, vectors, records)
-            except RuntimeError as exc:  # hnswlib's error type; the vectors are all there is
-                raise DataLossError(f"collection {path.name}: cannot rebuild the HNSW index from the "
-                                    f"stored vectors ({exc})") from exc
+            if index_path is not None:  # the graph of exactly this generation; replay extends it
+                collection._index, collection.index_problem = _load_index(
+                    index_path, config, tuning, manifest, vectors.slots)
         # One record at a time: the log can be half the collection (idempotent: records the
-        # checkpoint already holds are skipped). The records go to the tail, after the last
-        # segment: replay never inserts into a graph (the tail is sealed later, off-lock).
+        # checkpoint already holds are skipped).
         replayed, last_seq = 0, collection._applied_seq
         for record in WriteAheadLog.read(path / disk.WAL, fs):
             last_seq = max(last_seq, record["seq"])
@@ -329,7 +290,6 @@ class Collection:
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
-        disk.remove_other_segments(fs, path, {meta["file"] for meta in manifest["segments"]})
         collection.recovery_seconds = time.monotonic() - started
         recovered = len(collection._records)
         log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
@@ -492,23 +452,20 @@ class Collection:
                 self._fulltext.analyze, ((label, documents[label]) for label in self._records.live().tolist()))
 
     def _maybe_build_index(self) -> None:
-        """The first segment, sealed here, at once, once the collection reaches
-        exact_threshold live records (as the one graph was built before segments); later
-        segments are sealed off-lock by Maintenance when the tail reaches seal_threshold."""
-        if not self.state.segments and len(self._records) >= self.tuning.exact_threshold:
+        if self._index is None and len(self._records) >= self.tuning.exact_threshold:
             self._build_index()
 
     def _build_index(self) -> None:
-        """Seals the whole tail into a segment, now (caller holds the write lock, or is
-        recovery or verify --repair)."""
-        segments = self.state.segments
-        start, end = segments.tail_start, self._vectors.slots
-        if end <= start:
-            return
-        live = self._records.live()
-        labels = live[int(np.searchsorted(live, start)):]
-        index = build_graph(self._vectors, labels, self.config, self.tuning.index_threads)
-        self.state.segments = segments.sealed(Segment(start, end, index))
+        hnsw = self.config.hnsw
+        labels = self._records.live()
+        index = HnswIndex.create(self.config.metric, self.config.dim, hnsw["m"],
+                                 hnsw["ef_construction"], hnsw["ef_search"],
+                                 capacity=max(self._vectors.slots, 16),
+                                 threads=self.tuning.index_threads)
+        for start in range(0, len(labels), 65536):  # bounded copies out of the map
+            part = labels[start:start + 65536]
+            index.add(self._vectors.take(part), part)
+        self._index = index
 
     # ------------------------------------------------------------------ applying log records
     def _apply(self, record: dict[str, Any]) -> None:
@@ -526,9 +483,11 @@ class Collection:
 
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
+        n = len(ids)
         known = self._records.labels
         self._drop_labels([known[i] for i in ids if i in known])
-        self._vectors.append(vectors)  # into the tail: no graph until it is sealed (segments.py)
+        start = self._vectors.append(vectors)
+        labels = np.arange(start, start + n, dtype=np.int64)
         for id_, document, metadata in zip(ids, documents, metadatas):
             label = self._records.append(id_, document, metadata)
             self._meta_index.add(label, metadata)
@@ -536,7 +495,10 @@ class Collection:
                 self._fulltext.add(label, document)
         if self._records.slots != self._vectors.slots:
             raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")
-        self._maybe_build_index()
+        if self._index is not None:
+            self._index.add(vectors, labels)
+        else:
+            self._maybe_build_index()
 
     def _drop_labels(self, labels: list[int]) -> None:
         for label in labels:
@@ -544,8 +506,8 @@ class Collection:
             self._meta_index.remove(label, metadata)
             if self._fulltext is not None:
                 self._fulltext.remove(label)
-        if labels:
-            self.state.segments.mark_deleted(labels)
+        if labels and self._index is not None:
+            self._index.mark_deleted(labels)
 
     def _apply_delete(self, ids: Iterable[str]) -> None:
         known = self._records.labels

@@ -86,7 +86,7 @@ def freeze(state) -> Frozen:
     fulltext = state.fulltext
     return Frozen(labels, list(records.ids), list(records.documents), list(records.metadatas),
                   np.ascontiguousarray(vectors.sqnorms[labels]), vectors, vectors.slots,
-                  bool(state.segments), fulltext.analyze if fulltext is not None else None)
+                  state.index is not None, fulltext.analyze if fulltext is not None else None)
 
 
 def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None) -> Compacted:

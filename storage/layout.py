@@ -3,11 +3,7 @@
     <collection id>/
         MANIFEST            one checksummed frame: config, generation, applied seq, sha256s
         wal.log             records after the generation's applied seq
-        gen-<seq>/          vectors.npy, records.msgpack (and index.hnsw in format 1)
-        seg-<start>-<end>-<seq>.hnsw
-                            the graph of the sealed segment [start, end) (storage/segments.py),
-                            written once by checkpoint <seq> and named by every later
-                            MANIFEST that still holds the segment; removed once none does
+        gen-<seq>/          vectors.npy, records.msgpack, index.hnsw (optional)
         compact-*.npy       a compaction's new vectors, until the next checkpoint copies
                             them into its generation (never named by a MANIFEST; removed at
                             the next start after a crash): storage/compaction.py
@@ -17,21 +13,14 @@ columns: {"labels": little-endian int64 bytes, "ids": [...], "documents": [...],
 "metadatas": [msgpack bytes or None]} (a list of [label, id, document, metadata] rows in
 generations written before the columns; both are read).
 
-Order of a checkpoint: log durable -> new generation and the graphs of segments sealed
-since the last checkpoint written and fsynced -> MANIFEST replaced atomically -> log
-truncated -> old generations and unnamed segment graphs removed. A crash at any step leaves
-either the old manifest (old generation + full log) or the new one.
-
-MANIFEST format 2 (this engine) lists the segments: ``"segments": [{"start", "end", "file",
-"sha256", "size", "count", "dim", "space"}, ...]`` in label order, and ``"index"`` is None.
-Format 1 (engines before segments) had one graph over every label, ``gen-<seq>/index.hnsw``
-described by ``"index"``; it is still read, as one segment [0, slots).
+Order of a checkpoint: log durable -> new generation written and fsynced ->
+MANIFEST replaced atomically -> log truncated -> old generations removed. A crash at any
+step leaves either the old manifest (old generation + full log) or the new one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -49,11 +38,7 @@ from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-#: MANIFEST formats this engine opens (1: one graph per generation, before segments).
-READABLE_FORMATS = (1, 2)
-SEGMENT_PREFIX = "seg-"
-_SEGMENT_FILE = re.compile(r"seg-\d{12}-\d{12}-\d{20}\.hnsw")
+FORMAT_VERSION = 1
 MANIFEST = "MANIFEST"
 WAL = "wal.log"
 VECTORS = "vectors.npy"
@@ -93,18 +78,17 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     except OSError as exc:
         raise DataLossError(f"collection {directory.name}: cannot read MANIFEST ({exc})") from exc
     manifest = framing.decode_single(data, f"collection {directory.name}: MANIFEST")
-    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
         raise DataLossError(
             f"collection {directory.name}: MANIFEST format {manifest.get('format') if isinstance(manifest, dict) else '?'} "
-            f"is not supported (expected one of {READABLE_FORMATS})"
+            f"is not supported (expected {FORMAT_VERSION})"
         )
-    manifest.setdefault("segments", [])  # format 1: its graph is "index"
     return manifest
 
 
 def new_manifest(config: CollectionConfig) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "config": asdict(config), "generation": None,
-            "applied_seq": 0, "slots": 0, "files": {}, "index": None, "segments": []}
+            "applied_seq": 0, "slots": 0, "files": {}, "index": None}
 
 
 def remove_other_generations(fs: FileSystem, directory: Path, keep: str) -> None:
@@ -158,79 +142,6 @@ def write_generation(
     fs.fsync_dir(gen)
     fs.fsync_dir(directory)
     return name, files, index_meta
-
-
-def write_segments(fs: FileSystem, directory: Path, seq: int, segments) -> list[dict[str, Any]]:
-    """The MANIFEST's description of ``segments`` (storage/segments.py), writing durably the
-    graph of each that has no file yet as seg-<start>-<end>-<seq>.hnsw; the others' files
-    are already on disk and are not written again."""
-    out, wrote = [], False
-    for segment in segments:
-        meta = segment.stored
-        if meta is None:
-            index = segment.index
-            name = f"{SEGMENT_PREFIX}{segment.start:012d}-{segment.end:012d}-{seq:020d}.hnsw"
-            path = directory / name
-            index.save(path)
-            fs.fsync_path(path)
-            meta = {"start": segment.start, "end": segment.end, "file": name, "sha256": sha256_file(path),
-                    "size": path.stat().st_size, "count": index.count, "dim": index.dim, "space": index.metric}
-            wrote = True
-        out.append(meta)
-    if wrote:
-        fs.fsync_dir(directory)
-    return out
-
-
-def remove_other_segments(fs: FileSystem, directory: Path, keep: set[str]) -> None:
-    """Removes the segment graphs no MANIFEST names (all but ``keep``): replaced by a merge
-    or a compaction, or written by a checkpoint that a crash cut short."""
-    for stale in directory.glob(f"{SEGMENT_PREFIX}*.hnsw"):
-        if stale.name not in keep:
-            try:
-                fs.remove(stale)
-            except OSError:  # best effort; the next checkpoint or start tries again
-                log.warning("cannot remove %s", stale)
-
-
-def segment_files(directory: Path, manifest: dict[str, Any]) -> list[tuple[int, int, Path | None, str | None, Any]]:
-    """The segments a MANIFEST names: (start, end, graph file, None, its MANIFEST entry)
-    when the file passes its checksum and fits the collection's dim and metric, else
-    (start, end, None, why, None): the caller rebuilds that graph from the verified vectors
-    (a graph is a derived cache). A format 1 MANIFEST's one graph, in the generation, is
-    the segment [0, slots) (entry None: the next checkpoint writes it as a segment file)."""
-    config = manifest["config"]
-    if manifest.get("generation") is None:
-        return []
-    out: list[tuple[int, int, Path | None, str | None, Any]] = []
-    if manifest.get("index") is not None:  # format 1
-        gen = directory / manifest["generation"]
-        meta = manifest["index"]
-        try:
-            path = _verified(gen, manifest["files"], INDEX)
-            if meta["dim"] != config["dim"] or meta["space"] != config["metric"]:
-                raise DataLossError(f"{path}: built for another dim or metric")
-            out.append((0, manifest["slots"], path, None, None))
-        except DataLossError as exc:
-            out.append((0, manifest["slots"], None, exc.message, None))
-    previous = 0
-    for meta in manifest.get("segments") or []:
-        start, end = meta["start"], meta["end"]
-        if not (isinstance(start, int) and isinstance(end, int) and start == previous < end <= manifest["slots"]):
-            raise DataLossError(f"collection {directory.name}: MANIFEST segment {start!r}-{end!r} is not "
-                                f"contiguous within {manifest['slots']} slots")
-        previous = end
-        if not isinstance(meta["file"], str) or not _SEGMENT_FILE.fullmatch(meta["file"]):
-            raise DataLossError(f"collection {directory.name}: MANIFEST segment file {meta['file']!r} is not "
-                                "a segment graph's name")
-        try:
-            path = _verified(directory, {meta["file"]: meta}, meta["file"])
-            if meta["dim"] != config["dim"] or meta["space"] != config["metric"]:
-                raise DataLossError(f"{path}: built for another dim or metric")
-            out.append((start, end, path, None, meta))
-        except DataLossError as exc:
-            out.append((start, end, None, exc.message, None))
-    return out
 
 
 def _verified(gen: Path, files: dict[str, Any], name: str) -> Path:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-
-import numpy as np
 from pathlib import Path
 from typing import Any
 
 from . import layout as disk
 from . import compaction
 from .fsio import storage_error
-from .segments import Segment, Segments, build_graph, merge_candidates
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -42,8 +39,6 @@ class Maintenance:
         c = self._host
         if c._closed or c._failed is not None or c._wal is None or c._wal.failed:
             return False
-        if self._seal_due():
-            return True  # the tail is sealed by the checkpoint (off-lock, see _seal_beside)
         data_bytes = c.state.vectors.slots * (c.config.dim * 4 + 64)
         threshold = max(c.tuning.checkpoint_min_bytes, c.tuning.checkpoint_ratio * data_bytes)
         return c._wal.size_bytes > threshold
@@ -69,15 +64,11 @@ class Maintenance:
         if c.path is None:
             with c._checkpoint_mutex:
                 self.compacted_slots_total += self._compact_beside(force=compact)
-                self._seal_beside()
-                self._merge_beside()
             return False
         started = time.monotonic()
         with c._checkpoint_mutex:
             compacted = self._compact_beside(force=compact)
             self.compacted_slots_total += compacted
-            self._seal_beside()
-            self._merge_beside()
             with c._writers:
                 return self._write_checkpoint(force, compact, compacted, started)
 
@@ -103,17 +94,15 @@ class Maintenance:
         slots = c.state.vectors.slots
         with c._lock.read():
             try:
-                name, files, _ = disk.write_generation(
-                    c.fs, c.path, seq, c.state.vectors, c.state.records.to_columns(), None)
-                # only the graphs sealed since the last checkpoint are written (once)
-                segments = disk.write_segments(c.fs, c.path, seq, c.state.segments)
+                name, files, index_meta = disk.write_generation(
+                    c.fs, c.path, seq, c.state.vectors, c.state.records.to_columns(), c.state.index)
             except OSError as exc:
                 # e.g. ENOSPC: the log still holds every write; free the half-written
                 # generation's space (the MANIFEST does not name it) and report the cause
                 self.discard(c.path / f"gen-{seq:020d}")
                 raise storage_error(exc, f"collection {c.config.name!r}: checkpoint") from exc
         manifest = {**disk.new_manifest(c.config), "generation": name, "applied_seq": seq,
-                    "slots": slots, "files": files, "index": None, "segments": segments}
+                    "slots": slots, "files": files, "index": index_meta}
         try:
             disk.write_manifest(c.fs, c.path, manifest)
         except OSError as exc:
@@ -126,10 +115,8 @@ class Maintenance:
             # map the new generation's vectors (exactly the store's) before the old
             # generation goes: the in-memory tail is freed
             c.state.vectors.rebase(c.path / name / disk.VECTORS)
-            c.state.segments = c.state.segments.stored({f"{m['start']}-{m['end']}": m for m in segments})
             c._wal.reset()
         disk.remove_other_generations(c.fs, c.path, name)
-        disk.remove_other_segments(c.fs, c.path, {m["file"] for m in segments})
         compaction.remove_leftovers(c.fs, c.path)  # copied into the generation
         c.fs.fsync_dir(c.path)
         log.info("collection %r: checkpoint %s (%d records, %d slots)", c.config.name, name,
@@ -162,7 +149,7 @@ class Maintenance:
                 c._check_open()
             else:
                 c._check_writable()
-            if not compaction.due(c.state.vectors.slots, len(c.state.records), bool(c.state.segments),
+            if not compaction.due(c.state.vectors.slots, len(c.state.records), c.state.index is not None,
                                   c.tuning.compact_min_dead, c.tuning.compact_ratio, force):
                 return 0
             frozen = compaction.freeze(c.state)
@@ -184,9 +171,7 @@ class Maintenance:
             if c._closed or c._failed is not None or new.records.slots != new.vectors.slots:
                 old = new  # closed or failed meanwhile: nothing to swap in
                 return 0
-            rebuilt = Segments((Segment(0, new.vectors.slots, new.index),)) \
-                if new.index is not None and new.vectors.slots else Segments()
-            old, c.state = c.state, State(new.vectors, new.records, new.meta_index, new.fulltext, rebuilt)
+            old, c.state = c.state, State(new.vectors, new.records, new.meta_index, new.fulltext, new.index)
             try:
                 for record in delta:  # the writes made during the build, again, by id
                     c._apply(record)
@@ -202,75 +187,6 @@ class Maintenance:
         log.info("collection %r: compacted %d deleted slots in %.3f s (%d writes applied again)",
                  c.config.name, new.dropped, time.monotonic() - started, len(delta))
         return new.dropped
-
-    # ------------------------------------------------------------------ segments
-    def _seal_due(self) -> bool:
-        c = self._host
-        return c.state.vectors.slots - c.state.segments.tail_start >= max(1, c.tuning.seal_threshold)
-
-    def _seal_beside(self) -> bool:
-        """Seals the tail into a segment when it holds seal_threshold slots: its graph is
-        built from a frozen view under no lock, then appended to the segments in one short
-        step under the write lock. The caller holds the checkpoint mutex (no compaction or
-        merge meanwhile). Returns whether it sealed."""
-        c = self._host
-        with c._writers:
-            if c._closed or c._failed is not None or not self._seal_due():
-                return False
-            state = c.state
-            start, end = state.segments.tail_start, state.vectors.slots
-            live = state.records.live()
-            labels = live[int(np.searchsorted(live, start)):].copy()  # all below end
-        return self._build_and_swap(state, labels, start, end, None)
-
-    def _merge_beside(self) -> int:
-        """Merges adjacent small segments (tiered: merge_fanout segments of one size class at
-        a time, storage/segments.py) as seal does: graph built off-lock, swapped in one short
-        step. Returns how many merges it made."""
-        c = self._host
-        merges = 0
-        while True:
-            with c._writers:
-                if c._closed or c._failed is not None:
-                    return merges
-                state = c.state
-                found = merge_candidates(state.segments, c.tuning.seal_threshold, c.tuning.merge_fanout)
-                if found is None:
-                    return merges
-                first, count = found
-                run = state.segments.items[first:first + count]
-                live = state.records.live()
-                labels = live[int(np.searchsorted(live, run[0].start)):int(np.searchsorted(live, run[-1].end))].copy()
-            if not self._build_and_swap(state, labels, run[0].start, run[-1].end, (first, count, run)):
-                return merges
-            merges += 1
-
-    def _build_and_swap(self, state: State, labels: np.ndarray, start: int, end: int, merging) -> bool:
-        """Builds the graph of ``labels`` (the live labels of [start, end) when the view was
-        taken) under no lock, then, under the write lock, marks the labels deleted meanwhile
-        and puts the segment in: after the others (a seal) or in place of ``merging``'s run."""
-        c = self._host
-        started = time.monotonic()
-        index = build_graph(state.vectors, labels, c.config, min(c.tuning.maintenance_threads, c.tuning.index_threads))
-        index.threads = c.tuning.index_threads  # its searches use the usual count
-        with c._writers, c._lock.write():
-            if c._closed or c._failed is not None or c.state is not state:
-                return False  # closed, failed or compacted meanwhile: nothing to swap in
-            segment = Segment(start, end, index)
-            if len(labels):
-                still = np.isin(labels, state.records.live(), assume_unique=True)
-                index.mark_deleted(labels[~still].tolist())
-            if merging is None:
-                state.segments = state.segments.sealed(segment)
-            else:
-                first, count, run = merging
-                if state.segments.items[first:first + count] != run:
-                    return False
-                state.segments = state.segments.merged(first, count, segment)
-        log.info("collection %r: %s segment %d-%d (%d records) in %.3f s", c.config.name,
-                 "sealed" if merging is None else f"merged {len(merging[2])} segments into", start, end,
-                 len(labels), time.monotonic() - started)
-        return True
 
     # ------------------------------------------------------------------ operations
     def stats(self) -> dict[str, Any]:

@@ -62,8 +62,7 @@ class Searcher:
 
     @property
     def _index(self):
-        """The segments, or None when there is no graph (storage/segments.py)."""
-        return self._host.state.segments or None
+        return self._host.state.index
 
     @property
     def _meta_index(self):
@@ -190,12 +189,8 @@ class Searcher:
                     except IndexSearchFailed:
                         found = None
                     if found is not None:
-                        labels, distances, ran_ef, report = found
-                        plan = Plan("hnsw", estimate[0], ran_ef, "estimate")
-                        # how each segment and the tail answered (segments.SegmentSearch), for
-                        # explain: set on graph searches only (readers use getattr)
-                        plan.segments = report
-                        return labels, distances, plan
+                        labels, distances, ran_ef = found
+                        return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate")
         candidates, filter_path = self._host._matching(where, predicate)
         k = min(k, len(candidates))
         strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
@@ -204,11 +199,11 @@ class Searcher:
         if strategy == "hnsw":
             try:
                 if where is None:
-                    labels, distances, plan.ef, plan.segments = self._graph(queries, k, ef)
+                    labels, distances, plan.ef = self._index.search(queries, k, ef=ef)
                     return labels, distances, plan
                 # a filter the indexes could not estimate (document conditions), matched
                 # many records: keep the allowed labels among the oversampled results
-                labels, distances, plan.ef, plan.segments = self._graph_filtered(
+                labels, distances, plan.ef = self._graph_filtered(
                     queries, k, ef, lambda row, k: np.flatnonzero(np.isin(row, candidates))[:k],
                     allowed=candidates)
                 return labels, distances, plan
@@ -233,11 +228,13 @@ class Searcher:
         fetched labels, nearest first, at most k).
         A query left short is finished exactly over ``allowed`` when the caller has the
         matches; otherwise the result is None and the caller answers exactly.
-        Returns (labels, distances, the ef the graph search ran with, the segments' report),
-        or None.
+        Returns (labels, distances, the ef the graph search ran with), or None.
+
+        Raises:
+            IndexSearchFailed: hnswlib could not return ``fetch`` results.
         """
         fetch = min(len(self._records), max(k, ef // 3))
-        labels, dist, ran_ef, report = self._graph(queries, fetch, ef)
+        labels, dist, ran_ef = self._index.search(queries, fetch, ef=ef)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
         for i in range(len(queries)):
@@ -249,14 +246,7 @@ class Searcher:
                 row_l, row_d = self._exact(allowed, queries[i:i + 1], k)
                 row_l, row_d = row_l[0], row_d[0]
             out_l[i, : len(row_l)], out_d[i, : len(row_d)] = row_l, row_d
-        return out_l, out_d, ran_ef, report
-
-    def _graph(self, queries: np.ndarray, k: int, ef: int):
-        """The k nearest live records by the segments (each by its graph or exactly, as the
-        planner chooses for its size) and the tail (exactly), merged: (labels, distances,
-        the largest ef a graph ran with, one SegmentSearch per range; storage/segments.py)."""
-        return self._host.state.segments.search(self._vectors, self._records.live(), queries, k, ef,
-                                                self.config.metric, self.config.hnsw["ef_search"])
+        return out_l, out_d, ran_ef
 
     def _passes(self, predicate):
         """``keep`` for _graph_filtered: the filter checked on fetched records, nearest

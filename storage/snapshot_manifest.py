@@ -85,8 +85,8 @@ def check_manifest(manifest: Any, where: str, error: type[VectordError] = Invali
     for key in MANIFEST_KEYS:
         if key not in manifest:
             raise c.fail(key, None, "is missing (required)")
-    if manifest["format"] not in disk.READABLE_FORMATS or not _int(manifest["format"]):
-        raise c.fail("format", manifest["format"], f"is not supported (expected one of {disk.READABLE_FORMATS})")
+    if manifest["format"] != disk.FORMAT_VERSION or not _int(manifest["format"]):
+        raise c.fail("format", manifest["format"], f"is not supported (expected {disk.FORMAT_VERSION})")
     _check_config(c, manifest["config"])
     generation, seq = manifest["generation"], manifest["applied_seq"]
     if not isinstance(generation, str) or not GENERATION.fullmatch(generation):

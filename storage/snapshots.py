@@ -70,7 +70,7 @@ INFO = "SNAPSHOT"
 REPLACES = "REPLACES"
 #: The only paths an upload may hold (no path traversal; one generation).
 FILE_PATTERN = re.compile(
-    r"(MANIFEST|SNAPSHOT|gen-[0-9]{20}/(vectors\.npy|records\.msgpack|index\.hnsw)|seg-[0-9]{12}-[0-9]{12}-[0-9]{20}\.hnsw)")
+    r"(MANIFEST|SNAPSHOT|gen-[0-9]{20}/(vectors\.npy|records\.msgpack|index\.hnsw))")
 _ROWS_PER_CHECK = 1 << 16
 
 
@@ -144,8 +144,6 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
         db.fs.mkdir(tmp / gen)
         for file in manifest["files"]:
             _link_or_copy(db.fs, source / gen / file, tmp / gen / file)
-        for segment in manifest.get("segments") or []:  # the segments' graphs (storage/layout.py)
-            _link_or_copy(db.fs, source / segment["file"], tmp / segment["file"])
         _link_or_copy(db.fs, source / disk.MANIFEST, tmp / disk.MANIFEST)
 
     try:
@@ -251,7 +249,7 @@ class Upload:
             raise InvalidArgumentError(
                 f"snapshot upload: {path} is larger than {MAX_MANIFEST_BYTES} bytes, the limit of that file")
         self.total_bytes += len(data)
-        if file == disk.INDEX or file.startswith(disk.SEGMENT_PREFIX):
+        if file == disk.INDEX:
             return  # counted, never stored: an uploaded graph is never loaded
         try:
             fd = self._fds.get(path)
@@ -316,10 +314,9 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
     gen = manifest["generation"]
     files = dict(manifest["files"])
     index = manifest["index"]
-    segments = list(manifest.get("segments") or [])
     if uploaded:
         files.pop(disk.INDEX, None)
-        index, segments = None, []
+        index = None
     sources = {}
     for file, meta in files.items():
         path = confined(directory, gen, file, error=error)
@@ -336,14 +333,12 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
         db.fs.mkdir(tmp / gen)
         for file, path in sources.items():
             _link_or_copy(db.fs, path, tmp / gen / file)
-        for segment in segments:  # a local snapshot's graphs; Collection.open verifies them
-            _link_or_copy(db.fs, confined(directory, segment["file"], error=error), tmp / segment["file"])
         # the engine's own MANIFEST, holding only the checked values (no key of the source's
         # that nothing checked is carried over)
         config = CollectionConfig(**{**manifest["config"], "id": id_, "name": name})
         disk.write_manifest(db.fs, tmp, {**disk.new_manifest(config), "generation": gen, "files": files,
                                          "applied_seq": manifest["applied_seq"], "slots": manifest["slots"],
-                                         "index": index, "segments": segments})
+                                         "index": index})
         db.fs.fsync_dir(tmp / gen)
         db.fs.fsync_dir(tmp)
         _open_and_settle(db, tmp, uploaded, where, error)

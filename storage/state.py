@@ -23,7 +23,7 @@ from typing import Any, ContextManager, Iterable, Protocol
 import numpy as np
 
 from .fulltext import FullTextIndex
-from .segments import Segments
+from .index import HnswIndex
 from .metadata_index import MetadataIndex
 from .records import RecordStore
 from .rwlock import RWLock
@@ -40,9 +40,7 @@ class State:
     records: RecordStore  # ids, documents, metadata as columns; which slots are live
     meta_index: MetadataIndex  # metadata value -> labels, for filters
     fulltext: FullTextIndex | None  # term -> labels (BM25); None with analyzer "none"
-    #: The graph: sealed label ranges, each with its own HNSW index, and the exact tail
-    #: after them (storage/segments.py); empty below Tuning.exact_threshold.
-    segments: Segments
+    index: HnswIndex | None  # the HNSW graph; None below Tuning.exact_threshold
 
 
 class Host(Protocol):

@@ -88,13 +88,6 @@ class Tuning:
     #: Compact deleted slots away when they exceed max(min, ratio * slots).
     compact_min_dead: int = 1024
     compact_ratio: float = 0.3
-    #: The tail (labels after the last sealed segment, searched exactly; storage/segments.py)
-    #: is sealed into a segment with its own graph once it holds this many slots. Measured
-    #: in-process on 50k x 384 clustered, 40% deleted, segments as the checkpoints left them:
-    #: 3.7 ms per query at 8,192, 5.3 ms at 20,000 (one compacted graph: 0.76 ms).
-    seal_threshold: int = 8192
-    #: Tiered merging: this many adjacent segments of one size class are merged into one.
-    merge_fanout: int = 4
     #: Threads hnswlib may use for building and batched queries.
     index_threads: int = max(1, os.cpu_count() or 1)
     #: Threads a compaction may use to build its new graph while queries go on: one core

@@ -66,10 +66,18 @@ class _ReadOnlyFS(FileSystem):
 
 
 def _index_problem(directory: Path, manifest: dict) -> str | None:
-    """Why a segment's graph (storage/layout.py: seg-*.hnsw, or a format 1 generation's
-    index.hnsw) would not be loaded, or None if all are fine or there are none."""
-    problems = [problem for *_, problem, _ in disk.segment_files(directory, manifest) if problem is not None]
-    return "; ".join(problems) or None
+    """Why the generation's index.hnsw would not be loaded, or None if it is fine/absent."""
+    meta = manifest.get("index")
+    if manifest.get("generation") is None or meta is None:
+        return None
+    try:
+        path = disk._verified(directory / manifest["generation"], manifest["files"], disk.INDEX)
+    except DataLossError as exc:
+        return exc.message
+    config = manifest["config"]
+    if meta.get("dim") != config["dim"] or meta.get("space") != config["metric"]:
+        return f"{path}: built for another dim or metric"
+    return None
 
 
 def _log_note(directory: Path) -> str:

@@ -181,7 +181,7 @@ def test_verify_points_at_snapshot_restore_and_repair(tmp_path):
         paths = {c.name: c.path for c in db.list_collections()}
     manifest = paths["broken"] / "MANIFEST"
     manifest.write_bytes(manifest.read_bytes()[:-9])
-    index = paths["index"] / read_manifest(paths["index"])["segments"][0]["file"]  # the graph (storage/layout.py)
+    index = paths["index"] / read_manifest(paths["index"])["generation"] / "index.hnsw"
     damaged = bytearray(index.read_bytes())
     damaged[len(damaged) // 2] ^= 0x10
     index.write_bytes(bytes(damaged))

@@ -297,16 +297,12 @@ class VectordMachine(RuleBasedStateMachine):
 
     # -- lifecycle
     @initialize(dim=st.integers(4, MAX_DIM), compact_ratio=st.sampled_from([0.0, 0.1, 0.3]),
-                exact_threshold=st.sampled_from([4, 8]), seal_threshold=st.sampled_from([3, 6, 20]),
-                merge_fanout=st.sampled_from([2, 3]))
-    def start(self, dim, compact_ratio, exact_threshold, seal_threshold, merge_fanout):
+                exact_threshold=st.sampled_from([4, 8]))
+    def start(self, dim, compact_ratio, exact_threshold):
         self.dim = dim
-        # small seal thresholds: the tail is sealed into segments, and segments merged
-        # (storage/segments.py), within a few steps
         knobs = dict(exact_threshold=exact_threshold, exact_filter_limit=4, graph_cost_per_ef=0,
                      checkpoint_min_bytes=1, checkpoint_ratio=0.0,
-                     compact_min_dead=1, compact_ratio=compact_ratio, index_threads=1,
-                     seal_threshold=seal_threshold, merge_fanout=merge_fanout, maintenance_threads=1)
+                     compact_min_dead=1, compact_ratio=compact_ratio, index_threads=1)
         # knobs this version of the engine does not have are left out
         self.tuning = Tuning(**{k: v for k, v in knobs.items() if k in Tuning.__dataclass_fields__})
         self._open()
@@ -554,20 +550,6 @@ class VectordMachine(RuleBasedStateMachine):
         else:
             self.col.checkpoint(compact=True)
         assert self.col.stats()["deleted_slots"] == 0
-        self.assert_engine_matches()
-
-    @rule()
-    def seal_and_merge(self):
-        """The tail sealed into a segment and small segments merged, without a checkpoint
-        (graphs built beside, swapped in one step: storage/maintenance.py); the answers do
-        not change, and the segments stay contiguous from label 0."""
-        maintenance = getattr(self.col, "_maintenance", None)
-        if maintenance is None or not hasattr(maintenance, "_seal_beside"):
-            return  # an engine before segments
-        maintenance._seal_beside()
-        maintenance._merge_beside()
-        segments = self.col.state.segments
-        assert [s.start for s in segments] == [0, *(s.end for s in segments)][:len(segments)]
         self.assert_engine_matches()
 
     @rule()

@@ -65,9 +65,6 @@ def _damage(path, how, kind):
 def _target(col_dir, kind):
     if kind in ("MANIFEST", "wal.log"):
         return col_dir / kind
-    if kind == "index.hnsw":  # the graph: the one segment's file (storage/layout.py)
-        (segment,) = read_manifest(col_dir)["segments"]
-        return col_dir / segment["file"]
     return col_dir / read_manifest(col_dir)["generation"] / kind
 
 

@@ -178,8 +178,7 @@ def test_an_uploaded_index_is_never_loaded(tmp_path):
         stubs.admin.CreateSnapshot(admin_pb2.CreateSnapshotRequest(collection="big", name="big"), timeout=120)
         files = download(stubs, "big")
         manifest = manifest_of(files)
-        (segment,) = manifest["segments"]  # the graph: one segment's file (storage/layout.py)
-        path = segment["file"]
+        path = f"{manifest['generation']}/{disk.INDEX}"
         graph = bytearray(files[path])
         count, size_per_element = struct.unpack_from("<Q", graph, 16)[0], struct.unpack_from("<Q", graph, 24)[0]
         for element in range(count):  # every level-0 link points far outside the graph
@@ -187,7 +186,7 @@ def test_an_uploaded_index_is_never_loaded(tmp_path):
             for j in range(struct.unpack_from("<H", graph, at)[0]):
                 struct.pack_into("<I", graph, at + 4 + 4 * j, 0x3FFFFFFF)
         files[path] = bytes(graph)
-        segment.update(digest(files[path]))
+        manifest["files"][disk.INDEX] = digest(files[path])
         assert upload(stubs, with_manifest(files, manifest), collection="big2") == (grpc.StatusCode.OK, "")
         stubs.close()
         with vectord.Client(server.address, timeout=60) as client:
@@ -195,7 +194,7 @@ def test_an_uploaded_index_is_never_loaded(tmp_path):
         assert len(set(got) & nearest) >= 3, (got, nearest)
         restored = directory_of(server.data_dir, "big2")
         on_disk = disk.read_manifest(restored)
-        assert on_disk["segments"][0]["sha256"] != segment["sha256"]  # the server's own
+        assert on_disk["files"][disk.INDEX]["sha256"] != manifest["files"][disk.INDEX]["sha256"]  # the server's own
         assert server.terminate() == 0, server.log()
         server = start_server(tmp_path / "data")  # and again after a restart
         with vectord.Client(server.address, timeout=60) as client:

@@ -63,8 +63,7 @@ def test_damaged_checkpoint_file_is_data_loss_for_that_collection_only(tmp_path,
 @pytest.mark.parametrize("how", ["bitflip", "truncate", "zeros"])
 def test_damaged_index_is_rebuilt_from_the_stored_vectors(tmp_path, how, caplog):
     gen = _fill(tmp_path / "d")
-    (graph,) = gen.parent.glob("seg-*.hnsw")  # the one segment's graph (storage/layout.py)
-    _damage(graph, how)
+    _damage(gen / "index.hnsw", how)
     with Database(tmp_path / "d", tuning=TUNING) as db:
         col = db.get_collection("hurt")
         assert "will be rebuilt" in caplog.text
@@ -401,11 +400,10 @@ def test_an_index_file_hnswlib_cannot_load_is_rebuilt_even_when_its_checksum_mat
 
     path = _index_file_set(tmp_path)
     manifest = disk.read_manifest(path)
-    (segment,) = manifest["segments"]  # the one segment's graph (storage/layout.py)
-    index_file = path / segment["file"]
+    index_file = path / manifest["generation"] / disk.INDEX
     data = index_file.read_bytes()[: index_file.stat().st_size // 2]  # hnswlib: "corrupted"
     index_file.write_bytes(data)
-    segment.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    manifest["files"][disk.INDEX] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     disk.write_manifest(REAL, path, manifest)
     with Database(tmp_path / "d", tuning=TUNING) as db:
         col = db.get_collection("c")

@@ -124,7 +124,7 @@ class QueryResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
 
 class QueryPlan(_message.Message):
-    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion", "segments")
+    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
@@ -133,7 +133,6 @@ class QueryPlan(_message.Message):
     RANK_FIELD_NUMBER: _ClassVar[int]
     POSTINGS_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
-    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     candidates: int
     ef: int
@@ -142,20 +141,7 @@ class QueryPlan(_message.Message):
     rank: str
     postings: int
     fusion: str
-    segments: _containers.RepeatedCompositeFieldContainer[SegmentPlan]
-    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[SegmentPlan, _Mapping]]] = ...) -> None: ...
-
-class SegmentPlan(_message.Message):
-    __slots__ = ("segment", "strategy", "candidates", "ef")
-    SEGMENT_FIELD_NUMBER: _ClassVar[int]
-    STRATEGY_FIELD_NUMBER: _ClassVar[int]
-    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
-    EF_FIELD_NUMBER: _ClassVar[int]
-    segment: str
-    strategy: str
-    candidates: int
-    ef: int
-    def __init__(self, segment: _Optional[str] = ..., strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ...) -> None: ...
+    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "scores", "groups")
