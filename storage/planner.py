@@ -16,11 +16,22 @@ from dataclasses import dataclass
 #: Exact comparisons that cost as much as one unit of graph-search ef (measured on GloVe
 #: 100k x 50 and 384-d clustered data: the crossover sits near 100-200).
 GRAPH_COST_PER_EF = 150
-#: Exact comparisons that cost as much as checking one graph result against a filter: its
-#: metadata decoded and the predicate run, in Python (measured 20-30 x an exact comparison on
-#: GloVe 100k x 50, issue 13). Without it the plan at 10% selectivity flipped to the graph,
-#: twice as slow there, whenever a busy machine's calibration came out low (14 instead of 26).
-FILTER_CHECK_COST = 20
+#: Exact comparisons that cost as much as one result a filtered graph search fetches: returned
+#: by hnswlib and checked against the filter (its metadata decoded and the predicate run in
+#: Python, 20-30 x an exact comparison on GloVe 100k x 50, or looked up in the listed matches,
+#: search.py MATERIALISE_BELOW). The calibration times a graph fetching as many results, yet
+#: at 10% selectivity (ef 315, 210 results) the graph measured 1.35 x slower than exact where
+#: the calibrated 26 predicted it faster (issue 13); counting every fetched result at 30 keeps
+#: 10% exact down to a calibration of 14 (a busy machine's), and 20% and 50% on the graph.
+FILTER_CHECK_COST = 30
+#: A filtered graph search fetches FETCH_MARGIN x the k / selectivity results it expects
+#: to keep, and runs at ef = EF_PER_FETCH x what it fetches. GloVe 100k x 50, k=10
+#: (benchmarks/filtered_curve.py, issue 13): EF_PER_FETCH 3 ran 20% selectivity at ef 330,
+#: 0.31-0.34 x the unfiltered QPS, recall 0.993; 1.5 runs it at ef 165, 0.49-0.67 x, recall
+#: 0.973 (2: ef 220, 0.42-0.49 x, 0.983). A fetch margin of 1.5 saved nothing at 20% and
+#: sent 10% to a slower graph search.
+EF_PER_FETCH = 1.5
+FETCH_MARGIN = 2
 
 
 @dataclass
@@ -57,13 +68,12 @@ def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,
         return "exact", 0
     selectivity = candidates / live
     # A filtered search keeps the allowed labels among `fetch` graph results, so it fetches
-    # twice the expected need; ef = 3 x fetch keeps the graph's recall of those near 1.
-    fetch = k if candidates == live else int(k / selectivity * 2) + 10
-    ef = max(ef_search, min(3 * fetch if fetch > k else fetch, live))
-    # ...and checks its results against the filter one by one until k match: about
-    # k / selectivity of them, each a Python call (FILTER_CHECK_COST); a cost_per_ef of 0
-    # still means "always the graph" (tests force it so)
-    checks = 0 if candidates == live or cost_per_ef == 0 else min(fetch, k / selectivity)
+    # twice the expected need; ef = EF_PER_FETCH x fetch keeps the graph's recall of those high.
+    fetch = k if candidates == live else int(k / selectivity * FETCH_MARGIN) + 10
+    ef = max(ef_search, min(int(EF_PER_FETCH * fetch) if fetch > k else fetch, live))
+    # ...and handles each result it fetches (FILTER_CHECK_COST); a cost_per_ef of 0 still
+    # means "always the graph" (tests force it so)
+    checks = 0 if candidates == live or cost_per_ef == 0 else fetch
     if candidates <= cost_per_ef * ef + FILTER_CHECK_COST * checks:
         return "exact", 0
     return "hnsw", ef
@@ -79,7 +89,7 @@ def calibrate(data=None, dim: int = 50, n: int = 10_000, queries: int = 40, roun
     """Measures ``cost_per_ef`` on this machine: the time of one unit of graph-search ef over
     the time of one exact comparison, each timed as the engine runs it (exact: the
     candidates' vectors gathered with ``np.take``, then ``index.exact_search``; graph:
-    hnswlib's ``knn_query`` fetching ef // 3 results, as a filtered search does, at two
+    hnswlib's ``knn_query`` fetching ef / EF_PER_FETCH results, as a filtered search does, at two
     values of ef, the slope between them, so the fixed cost of a call cancels). The two are
     timed in alternating rounds and the fastest round of each taken: a busy machine only
     adds time, and the medians of a loaded run put the constant anywhere from 10 to 26
@@ -133,8 +143,8 @@ def calibrate(data=None, dim: int = 50, n: int = 10_000, queries: int = 40, roun
         for ef in (low, high):
             index.set_ef(ef)
             t0 = clock()
-            for q in probe:  # a filtered graph search fetches ef // 3 results (search.py)
-                index.knn_query(q[None, :], k=ef // 3, num_threads=1)
+            for q in probe:  # a filtered graph search fetches ef / EF_PER_FETCH results (search.py)
+                index.knn_query(q[None, :], k=int(ef / EF_PER_FETCH), num_threads=1)
             took[ef] = (clock() - t0) / len(probe)
         graph_ns.append(max(took[high] - took[low], 1.0) / (high - low))
     # the fastest round of each: on a shared machine other processes only ever add time
