@@ -20,7 +20,6 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from vectord import limits
 from vectord.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -30,7 +29,7 @@ from vectord.errors import (
     VectordError,
 )
 from vectord.storage import Collection, CollectionConfig, CollectionInfo, Records, WriteResult
-from vectord.storage import validation
+from vectord.storage import chunking, validation
 from vectord.storage.collection import GET_INCLUDE_DEFAULT
 from vectord.storage.search import QUERY_INCLUDE_DEFAULT
 from vectord.storage.planner import Plan
@@ -38,7 +37,7 @@ from vectord.storage.ranking import check_query_texts, check_rank
 from vectord.storage.search import check_group, check_max_distance
 
 from . import ranked, routing
-from .replica import CHUNK_KEY, SOURCE_KEY, shard_ef
+from .replica import shard_ef
 from .shards import Replica, ShardSet
 
 log = logging.getLogger(__name__)
@@ -128,52 +127,16 @@ class ClusterCollection:
         chunk records ``f"{id}#{j}"``, embedded once here. A source and its chunks route to
         one shard (routing.route_key), so replacing a source's chunks is one numbered write
         of that shard, which its replicas apply atomically (cluster/replica.py)."""
-        if kind not in ("add", "upsert"):
-            raise InvalidArgumentError(f"chunking: applies to add and upsert, not {kind}")
         config = self.config
-        ids = validation.ids(ids)
-        n = len(ids)
-        if documents is None:
-            raise InvalidArgumentError("documents: chunking needs a document per id")
-        documents = validation.documents(documents, n)
-        metadatas = validation.metadatas(metadatas, n) if metadatas is not None else [None] * n
-        if config.encoder is None:
-            raise InvalidArgumentError(
-                f"chunking: collection {config.name!r} has no encoder, and chunks are embedded by the "
-                "collection's encoder; create the collection with encoder=... (or without dim)")
+        ids, documents, metadatas = chunking.check_request(kind, config, ids, documents, metadatas)
         if not self.table.by_source:
             raise FailedPreconditionError(
                 f"chunking: collection {config.name!r} was created before the cluster routed chunks by their "
                 "source id, so a source's chunks could be spread over shards; copy it into a new collection "
                 "(vectord export, then import) to write chunks")
         encoder = self.cluster.catalog.get_collection(config.name)._encoder("documents")
-        limit = encoder.max_tokens - 2
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens <= limit:
-            raise InvalidArgumentError(f"chunking.tokens: must be 1..{limit} (encoder {encoder.name!r} reads "
-                                       f"{encoder.max_tokens} tokens with [CLS] and [SEP]; 0 means {limit}), "
-                                       f"got {tokens!r}")
-        tokens = tokens or limit
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tokens:
-            raise InvalidArgumentError(f"chunking.overlap: must be 0..{tokens - 1} (less than tokens {tokens}), "
-                                       f"got {overlap!r}")
-        chunk_ids, chunk_docs, chunk_metas, owner = [], [], [], []
-        for i, (source, document, metadata) in enumerate(zip(ids, documents, metadatas)):
-            if document is None:
-                raise InvalidArgumentError(f"documents[{i}]: chunking needs a document for {source!r}")
-            for key in (SOURCE_KEY, CHUNK_KEY):
-                if metadata and key in metadata:
-                    raise InvalidArgumentError(f"metadatas[{i}]: key {key!r} is set by chunking; rename it")
-            for j, piece in enumerate(encoder.chunk(document, tokens, overlap)):
-                chunk_ids.append(f"{source}#{j}")
-                chunk_docs.append(piece)
-                chunk_metas.append({**(metadata or {}), SOURCE_KEY: source, CHUNK_KEY: j})
-                owner.append(i)
-            if len(chunk_ids) > limits.MAX_BATCH_RECORDS:
-                raise InvalidArgumentError(
-                    f"documents: the write makes more than {limits.MAX_BATCH_RECORDS} chunks "
-                    f"(limits.MAX_BATCH_RECORDS) by document {i} ({source!r}); write fewer or larger chunks")
-        chunk_ids = validation.ids(chunk_ids)
-        chunk_metas = validation.metadatas(chunk_metas, len(chunk_ids))
+        chunks = chunking.cut(encoder, ids, documents, metadatas, tokens, overlap)
+        chunk_ids, chunk_docs, chunk_metas, owner = chunks.ids, chunks.documents, chunks.metadatas, chunks.owner
         vectors = validation.vectors(encoder.embed(chunk_docs) if chunk_docs else np.empty((0, config.dim)),
                                      len(chunk_ids), config.dim, config.metric, chunk_ids)
         groups = self.table.group(ids)

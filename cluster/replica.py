@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from vectord.errors import VectordError
+from vectord.storage.chunking import CHUNK_KEY, SOURCE_KEY
 from vectord.storage.rwlock import RWLock
 
 SHARD_COLLECTION = "shard"
@@ -54,8 +55,6 @@ def shard_ef(ef: int, shards: int, scale: float = EF_SCALE) -> int:
     if scale <= 0 or shards <= 1:
         return ef
     return max(1, min(ef, math.ceil(ef * scale / shards)))
-#: Metadata keys a chunked write sets on each chunk (docs/long-documents.md).
-SOURCE_KEY, CHUNK_KEY = "source_id", "chunk"
 
 
 def replica_name(collection_id: str, shard: int, replica: int) -> str:

@@ -39,9 +39,9 @@ from vectord.errors import (
     NotFoundError,
     VectordError,
 )
-from vectord import limits
 from . import layout as disk
-from . import compaction, validation
+from . import chunking, compaction, validation
+from .chunking import CHUNK_KEY, SOURCE_KEY  # chunk records' metadata keys (importers use them from here)
 from .filters import Field, Filter, compile_filter
 from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
@@ -62,10 +62,6 @@ from .wal import WriteAheadLog
 log = logging.getLogger(__name__)
 
 GET_INCLUDE_DEFAULT = frozenset({"documents", "metadatas"})
-#: Metadata keys of a chunk record (a chunked write): the id of its source document and its
-#: ordinal; the chunk's id is f"{source_id}#{chunk}".
-SOURCE_KEY = "source_id"
-CHUNK_KEY = "chunk"
 INCLUDE_FIELDS = frozenset({"embeddings", "documents", "metadatas", "distances"})
 
 
@@ -656,46 +652,11 @@ class Collection:
         so a crash leaves either the old chunks or the new ones. ``deleted`` counts old
         records not overwritten by a new chunk of the same id.
         """
-        if kind not in ("add", "upsert"):
-            raise InvalidArgumentError(f"chunking: applies to add and upsert, not {kind}")
-        ids = validation.ids(ids)
-        n = len(ids)
-        if documents is None:
-            raise InvalidArgumentError("documents: chunking needs a document per id")
-        documents = validation.documents(documents, n)
-        metadatas = validation.metadatas(metadatas, n) if metadatas is not None else [None] * n
-        if self.config.encoder is None:
-            raise InvalidArgumentError(
-                f"chunking: collection {self.config.name!r} has no encoder, and chunks are embedded by the "
-                "collection's encoder; create the collection with encoder=... (or without dim)")
+        ids, documents, metadatas = chunking.check_request(kind, self.config, ids, documents, metadatas)
         embedded_with = self.config.encoder
         encoder = self._encoder("documents")
-        limit = encoder.max_tokens - 2
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens <= limit:
-            raise InvalidArgumentError(f"chunking.tokens: must be 1..{limit} (encoder {encoder.name!r} reads "
-                                       f"{encoder.max_tokens} tokens with [CLS] and [SEP]; 0 means {limit}), "
-                                       f"got {tokens!r}")
-        tokens = tokens or limit
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tokens:
-            raise InvalidArgumentError(f"chunking.overlap: must be 0..{tokens - 1} (less than tokens {tokens}), "
-                                       f"got {overlap!r}")
-        chunk_ids, chunk_docs, chunk_metas = [], [], []
-        for i, (source, document, metadata) in enumerate(zip(ids, documents, metadatas)):
-            if document is None:
-                raise InvalidArgumentError(f"documents[{i}]: chunking needs a document for {source!r}")
-            for key in (SOURCE_KEY, CHUNK_KEY):
-                if metadata and key in metadata:
-                    raise InvalidArgumentError(f"metadatas[{i}]: key {key!r} is set by chunking; rename it")
-            for j, piece in enumerate(encoder.chunk(document, tokens, overlap)):
-                chunk_ids.append(f"{source}#{j}")
-                chunk_docs.append(piece)
-                chunk_metas.append({**(metadata or {}), SOURCE_KEY: source, CHUNK_KEY: j})
-            if len(chunk_ids) > limits.MAX_BATCH_RECORDS:
-                raise InvalidArgumentError(
-                    f"documents: the write makes more than {limits.MAX_BATCH_RECORDS} chunks "
-                    f"(limits.MAX_BATCH_RECORDS) by document {i} ({source!r}); write fewer or larger chunks")
-        chunk_ids = validation.ids(chunk_ids)
-        chunk_metas = validation.metadatas(chunk_metas, len(chunk_ids))
+        chunks = chunking.cut(encoder, ids, documents, metadatas, tokens, overlap)
+        chunk_ids, chunk_docs, chunk_metas = chunks.ids, chunks.documents, chunks.metadatas
         vectors = validation.vectors(encoder.embed(chunk_docs), len(chunk_ids), self.config.dim,
                                      self.config.metric, chunk_ids)
         with self._writers, self._lock.write():

@@ -56,6 +56,7 @@ from vectord.errors import FailedPreconditionError, InvalidArgumentError, Unavai
 from . import validation
 from .filters import Filter, compile_filter
 from .planner import Plan
+from .state import StateReader
 from .types import Records
 
 RANKS = ("vector", "bm25", "hybrid")
@@ -180,29 +181,12 @@ class Ranked:
     plan: Plan | None  # the vector search's plan (hybrid)
 
 
-class Ranker:
+class Ranker(StateReader):
     """A collection's keyword and hybrid queries (see the module docstring)."""
 
     def __init__(self, host, searcher) -> None:
-        self._host = host
+        super().__init__(host)
         self._searcher = searcher
-
-    # What this part reads of its collection (storage/state.py's Host), under its read lock.
-    @property
-    def config(self):
-        return self._host.config
-
-    @property
-    def _records(self):
-        return self._host.state.records
-
-    @property
-    def _vectors(self):
-        return self._host.state.vectors
-
-    @property
-    def _fulltext(self):
-        return self._host.state.fulltext
 
     def query_ranked(self, rank: str, texts: Sequence[str], queries=None, n_results: int = 10,
                      where: Filter | None = None, include: Iterable[str] | None = None, fusion: str = "rrf",

@@ -24,6 +24,7 @@ from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
 from .planner import EF_PER_FETCH, Plan, choose
 from .ranking import Ranker, check_rank
+from .state import StateReader
 from .types import Records
 
 log = logging.getLogger(__name__)
@@ -36,37 +37,12 @@ QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
 MAX_GROUP_FETCH = 50_000
 
 
-class Searcher:
+class Searcher(StateReader):
     """A collection's vector queries (see the module docstring)."""
 
     def __init__(self, host) -> None:
-        self._host = host
+        super().__init__(host)
         self.ranker = Ranker(host, self)
-
-    # What this part reads of its collection (storage/state.py's Host), under its read lock.
-    @property
-    def config(self):
-        return self._host.config
-
-    @property
-    def tuning(self):
-        return self._host.tuning
-
-    @property
-    def _records(self):
-        return self._host.state.records
-
-    @property
-    def _vectors(self):
-        return self._host.state.vectors
-
-    @property
-    def _index(self):
-        return self._host.state.index
-
-    @property
-    def _meta_index(self):
-        return self._host.state.meta_index
 
     def query(self, queries=None, n_results: int = 10, where: Filter | None = None,
               include: Iterable[str] | None = None, texts: Sequence[str] | None = None,

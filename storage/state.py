@@ -88,3 +88,39 @@ class Host(Protocol):
 
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (write lock held); returns its seq."""
+
+
+class StateReader:
+    """Base of the query parts (Searcher, Ranker): the host's config and tuning, and the
+    structures of its current ``State``, read under the host's read lock."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    @property
+    def config(self) -> CollectionConfig:
+        return self._host.config
+
+    @property
+    def tuning(self) -> Tuning:
+        return self._host.tuning
+
+    @property
+    def _records(self) -> RecordStore:
+        return self._host.state.records
+
+    @property
+    def _vectors(self) -> VectorStore:
+        return self._host.state.vectors
+
+    @property
+    def _index(self) -> HnswIndex | None:
+        return self._host.state.index
+
+    @property
+    def _meta_index(self) -> MetadataIndex:
+        return self._host.state.meta_index
+
+    @property
+    def _fulltext(self) -> FullTextIndex | None:
+        return self._host.state.fulltext
