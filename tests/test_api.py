@@ -12,18 +12,22 @@ def unit(*xs):
     return [float(x) for x in xs]
 
 
+#: The four records of the ``docs`` collection most tests use (also the cluster's SDK tests').
+DOCS = dict(
+    ids=["a", "b", "c", "d"],
+    embeddings=[unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)],
+    documents=["apple pie", "banana split", None, "apple banana"],
+    metadatas=[{"n": 1, "kind": "fruit", "tags": {"color": "red"}},
+               {"n": 2, "kind": "fruit", "ok": True},
+               {"n": 3.5, "kind": "veg"},
+               {"kind": "mix"}],
+)
+
+
 @pytest.fixture
 def docs(client):
     collection = client.create_collection("docs", dim=3, metric="cosine", metadata={"owner": "tests"})
-    collection.add(
-        ids=["a", "b", "c", "d"],
-        embeddings=[unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)],
-        documents=["apple pie", "banana split", None, "apple banana"],
-        metadatas=[{"n": 1, "kind": "fruit", "tags": {"color": "red"}},
-                   {"n": 2, "kind": "fruit", "ok": True},
-                   {"n": 3.5, "kind": "veg"},
-                   {"kind": "mix"}],
-    )
+    collection.add(**DOCS)
     return collection
 
 

@@ -4,6 +4,7 @@ module), a gateway (`vectord cluster up`) in a subprocess, and the SDK unchanged
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -43,20 +44,29 @@ def start_gateway(cluster, *extra: str) -> None:
     cluster.gateway_proc = proc
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@contextlib.contextmanager
+def three_node_cluster(root):
+    """A head and two added nodes (``cluster.workers``), Ray connected, a gateway started
+    (``cluster.gateway``); torn down on exit. Each test module makes one."""
     cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    workers = [cluster.add_node(**NODE) for _ in range(2)]
+    cluster.workers = [cluster.add_node(**NODE) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
-    cluster.root = tmp_path_factory.mktemp("cluster")
-    cluster.workers = workers
+    cluster.root = root
     start_gateway(cluster)
-    yield cluster
-    cluster.gateway_proc.terminate()
-    cluster.gateway_proc.wait(30)
-    ray.shutdown()
-    cluster.shutdown()
+    try:
+        yield cluster
+    finally:
+        cluster.gateway_proc.terminate()
+        cluster.gateway_proc.wait(30)
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with three_node_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

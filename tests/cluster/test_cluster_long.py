@@ -26,22 +26,11 @@ DIM = 32
 def cluster(request, tmp_path_factory):
     if "slow" not in (request.config.option.markexpr or "") and not os.environ.get("VECTORD_SLOW"):
         pytest.skip("slow: run with `python -m pytest -m slow tests/cluster` (or VECTORD_SLOW=1)")
-    from ray.cluster_utils import Cluster
-
     sys.path.insert(0, str(Path(__file__).parent))  # the short module's helpers
-    from test_cluster import NODE, start_gateway
+    from test_cluster import three_node_cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    cluster.workers = [cluster.add_node(**NODE) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
-    cluster.root = tmp_path_factory.mktemp("cluster-long")
-    start_gateway(cluster)
-    yield cluster
-    cluster.gateway_proc.terminate()
-    cluster.gateway_proc.wait(30)
-    ray.shutdown()
-    cluster.shutdown()
+    with three_node_cluster(tmp_path_factory.mktemp("cluster-long")) as cluster:
+        yield cluster
 
 
 def test_a_100k_ingest_completes_with_a_small_object_store(cluster):

@@ -17,8 +17,8 @@ import pytest
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 from test_api import (  # noqa: E402,F401 (collected here, with this module's fixtures)
+    DOCS,
     test_add_refuses_existing_or_repeated_ids_and_writes_nothing,
     test_bad_filters_are_errors_not_empty_results,
     test_collection_lifecycle,
@@ -35,40 +35,18 @@ from test_api import (  # noqa: E402,F401 (collected here, with this module's fi
     test_where_document,
     test_where_filters,
     test_write_results_report_counts,
-    unit,
 )
 sys.path.insert(0, os.path.dirname(__file__))  # test_cluster.py's gateway starter (import mode importlib)
-from test_cluster import NODE, start_gateway  # noqa: E402
+from test_cluster import three_node_cluster  # noqa: E402
 
 import vectord  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
-DOCS = dict(
-    ids=["a", "b", "c", "d"],
-    embeddings=[unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)],
-    documents=["apple pie", "banana split", None, "apple banana"],
-    metadatas=[{"n": 1, "kind": "fruit", "tags": {"color": "red"}},
-               {"n": 2, "kind": "fruit", "ok": True},
-               {"n": 3.5, "kind": "veg"},
-               {"kind": "mix"}],
-)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    for _ in range(2):
-        cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
-    cluster.root = tmp_path_factory.mktemp("cluster-sdk")
-    start_gateway(cluster)
-    yield cluster
-    cluster.gateway_proc.terminate()
-    cluster.gateway_proc.wait(30)
-    ray.shutdown()
-    cluster.shutdown()
+    with three_node_cluster(tmp_path_factory.mktemp("cluster-sdk")) as cluster:
+        yield cluster
 
 
 @pytest.fixture
