@@ -29,7 +29,7 @@ ALL = list(report.SYSTEMS)
 #: filter at four of them (each get reads every matching record).
 CURVE = ["50%", "20%", "10%", "5%", "2%", "1%", "0.5%", "0.1%"]
 FULL = {"threads": [1, 8], "filters": CURVE, "get_count": True, "get_count_filters": ["50%", "10%", "1%", "0.1%"],
-        "rebuilds": 4}
+        "rebuilds": 4, "recall_seeds": 2}
 CORE = {"threads": [1], "filters": ["1%", "0.1%"], "get_count": False}
 #: The default run: (data set, records, systems, figures). GloVe 100k carries the targets.
 DEFAULT_PLAN = [
@@ -106,7 +106,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-setup", action="store_true", help="install nothing")
     p.add_argument("--no-calibrate", action="store_true", help="keep the planner's default cost constant "
                    "(no calibration step before the vectord systems)")
-    p.add_argument("--chroma-venv", type=Path, default=DEFAULT_CHROMA_VENV)
+    p.add_argument("--chroma-venv", type=Path, default=DEFAULT_CHROMA_VENV, help="virtualenv with chromadb")
+    p.add_argument("--recall-seeds", type=int, default=None, help="extra builds of vectord and Chroma, each "
+                   "with another insertion order, for the recall comparison (default: 2 with --full, 0 otherwise)")
     p.add_argument("--report", type=Path, metavar="JSON", help="only re-render the tables and plots of a "
                    "results .json (written next to it)")
     return p.parse_args(argv)
@@ -206,6 +208,17 @@ def main(argv=None) -> int:
                         f"Chroma {entry['systems'][system]['chromadb']} runs in its own virtualenv with "
                         f"`configuration={{'hnsw': {entry['systems'][system].get('hnsw_configuration')}}}`, "
                         "timed inside its worker process (the data reaches it as .npy files).")
+            seeds = figures.get("recall_seeds", 0) if args.recall_seeds is None else args.recall_seeds
+            if seeds and any(s.startswith("vectord") and s in wanted for s in names):
+                # one build is one draw of recall: the comparison with Chroma needs several (issue 13)
+                log(f"-- recall over {seeds} more builds of vectord and Chroma (other insertion orders)")
+                want_chroma = any(s.startswith("Chroma") and s in wanted for s in names)
+                try:
+                    entry["recall_seeds"] = systems.seed_recalls(ds, {**config, "recall_seeds": seeds},
+                                                                 args.chroma_venv if want_chroma else None, log)
+                except Exception as exc:  # noqa: BLE001 - the comparison then uses the single builds
+                    log(f"  FAILED: {exc!r}")
+                    entry["recall_seeds"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             results["datasets"].append(entry)
             del ds
             gc.collect()

@@ -195,6 +195,32 @@ def rebuild_recalls(ds, config, log) -> list[float]:
     return found
 
 
+def seed_recalls(ds, config, chroma_venv: Path | None, log) -> dict[str, list[float]]:
+    """Recall@10 of vectord and Chroma built again ``config["recall_seeds"]`` times, build ``s``
+    inserting the records in the order of permutation ``s`` (neither takes a graph seed), as
+    benchmarks/recall_seeds.py builds them: vectord in memory (the same engine and graph as
+    the server), Chroma in its virtualenv when ``chroma_venv`` has chromadb. With the suite's
+    own builds these are the draws the report's recall comparison judges (report.py
+    ``recall_comparison``)."""
+    from benchmarks.recall_seeds import build_chroma, build_vectord
+
+    from .measure import recall
+
+    python = chroma_python(chroma_venv) if chroma_venv is not None else None
+    out: dict[str, list[float]] = {"vectord": []}
+    if python is not None:
+        out["Chroma"] = []
+    with tempfile.TemporaryDirectory(prefix="vectord-seeds-") as tmp:
+        for seed in range(1, config["recall_seeds"] + 1):
+            order = np.random.default_rng(seed).permutation(len(ds.data))
+            out["vectord"].append(recall(build_vectord(ds.data, ds.queries, order), ds.truth))
+            if python is not None:
+                out["Chroma"].append(recall(build_chroma(python, ds.data, ds.queries, order, Path(tmp))[0],
+                                            ds.truth))
+            log(f"  insertion order {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in out.items()))
+    return out
+
+
 def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000) -> dict[str, Any]:
     """--large: ingest n x dim clustered vectors (with metadata) into a server, shut it down
     cleanly, and time the restart to the first answered query; memory after restart."""
