@@ -102,10 +102,12 @@ class _Job:
 class TextEncoder:
     """One model: tokenizer + one shared InferenceSession. Thread-safe."""
 
-    def __init__(self, model_dir: Path, *, threads: int = 1, batch_size: int = 64, verify: bool = True):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
+    def __init__(self, model_dir: Path, *, threads: int = 1, batch_size: int = 64, verify: bool = True,
+                 lazy: bool = False):
+        """Reads model.json and checks both files' sha256 (``verify``). The tokenizer and the
+        onnxruntime session are made now, or with ``lazy`` at the first call that needs them:
+        a server whose collections all bring their own vectors then never pays their ~60 MiB
+        (onnxruntime's import, the session, two tokenizers; benchmarks/memory_steady.py)."""
         model_dir = Path(model_dir)
         try:
             meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
@@ -132,6 +134,33 @@ class TextEncoder:
         self.model_dir = model_dir
         self.batch_size = int(batch_size)
         self.threads = int(threads)
+        self._run_lock = threading.Lock()
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._opened = False
+        if not lazy:
+            self.open()
+
+    def open(self) -> None:
+        """Makes the tokenizer and the onnxruntime session (once; thread-safe).
+
+        Raises:
+            EncoderError: the tokenizer or the graph cannot be loaded (the message names the file).
+        """
+        if self._opened:
+            return
+        with self._open_lock:
+            if not self._opened:
+                self._open()
+                self._opened = True
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = self.model_dir
         try:
             tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
@@ -164,10 +193,6 @@ class TextEncoder:
                                "model.json must name a pooling ('mean', 'cls' or 'max') for per-token outputs")
         self._splitter = Tokenizer.from_str(tok.to_str())  # the same tokenizer, whole texts (chunk)
         self._splitter.no_truncation()
-        self._run_lock = threading.Lock()
-        self._queue: queue.Queue[_Job] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._worker_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
     def identity(self) -> dict:
@@ -182,6 +207,7 @@ class TextEncoder:
                 raise EncoderError(f"texts must be str, got {type(t).__name__}")
             # lone surrogates cannot be encoded to UTF-8 by the tokenizer: replace them
             clean.append(t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t)
+        self.open()
         encodings = self._tok.encode_batch(clean)
         if truncated is not None:  # a cut text has the rest of its tokens in `overflowing`
             truncated.extend(i for i, e in enumerate(encodings) if e.overflowing)
@@ -196,6 +222,7 @@ class TextEncoder:
         to its last (case, accents and inner spacing kept), so every chunk is embedded whole.
         A text without any piece (empty, whitespace) is one chunk: itself.
         """
+        self.open()
         limit = self.max_tokens - 2
         tokens = tokens or limit
         if not 1 <= tokens <= limit:
@@ -268,6 +295,7 @@ class TextEncoder:
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
+        self.open()
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=n)
         order = np.argsort(lengths, kind="stable")
         sorted_len = lengths[order]
@@ -360,10 +388,11 @@ def load_dir(model_dir: str | os.PathLike, *, threads: int = 1) -> TextEncoder:
         return enc
 
 
-def load(name: str = DEFAULT_MODEL, *, threads: int = 1) -> TextEncoder:
+def load(name: str = DEFAULT_MODEL, *, threads: int = 1, lazy: bool = False) -> TextEncoder:
     """The shipped model `name`, loaded once and shared by every caller (one InferenceSession per
     model name). The sha256 of its files is checked against model.json at the first load;
-    `threads` (onnxruntime intra-op threads) applies to that first load only."""
+    `threads` (onnxruntime intra-op threads) and `lazy` (make the session at the first embedding,
+    see ``TextEncoder``) apply to that first load only."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise EncoderError(f"unknown encoder model {name!r}; available: {available_models()}")
     with _cache_lock:
@@ -372,6 +401,6 @@ def load(name: str = DEFAULT_MODEL, *, threads: int = 1) -> TextEncoder:
             d = MODELS_DIR / name
             if not (d / "model.json").is_file():
                 raise EncoderError(f"unknown encoder model {name!r}; available: {available_models()}")
-            enc = TextEncoder(d, threads=threads)
+            enc = TextEncoder(d, threads=threads, lazy=lazy)
             _cache[name] = enc
         return enc

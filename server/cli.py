@@ -125,8 +125,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_encoders(settings):
-    """The built-in encoders, with the default model loaded (and its sha256 checked) now,
-    before the server accepts calls. None when the encoder runtime is not installed."""
+    """The built-in encoders, with the default model's sha256 checked now, before the server
+    accepts calls (its onnxruntime session is made at the first text). None when the encoder
+    runtime is not installed."""
     import os
 
     try:
@@ -142,7 +143,7 @@ def _load_encoders(settings):
                  model.version, folder, model.dim, model.max_tokens, model.sha256[:12])
     if encoders.default in encoders.names():
         model = encoders.get(encoders.default)  # raises DataLossError on a damaged model file
-        log.info("encoder %s %s loaded (dim %d, sha256 %s..., %d threads)", model.name, model.version,
+        log.info("encoder %s %s verified (dim %d, sha256 %s..., %d threads)", model.name, model.version,
                  model.dim, model.sha256[:12], threads)
     return encoders
 

@@ -11,7 +11,9 @@ cannot run is one error line naming the file, and the server refuses to start. R
 (rather than skipping the model) is on purpose: a collection pinned to a model that was
 silently left out would fail later, one request at a time, far from the cause.
 
-Models load on first use (built-in ones) or at start (the user's), and are shared: one
+Built-in models are verified (sha256) at start and make their onnxruntime session at the
+first text they embed, so a server that is only sent vectors never holds one; the user's
+models load whole at start. Either way they are shared: one
 onnxruntime session per model for the whole process. Each collection pins its model's
 identity (name, sha256, dim) and is always embedded by that model, whatever the default.
 """
@@ -74,7 +76,8 @@ class BuiltinEncoders:
             raise NotFoundError(f"encoder {name!r} does not exist; available: {', '.join(self.names()) or 'none'}")
         with self._lock:  # one load per model, even when many calls race for it
             try:
-                return self._encoder.load(name, threads=self.threads)
+                # lazy: the sha256 is checked now, the session made at the first text
+                return self._encoder.load(name, threads=self.threads, lazy=True)
             except self._encoder.EncoderError as exc:
                 raise DataLossError(f"encoder {name!r} cannot be loaded: {exc}") from exc
             except ImportError as exc:

@@ -95,3 +95,25 @@ def test_texts_without_an_encoder_are_refused(client):
         plain.add(ids=["a"], documents=["text only"])
     with pytest.raises(vectord.InvalidArgumentError, match="has no encoder"):
         plain.query(query_texts=["text"])
+
+
+def _maps_onnxruntime(pid: int) -> bool:
+    return "onnxruntime" in open(f"/proc/{pid}/maps").read()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="reads Linux's /proc")
+def test_a_server_sent_only_vectors_never_loads_onnxruntime(tmp_path):
+    """The built-in model is verified at start but its session is made at the first text: a
+    vectors-only server saves the ~60 MiB (issue 13, memory at steady state)."""
+    server = start_server(tmp_path / "data")
+    try:
+        with vectord.Client(server.address) as client:
+            col = client.create_collection("vectors_only", dim=4)
+            col.add(ids=["a"], embeddings=[[1.0, 0.0, 0.0, 0.0]])
+            col.query(query_embeddings=[[1.0, 0.0, 0.0, 0.0]], n_results=1)
+            assert not _maps_onnxruntime(server.proc.pid)
+            vectors = client.embed(["the first text loads the model"])
+            assert np.allclose(np.linalg.norm(np.asarray(vectors), axis=1), 1.0, atol=1e-5)
+            assert _maps_onnxruntime(server.proc.pid)
+    finally:
+        assert server.terminate() == 0, server.log()
