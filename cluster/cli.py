@@ -95,7 +95,11 @@ def _ray_cli(*args: str) -> int:
     no_usage_stats()
     if args[0] == "start":
         args = (*args, "--disable-usage-stats")
-    return subprocess.call([sys.executable, "-m", "ray.scripts.scripts", *args])
+    # Ray's workers (the shard replicas among them) run at nice 15 by default: a replica
+    # serving reads is the node's main work, so it runs at an ordinary priority (nice 0;
+    # cluster/replica.py, normal_priority)
+    env = {**os.environ, "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0")}
+    return subprocess.call([sys.executable, "-m", "ray.scripts.scripts", *args], env=env)
 
 
 def _connect(address: str):

@@ -20,6 +20,7 @@ another replica, as for a failed Ray call.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import pickle
 import secrets
@@ -93,9 +94,50 @@ def _where(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+class FlatHits:
+    """A shard's ``query`` reply without columns, as it travels: every query's ids in one
+    list, their distances in one float32 array, and each query's count. Indexing gives a
+    query's ``(ids, distances)`` as the Ray path's list does; cluster/ranked.py merges a
+    batch straight from the flat arrays (a reply per query costs the gateway and the
+    replica a few microseconds each in Python, milliseconds for a batch of 100)."""
+
+    __slots__ = ("lengths", "ids", "distances", "offsets")
+
+    def __init__(self, lengths: list[int], ids: list[str], distances: np.ndarray) -> None:
+        self.lengths, self.ids, self.distances = lengths, ids, distances
+        self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).tolist()
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, q: int) -> tuple[list[str], np.ndarray]:
+        lo, hi = self.offsets[q], self.offsets[q + 1]
+        return self.ids[lo:hi], self.distances[lo:hi]
+
+    def __iter__(self):
+        return (self[q] for q in range(len(self.lengths)))
+
+    def width(self) -> int | None:
+        """The one count of hits every query has, or None when they differ."""
+        first = self.lengths[0] if self.lengths else 0
+        return first if all(n == first for n in self.lengths) else None
+
+
+def pack_hits(hits: list) -> Any:
+    """A replica's ``query`` result for the wire: flat (FlatHits) without columns, else per
+    query [ids, distances, records]."""
+    if hits and len(hits[0]) > 2:
+        return [[hit[0], pack_array(hit[1]), pack_records(hit[2])] for hit in hits]
+    return {"lengths": [len(hit[0]) for hit in hits], "ids": list(itertools.chain.from_iterable(hit[0] for hit in hits)),
+            "distances": pack_array(np.concatenate([hit[1] for hit in hits]) if hits else None)}
+
+
 def decode(method: str, value: Any) -> Any:
     """A read's reply as the Ray path returns it (the gateway's side)."""
     if method == "query":
+        if isinstance(value, dict):
+            distances = unpack_array(value["distances"])
+            return FlatHits(value["lengths"], value["ids"], np.empty(0, np.float32) if distances is None else distances)
         return [(hit[0], unpack_array(hit[1]), *([unpack_records(hit[2])] if len(hit) > 2 else []))
                 for hit in value]
     if method == "get":
@@ -109,8 +151,7 @@ def decode(method: str, value: Any) -> Any:
 def replica_handlers(replica) -> dict[str, Callable[..., Any]]:
     """The ReadServer's handlers of a ShardReplica: its read methods, in and out of the wire format."""
     return {
-        "query": lambda vectors, **kw: [[hit[0], pack_array(hit[1]), *([pack_records(hit[2])] if len(hit) > 2 else [])]
-                                        for hit in replica.query(unpack_array(vectors), **_where(kw))],
+        "query": lambda vectors, **kw: pack_hits(replica.query(unpack_array(vectors), **_where(kw))),
         "get": lambda **kw: pack_records(replica.get(**_where(kw))),
         "count": lambda **kw: replica.count(**_where(kw)),
         "ranked": lambda vectors, **kw: [
@@ -119,9 +160,20 @@ def replica_handlers(replica) -> dict[str, Callable[..., Any]]:
     }
 
 
-def _send(sock: socket.socket, obj: Any) -> None:
+def frame(obj: Any) -> bytes:
+    """``obj`` as one frame: its length, then its msgpack."""
     data = msgpack.packb(obj, use_bin_type=True)
-    sock.sendall(_LENGTH.pack(len(data)) + data)
+    return _LENGTH.pack(len(data)) + data
+
+
+def request(method: str, kwargs: dict[str, Any]) -> bytes:
+    """A read request's frame (the gateway's side): built once for every shard that is
+    asked the same (a query's vectors and filter are the same for all of them)."""
+    return frame([method, encode(method, kwargs)])
+
+
+def _send(sock: socket.socket, obj: Any) -> None:
+    sock.sendall(frame(obj))
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -234,7 +286,12 @@ class ReadClient:
         return sock
 
     def send(self, method: str, kwargs: dict[str, Any]) -> socket.socket:
-        """Sends a request; returns the connection to ``receive`` its reply on."""
+        """Sends a request (its arguments as ``encode`` gives them); returns the connection
+        to ``receive`` its reply on."""
+        return self.send_frame(frame([method, kwargs]))
+
+    def send_frame(self, data: bytes) -> socket.socket:
+        """Sends a request framed by ``request``; returns the connection to ``receive`` on."""
         try:
             sock = self._idle.popleft()
         except IndexError:
@@ -242,12 +299,12 @@ class ReadClient:
         try:
             if sock is not None:
                 try:
-                    _send(sock, [method, kwargs])
+                    sock.sendall(data)
                     return sock
                 except OSError:  # an idle connection the replica closed (it restarted): a new one
                     sock.close()
             sock = self._connect()
-            _send(sock, [method, kwargs])
+            sock.sendall(data)
             return sock
         except (OSError, ConnectionError) as exc:
             if sock is not None:

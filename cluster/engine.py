@@ -382,12 +382,11 @@ class ClusterCollection:
         def gather(depth: int) -> tuple[list[list[ranked.Hit]], list[bool]]:
             """Each query's merged ranking ``depth`` deep, and whether the shards ran out."""
             if rank == "vector":
-                found = self.shards.fanout({s: ("query", (), {"vectors": queries, "n_results": depth, "where": where,
-                                                              "max_distance": max_distance,
-                                                              **({"columns": columns} if inline else {})})
-                                            for s in range(self.table.shards)})
+                asked = {"vectors": queries, "n_results": depth, "where": where, "max_distance": max_distance,
+                         **({"columns": columns} if inline else {})}  # one object: its frame is built once
+                found = self.shards.fanout({s: ("query", (), asked) for s in range(self.table.shards)})
                 replies.update(found)
-                merged = [ranked.merge_vector([found[s][q][:2] for s in found], depth) for q in range(count)]
+                merged = ranked.merge_vector_many([found[s] for s in sorted(found)], count, depth)
                 return merged, [len(m) < depth for m in merged]  # short: every shard ran out
             found = self.shards.fanout({s: ("ranked", (), {"rank": rank, "texts": texts, "vectors": queries,
                                                            "depth": depth, "where": where,
@@ -430,6 +429,8 @@ class ClusterCollection:
         else:
             results = self._fill([[(hit[0], hit[1]) for hit in top] for top in tops], include)
         for records, top, groups in zip(results, tops, values):
+            if rank == "vector" and groups is None:
+                continue  # the Records are complete: no scores, no groups
             by_id = {hit[0]: n for n, hit in enumerate(top)}
             rows = [by_id[record_id] for record_id in records.ids]  # a hit deleted meanwhile is left out
             if rank != "vector":
@@ -508,6 +509,11 @@ class ClusterCollection:
                                         for s, pos in groups.items()})
             merged = _merge_rows(list(found.values()), columns)
             rows = {record_id: i for i, record_id in enumerate(merged.ids)}
+        if not columns:  # distances or ids only: nothing to read, nothing missing
+            with_distances = "distances" in include
+            return [Records(ids=[hit[0] for hit in top],
+                            distances=np.fromiter((hit[1] for hit in top), np.float32, len(top))
+                            if with_distances else None) for top in tops]
         out = []
         for top in tops:
             present = [(record_id, d) for record_id, d in top if not columns or record_id in rows]

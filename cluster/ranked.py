@@ -42,6 +42,40 @@ def merge_vector(lists: list[tuple[list[str], np.ndarray]], depth: int) -> list[
     return [(i, d, None) for i, d in sorted(best.items(), key=lambda h: (h[1], h[0]))[:depth]]
 
 
+def merge_vector_many(per_shard: list, count: int, depth: int) -> list[list[Hit]]:
+    """``merge_vector`` of each of ``count`` queries over the shards' replies (a list per
+    shard, indexed by query). When every shard's reply is flat (cluster.dataplane.FlatHits)
+    with as many hits for every query, the batch is merged as one matrix (sorted by distance
+    with numpy); a query whose top ``depth`` holds a tie of distances, a NaN or an id twice
+    is merged by ``merge_vector`` itself, so the result is the same either way."""
+    widths = [getattr(part, "width", lambda: None)() for part in per_shard]
+    if count == 0 or not per_shard or any(w is None for w in widths) or sum(widths) == 0:
+        return [merge_vector([part[q][:2] for part in per_shard], depth) for q in range(count)]
+    distances = np.concatenate([part.distances.reshape(count, w) for part, w in zip(per_shard, widths)], axis=1)
+    ids = np.empty((count, distances.shape[1]), object)
+    column = 0
+    for part, w in zip(per_shard, widths):
+        if w:
+            ids[:, column:column + w] = np.asarray(part.ids, object).reshape(count, w)
+        column += w
+    order = np.argsort(distances, axis=1, kind="stable")
+    cut = min(depth, distances.shape[1])
+    # the cut's neighbour too: a tie across it decides which record is kept
+    look = min(cut + 1, distances.shape[1])
+    sorted_d = np.take_along_axis(distances, order[:, :look], axis=1)
+    top_ids = np.take_along_axis(ids, order[:, :cut], axis=1).tolist()
+    doubtful = (np.isnan(sorted_d).any(axis=1) | (np.diff(sorted_d, axis=1) == 0).any(axis=1)).tolist()
+    top_d = sorted_d[:, :cut].tolist()
+    out = []
+    for q in range(count):
+        row = top_ids[q]
+        if doubtful[q] or len(set(row)) < cut:
+            out.append(merge_vector([part[q] for part in per_shard], depth))
+        else:
+            out.append([(i, d, None) for i, d in zip(row, top_d[q])])
+    return out
+
+
 def merge_bm25(lists: list[tuple[list[str], np.ndarray, np.ndarray]], depth: int) -> list[Hit]:
     """Shards' BM25 lists -> the overall best ``depth`` by score (ties by id)."""
     best: dict[str, tuple[float, float]] = {}

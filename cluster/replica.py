@@ -57,6 +57,32 @@ def shard_ef(ef: int, shards: int, scale: float = EF_SCALE) -> int:
     return max(1, min(ef, math.ceil(ef * scale / shards)))
 
 
+def normal_priority() -> int:
+    """Gives this process's threads the scheduling priority of an ordinary process (nice 0)
+    where allowed; returns the niceness it ends with.
+
+    Ray starts its workers, actors included, at nice 15 (its ``worker_niceness``) so that
+    tasks never starve the raylet. A replica that serves reads is the node's main work: at
+    nice 15 each of its wake-ups waits behind every nice-0 process of a busy machine (the
+    gateway's first shard reply came 1.5 ms after the replica's own 1 ms of work at a load
+    of 7 on 2 cores, benchmarks/results/cluster-2026-11-30-3.md). Lowering niceness needs
+    privilege (CAP_SYS_NICE, or RLIMIT_NICE); without it the replica stays where Ray put
+    it, which `vectord cluster up`/`join` avoid by starting Ray with RAY_worker_niceness=0
+    (docs/cluster.md, "Scheduling priority"). Linux keeps a niceness per thread: every
+    thread of the process is set, and threads started later inherit it."""
+    try:
+        tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tasks = [0]
+    for tid in tasks:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) > 0:
+                os.setpriority(os.PRIO_PROCESS, tid, 0)
+        except OSError:  # not permitted, or the thread ended meanwhile
+            pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def replica_name(collection_id: str, shard: int, replica: int) -> str:
     """The actor's name (in the "vectord" namespace): by collection id, so a rename moves nothing."""
     return f"vectord-{collection_id}-s{shard}-r{replica}"
@@ -101,6 +127,8 @@ class ShardReplica:
         self.reads = None
         if serve_reads:
             import ray
+
+            self.niceness = normal_priority()
 
             from .dataplane import ReadServer, replica_handlers
 

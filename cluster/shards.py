@@ -226,6 +226,7 @@ class ShardSet:
         tried: dict[int, list[Replica]] = {s: [] for s in calls}
         out: dict[int, Any] = {}
         todo = dict(calls)
+        frames: dict[tuple, tuple[dict, bytes]] = {}  # (method, id(kwargs)) -> its frame, built once
         while todo:
             sent: dict[int, tuple[Replica, str, Any]] = {}
             retry = {}
@@ -241,7 +242,10 @@ class ShardSet:
                 tried[s].append(replica)
                 if replica in direct and method in dataplane.READS and not args:
                     try:
-                        sent[s] = (replica, "direct", replica.reader.send(method, dataplane.encode(method, kwargs)))
+                        built = frames.get((method, id(kwargs)))
+                        if built is None or built[0] is not kwargs:
+                            built = frames[method, id(kwargs)] = (kwargs, dataplane.request(method, kwargs))
+                        sent[s] = (replica, "direct", replica.reader.send_frame(built[1]))
                     except dataplane.ReplicaDown as exc:
                         replica.mark_stale(f"read failed: {exc}")
                         retry[s] = todo[s]

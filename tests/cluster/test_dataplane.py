@@ -123,3 +123,89 @@ def test_a_direct_read_goes_only_to_a_replica_with_every_acknowledged_write(tmp_
     servers[1].close()
     for r in (ahead, behind):
         r.close()
+
+
+def test_a_batch_without_columns_travels_flat_and_merges_as_per_query(served):
+    from vectord.cluster import ranked
+
+    replica, _, client = served
+    queries = np.array([[0, 0, 0.1], [1, 1, 1], [0, 2, 0]], np.float32)
+    flat = call(client, "query", vectors=queries, n_results=3)
+    assert isinstance(flat, dataplane.FlatHits) and len(flat) == 3 and flat.width() == 3
+    with_columns = call(client, "query", vectors=queries[:1], n_results=2, columns=["documents"])
+    assert isinstance(with_columns, list) and with_columns[0][2].documents == replica.query(
+        queries[:1], 2, columns=["documents"])[0][2].documents
+    # the batch merge of flat replies is the per-query merge, query by query
+    assert ranked.merge_vector_many([flat, flat], 3, 2) == [ranked.merge_vector([flat[q], flat[q]], 2)
+                                                            for q in range(3)]
+
+
+def test_the_batch_merge_equals_the_per_query_merge_with_ties_twins_nan_and_short_lists():
+    from vectord.cluster import ranked
+
+    rng = np.random.default_rng(7)
+    count, depth = 40, 5
+    shards = []
+    for s in range(3):
+        ids = [[f"s{s}-{q}-{j}" for j in range(4)] for q in range(count)]
+        dist = np.sort(rng.random((count, 4)).astype(np.float32), axis=1)
+        shards.append((ids, dist))
+    shards[1][1][3] = shards[0][1][3]  # query 3: every distance tied across two shards
+    shards[2][0][5][0] = shards[0][0][5][0]  # query 5: one id on two shards (kept once, nearest)
+    shards[2][1][7][1] = np.nan  # query 7: a NaN
+    shards[0][1][9][2] = shards[0][1][9][3] = shards[1][1][9][0]  # query 9: a tie at the cut
+    parts = [dataplane.FlatHits([4] * count, [i for row in ids for i in row], dist.ravel()) for ids, dist in shards]
+    want = [ranked.merge_vector([part[q] for part in parts], depth) for q in range(count)]
+    assert ranked.merge_vector_many(parts, count, depth) == want
+    assert len({h[0] for h in want[5]}) == depth  # the twin counted once
+    deep = [ranked.merge_vector([p[q] for p in parts], 20) for q in range(count)]  # fewer hits than asked
+    assert repr(ranked.merge_vector_many(parts, count, 20)) == repr(deep)  # repr: a NaN equals itself
+    short = dataplane.FlatHits([4] * (count - 1) + [2], parts[0].ids[:-2], parts[0].distances[:-2])
+    assert short.width() is None  # ragged: merged query by query, same answer
+    mixed = [short, [p for p in parts[1]], parts[2]]
+    assert ranked.merge_vector_many(mixed, count, depth) == [ranked.merge_vector([m[q] for m in mixed], depth)
+                                                             for q in range(count)]
+
+
+def test_a_round_builds_one_request_frame_for_every_shard_asked_the_same(tmp_path, monkeypatch):
+    from vectord.cluster.shards import Replica, Shard, ShardSet
+
+    pytest.importorskip("ray")
+    replicas, servers = [], []
+    for s in range(3):
+        r = ShardReplica(str(tmp_path / f"s{s}"), CONFIG)
+        r.apply(1, "put", {"ids": [f"{s}{i}" for i in "abcd"], "embeddings": VECTORS})
+        servers.append(dataplane.ReadServer("127.0.0.1", dataplane.replica_handlers(r)))
+        replica = Replica(s, 0, "n0", f"r{s}", None)
+        replica.seen({"applied": 1, "endpoint": servers[-1].endpoint()})
+        replicas.append((r, replica))
+    built = []
+    request = dataplane.request
+    monkeypatch.setattr(dataplane, "request", lambda method, kwargs: built.append(method) or request(method, kwargs))
+    shards = ShardSet("docs", [Shard(s, [replica], seq=1, acked=1) for s, (_, replica) in enumerate(replicas)])
+    asked = {"vectors": VECTORS[:2], "n_results": 2, "where": None, "max_distance": None}
+    found = shards.fanout({s: ("query", (), asked) for s in range(3)})
+    assert built == ["query"]
+    assert [found[s][0][0] for s in range(3)] == [[f"{s}a", f"{s}b"] for s in range(3)]
+    for server in servers:
+        server.close()
+    for r, _ in replicas:
+        r.close()
+
+
+def test_a_replica_takes_an_ordinary_priority_where_allowed():
+    import os
+    import threading
+
+    from vectord.cluster.replica import normal_priority
+
+    seen = []
+
+    def niced():  # as Ray starts its workers: nice 15 (raising niceness needs no privilege)
+        os.setpriority(os.PRIO_PROCESS, 0, 15)
+        seen.append(normal_priority())
+
+    thread = threading.Thread(target=niced)
+    thread.start()
+    thread.join()
+    assert seen == [0 if os.geteuid() == 0 else 15]
