@@ -120,6 +120,19 @@ class EfGate:
                     self._cond.notify_all()
 
 
+#: Above this capacity the graph grows by an eighth, not double (see ``grown_capacity``).
+LARGE_CAPACITY = 1 << 17
+
+
+def grown_capacity(capacity: int) -> int:
+    """The capacity after a graph fills ``capacity``: doubled while small, then +1/8 (as
+    Python's lists grow). A resize makes hnswlib build one mutex per element (40 bytes) and
+    its level table for the whole new capacity: doubling a loaded 1M x 384 graph on its first
+    write cost ~60 MiB of resident memory (benchmarks/memory_steady.py --base); +1/8 costs
+    an O(n) resize every n/8 inserts instead, a few ms each."""
+    return capacity * 2 if capacity < LARGE_CAPACITY else capacity + capacity // 8
+
+
 class HnswIndex:
     """One hnswlib index whose labels are the collection's record labels."""
 
@@ -156,6 +169,10 @@ class HnswIndex:
         return index
 
     @property
+    def capacity(self) -> int:
+        return self._index.get_max_elements()
+
+    @property
     def count(self) -> int:
         """Elements in the graph, deleted ones included."""
         return self._index.get_current_count()
@@ -164,7 +181,7 @@ class HnswIndex:
         needed = self.count + len(labels)
         capacity = self._index.get_max_elements()
         if needed > capacity:
-            self._index.resize_index(max(needed, capacity * 2))
+            self._index.resize_index(max(needed, grown_capacity(capacity)))
         self._index.add_items(vectors, labels, num_threads=self.threads)
 
     def mark_deleted(self, labels) -> None:
