@@ -19,6 +19,12 @@ VmRSS (and its peak, VmHWM) is read:
   records: the graph is rebuilt while the old one serves), sampled every 20 ms; the peak;
 - after a clean restart and one query (the suite's figure, for comparison).
 
+``--base DIR`` measures a large collection built once by ``benchmarks/restart.py`` (its
+``WORK/base``: 1M x 384 clustered vectors, collection ``bench``) instead of ingesting one:
+a server opens a copy, answers one query (RSS "opened"), runs the mixed workload (every
+original read back once included) and, unless ``--skip-compaction``, the compaction. The
+issue's target is the mixed figure over vectors+graph, <= 1.3 for 1M x 384.
+
 Each is set against the raw float32 vectors + hnswlib's graph (benchmarks/suite/systems.py
 ``hnsw_baseline_bytes``); per-record overhead = per-record cost - (vector + graph per record).
 """
@@ -184,6 +190,71 @@ def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: P
         server.terminate(timeout=600)
 
 
+def run_base(base: Path, seconds: float, compaction: bool, workdir: Path, log) -> dict:
+    """The steps of ``run_one`` after ingest, on a copy of a prebuilt collection."""
+    import shutil
+
+    import vectord
+    from vectord.testing import start_server
+    from vectord.v1 import admin_pb2
+    from benchmarks.restart import NAME, batches
+
+    shutil.copytree(base, workdir / "base")
+    started = time.perf_counter()
+    server = start_server(workdir / "base", timeout=1800)
+    pid = server.proc.pid
+    try:
+        client = vectord.Client(server.address, timeout=1800)
+        col = client.get_collection(NAME)
+        n, dim = col.count(), col.dim
+        col.query(query_embeddings=np.ones((1, dim), np.float32), n_results=10)
+        out = {"name": f"base {base}", "source": f"{n:,} clustered {dim}-d vectors (benchmarks/restart.py)",
+               "n": n, "dim": dim, "baseline_bytes": hnsw_baseline_bytes(n, dim), "vector_bytes_per_record": dim * 4,
+               "open_s": time.perf_counter() - started, "rss_opened": vm_rss_bytes(pid)}
+        log(f"  opened in {out['open_s']:.1f} s: {out['rss_opened'] / MiB:,.0f} MiB")
+        data = np.concatenate([vectors for _, vectors, _ in batches(0, n, dim, 5000)])
+        out["mixed_counts"] = mixed(col, data, seconds, np.random.default_rng(1))
+        out["rss_mixed"], out["rss_mixed_parts"] = vm_rss_bytes(pid), rss_parts(pid)
+        log(f"  after the mixed workload {out['rss_mixed'] / MiB:,.0f} MiB {out['rss_mixed_parts']} "
+            f"({out['mixed_counts']})")
+        if compaction:
+            gone = np.random.default_rng(2).choice(n, size=int(n * 0.35), replace=False)
+            for s in range(0, len(gone), 5000):
+                col.delete(ids=[str(i) for i in gone[s:s + 5000]])
+            out["rss_before_compaction"] = vm_rss_bytes(pid)
+            t0 = time.perf_counter()
+            out["rss_compaction_peak"], _ = during(pid, lambda: client._call(
+                "Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection=NAME, compact=True), 3600))
+            out["compaction_s"], out["rss_after_compaction"] = time.perf_counter() - t0, vm_rss_bytes(pid)
+            log(f"  compaction: before {out['rss_before_compaction'] / MiB:,.0f} MiB, peak "
+                f"{out['rss_compaction_peak'] / MiB:,.0f}, after {out['rss_after_compaction'] / MiB:,.0f} "
+                f"({out['compaction_s']:.0f} s)")
+        out["hwm"] = vm_hwm_bytes(pid)
+        client.close()
+        return out
+    finally:
+        server.terminate(timeout=600)
+
+
+def rss_parts(pid: int) -> dict:
+    """Resident MiB by kind (anonymous memory, mapped files), from /proc/PID/status."""
+    parts = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("RssAnon:", "RssFile:")):
+            parts[line.split(":")[0]] = int(line.split()[1]) // 1024
+    return parts
+
+
+def base_table(r: dict) -> list[str]:
+    base = r["baseline_bytes"]
+    cells = [f"{r['n']:,} x {r['dim']}", f"{r['rss_opened'] / MiB:,.0f}", f"{r['rss_mixed'] / MiB:,.0f}",
+             f"{r['rss_mixed_parts'].get('RssAnon', 0):,} / {r['rss_mixed_parts'].get('RssFile', 0):,}",
+             f"{r['rss_compaction_peak'] / MiB:,.0f}" if "rss_compaction_peak" in r else "not run",
+             f"{base / MiB:,.0f}", f"{r['rss_mixed'] / base:.2f}"]
+    return ["| collection | opened MiB | mixed MiB | mixed anon / file MiB | compaction peak MiB | vectors+graph MiB "
+            "| mixed / (v+g) |", "|---|" + "---:|" * 6, "| " + " | ".join(cells) + " |"]
+
+
 def table(results: list[dict]) -> list[str]:
     lines = ["| collection | empty MiB | full MiB | mixed MiB | compaction peak MiB | after compaction MiB | "
              "after restart MiB | vectors+graph MiB | mixed / (v+g) | (mixed - empty) / (v+g) | "
@@ -208,8 +279,20 @@ def main() -> None:
     parser.add_argument("--mixed-seconds", type=float, default=20.0, help="length of the mixed workload")
     parser.add_argument("--out", default=f"benchmarks/results/memory-steady-{time.strftime('%Y-%m-%d')}",
                         help="results path without extension (.json and .md written)")
+    parser.add_argument("--base", type=Path, help="measure a copy of this prebuilt collection (benchmarks/restart.py's "
+                        "WORK/base) instead of ingesting the 50-d and 384-d ones")
+    parser.add_argument("--skip-compaction", action="store_true", help="with --base: no compaction step")
     args = parser.parse_args()
     results = []
+    if args.base is not None:
+        with tempfile.TemporaryDirectory(prefix="vectord-memory-", dir=args.base.parent) as tmp:
+            result = run_base(args.base, args.mixed_seconds, not args.skip_compaction, Path(tmp),
+                              lambda s: print(s, flush=True))
+        machine = f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
+        Path(args.out + ".json").write_text(json.dumps({"machine": machine, "results": [result]}, indent=1))
+        Path(args.out + ".md").write_text("\n".join(base_table(result)) + "\n")
+        print("\n".join(base_table(result)))
+        return
     with tempfile.TemporaryDirectory(prefix="vectord-memory-") as tmp:
         for name, make, n in (("50d", data_50, args.n50), ("384d", data_384, args.n384)):
             if n <= 0:  # --n384 0: the 50-d collection alone
