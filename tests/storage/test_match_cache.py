@@ -128,3 +128,10 @@ def test_kept_matches_and_vectors_stay_within_their_bounds(monkeypatch):
     assert cache.gathered(state, kept[2]) is None  # 800 bytes never fit
     state.records.slots = 1001  # a write: nothing kept is valid any more
     assert cache.get(state, Field("b", "eq", 2)) is None and cache.gathered(state, kept[1]) is None
+    # never more labels than live records (8 bytes a record)
+    type(state.records).__len__ = lambda s: 50
+    cache.put(state, Field("b", "eq", 3), (np.arange(40, dtype=np.int64), "index"))
+    cache.put(state, Field("b", "eq", 4), (np.arange(20, dtype=np.int64), "index"))
+    assert cache.get(state, Field("b", "eq", 3)) is None and cache.get(state, Field("b", "eq", 4)) is not None
+    cache.put(state, Field("b", "eq", 5), (np.arange(60, dtype=np.int64), "index"))
+    assert cache.get(state, Field("b", "eq", 5)) is None
