@@ -17,7 +17,8 @@ twice in the same run, on the same data:
 
 Each time: single-query latency (p50, p95) through the SDK, default include (documents,
 metadatas, distances), n_results 10, recall@10 of both against the exact nearest, the two servers' queries alternating so that a change
-of the machine's load hits both; and batched query throughput (batches of 100, alternating).
+of the machine's load hits both; and batched query throughput (batches of 100, alternating,
+three passes; the ratio both of the sums and as the median over pairs of batches).
 Then, unless ``--skip-failures``:
 
 - actor kills: 10 kills of shard replicas, one at a time (Ray restarts each; the next kill
@@ -90,15 +91,21 @@ def latency(collections: dict, queries: np.ndarray) -> dict[str, dict[str, float
             for name, t in times.items()}
 
 
-def throughput(collections: dict, queries: np.ndarray, batch: int = 100) -> dict[str, float]:
-    """Batched queries per second of each collection, their batches alternating."""
-    spent = {name: 0.0 for name in collections}
-    for lo in range(0, len(queries), batch):
-        for name, col in collections.items():
-            started = time.perf_counter()
-            col.query(query_embeddings=queries[lo:lo + batch], n_results=10, include=["distances"])
-            spent[name] += time.perf_counter() - started
-    return {name: round(len(queries) / t, 1) for name, t in spent.items()}
+def throughput(collections: dict, queries: np.ndarray, batch: int = 100, passes: int = 3) -> dict:
+    """Batched queries per second of each collection, their batches alternating, ``passes``
+    times over the queries; and the median over the pairs of alternating batches of the
+    first collection's speed over the second's (a swing of the machine's load between two
+    pairs moves the sums, much less the ratio within a pair)."""
+    spent: dict[str, list[float]] = {name: [] for name in collections}
+    for _ in range(passes):
+        for lo in range(0, len(queries), batch):
+            for name, col in collections.items():
+                started = time.perf_counter()
+                col.query(query_embeddings=queries[lo:lo + batch], n_results=10, include=["distances"])
+                spent[name].append(time.perf_counter() - started)
+    first, second = spent.values()
+    return {"qps": {name: round(passes * len(queries) / sum(t), 1) for name, t in spent.items()},
+            "paired_ratio": round(float(np.median(np.asarray(second) / np.asarray(first))), 3)}
 
 
 def truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> list[set[int]]:
@@ -122,8 +129,10 @@ def recall(collections: dict, queries: np.ndarray, exact: list[set[int]], k: int
 
 def reads(on_cluster, on_single, queries: np.ndarray, n_latency: int, exact: list[set[int]]) -> dict:
     both = {"cluster": on_cluster, "single": on_single}
-    lat, qps = latency(both, queries[:n_latency]), throughput(both, queries)
+    lat, batched = latency(both, queries[:n_latency]), throughput(both, queries)
+    qps = batched["qps"]
     return {"latency": lat, "batched_qps": qps, "batched_ratio": round(qps["cluster"] / qps["single"], 3),
+            "batched_ratio_paired_median": batched["paired_ratio"],
             "p50_gap_ms": round(lat["cluster"]["p50_ms"] - lat["single"]["p50_ms"], 3),
             "recall_at_10": recall(both, queries[:len(exact)], exact)}
 
@@ -196,6 +205,13 @@ def wait_in_sync(name: str, limit_s: float = 120.0) -> float:
     raise RuntimeError(f"replicas of {name!r} not in sync after {limit_s} s")
 
 
+def niceness(name: str) -> list[int]:
+    """The nice values of the processes whose command line holds ``name`` (Ray names an
+    actor's process ``ray::<class>``)."""
+    out = subprocess.run(["ps", "-eo", "ni,args"], capture_output=True, text=True).stdout.splitlines()[1:]
+    return sorted(int(line.split(None, 1)[0]) for line in out if name in line and line.split(None, 1)[0].lstrip("-").isdigit())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20000, help="vectors loaded (default 20000)")
@@ -204,6 +220,7 @@ def main() -> int:
     parser.add_argument("--planner-cost-per-ef", type=int, default=0,
                         help="both servers' planner setting after the change (default: measured here)")
     parser.add_argument("--skip-failures", action="store_true", help="reads only: no actor kills, no node loss")
+    parser.add_argument("--out", help="write the results to OUT.md and OUT.json (default: results/cluster-<date>)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
     import ray
@@ -259,6 +276,7 @@ def main() -> int:
         on_cluster = cluster_client.create_collection("bench-scaled", dim=args.dim)
         load(on_cluster, data)
         results["after"] = reads(on_cluster, on_single, queries, args.queries, exact)
+        results["replica_niceness"] = niceness("ShardReplica")
         plan = on_cluster.query(query_embeddings=queries[:1], n_results=10, explain=True).get("plan")
         results["shard_ef_after"] = (plan[0] if isinstance(plan, list) else plan).get("ef")
         if not args.skip_failures:
@@ -279,6 +297,8 @@ def main() -> int:
     while stem.with_suffix(".md").exists():  # an earlier run of the day stays beside this one
         n += 1
         stem = RESULTS / f"cluster-{results['date']}-{n}"
+    if args.out:
+        stem = Path(args.out)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     command = (f"python benchmarks/cluster.py --records {args.records} --dim {args.dim} --queries {args.queries}"
                + (f" --planner-cost-per-ef {args.planner_cost_per_ef}" if args.planner_cost_per_ef else "")
@@ -290,6 +310,7 @@ def main() -> int:
         rows.append(f"| {phase} | {lat['cluster']['p50_ms']:.2f} | {lat['single']['p50_ms']:.2f} | "
                     f"{r['p50_gap_ms']:+.2f} | {lat['cluster']['p95_ms']:.2f} | {lat['single']['p95_ms']:.2f} | "
                     f"{qps['cluster']:.0f} | {qps['single']:.0f} | {r['batched_ratio']:.2f} | "
+                    f"{r['batched_ratio_paired_median']:.2f} | "
                     f"{r['recall_at_10']['cluster']:.3f} | {r['recall_at_10']['single']:.3f} |")
     failures = "" if args.skip_failures else f"""
 Node loss (a worker node removed during reads, 15 s): {results['node_loss']}.
@@ -307,15 +328,25 @@ before: every shard searches at the collection's ef_search (100; gateway --shard
 after: a collection made by a gateway at the default --shard-ef-scale (each shard at
 ceil(100 x 1.5 / 3) = 50; explain's ef: {results['shard_ef_after']}). Both servers plan with
 --planner-cost-per-ef {cost} (measured here for dim {args.dim}). Single queries: default include,
-n_results 10; batches: 100 queries, distances only; the two servers' queries alternate.
+n_results 10; batches: 100 queries, distances only, three passes over 1,000 queries; the two
+servers' queries alternate ("median of pairs": the median over the 30 pairs of alternating
+batches of the cluster's speed over the server's).
 recall@10 against the exact cosine nearest of 1,000 queries.
 
-| | cluster p50, ms | single p50, ms | gap | cluster p95 | single p95 | cluster q/s (batched) | single q/s | ratio | recall@10 cluster | single |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| | cluster p50, ms | single p50, ms | gap | cluster p95 | single p95 | cluster q/s (batched) | single q/s | ratio | ratio, median of pairs | recall@10 cluster | single |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 {failures}
 Load average (1, 5, 15 min) before: {results['load_average_before']}, between: \
 {results['load_average_between']}, after: {results['load_average_after']} (2 cores shared with other work).
+
+What shares the CPU: the cluster's 6 replica processes (3 shards x 2 replicas; a query asks
+one replica per shard, so 3 search at once), the gateway, Ray's daemons (GCS, 3 raylets),
+the single server and this client, on {os.cpu_count()} cores, besides other work on the
+machine. A cluster query wakes 4 processes (gateway and 3 replicas) where one server wakes
+1, and its 3 shard searches run at once on those cores; on N machines each shard's search
+has its own. The replicas' nice values: {results['replica_niceness']} (Ray starts its workers at 15;
+cluster/replica.py, normal_priority).
 """)
     print(stem.with_suffix(".md").read_text())
     return 0
