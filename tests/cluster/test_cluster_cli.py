@@ -18,14 +18,19 @@ def test_cluster_commands_parse():
     assert (args.func, args.name) == (cluster_cli.delete_snapshot_command, "snap-1")
 
 
-def test_ray_start_runs_without_usage_stats(monkeypatch):
+def test_ray_start_runs_without_usage_stats_and_with_workers_at_nice_0(monkeypatch):
     calls = []
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "1")
-    monkeypatch.setattr(cluster_cli.subprocess, "call",
-                        lambda argv: calls.append((argv, os.environ["RAY_USAGE_STATS_ENABLED"])) or 0)
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    monkeypatch.setattr(cluster_cli.subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
     assert cli.main(["cluster", "join", "--address", "head:6379"]) == 0
     (argv, env), = calls
-    assert argv[-3:] == ["start", "--address=head:6379", "--disable-usage-stats"] and env == "0"
+    assert argv[-3:] == ["start", "--address=head:6379", "--disable-usage-stats"]
+    # the replicas are Ray workers: at an ordinary priority, not Ray's default nice 15
+    assert env["RAY_USAGE_STATS_ENABLED"] == "0" and env["RAY_worker_niceness"] == "0"
+    monkeypatch.setenv("RAY_worker_niceness", "5")  # a value the operator chose is kept
+    assert cli.main(["cluster", "join", "--address", "head:6379"]) == 0
+    assert calls[-1][1]["RAY_worker_niceness"] == "5"
 
 
 def test_every_rpc_the_gateway_does_not_support_answers_unimplemented_naming_it():
