@@ -148,19 +148,29 @@ def _load_encoders(settings):
     return encoders
 
 
-def _limit_malloc_arenas(arenas: int = 2) -> None:
+def _limit_malloc_arenas(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
     """glibc gives every thread its own malloc arena; with 16 gRPC workers the memory freed
     after each checkpoint stays scattered over them and resident memory ratchets up (measured
     by tests/faults/test_load.py: +43% in 10 minutes, flat with 2 arenas). Same as
-    MALLOC_ARENA_MAX=2, which, when set, wins. Must run before the worker threads start."""
+    MALLOC_ARENA_MAX=2, which, when set, wins. Must run before the worker threads start.
+
+    Blocks of ``mmap_threshold`` bytes and more are mapped, and unmapped when freed. glibc's
+    default raises that threshold up to 32 MiB as large blocks are freed, after which large
+    messages (a page of 5,000 embeddings is 7.5 MiB) come from the arenas and stay resident
+    once freed: ~100 MiB after every embedding of a 1M x 384 collection was read back once
+    (benchmarks/memory_steady.py --base). MALLOC_MMAP_THRESHOLD_, when set, wins."""
     import ctypes
     import ctypes.util
     import os
 
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if "MALLOC_ARENA_MAX" not in os.environ:
+            libc.mallopt(-8, arenas)  # M_ARENA_MAX
+        if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+            libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
     except (OSError, AttributeError):  # not glibc (musl has no arenas): nothing to do
         pass
 

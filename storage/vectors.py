@@ -36,7 +36,7 @@ import numpy as np
 
 _NORM_BLOCK_ROWS = 1 << 16
 #: Bytes the originals' map may have made resident before its pages are released.
-RESIDENT_BUDGET_BYTES = 64 << 20
+RESIDENT_BUDGET_BYTES = 32 << 20
 #: What one read of a mapped row can make resident: Linux maps the pages around a faulting
 #: one that are already cached (fault_around_bytes, 64 KiB by default): 10,000 random rows
 #: of 1M x 384 made 660 MiB of the map resident, not 15 MB.
@@ -128,9 +128,11 @@ class VectorStore:
 
     def row(self, label: int) -> np.ndarray:
         base = len(self._base)
-        if label < base:
-            self._charge(1, 1)
-        return np.array(self._base[label] if label < base else self._tail[label - base])
+        if label >= base:
+            return np.array(self._tail[label - base])
+        out = np.array(self._base[label])
+        self._charge(1, 1)
+        return out
 
     def take(self, labels: np.ndarray) -> np.ndarray:
         """The vectors of ``labels`` (an int64 array), as a new in-memory array."""
@@ -141,16 +143,17 @@ class VectorStore:
         # np.take, not fancy indexing: 3-4 x faster on a map and on memory alike (10,000 of
         # 100,000 x 50 rows: 0.15 ms against 0.5 ms; issue 13)
         low, high = int(labels.min()), int(labels.max())
-        if low < base:
-            self._charge(len(labels), min(high, base - 1) - low + 1)
-        if high < base:
-            return np.take(self._base, labels, axis=0)
         if low >= base:
             return np.take(self._tail, labels - base, axis=0)
-        out = np.empty((len(labels), self.dim), np.float32)
-        in_base = labels < base
-        out[in_base] = self._base[labels[in_base]]
-        out[~in_base] = self._tail[labels[~in_base] - base]
+        if high < base:
+            out = np.take(self._base, labels, axis=0)
+        else:
+            out = np.empty((len(labels), self.dim), np.float32)
+            in_base = labels < base
+            out[in_base] = self._base[labels[in_base]]
+            out[~in_base] = self._tail[labels[~in_base] - base]
+        # charged after the read, so that a release past the budget also drops what it mapped
+        self._charge(len(labels), min(high, base - 1) - low + 1)
         return out
 
     def blocks(self, labels: np.ndarray, rows: int = 8192):
