@@ -264,7 +264,7 @@ class Collection:
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
-            collection._meta_index = MetadataIndex.build(records.metadata_items())
+            collection._meta_index = MetadataIndex.build_encoded(records.encoded_metadata_items())
             collection._build_fulltext()
             if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index, collection.index_problem = _load_index(

@@ -44,12 +44,12 @@ class _HeldBuild:
 
     def __init__(self, monkeypatch):
         self.entered, self.release = threading.Event(), threading.Event()
-        real = compaction.MetadataIndex.build
+        real = compaction.MetadataIndex.build_encoded
         held = self
 
         class Held:
             @staticmethod
-            def build(rows):
+            def build_encoded(rows):
                 held.entered.set()
                 assert held.release.wait(30)
                 return real(rows)
