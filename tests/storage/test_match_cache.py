@@ -45,12 +45,21 @@ def ids_of(col, query, where, k=5):
     return col.query(query[None, :], n_results=k, where=where, include=[])[0].ids
 
 
+def asked_thrice(col, query, where, k=5):
+    """The answer once the filter's matches and vectors are kept (from the third ask on)."""
+    first = ids_of(col, query, where, k)
+    assert ids_of(col, query, where, k) == ids_of(col, query, where, k) == first
+    return first
+
+
 def test_a_repeated_filter_reuses_its_matches_and_vectors(col):
     searcher = col._searcher
     query = unit(np.random.default_rng(1), 1)[0]
     where = Field("b", "lt", 1)
     first, plan = col.query_with_plan(query[None, :], n_results=5, where=where, include=[])
     assert plan.strategy == "exact" and plan.candidates == 40
+    assert searcher._cache.get(col.state, where) is None  # asked once: nothing kept
+    assert ids_of(col, query, where) == first[0].ids  # asked again: kept from now on
     labels, _ = searcher._matching(where, None)
     assert searcher._matching(where, None)[0] is labels  # the kept array, not resolved again
     assert not labels.flags.writeable
@@ -64,7 +73,7 @@ def test_every_write_shows_in_the_next_answer(col, write):
     rng = np.random.default_rng(2)
     query = unit(rng, 1)[0]
     where = Field("b", "lt", 1)
-    before = ids_of(col, query, where)
+    before = asked_thrice(col, query, where)
     if write == "add":  # the nearest possible match, added after the filter was kept
         col.add(["new"], query[None, :], metadatas=[{"b": 0}])
     elif write == "delete":
@@ -83,9 +92,9 @@ def test_every_write_shows_in_the_next_answer(col, write):
 def test_compaction_renumbers_labels_and_the_answer_stays_right(col):
     query = unit(np.random.default_rng(3), 1)[0]
     where = Field("b", "lt", 2)
-    ids_of(col, query, where)
+    asked_thrice(col, query, where)
     col.delete([f"r{i}" for i in range(0, 400, 3)])
-    ids_of(col, query, where)
+    asked_thrice(col, query, where)
     assert col.checkpoint(force=True, compact=True)
     assert ids_of(col, query, where) == exact_ids(col, query, lambda m: m["b"] < 2)
 
@@ -97,8 +106,8 @@ def test_a_bool_filter_is_never_answered_with_a_numbers_matches(tmp_path):
     col.add([f"r{i}" for i in range(20)], unit(rng, 20),
             metadatas=[{"f": True} if i % 2 else {"f": 1} for i in range(20)])
     query = unit(rng, 1)[0]
-    numbers = set(ids_of(col, query, Field("f", "eq", 1), k=20))
-    bools = set(ids_of(col, query, Field("f", "eq", True), k=20))
+    numbers = set(asked_thrice(col, query, Field("f", "eq", 1), k=20))
+    bools = set(asked_thrice(col, query, Field("f", "eq", True), k=20))
     assert numbers == {f"r{i}" for i in range(0, 20, 2)} and bools == {f"r{i}" for i in range(1, 20, 2)}
     database.close()
 
@@ -113,10 +122,17 @@ def test_kept_matches_and_vectors_stay_within_their_bounds(monkeypatch):
             self.vectors = type("V", (), {"slots": 250, "dim": 4})()
 
     state = State()
-    kept = [cache.put(state, Field("b", "eq", i), (np.arange(40, dtype=np.int64), "index"))[0] for i in range(3)]
+
+    def put(where, labels):
+        cache.put(state, where, (labels, "index"))  # a first ask is only remembered
+        return cache.put(state, where, (labels, "index"))[0]
+
+    assert cache.put(state, Field("b", "eq", 0), (np.arange(40, dtype=np.int64), "index"))[0].flags.writeable
+    assert cache.get(state, Field("b", "eq", 0)) is None
+    kept = [put(Field("b", "eq", i), np.arange(40, dtype=np.int64)) for i in range(3)]
     assert cache.get(state, Field("b", "eq", 0)) is None  # the least recently used went first
     assert cache.get(state, Field("b", "eq", 2))[0] is kept[2]
-    assert cache.put(state, Field("b", "eq", 9), (np.arange(101, dtype=np.int64), "index"))[0].flags.writeable
+    assert put(Field("b", "eq", 9), np.arange(101, dtype=np.int64)).flags.writeable
     assert cache.get(state, Field("b", "eq", 9)) is None  # more labels than it keeps in all
     # vectors: at most 1/8 of the bytes of 250 x 4 float32 (500 bytes)
     small = np.zeros((20, 4), np.float32)
@@ -130,8 +146,8 @@ def test_kept_matches_and_vectors_stay_within_their_bounds(monkeypatch):
     assert cache.get(state, Field("b", "eq", 2)) is None and cache.gathered(state, kept[1]) is None
     # never more labels than live records (8 bytes a record)
     type(state.records).__len__ = lambda s: 50
-    cache.put(state, Field("b", "eq", 3), (np.arange(40, dtype=np.int64), "index"))
-    cache.put(state, Field("b", "eq", 4), (np.arange(20, dtype=np.int64), "index"))
+    put(Field("b", "eq", 3), np.arange(40, dtype=np.int64))
+    put(Field("b", "eq", 4), np.arange(20, dtype=np.int64))
     assert cache.get(state, Field("b", "eq", 3)) is None and cache.get(state, Field("b", "eq", 4)) is not None
-    cache.put(state, Field("b", "eq", 5), (np.arange(60, dtype=np.int64), "index"))
+    put(Field("b", "eq", 5), np.arange(60, dtype=np.int64))
     assert cache.get(state, Field("b", "eq", 5)) is None
