@@ -268,8 +268,8 @@ class Searcher(StateReader):
 MATCH_CACHE_ENTRIES = 8
 MATCH_CACHE_LABELS = 1 << 19
 #: Filters ``MatchCache`` remembers having seen: it keeps a filter's matches from its second
-#: ask on. Keeping every one-off filter's arrays until they age out measured slower for
-#: distinct filters (GloVe 100k x 50 at 10%, ~10-40%: each new filter's arrays on fresh pages).
+#: ask on. Keeping every one-off filter's arrays until they aged out measured slower for
+#: distinct filters (GloVe 100k x 50 at 10%: up to 1.4 x; benchmarks/results/filtered-curve-2026-11-30-2.md).
 MATCH_CACHE_SEEN = 64
 #: The gathered vectors ``MatchCache`` keeps, in all: at most this fraction of the bytes of
 #: the collection's vectors and at most MATCH_CACHE_VECTOR_BYTES (GloVe 100k x 50: 2.4 MiB,
