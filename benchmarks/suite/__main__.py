@@ -94,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny run on one data set (CI); never installs anything")
     p.add_argument("--large", action="store_true", help="also restart + memory of a 1M x 384 collection")
     p.add_argument("--large-n", type=int, default=1_000_000)
+    p.add_argument("--large-base", type=Path, help="with --large: copy this data directory (benchmarks/restart.py's "
+                   "WORK/base, the same collection) instead of ingesting --large-n records")
     p.add_argument("--datasets", help="comma list (glove-100k, glove-400k, text-384, synthetic-50, "
                    "synthetic-384) instead of the default plan, with --n; 'none' (with --large)")
     p.add_argument("--n", type=int, help="records per data set (with --datasets)")
@@ -224,10 +226,12 @@ def main(argv=None) -> int:
             gc.collect()
         if args.large:
             log(f"== --large: {args.large_n:,} x 384 into vectord remote")
-            results["large"] = systems.run_large_restart(args.large_n, 384, workroot, log)
+            results["large"] = systems.run_large_restart(args.large_n, 384, workroot, log, base=args.large_base)
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
-    results["config"] = {**(config_seen or {}), "threads": sorted({t for d in results["datasets"]
+    # --datasets none (only --large) measured no data set: the settings it would have used
+    results["config"] = {**(config_seen or {"k": systems.K, "batch": 1000, "max_seconds": args.max_seconds}),
+                         "threads": sorted({t for d in results["datasets"]
                                                                    for t in d["config"]["threads"]}),
                          "filters": [f for f in CURVE
                                      if any(f in d["config"]["filters"] for d in results["datasets"])]}

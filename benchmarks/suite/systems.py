@@ -221,35 +221,60 @@ def seed_recalls(ds, config, chroma_venv: Path | None, log) -> dict[str, list[fl
     return out
 
 
-def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000) -> dict[str, Any]:
+def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
+                      base: Path | None = None, mixed_seconds: float = 20.0) -> dict[str, Any]:
     """--large: ingest n x dim clustered vectors (with metadata) into a server, shut it down
-    cleanly, and time the restart to the first answered query; memory after restart."""
+    cleanly, and time the restart to the first answered query; memory after restart, then
+    after benchmarks/memory_steady.py's mixed workload (queries, filtered queries, upserts,
+    deletes and every original vector read back once), the issue's steady state.
+
+    With ``base`` (a data directory holding collection ``bench`` as benchmarks/restart.py
+    builds it: the same vectors, ids and metadata), a copy of it replaces the ingest."""
+    import shutil
+
     import vectord
     from vectord.testing import start_server
 
     from benchmarks.core import clustered
+    from benchmarks.memory_steady import mixed, rss_parts
 
     data_dir = workdir / "vectord-large"
-    proc = start_server(data_dir, timeout=120)
-    client = vectord.Client(proc.address, timeout=900)
-    col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
-    started = time.perf_counter()
-    for start in range(0, n, batch):
-        part = clustered(batch, dim, seed=10_000 + start)[: min(batch, n - start)]
-        col.add(ids=[str(i) for i in range(start, start + len(part))], embeddings=part,
-                metadatas=[{"bucket": i % 1000} for i in range(start, start + len(part))])
-        if start % (20 * batch) == 0:
-            log(f"  large: {start + len(part):,} / {n:,} ({(start + len(part)) / (time.perf_counter() - started):,.0f} rec/s)")
-    ingest_s = time.perf_counter() - started
-    client.close()
-    code = proc.terminate(timeout=900)
-    if code != 0:
-        raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
+    ingest_rps = None
+    if base is not None:
+        log(f"  large: copying {base}")
+        shutil.copytree(base, data_dir)
+    else:
+        proc = start_server(data_dir, timeout=120)
+        client = vectord.Client(proc.address, timeout=900)
+        col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            part = clustered(batch, dim, seed=10_000 + start)[: min(batch, n - start)]
+            col.add(ids=[str(i) for i in range(start, start + len(part))], embeddings=part,
+                    metadatas=[{"bucket": i % 1000} for i in range(start, start + len(part))])
+            if start % (20 * batch) == 0:
+                log(f"  large: {start + len(part):,} / {n:,} ({(start + len(part)) / (time.perf_counter() - started):,.0f} rec/s)")
+        ingest_rps = n / (time.perf_counter() - started)
+        client.close()
+        code = proc.terminate(timeout=900)
+        if code != 0:
+            raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
     restart_s, proc = _first_query_after_start(data_dir, clustered(1, dim, seed=1)[0])
-    rss = vm_rss_bytes(proc.proc.pid)
-    proc.terminate(timeout=900)
-    log(f"  large: restart {restart_s:.2f} s, RSS {rss / 2**20:,.0f} MiB")
-    return {"n": n, "dim": dim, "ingest_rps": n / ingest_s, "restart_s": restart_s, "rss_restarted": rss}
+    try:
+        rss = vm_rss_bytes(proc.proc.pid)
+        log(f"  large: restart {restart_s:.2f} s, RSS {rss / 2**20:,.0f} MiB")
+        with vectord.Client(proc.address, timeout=900) as client:
+            col = client.get_collection("bench")
+            n, dim = col.count(), col.dim
+            data = np.concatenate([clustered(min(batch, n - s), dim, seed=10_000 + s) for s in range(0, n, batch)])
+            counts = mixed(col, data, mixed_seconds, np.random.default_rng(1))
+        rss_mixed, parts = vm_rss_bytes(proc.proc.pid), rss_parts(proc.proc.pid)
+        log(f"  large: after the mixed workload {rss_mixed / 2**20:,.0f} MiB {parts} ({counts})")
+    finally:
+        proc.terminate(timeout=900)
+    return {"n": n, "dim": dim, "ingest_rps": ingest_rps, "restart_s": restart_s, "rss_restarted": rss,
+            "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts,
+            "from_base": str(base) if base is not None else None}
 
 
 # ---------------------------------------------------------------------- Chroma
