@@ -103,14 +103,15 @@ def vectors(array: Any, count: int, expected_dim: int, metric_name: str, ids_: S
             f"{field}: collection expects dim {expected_dim}, got {array.shape[1]}"
         )
     array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = int(np.argmin(finite))
+    # one whole-array reduction on the common path; the row is looked for only on failure
+    # (a single query's validation was 16-30 us, most of it per-row reductions)
+    if not np.isfinite(array).all():
+        bad = int(np.argmin(np.isfinite(array).all(axis=1)))
         raise InvalidArgumentError(f"{field}[{bad}] (id {ids_[bad]!r}): NaN or infinite component")
     if metric_name == "cosine":
-        zero = ~array.any(axis=1)
-        if zero.any():
-            bad = int(np.argmax(zero))
+        nonzero = array.any(axis=1)
+        if not nonzero.all():
+            bad = int(np.argmin(nonzero))
             raise InvalidArgumentError(
                 f"{field}[{bad}] (id {ids_[bad]!r}): zero vector in a cosine collection"
             )
