@@ -181,6 +181,7 @@ class Maintenance:
                               "keeping the uncompacted state", c.config.name)
                 c.state = old
                 return 0
+        c._wake_indexer()  # the writes made during the build are the new state's tail
         # the old structures are freed here, outside the lock (freeing a large graph and
         # millions of Python objects is not instant)
         del old
@@ -205,7 +206,8 @@ class Maintenance:
                 "disk_bytes": disk_bytes, "seq": c._wal.last_seq if c._wal is not None else 0,
                 "recovery_seconds": c.recovery_seconds, "checkpoints": self.checkpoint_count,
                 "checkpoint_seconds_total": self.checkpoint_seconds_total,
-                "compacted_slots_total": self.compacted_slots_total}
+                "compacted_slots_total": self.compacted_slots_total,
+                "tail_slots": c._indexer.tail_slots()}
 
     def snapshot(self, link) -> dict[str, Any]:
         """A point-in-time copy: checkpoints (if the log holds anything), then, under the
