@@ -14,8 +14,8 @@ graph in short steps, so that:
 
 hnswlib 0.8 documents ``add_items`` as "thread-safe with other add_items calls, but not
 with knn_query" (its README), so a step holds the collection's write lock; a step's size
-adapts to take about ``index_step_ms``, and the thread pauses between steps so that the
-queries waiting on the (writer-preferring) lock get in.
+adapts to take about ``index_step_ms``, and the thread pauses between steps while queries
+wait on the (writer-preferring) lock, so that they get in.
 
 Backpressure: a write first waits (``wait_for_room``, holding no lock) while the tail holds
 more than ``Tuning.tail_max`` slots, so that a query never reads a large tail exactly
@@ -111,7 +111,12 @@ class Indexer:
                     if self._stopped:
                         return
                 if self.step():
-                    time.sleep(0.001)  # let the queries waiting on the lock in
+                    # the lock prefers writers: let the queries that waited for this step in
+                    # before the next one (a reader increments readers_waiting first)
+                    for _ in range(20):
+                        if not self._host._lock.readers_waiting:
+                            break
+                        time.sleep(0.0002)
                 else:
                     time.sleep(0.01)  # nothing indexable now (closed, failed, no graph)
         except BaseException as exc:  # never silent: writes stop waiting, queries read the tail
