@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +148,35 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
         documents = records.documents
         fulltext = FullTextIndex.build(frozen.analyze, ((label, documents[label]) for label in range(live)))
     return Compacted(vectors, records, meta_index, fulltext, index, frozen.slots - live)
+
+
+def build_at_low_priority(nice: int, *args) -> Compacted:
+    """``build(*args)`` in a new thread whose CPU priority is ``nice`` steps lower (Linux: a
+    thread's nice value is its own, and the threads hnswlib starts for the graph inherit
+    it), so that on a loaded machine the queries' threads run first and the build takes the
+    time they leave. The thread ends with the build, so nothing is left at low priority.
+    ``nice`` 0 runs the build in the calling thread."""
+    if nice <= 0:
+        return build(*args)
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (AttributeError, OSError):  # not Linux, or not allowed: build at the usual priority
+            pass
+        try:
+            outcome["value"] = build(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="compaction-build", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def remove_leftovers(fs: FileSystem, directory: Path, keep: Path | None = None) -> None:

@@ -98,6 +98,8 @@ class Tuning:
     #: Threads a compaction may use to build its new graph while queries go on: one core
     #: fewer than the machine has, so that queries keep one (storage/compaction.py).
     maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
+    #: How much lower a compaction's build runs in CPU priority (nice steps; 0: as queries).
+    maintenance_nice: int = 10
 
 
 class Embedder(Protocol):
