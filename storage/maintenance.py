@@ -156,8 +156,7 @@ class Maintenance:
             c._delta = []
         started = time.monotonic()
         try:
-            new = compaction.build_at_low_priority(c.tuning.maintenance_nice, frozen, c.config, c.tuning,
-                                                   c.fs, c.path)
+            new = compaction.build(frozen, c.config, c.tuning, c.fs, c.path, nice=c.tuning.maintenance_nice)
         except BaseException as exc:
             with c._writers:
                 c._delta = None
