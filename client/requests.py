@@ -273,7 +273,7 @@ def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, exp
     if explain:
         plan = response.plan
         out["plan"] = {"strategy": plan.strategy, "candidates": plan.candidates, "ef": plan.ef,
-                       "filter_path": plan.filter_path, "elapsed_ms": plan.elapsed_ms}
+                       "filter_path": plan.filter_path, "elapsed_ms": plan.elapsed_ms, "tail": plan.tail}
     return out
 
 

@@ -161,7 +161,8 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
                                                  filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms,
-                                                 rank=plan.rank, postings=plan.postings, fusion=plan.fusion))
+                                                 rank=plan.rank, postings=plan.postings, fusion=plan.fusion,
+                                                 tail=plan.tail))
         return response
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:

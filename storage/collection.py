@@ -47,6 +47,7 @@ from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
 from .index import HnswIndex
+from .indexer import Indexer
 from .maintenance import Maintenance
 from .memory import MemoryLog
 from .metadata_index import MetadataIndex
@@ -122,11 +123,18 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
     read, or damage written before the checksum was taken). The graph is a derived cache:
     the caller rebuilds it from the verified vectors, as for a checksum failure.
     """
+    covered = manifest["index"].get("covered")
+    if covered is not None and (isinstance(covered, bool) or not isinstance(covered, int)
+                                or not 0 <= covered <= slots):
+        problem = f"{index_path}: MANIFEST says the graph covers {covered!r} of {slots} slots"
+        log.warning("%s; the index will be rebuilt from the stored vectors", problem)
+        return None, problem
     try:
         return HnswIndex.load(index_path, config.metric, config.dim, config.hnsw["m"],
                               config.hnsw["ef_construction"], config.hnsw["ef_search"],
                               capacity=slots, deleted=manifest["index"]["deleted"],
-                              threads=tuning.index_threads), None
+                              threads=tuning.index_threads,
+                              covered=manifest["index"].get("covered")), None
     except (RuntimeError, ValueError, MemoryError) as exc:
         problem = f"{index_path}: hnswlib cannot load it ({exc})"
         log.warning("%s; the index will be rebuilt from the stored vectors", problem)
@@ -168,6 +176,10 @@ class Collection:
         self._searcher = Searcher(self)
         self._ranker = self._searcher.ranker
         self._maintenance = Maintenance(self)
+        #: Adds the exact tail to the graph in the background (storage/indexer.py); it
+        #: runs once the collection is open (``_indexing``), never during log replay.
+        self._indexer = Indexer(self)
+        self._indexing = False
 
     # ------------------------------------------------------------------ state
     # The structures of ``state`` by their former attribute names, for the write path below,
@@ -229,6 +241,7 @@ class Collection:
         collection = cls(fs, path, config, tuning, manifest)
         collection._wal = WriteAheadLog(fs, path / disk.WAL, 0)
         fs.fsync_dir(path)
+        collection._indexing = True
         return collection
 
     @classmethod
@@ -237,6 +250,7 @@ class Collection:
         ``MemoryLog`` for the log and no checkpoints (see storage/memory.py)."""
         collection = cls(None, None, config, tuning, {"generation": None, "applied_seq": 0})
         collection._wal = MemoryLog()
+        collection._indexing = True
         return collection
 
     @classmethod
@@ -287,6 +301,8 @@ class Collection:
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
         collection.recovery_seconds = time.monotonic() - started
+        collection._indexing = True
+        collection._wake_indexer()  # the tail replay left, indexed in the background
         recovered = len(collection._records)
         log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
                  config.name, config.id, recovered, "" if recovered == 1 else "s",
@@ -297,6 +313,8 @@ class Collection:
         """Writes a final checkpoint (when asked and healthy) and closes the log."""
         if self._closed:
             return
+        self._indexing = False
+        self._indexer.stop()  # the checkpoint saves the graph as far as it got (``covered``)
         failure = self._failed or (self._wal is not None and self._wal.failed)
         if checkpoint and failure:
             # Memory may hold writes that were reported failed (and cut from the log): a
@@ -461,6 +479,7 @@ class Collection:
         for start in range(0, len(labels), 65536):  # bounded copies out of the map
             part = labels[start:start + 65536]
             index.add(self._vectors.take(part), part)
+        index.covered = self._vectors.slots
         self._index = index
 
     # ------------------------------------------------------------------ applying log records
@@ -491,10 +510,14 @@ class Collection:
                 self._fulltext.add(label, document)
         if self._records.slots != self._vectors.slots:
             raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")
-        if self._index is not None:
-            self._index.add(vectors, labels)
-        else:
+        if self._index is None:
             self._maybe_build_index()
+        else:
+            self._wake_indexer()  # the new labels are the exact tail until it indexes them
+
+    def _wake_indexer(self) -> None:
+        if self._indexing and self._index is not None and self._indexer.tail_slots():
+            self._indexer.wake()
 
     def _drop_labels(self, labels: list[int]) -> None:
         for label in labels:
@@ -502,8 +525,10 @@ class Collection:
             self._meta_index.remove(label, metadata)
             if self._fulltext is not None:
                 self._fulltext.remove(label)
-        if labels and self._index is not None:
-            self._index.mark_deleted(labels)
+        index = self._index
+        if labels and index is not None:
+            # labels of the exact tail are not in the graph; the indexer skips them
+            index.mark_deleted([label for label in labels if label < index.covered])
 
     def _apply_delete(self, ids: Iterable[str]) -> None:
         known = self._records.labels
@@ -579,6 +604,7 @@ class Collection:
         if metadatas is not None:
             metadatas = validation.metadatas(metadatas, n)
         result = WriteResult(truncated_texts=len(truncated))
+        self._indexer.wait_for_room()  # backpressure: a bounded exact tail (storage/indexer.py)
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
@@ -659,6 +685,7 @@ class Collection:
         chunk_ids, chunk_docs, chunk_metas = chunks.ids, chunks.documents, chunks.metadatas
         vectors = validation.vectors(encoder.embed(chunk_docs), len(chunk_ids), self.config.dim,
                                      self.config.metric, chunk_ids)
+        self._indexer.wait_for_room()  # backpressure: a bounded exact tail (storage/indexer.py)
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)

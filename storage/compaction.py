@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +91,12 @@ def freeze(state) -> Frozen:
                   state.index is not None, fulltext.analyze if fulltext is not None else None)
 
 
-def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None) -> Compacted:
+def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None,
+          nice: int = 0) -> Compacted:
     """Builds the compacted state of ``frozen`` (labels 0..n-1 in the old label order).
 
-    Runs under no lock. ``directory`` None builds the vectors in memory.
+    Runs under no lock. ``directory`` None builds the vectors in memory. The graph, the
+    CPU-heavy part, is built by a thread ``nice`` steps lower in priority (``_fill_graph``).
 
     Raises:
         OSError: writing the new vector file failed (nothing was changed; the caller
@@ -111,9 +115,9 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
         written = 0
         for block in frozen.vectors.blocks(labels):
             rows[written:written + len(block)] = block
-            if index is not None:
-                index.add(block, np.arange(written, written + len(block), dtype=np.int64))
             written += len(block)
+        if index is not None:
+            _fill_graph(index, lambda: (rows[i:i + 8192] for i in range(0, live, 8192)), nice)
         vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
     else:
         path = directory / f"{PREFIX}{next(_names):06d}-{time.time_ns()}.npy"
@@ -122,17 +126,17 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                       "fortran_order": False, "shape": (live, config.dim)}
             np.lib.format.write_array_header_1_0(handle, header)
-            written = 0
             for block in frozen.vectors.blocks(labels):
                 handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
-                if index is not None:
-                    index.add(block, np.arange(written, written + len(block), dtype=np.int64))
-                written += len(block)
         except BaseException:
             handle.close()
             raise
         fs.finish(handle)
         vectors = VectorStore.mapped(path, config.dim, sqnorms=frozen.sqnorms)
+        if index is not None:
+            # read again, block by block, with plain reads: mapping the new file's pages
+            # would add them to the footprint during the build
+            _fill_graph(index, lambda: frozen.vectors.blocks(labels), nice)
     if index is not None:
         index.threads = tuning.index_threads  # searches and later adds use the usual count
     order = labels.tolist()
@@ -146,6 +150,42 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
         documents = records.documents
         fulltext = FullTextIndex.build(frozen.analyze, ((label, documents[label]) for label in range(live)))
     return Compacted(vectors, records, meta_index, fulltext, index, frozen.slots - live)
+
+
+def _fill_graph(index: HnswIndex, blocks, nice: int) -> None:
+    """Adds the rows of ``blocks()`` (labels 0..n-1 in order) to ``index`` in a new thread ``nice`` steps lower in CPU
+    priority (Linux: a thread's nice value is its own, and the threads hnswlib starts for the
+    graph inherit it), so that on a loaded machine the queries' threads run first and the
+    build takes the time they leave. Only the graph is built there: hnswlib releases the GIL
+    while it adds, so the low-priority thread rarely holds the GIL that queries need (the
+    Python parts of a compaction run at the caller's priority). ``nice`` 0: in the caller."""
+    def fill() -> None:
+        written = 0
+        for block in blocks():
+            index.add(block, np.arange(written, written + len(block), dtype=np.int64))
+            written += len(block)
+
+    if nice <= 0:
+        fill()
+        return
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (AttributeError, OSError):  # not Linux, or not allowed: build at the usual priority
+            pass
+        try:
+            fill()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="compaction-graph", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
 
 
 def remove_leftovers(fs: FileSystem, directory: Path, keep: Path | None = None) -> None:

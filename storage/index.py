@@ -4,8 +4,10 @@
 grown geometrically before adding, ``k`` clamped to the live count, ``ef >= k``, the
 "contiguous 2D array" failure turned into a signal to fall back to exact search, ``ef``
 set after every load, and ``replace_deleted`` never used (an update is mark-deleted plus an
-add under a new label). Adding and searching must not overlap: the collection's read/write
-lock guards that.
+add under a new label). Adding and searching must not overlap (hnswlib 0.8's README:
+``add_items`` is "thread-safe with other add_items calls, but not with knn_query"): the
+collection's read/write lock guards that, and the background indexer (storage/indexer.py)
+adds in short steps under the write lock.
 
 hnswlib's ``ef`` is a property of the index, not of a call, and ``knn_query`` releases the
 GIL: two searches under the shared read lock that each ``set_ef`` then search could run with
@@ -143,6 +145,10 @@ class HnswIndex:
         self.threads = threads
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dim)
         self.deleted = 0
+        #: Every label below this is in the graph, or was deleted before the indexer reached
+        #: it; the labels from here to the collection's slot count are its exact tail
+        #: (storage/indexer.py), searched beside the graph.
+        self.covered = 0
         self._gate: EfGate | None = None  # once ef is set (after init or load)
 
     def _set_initial_ef(self, ef: int) -> None:
@@ -160,12 +166,16 @@ class HnswIndex:
 
     @classmethod
     def load(cls, path: Path, metric: str, dim: int, m: int, ef_construction: int,
-             ef_search: int, capacity: int, deleted: int, threads: int = 1) -> "HnswIndex":
-        """Loads a file whose checksum, dim and metric the caller has already verified."""
+             ef_search: int, capacity: int, deleted: int, threads: int = 1,
+             covered: int | None = None) -> "HnswIndex":
+        """Loads a file whose checksum, dim and metric the caller has already verified;
+        ``covered`` (see the attribute) defaults to ``capacity``, the generation's slots
+        (a generation written before the exact tail: its graph held every slot)."""
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
         index._index.load_index(str(path), max_elements=max(capacity, 16))
         index._set_initial_ef(ef_search)  # ef is not saved in the file
         index.deleted = deleted
+        index.covered = capacity if covered is None else covered
         return index
 
     @property
@@ -182,7 +192,14 @@ class HnswIndex:
         capacity = self._index.get_max_elements()
         if needed > capacity:
             self._index.resize_index(max(needed, grown_capacity(capacity)))
-        self._index.add_items(vectors, labels, num_threads=self.threads)
+        if len(labels):
+            self._index.add_items(vectors, labels, num_threads=self.threads)
+            self.covered = max(self.covered, int(labels[-1]) + 1)
+
+    @property
+    def live(self) -> int:
+        """Elements a search can return (in the graph and not deleted)."""
+        return self.count - self.deleted
 
     def mark_deleted(self, labels) -> None:
         for label in labels:

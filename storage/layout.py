@@ -162,6 +162,7 @@ def write_generation(
         fs.fsync_path(gen / INDEX)
         files[INDEX] = {"sha256": sha256_file(gen / INDEX), "size": (gen / INDEX).stat().st_size}
         index_meta = {"file": INDEX, "count": index.count, "deleted": index.deleted,
+                      "covered": index.covered,
                       "dim": index.dim, "space": index.metric, "m": index.m,
                       "ef_construction": index.ef_construction,
                       "hnswlib": getattr(hnswlib, "__version__", "0.8.0")}

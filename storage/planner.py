@@ -59,6 +59,9 @@ class Plan:
     postings: int = 0
     #: How hybrid results were fused: "rrf" or "weighted" ("" otherwise).
     fusion: str = ""
+    #: With "hnsw": the live records of the exact tail (written, not yet in the graph;
+    #: storage/indexer.py) that the filter allows, searched exactly beside the graph.
+    tail: int = 0
 
 
 def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,

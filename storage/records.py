@@ -157,6 +157,13 @@ class RecordStore:
             self._live_cache = np.flatnonzero(self._alive[: self.slots]).astype(np.int64)
         return self._live_cache
 
+    def live_between(self, start: int, end: int) -> np.ndarray:
+        """Live labels in [start, end), in order (O(end - start): the exact tail's)."""
+        end = min(end, self.slots)
+        if start >= end:
+            return np.empty(0, np.int64)
+        return np.flatnonzero(self._alive[start:end]).astype(np.int64) + start
+
     def live_view(self) -> "LiveLabels":
         """The live labels as a lazy collection (materialised only if iterated)."""
         return LiveLabels(self)

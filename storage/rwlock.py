@@ -19,12 +19,20 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        #: Readers waiting for the lock: a writer that takes it again and again (the
+        #: background indexer, storage/indexer.py) pauses between steps while there are any.
+        self.readers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
+            if self._writer or self._writers_waiting:
+                self.readers_waiting += 1
+                try:
+                    while self._writer or self._writers_waiting:
+                        self._cond.wait()
+                finally:
+                    self.readers_waiting -= 1
             self._readers += 1
         try:
             yield

@@ -166,7 +166,8 @@ class Searcher(StateReader):
     def _search(self, queries: np.ndarray, k: int, where, predicate):
         """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
         live = len(self._records)
-        has_graph = self._index is not None and live >= self.tuning.exact_threshold
+        index = self._index
+        has_graph = index is not None and live >= self.tuning.exact_threshold and index.live > 0
         if where is not None and has_graph:
             # Estimate first (index sizes only): a filter that the graph search should
             # answer is then checked on the fetched results alone, never materialised.
@@ -187,7 +188,9 @@ class Searcher(StateReader):
                         found = None
                     if found is not None:
                         labels, distances, ran_ef = found
-                        return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate")
+                        tail = self._tail(where, predicate, allowed)
+                        labels, distances = self._with_tail(queries, min(k, estimate[0]), labels, distances, tail)
+                        return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate", tail=len(tail))
         candidates, filter_path = self._matching(where, predicate)
         k = min(k, len(candidates))
         strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
@@ -195,19 +198,54 @@ class Searcher(StateReader):
         plan = Plan(strategy, len(candidates), ef, filter_path)
         if strategy == "hnsw":
             try:
+                tail = self._tail(where, predicate, candidates)
+                plan.tail = len(tail)
                 if where is None:
-                    labels, distances, plan.ef = self._index.search(queries, k, ef=ef)
-                    return labels, distances, plan
+                    labels, distances, plan.ef = index.search(queries, min(k, index.live), ef=ef)
+                    return self._with_tail(queries, k, labels, distances, tail) + (plan,)
                 # a filter the indexes could not estimate (document conditions), matched
                 # many records: keep the allowed labels among the oversampled results
                 labels, distances, plan.ef = self._graph_filtered(
                     queries, k, ef, _members(candidates), allowed=candidates)
-                return labels, distances, plan
+                return self._with_tail(queries, k, labels, distances, tail) + (plan,)
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
-                plan.strategy, plan.ef = "exact", 0
+                plan.strategy, plan.ef, plan.tail = "exact", 0, 0
         labels, distances = self._exact(candidates, queries, k)
         return labels, distances, plan
+
+    def _tail(self, where, predicate, allowed: np.ndarray | None) -> np.ndarray:
+        """The exact tail's live labels that the filter allows (``allowed``: the sorted
+        matches, when the caller has them). Empty once the indexer has caught up."""
+        tail = self._records.live_between(self._index.covered, self._vectors.slots)
+        if not len(tail) or where is None:
+            return tail
+        if allowed is not None:
+            return tail[np.isin(tail, allowed, assume_unique=True)]
+        records = self._records
+        return np.fromiter((label for label in tail.tolist()
+                            if predicate(records.metadata(label), records.documents[label])), np.int64)
+
+    def _with_tail(self, queries: np.ndarray, k: int, labels: np.ndarray, distances: np.ndarray,
+                   tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's results merged by distance with the exact tail's nearest ``k``.
+        A row the graph search finished exactly may hold tail labels already: kept once."""
+        if not len(tail):
+            return labels, distances
+        t_labels, t_dist = self._exact(tail, queries, k)
+        t_dist = np.where(_rows_hold(labels, t_labels), np.inf, t_dist)
+        all_labels = np.concatenate([labels, t_labels], axis=1)
+        all_dist = np.concatenate([np.where(labels >= 0, distances, np.inf), t_dist], axis=1)
+        order = np.argsort(all_dist, axis=1, kind="stable")[:, :k]
+        out_labels = np.take_along_axis(all_labels, order, axis=1)
+        out_dist = np.take_along_axis(all_dist, order, axis=1)
+        missing = ~np.isfinite(out_dist)
+        out_labels[missing], out_dist[missing] = -1, 0.0
+        if out_labels.shape[1] < k:  # fewer than k in all: pad as the graph's rows are
+            pad = k - out_labels.shape[1]
+            out_labels = np.pad(out_labels, ((0, 0), (0, pad)), constant_values=-1)
+            out_dist = np.pad(out_dist, ((0, 0), (0, pad)))
+        return out_labels.astype(np.int64), out_dist.astype(np.float32)
 
     def _exact(self, labels: np.ndarray, queries: np.ndarray, k: int):
         """Exact k nearest among ``labels``: all of them read in one pass."""
@@ -232,7 +270,7 @@ class Searcher(StateReader):
         Raises:
             IndexSearchFailed: hnswlib could not return ``fetch`` results.
         """
-        fetch = min(len(self._records), max(k, int(ef / EF_PER_FETCH)))
+        fetch = min(self._index.live, max(k, int(ef / EF_PER_FETCH)))
         labels, dist, ran_ef = self._index.search(queries, fetch, ef=ef)
         out_l = np.full((len(queries), k), -1, np.int64)
         out_d = np.zeros((len(queries), k), np.float32)
@@ -419,6 +457,11 @@ class MatchCache:
 #: (issue 13): at 20% the checks were ~0.2-0.6 ms of a 1.2 ms query, the list 0.16 ms;
 #: at 50% (about 20 checks) listing 50k labels costs more than it saves.
 MATERIALISE_BELOW = 3
+
+
+def _rows_hold(labels: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """found[i, j] in labels[i], per row (a few dozen labels a row)."""
+    return np.array([np.isin(f, row) for f, row in zip(found, labels)]).reshape(found.shape)
 
 
 def _members(allowed: np.ndarray):

@@ -88,11 +88,18 @@ class Tuning:
     #: Compact deleted slots away when they exceed max(min, ratio * slots).
     compact_min_dead: int = 1024
     compact_ratio: float = 0.3
+    #: Slots the exact tail (written, not yet in the graph; storage/indexer.py) may hold
+    #: before a write waits for the background indexer: bounds what a query reads exactly.
+    tail_max: int = 4096
+    #: About how long one indexer step holds the write lock (queries wait at most that).
+    index_step_ms: float = 10.0
     #: Threads hnswlib may use for building and batched queries.
     index_threads: int = max(1, os.cpu_count() or 1)
     #: Threads a compaction may use to build its new graph while queries go on: one core
     #: fewer than the machine has, so that queries keep one (storage/compaction.py).
     maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
+    #: How much lower a compaction's build runs in CPU priority (nice steps; 0: as queries).
+    maintenance_nice: int = 10
 
 
 class Embedder(Protocol):

@@ -96,15 +96,18 @@ class VectorStore:
         # np.load maps an empty array as a plain array, with no offset
         self._base = base if len(base) else np.empty((0, self.dim), np.float32)
 
-    def rebase(self, path: Path) -> None:
+    def rebase(self, path: Path) -> np.ndarray:
         """After a checkpoint wrote exactly this store's vectors to ``path``: map that file
-        and drop the in-memory tail (the squared norms do not change)."""
+        and drop the in-memory tail (the squared norms do not change). Returns the old
+        map, so that the caller unmaps it (by dropping it) outside its lock."""
         slots = self.slots
+        old = self._base
         self._map(path)
         if len(self._base) != slots:
             raise ValueError(f"{path}: holds {len(self._base)} vectors, expected {slots}")
         self._tail = np.zeros((16, self.dim), np.float32)
         self._tail_n = 0
+        return old
 
     # ------------------------------------------------------------------ reading
     @property

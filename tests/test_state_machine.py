@@ -308,12 +308,21 @@ class VectordMachine(RuleBasedStateMachine):
         self._open()
         self.col = self.db.create_collection(COLLECTION, dim=dim, metric="cosine",
                                              hnsw={"m": 8, "ef_construction": 64, "ef_search": 32})
+        self._hold_indexer()
 
     def _open(self) -> None:
         self.db = Database(self.path, tuning=self.tuning, fs=NO_SYNC, checkpoint_interval_s=3600)
         if COLLECTION in {c.name for c in self.db.list_collections()}:
             self.col = self.db.get_collection(COLLECTION)
+            self._hold_indexer()
         assert self.db.damaged_collections() == {}
+
+    def _hold_indexer(self) -> None:
+        """The background indexer (storage/indexer.py) is stopped: the index_step rule
+        moves the exact tail into the graph, so that a run replays the same way."""
+        indexer = getattr(self.col, "_indexer", None)
+        if indexer is not None:
+            indexer.stop()
 
     def teardown(self) -> None:
         try:
@@ -550,6 +559,14 @@ class VectordMachine(RuleBasedStateMachine):
         else:
             self.col.checkpoint(compact=True)
         assert self.col.stats()["deleted_slots"] == 0
+        self.assert_engine_matches()
+
+    @rule(rows=st.integers(1, 6))
+    def index_step(self, rows):
+        """The indexer moves part of the exact tail into the graph; the answers do not change."""
+        indexer = getattr(self.col, "_indexer", None)
+        if indexer is not None:
+            indexer.step(rows)
         self.assert_engine_matches()
 
     @rule()

@@ -124,7 +124,7 @@ class QueryResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
 
 class QueryPlan(_message.Message):
-    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion")
+    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion", "tail")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class QueryPlan(_message.Message):
     RANK_FIELD_NUMBER: _ClassVar[int]
     POSTINGS_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     candidates: int
     ef: int
@@ -141,7 +142,8 @@ class QueryPlan(_message.Message):
     rank: str
     postings: int
     fusion: str
-    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
+    tail: int
+    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ..., tail: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "scores", "groups")
