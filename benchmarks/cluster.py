@@ -212,11 +212,16 @@ def niceness(name: str) -> list[int]:
     return sorted(int(line.split(None, 1)[0]) for line in out if name in line and line.split(None, 1)[0].lstrip("-").isdigit())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """--records, --dim, --queries: the data and queries of this benchmark and of cluster_profile.py."""
     parser.add_argument("--records", type=int, default=20000, help="vectors loaded (default 20000)")
     parser.add_argument("--dim", type=int, default=64, help="their dimension (default 64)")
     parser.add_argument("--queries", type=int, default=300, help="single queries timed (default 300)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_workload_arguments(parser)
     parser.add_argument("--planner-cost-per-ef", type=int, default=0,
                         help="both servers' planner setting after the change (default: measured here)")
     parser.add_argument("--skip-failures", action="store_true", help="reads only: no actor kills, no node loss")

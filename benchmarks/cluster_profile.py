@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import NODE, load, start  # noqa: E402  (benchmarks/cluster.py)
+from cluster import NODE, add_workload_arguments, load, start  # noqa: E402  (benchmarks/cluster.py)
 
 STAGES: dict[str, list[int]] = collections.defaultdict(list)
 
@@ -170,9 +170,7 @@ def p50(ns: list[int]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=20000, help="vectors loaded (default 20000)")
-    parser.add_argument("--dim", type=int, default=64, help="their dimension (default 64)")
-    parser.add_argument("--queries", type=int, default=300, help="single queries timed (default 300)")
+    add_workload_arguments(parser)
     parser.add_argument("--batch", type=int, default=1,
                         help="queries per request (default 1; above 1: distances only, as the batched benchmark)")
     parser.add_argument("--out", help="also write the stage medians here (JSON)")
