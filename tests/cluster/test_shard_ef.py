@@ -61,12 +61,14 @@ def test_three_shards_at_shard_ef_recall_at_least_what_one_node_does_at_the_full
     one = Database(tmp_path / "one", tuning=tuning)
     col = one.create_collection("c", dim=dim, metric="l2", hnsw={"ef_search": ef})
     col.add(ids, data)
+    assert col._indexer.drain(timeout=60)  # every record in the graph: no exact tail (storage/indexer.py)
     single = recall([r.ids for r in col.query(queries, n_results=10)])
     one.close()
     shards = [replica_at(tmp_path / f"s{s}", shard_ef(ef, 3), dim) for s in range(3)]
     for s, replica in enumerate(shards):
         rows = list(range(s, len(data), 3))
         replica.apply(1, "put", {"ids": [ids[n] for n in rows], "embeddings": data[rows]})
+        assert replica.collection._indexer.drain(timeout=60)
     per_shard = [replica.query(queries, n_results=10) for replica in shards]
     merged = []
     for q in range(len(queries)):
