@@ -212,6 +212,18 @@ def niceness(name: str) -> list[int]:
     return sorted(int(line.split(None, 1)[0]) for line in out if name in line and line.split(None, 1)[0].lstrip("-").isdigit())
 
 
+def stop(gateway, server, cluster) -> None:
+    """Stops the gateway and server processes, then Ray and the simulated cluster."""
+    import ray
+
+    gateway.terminate()
+    server.terminate()
+    gateway.wait(30)
+    server.wait(30)
+    ray.shutdown()
+    cluster.shutdown()
+
+
 def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     """--records, --dim, --queries: the data and queries of this benchmark and of cluster_profile.py."""
     parser.add_argument("--records", type=int, default=20000, help="vectors loaded (default 20000)")
@@ -291,12 +303,7 @@ def main() -> int:
     finally:
         for client in clients:
             client.close()
-        gateway.terminate()
-        server.terminate()
-        gateway.wait(30)
-        server.wait(30)
-        ray.shutdown()
-        cluster.shutdown()
+        stop(gateway, server, cluster)
     RESULTS.mkdir(exist_ok=True)
     stem, n = RESULTS / f"cluster-{results['date']}", 1
     while stem.with_suffix(".md").exists():  # an earlier run of the day stays beside this one

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import NODE, add_workload_arguments, load, start  # noqa: E402  (benchmarks/cluster.py)
+from cluster import NODE, add_workload_arguments, load, start, stop  # noqa: E402  (benchmarks/cluster.py)
 
 STAGES: dict[str, list[int]] = collections.defaultdict(list)
 
@@ -261,12 +261,7 @@ def main() -> int:
         results["p50_ms"] = table
         results["calls"] = {stage: len(v) for stage, v in {**stages["gateway"], **replica}.items()}
     finally:
-        gateway.terminate()
-        server.terminate()
-        gateway.wait(30)
-        server.wait(30)
-        ray.shutdown()
-        cluster.shutdown()
+        stop(gateway, server, cluster)
     print(f"load average before {results['load_average_before']}, after {results['load_average_after']}; "
           f"replicas' niceness {results['replica_niceness']}")
     print("| stage | cluster p50, ms | single p50, ms | calls (cluster) |\n| --- | --- | --- | --- |")
