@@ -35,7 +35,7 @@ from . import framing
 from .fsio import FileSystem, replace_atomically
 from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
-from .vectors import VectorStore
+from .vectors import VectorStore, read_sqnorms
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +66,6 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def sha256_and_sqnorms(path: Path, dim: int) -> tuple[str, np.ndarray]:
-    """A vectors.npy's sha256 and every row's squared norm, from one read of the file (at
-    1M x 384 the two separate passes cost ~2 s each)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, _ = read_header(handle)
-        header = handle.tell()
-        handle.seek(0)
-        digest.update(handle.read(header))
-        rows = shape[0] if len(shape) == 2 and shape[1] == dim else 0
-        sqnorms = np.zeros(rows, np.float32)
-        row_bytes, block_rows, done = dim * 4, max(1, (1 << 22) // (dim * 4)), 0
-        while chunk := handle.read(block_rows * row_bytes):
-            digest.update(chunk)
-            whole = min(len(chunk) // row_bytes, rows - done)
-            if whole > 0:
-                block = np.frombuffer(chunk, np.float32, whole * dim).reshape(whole, dim)
-                sqnorms[done:done + whole] = np.einsum("ij,ij->i", block, block, dtype=np.float32)
-                done += whole
-    return digest.hexdigest(), sqnorms
 
 
 def write_manifest(fs: FileSystem, directory: Path, manifest: dict[str, Any]) -> None:
@@ -208,9 +183,9 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorSt
         sqnorms: list[np.ndarray] = []
 
         def digest_and_norms(path: Path) -> str:
-            digest, norms = sha256_and_sqnorms(path, config["dim"])
-            sqnorms.append(norms)
-            return digest
+            digest = hashlib.sha256()
+            sqnorms.append(read_sqnorms(path, config["dim"], digest))
+            return digest.hexdigest()
 
         vectors_path = _verified(gen, files, VECTORS, digest_and_norms)
         records_path = _verified(gen, files, RECORDS)

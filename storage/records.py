@@ -168,13 +168,6 @@ class RecordStore:
         """The live labels as a lazy collection (materialised only if iterated)."""
         return LiveLabels(self)
 
-    def metadata_items(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(label, metadata) of every live record, in no particular order. The labels are
-        the id map's own int objects: an index keeping them shares them, not copies."""
-        metadatas = self.metadatas
-        for label in self.labels.values():
-            yield label, decode_metadata(metadatas[label])
-
     def encoded_metadata_items(self) -> Iterator[tuple[int, bytes | None]]:
         """(label, encoded metadata) of every live record, in no particular order: for
         building an index, which decodes each distinct encoding once."""

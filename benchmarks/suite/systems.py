@@ -237,6 +237,7 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
 
     from benchmarks.core import clustered
     from benchmarks.memory_steady import mixed, rss_parts
+    from benchmarks.restart import batches  # the same vectors as the ingest below and the prebuilt base
 
     data_dir = workdir / "vectord-large"
     ingest_rps = None
@@ -248,12 +249,10 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
         client = vectord.Client(proc.address, timeout=900)
         col = client.create_collection("bench", dim=dim, metric="cosine", hnsw=HNSW)
         started = time.perf_counter()
-        for start in range(0, n, batch):
-            part = clustered(batch, dim, seed=10_000 + start)[: min(batch, n - start)]
-            col.add(ids=[str(i) for i in range(start, start + len(part))], embeddings=part,
-                    metadatas=[{"bucket": i % 1000} for i in range(start, start + len(part))])
-            if start % (20 * batch) == 0:
-                log(f"  large: {start + len(part):,} / {n:,} ({(start + len(part)) / (time.perf_counter() - started):,.0f} rec/s)")
+        for done, (ids, part, metadatas) in enumerate(batches(0, n, dim, batch)):
+            col.add(ids=ids, embeddings=part, metadatas=metadatas)
+            if done % 20 == 0:
+                log(f"  large: {int(ids[-1]) + 1:,} / {n:,} ({(int(ids[-1]) + 1) / (time.perf_counter() - started):,.0f} rec/s)")
         ingest_rps = n / (time.perf_counter() - started)
         client.close()
         code = proc.terminate(timeout=900)
@@ -266,7 +265,7 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
         with vectord.Client(proc.address, timeout=900) as client:
             col = client.get_collection("bench")
             n, dim = col.count(), col.dim
-            data = np.concatenate([clustered(min(batch, n - s), dim, seed=10_000 + s) for s in range(0, n, batch)])
+            data = np.concatenate([vectors for _, vectors, _ in batches(0, n, dim, batch)])
             counts = mixed(col, data, mixed_seconds, np.random.default_rng(1))
         rss_mixed, parts = vm_rss_bytes(proc.proc.pid), rss_parts(proc.proc.pid)
         log(f"  large: after the mixed workload {rss_mixed / 2**20:,.0f} MiB {parts} ({counts})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vectord.storage.records import RecordStore
+from vectord.storage.records import RecordStore, decode_metadata
 
 
 def test_records_round_trip_through_checkpoint_columns():
@@ -22,7 +22,8 @@ def test_records_round_trip_through_checkpoint_columns():
     again = RecordStore.from_columns([0, 2], columns["ids"], columns["documents"], columns["metadatas"], slots=3)
     assert again.labels == store.labels and again.documents == store.documents
     assert [again.metadata(label) for label in (0, 2)] == [metadata, {"k": 3}]
-    assert sorted(again.metadata_items()) == [(0, metadata), (2, {"k": 3})]
+    assert sorted((label, decode_metadata(encoded)) for label, encoded in again.encoded_metadata_items()) == [
+        (0, metadata), (2, {"k": 3})]
     assert again.append("d", None, {}) == 3 and again.live().tolist() == [0, 2, 3]
 
 
