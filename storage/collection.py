@@ -22,6 +22,8 @@ The structures queries read are one ``State`` (state.py), replaced whole by a co
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -55,6 +57,7 @@ from .planner import Plan
 from .records import RecordStore
 from .rwlock import RWLock
 from .search import Searcher
+from .segment import Segment
 from .state import State
 from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
 from .vectors import VectorStore
@@ -158,9 +161,7 @@ class Collection:
         self._checkpoint_mutex = threading.RLock()
         # The full-text index (fulltext.py): derived from the documents like the metadata
         # index, rebuilt at open; None when the collection's analyzer is "none".
-        analyze = analyzer(fulltext_config(config.fulltext))
-        self.state = State(VectorStore(config.dim), RecordStore(), MetadataIndex(),
-                           FullTextIndex(analyze) if analyze is not None else None, None)
+        self.state = self._empty_state()
         self._failed: str | None = None
         self._closed = False
         self._applied_seq = manifest["applied_seq"]
@@ -180,6 +181,10 @@ class Collection:
         #: runs once the collection is open (``_indexing``), never during log replay.
         self._indexer = Indexer(self)
         self._indexing = False
+        #: The sealed segments, oldest first (storage/segment.py, docs/segments.md); ``state``
+        #: is the mutable tail. An id lives in exactly one of them. Replaced whole under the
+        #: write lock, so that a query pins the list by reading it once under the read lock.
+        self.sealed: tuple[Segment, ...] = ()
 
     # ------------------------------------------------------------------ state
     # The structures of ``state`` by their former attribute names, for the write path below,
@@ -275,6 +280,8 @@ class Collection:
         config = CollectionConfig(**manifest["config"])
         _check_manifest(path, manifest, config)
         collection = cls(fs, path, config, tuning, manifest)
+        collection.sealed = tuple(Segment.load(path, entry, config, tuning)
+                                  for entry in manifest.get("segments", ()))
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
@@ -300,10 +307,11 @@ class Collection:
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
+        disk.remove_unlisted_segments(fs, path, manifest)
         collection.recovery_seconds = time.monotonic() - started
         collection._indexing = True
         collection._wake_indexer()  # the tail replay left, indexed in the background
-        recovered = len(collection._records)
+        recovered = collection._live_count()
         log.info("collection %r (%s): recovered %d record%s, replayed %d log record%s in %.3f s",
                  config.name, config.id, recovered, "" if recovered == 1 else "s",
                  replayed, "" if replayed == 1 else "s", time.monotonic() - started)
@@ -364,6 +372,7 @@ class Collection:
         Example:
             >>> col.query_ranked("bm25", ["apt dependencies"], n_results=3, group_by="source")[0].ids
         """
+        self._refuse_sealed(f"rank {rank!r}")
         return self._ranker.query_ranked(rank, texts, queries, n_results, where, include, fusion, hybrid_alpha,
                                          max_distance, group_by, group_size)
 
@@ -372,6 +381,7 @@ class Collection:
                                fusion: str = "rrf", hybrid_alpha: float = 0.5, max_distance: float | None = None,
                                group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_ranked``, plus the plan that answered it (for ``explain``)."""
+        self._refuse_sealed(f"rank {rank!r}")
         return self._ranker.query_ranked_with_plan(rank, texts, queries, n_results, where, include, fusion,
                                                    hybrid_alpha, max_distance, group_by, group_size)
 
@@ -501,6 +511,7 @@ class Collection:
         n = len(ids)
         known = self._records.labels
         self._drop_labels([known[i] for i in ids if i in known])
+        self._drop_sealed([i for i in ids if i not in known])
         start = self._vectors.append(vectors)
         labels = np.arange(start, start + n, dtype=np.int64)
         for id_, document, metadata in zip(ids, documents, metadatas):
@@ -532,7 +543,50 @@ class Collection:
 
     def _apply_delete(self, ids: Iterable[str]) -> None:
         known = self._records.labels
+        ids = list(ids)
         self._drop_labels([known[i] for i in ids if i in known])
+        self._drop_sealed([i for i in ids if i not in known])
+
+    def _drop_sealed(self, ids: list[str]) -> None:
+        """Marks ids held by sealed segments deleted there (their bitmaps; write lock held)."""
+        if not self.sealed or not ids:
+            return
+        for segment in self.sealed:
+            labels = segment.records.labels
+            found = [labels[i] for i in ids if i in labels]
+            segment.delete(found)
+
+    # ------------------------------------------------------------------ segments
+    def _empty_state(self) -> State:
+        """A state holding nothing: a new collection's, and the tail after a seal."""
+        analyze = analyzer(fulltext_config(self.config.fulltext))
+        return State(VectorStore(self.config.dim), RecordStore(), MetadataIndex(),
+                     FullTextIndex(analyze) if analyze is not None else None, None)
+
+    def _find(self, id_: str) -> tuple[State, int] | None:
+        """Where a live id is: (the tail's or a sealed segment's state, its label there).
+        The tail first, then the segments newest first (an id lives in one of them)."""
+        label = self.state.records.labels.get(id_)
+        if label is not None:
+            return self.state, label
+        for segment in reversed(self.sealed):
+            label = segment.records.labels.get(id_)
+            if label is not None:
+                return segment.state, label
+        return None
+
+    def _holders(self) -> list[State]:
+        """The states a read visits, oldest first: the sealed segments', then the tail."""
+        return [segment.state for segment in self.sealed] + [self.state]
+
+    def _live_count(self) -> int:
+        return len(self.state.records) + sum(segment.live for segment in self.sealed)
+
+    def _refuse_sealed(self, what: str) -> None:
+        if self.sealed:
+            raise FailedPreconditionError(
+                f"{what}: not yet supported on collection {self.config.name!r}, which has sealed "
+                "segments (docs/segments.md: what is left)")
 
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
@@ -608,7 +662,7 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            existing = [self._records.labels.get(i) for i in ids]
+            existing = [self._find(i) for i in ids]
             if kind == "add":
                 for i, label in enumerate(existing):
                     if label is not None:
@@ -633,9 +687,10 @@ class Collection:
                     metadata = _merge({}, metadata)
                     result.inserted += 1
                 else:
-                    old_document = self._records.documents[label]
-                    old_metadata = self._records.metadata(label)
-                    old_vector = self._vectors.row(label)
+                    holder, label = label
+                    old_document = holder.records.documents[label]
+                    old_metadata = holder.records.metadata(label)
+                    old_vector = holder.vectors.row(label)
                     vector = embeddings[i] if embeddings is not None else old_vector
                     document = old_document if document is None else document
                     metadata = _merge(old_metadata, metadata)
@@ -689,6 +744,7 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
+            self._refuse_sealed("chunked writes")
             known = self._records.labels
             old = list(dict.fromkeys([known[i] for i in ids if i in known] + self._chunks_of(ids)))
             old_ids = {self._records.ids[label] for label in old}
@@ -752,6 +808,17 @@ class Collection:
             else:
                 labels = self._matching(where, predicate)[0].tolist()
             targets = [self._records.ids[label] for label in labels]
+            if self.sealed:  # the sealed segments' matches (never chunks: chunked writes refuse)
+                for segment in self.sealed:
+                    records = segment.records
+                    if ids is not None:
+                        found = [records.labels[i] for i in ids if i in records.labels]
+                        found = [label for label in found if predicate is None
+                                 or predicate(records.metadata(label), records.documents[label])]
+                    else:
+                        found = segment.matching(where, predicate).tolist()
+                    targets += [records.ids[label] for label in found]
+                targets = list(dict.fromkeys(targets))
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)
@@ -767,6 +834,64 @@ class Collection:
         if "metadatas" in include:
             out.metadatas = [records.metadata(label) for label in labels]
         return out
+
+    def _select_pairs(self, pairs: list[tuple[State, int]], include: frozenset[str]) -> Records:
+        """The records at (state, label) pairs, in order (read lock held): ``_select`` over
+        the sealed segments and the tail."""
+        out = Records(ids=[state.records.ids[label] for state, label in pairs])
+        if "embeddings" in include:
+            rows = np.empty((len(pairs), self.config.dim), np.float32)
+            for i, (state, label) in enumerate(pairs):
+                rows[i] = state.vectors.row(label)
+            out.embeddings = rows
+        if "documents" in include:
+            out.documents = [state.records.documents[label] for state, label in pairs]
+        if "metadatas" in include:
+            out.metadatas = [state.records.metadata(label) for state, label in pairs]
+        return out
+
+    def _matching_in(self, state: State, where, predicate) -> np.ndarray:
+        """``_matching`` in the tail's or a sealed segment's state (read lock held)."""
+        if state is self.state:
+            return self._matching(where, predicate)[0]
+        return next(segment for segment in self.sealed if segment.state is state).matching(where, predicate)
+
+    def _get_segmented(self, ids, where, predicate, after, offset: int, limit: int | None,
+                       include: frozenset[str]) -> Records:
+        """``get`` over the sealed segments and the tail (read lock held); by filter, in
+        segment order (oldest first, the tail last), then label order within each."""
+        if ids is not None:
+            pairs = [found for found in map(self._find, ids) if found is not None and (
+                predicate is None or predicate(found[0].records.metadata(found[1]),
+                                               found[0].records.documents[found[1]]))]
+        elif after is not None:
+            limit = limit or 1000
+            wanted = offset + limit
+            pages = []
+            for state in self._holders():
+                records = state.records
+                if where is None:
+                    start = records.sorted_ids.bisect_right(after)
+                    pages.append(list(records.sorted_ids.islice(start, start + wanted + 1)))
+                else:
+                    allowed = set(self._matching_in(state, where, predicate).tolist())
+                    page = []
+                    for id_ in records.sorted_ids.irange(after, None, inclusive=(False, True)):
+                        if records.labels[id_] in allowed:
+                            page.append(id_)
+                            if len(page) > wanted:
+                                break
+                    pages.append(page)
+            merged = list(itertools.islice(heapq.merge(*pages), wanted + 1))
+            page = merged[offset:wanted]
+            found = self._select_pairs([self._find(id_) for id_ in page], include)
+            found.next_after = page[-1] if len(merged) > wanted and page else None
+            return found
+        else:
+            pairs = [(state, label) for state in self._holders()
+                     for label in self._matching_in(state, where, predicate).tolist()]
+        end = None if limit is None or limit == 0 else offset + limit
+        return self._select_pairs(pairs[offset:end], include)
 
     def _passing(self, labels: list[int], predicate) -> list[int]:
         """The labels whose records pass ``predicate`` (all of them when it is None)."""
@@ -828,6 +953,8 @@ class Collection:
             raise InvalidArgumentError(f"limit and offset must not be negative, got {limit}, {offset}")
         with self._lock.read():
             self._check_open()
+            if self.sealed:
+                return self._get_segmented(ids, where, predicate, after, offset, limit, include)
             if ids is not None:
                 known = self._records.labels
                 labels = self._passing([known[i] for i in ids if i in known], predicate)
@@ -870,6 +997,8 @@ class Collection:
         predicate = compile_filter(where)
         with self._lock.read():
             self._check_open()
+            if self.sealed:
+                return sum(len(self._matching_in(state, where, predicate)) for state in self._holders())
             if where is None:
                 return len(self._records)
             estimate = self._meta_index.estimate(where, len(self._records))
@@ -880,4 +1009,4 @@ class Collection:
     def info(self) -> CollectionInfo:
         with self._lock.read():
             self._check_open()
-            return CollectionInfo(config=self.config, count=len(self._records), seq=self._wal.last_seq)
+            return CollectionInfo(config=self.config, count=self._live_count(), seq=self._wal.last_seq)

@@ -92,6 +92,20 @@ def new_manifest(config: CollectionConfig) -> dict[str, Any]:
             "applied_seq": 0, "slots": 0, "files": {}, "index": None}
 
 
+def remove_unlisted_segments(fs: FileSystem, directory: Path, manifest: dict[str, Any]) -> None:
+    """Removes segment directories and delete bitmaps (storage/segment.py) the MANIFEST does
+    not list: a seal's or merge's that crashed before its MANIFEST, or ones it replaced."""
+    listed = {entry["name"] for entry in manifest.get("segments", ())}
+    bitmaps = {entry["deletes"]["file"] for entry in manifest.get("segments", ()) if entry.get("deletes")}
+    for path in directory.glob("seg-*"):
+        if path.name in listed or path.name in bitmaps:
+            continue
+        if path.is_dir():
+            fs.remove_tree(path)
+        else:
+            fs.remove(path)
+
+
 def remove_other_generations(fs: FileSystem, directory: Path, keep: str) -> None:
     """Removes every generation folder but ``keep`` (once the MANIFEST names ``keep``)."""
     for stale in directory.glob("gen-*"):
@@ -106,9 +120,11 @@ def write_generation(
     vectors: VectorStore,
     records: dict[str, Any],
     index,
+    name: str | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
-    """Writes gen-<seq>/ durably; returns (name, files with sha256, index description)."""
-    name = f"gen-{seq:020d}"
+    """Writes gen-<seq>/ (or ``name``/: a segment, storage/segment.py) durably; returns
+    (name, files with sha256, index description)."""
+    name = name or f"gen-{seq:020d}"
     gen = directory / name
     if gen.exists():
         # Never removed or rewritten here: the MANIFEST on disk may name it (a switch whose

@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import layout as disk
 from . import compaction
 from .fsio import storage_error
+from .segment import Segment, merge_build, tiered_merge
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class Maintenance:
         c = self._host
         if c._closed or c._failed is not None or c._wal is None or c._wal.failed:
             return False
+        if self.seal_due() or self.merge_pick() is not None:
+            return True
         data_bytes = c.state.vectors.slots * (c.config.dim * 4 + 64)
         threshold = max(c.tuning.checkpoint_min_bytes, c.tuning.checkpoint_ratio * data_bytes)
         return c._wal.size_bytes > threshold
@@ -63,14 +68,128 @@ class Maintenance:
         c = self._host
         if c.path is None:
             with c._checkpoint_mutex:
+                self._seal_and_merge(compact)
                 self.compacted_slots_total += self._compact_beside(force=compact)
             return False
         started = time.monotonic()
         with c._checkpoint_mutex:
+            changed = self._seal_and_merge(compact)
             compacted = self._compact_beside(force=compact)
             self.compacted_slots_total += compacted
             with c._writers:
-                return self._write_checkpoint(force, compact, compacted, started)
+                return self._write_checkpoint(force or changed, compact, compacted, started)
+
+    # ------------------------------------------------------------------ segments (docs/segments.md)
+    def seal_due(self) -> bool:
+        c = self._host
+        return bool(c.tuning.seal_rows) and len(c.state.records) >= c.tuning.seal_rows
+
+    def merge_pick(self, compact: bool = False) -> list[int] | None:
+        """The sealed segments to merge next (positions), or None: a tier full
+        (``tiered_merge``), or one segment past the compaction threshold (compacted alone,
+        so that peak memory is one segment's rebuild)."""
+        c = self._host
+        sealed = list(c.sealed)
+        for i, segment in enumerate(sealed):
+            if compaction.due(segment.slots, segment.live, segment.state.index is not None,
+                              c.tuning.compact_min_dead, c.tuning.compact_ratio, compact):
+                return [i]
+        return tiered_merge(sealed, max(2, c.tuning.merge_factor))
+
+    def _seal_and_merge(self, compact: bool) -> bool:
+        """Seals the tail when due, then merges while a merge is due; returns whether the
+        segment list changed (the caller holds the checkpoint mutex)."""
+        changed = False
+        if self.seal_due():
+            changed = self.seal()
+        for _ in range(64):  # each merge lowers the count of segments (a bound, never reached)
+            pick = self.merge_pick(compact)
+            if pick is None or not self.merge(pick):
+                break
+            changed = True
+        return changed
+
+    def seal(self) -> bool:
+        """Seals the tail into a new segment: the tail is frozen (writes wait for that short
+        step), the segment built and written under no lock, then swapped in under the write
+        lock with an empty tail, the writes made meanwhile applied again to the new list
+        (as a compaction's). Returns whether it sealed. The MANIFEST lists the segment from
+        the checkpoint that follows (until then recovery replays the log into the tail)."""
+        c = self._host
+        with c._checkpoint_mutex:
+            with c._writers:
+                c._check_writable()
+                if not len(c.state.records):
+                    return False
+                frozen = compaction.freeze(c.state)
+                seq = c._wal.last_seq
+                c._delta = []
+            try:
+                built = compaction.build(frozen, c.config, c.tuning, None, None, nice=c.tuning.maintenance_nice)
+                segment = Segment.build(built.vectors, built.records, c.config, c.tuning, built.index,
+                                        built.fulltext, built.meta_index)
+                if c.path is not None:
+                    segment.write(c.fs, c.path, seq)
+            except BaseException as exc:
+                with c._writers:
+                    c._delta = None
+                if isinstance(exc, OSError):
+                    raise storage_error(exc, f"collection {c.config.name!r}: seal") from exc
+                raise
+            del frozen, built
+            with c._writers, c._lock.write():
+                delta, c._delta = c._delta, None
+                if c._closed or c._failed is not None:
+                    return False  # its directory is removed at the next start (never listed)
+                old_state, old_sealed = c.state, c.sealed
+                c.state, c.sealed = c._empty_state(), old_sealed + (segment,)
+                try:
+                    for record in delta:
+                        c._apply(record)
+                except BaseException:
+                    log.exception("collection %r: a seal could not apply the writes made during it; "
+                                  "keeping the tail", c.config.name)
+                    c.state, c.sealed = old_state, old_sealed
+                    return False
+            c._wake_indexer()
+            del old_state  # freed outside the lock
+            log.info("collection %r: sealed %d records into %s (%d writes applied again)",
+                     c.config.name, segment.live, segment.name, len(delta))
+            return True
+
+    def merge(self, positions: list[int]) -> bool:
+        """Merges the sealed segments at ``positions`` (one: compacts it) into one new
+        segment, built under no lock from their live records as of one moment; the swap
+        marks deleted in it what was deleted from them meanwhile. Returns whether it merged."""
+        c = self._host
+        with c._checkpoint_mutex:
+            with c._writers:
+                c._check_writable() if c.path is not None else c._check_open()
+                sources = [c.sealed[i] for i in positions]
+                frozen = [compaction.freeze(segment.state) for segment in sources]
+                seq = c._wal.last_seq
+            try:
+                merged = merge_build(frozen, c.config, c.tuning)
+                if c.path is not None:
+                    merged.write(c.fs, c.path, seq)
+            except OSError as exc:
+                raise storage_error(exc, f"collection {c.config.name!r}: merge") from exc
+            with c._writers, c._lock.write():
+                if c._closed or c._failed is not None or any(s not in c.sealed for s in sources):
+                    return False
+                offset = 0
+                for source, view in zip(sources, frozen):
+                    gone = np.setdiff1d(view.labels, source.records.live(), assume_unique=True)
+                    merged.delete((offset + np.searchsorted(view.labels, gone)).tolist())
+                    offset += len(view.labels)
+                first = min(c.sealed.index(s) for s in sources)
+                kept = [s for s in c.sealed if s not in sources]
+                kept.insert(first, merged)
+                old, c.sealed = sources, tuple(kept)
+            del old, frozen
+            log.info("collection %r: merged %d segment(s) into %s (%d records)", c.config.name,
+                     len(sources), merged.name, merged.live)
+            return True
 
     def _write_checkpoint(self, force: bool, compact: bool, compacted: int, started: float) -> bool:
         """The checkpoint proper; the caller holds the checkpoint and writers' mutexes."""
@@ -92,6 +211,11 @@ class Maintenance:
                 seq = c._log_and_apply({"op": "delete", "ids": []})
         c._wal.sync()
         slots = c.state.vectors.slots
+        try:  # the sealed segments' delete bitmaps, as of seq (the writers' mutex is held)
+            for segment in c.sealed:
+                segment.write_deletes(c.fs, c.path, seq)
+        except OSError as exc:
+            raise storage_error(exc, f"collection {c.config.name!r}: checkpoint") from exc
         with c._lock.read():
             try:
                 name, files, index_meta = disk.write_generation(
@@ -103,6 +227,8 @@ class Maintenance:
                 raise storage_error(exc, f"collection {c.config.name!r}: checkpoint") from exc
         manifest = {**disk.new_manifest(c.config), "generation": name, "applied_seq": seq,
                     "slots": slots, "files": files, "index": index_meta}
+        if c.sealed or c._manifest.get("segments"):
+            manifest["segments"] = [segment.entry() for segment in c.sealed]
         try:
             disk.write_manifest(c.fs, c.path, manifest)
         except OSError as exc:
@@ -121,6 +247,7 @@ class Maintenance:
         del old_map
         c._wal.reset()
         disk.remove_other_generations(c.fs, c.path, name)
+        disk.remove_unlisted_segments(c.fs, c.path, manifest)  # merged away, or old bitmaps
         compaction.remove_leftovers(c.fs, c.path)  # copied into the generation
         c.fs.fsync_dir(c.path)
         log.info("collection %r: checkpoint %s (%d records, %d slots)", c.config.name, name,
@@ -204,7 +331,7 @@ class Maintenance:
                     disk_bytes += path.stat().st_size
             except OSError:  # removed by a concurrent checkpoint
                 pass
-        return {"records": len(c.state.records), "slots": c.state.vectors.slots,
+        return {"records": c._live_count(), "slots": c.state.vectors.slots, "segments": len(c.sealed),
                 "deleted_slots": c.state.vectors.slots - len(c.state.records),
                 "wal_bytes": c._wal.size_bytes if c._wal is not None else 0,
                 "disk_bytes": disk_bytes, "seq": c._wal.last_seq if c._wal is not None else 0,

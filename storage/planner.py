@@ -11,7 +11,7 @@ well under a millisecond.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Exact comparisons that cost as much as one unit of graph-search ef (measured on GloVe
 #: 100k x 50 and 384-d clustered data: the crossover sits near 100-200).
@@ -62,6 +62,9 @@ class Plan:
     #: With "hnsw": the live records of the exact tail (written, not yet in the graph;
     #: storage/indexer.py) that the filter allows, searched exactly beside the graph.
     tail: int = 0
+    #: With sealed segments (storage/segment.py): how each was searched, the tail first
+    #: (``SegmentPlan``: strategy, candidates and the ef of that segment's own search).
+    segments: list = field(default_factory=list)
 
 
 def choose(candidates: int, live: int, k: int, ef_search: int, has_graph: bool,

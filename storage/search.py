@@ -27,6 +27,7 @@ from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
 from .planner import EF_PER_FETCH, Plan, choose
 from .ranking import Ranker, check_rank
+from .segment import SegmentPlan, merge_topk
 from .state import StateReader
 from .types import Records
 
@@ -91,6 +92,7 @@ class Searcher(StateReader):
         group_parts = check_group(group_by, group_size, n_results)
         rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
         if rank != "vector":  # keyword and hybrid ranking, max_distance and group_by too: storage/ranking.py
+            self._host._refuse_sealed(f"rank {rank!r}")
             results, plan = self.ranker.answer(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
                                                max_distance=max_distance, group_parts=group_parts,
                                                group_size=group_size or 1)
@@ -117,6 +119,9 @@ class Searcher(StateReader):
                 # embedded or checked: never search new vectors with it; a retry is right
                 raise UnavailableError(f"query: collection {self.config.name!r} switched to model "
                                        f"{self.config.encoder['name']!r} during the query; retry")
+            if self._host.sealed:  # the pinned list: sealed segments and the tail, merged
+                return self._answer_segmented(queries, n_results, where, predicate, include, max_distance,
+                                              group_parts, group_size, started)
             if group_parts is None:
                 labels, distances, plan = self._search(queries, n_results, where, predicate)
                 rows = [_within(row_labels, row_dist, max_distance) + (None,)
@@ -136,6 +141,70 @@ class Searcher(StateReader):
                 results.append(records)
         plan.elapsed_ms = (time.perf_counter() - started) * 1000
         return results, plan
+
+    def _answer_segmented(self, queries, n_results, where, predicate, include, max_distance, group_parts,
+                          group_size, started) -> tuple[list[Records], Any]:
+        """A vector query over the sealed segments and the tail (read lock held): each
+        searched by its own plan, the hits merged by distance (docs/segments.md)."""
+        host = self._host
+        states = [host.state] + [segment.state for segment in host.sealed]  # holder 0: the tail
+        results = []
+        for i in range(len(queries)) if group_parts is not None else [None]:
+            if group_parts is None:
+                holders, labels, distances, plan = self._search_segmented(queries, n_results, where, predicate)
+                rows = [(h, l, d, None) for h, l, d in zip(holders, labels, distances)]
+            else:
+                row, plan = self._grouped_segmented(queries[i:i + 1], states, n_results, group_size, group_parts,
+                                                    where, predicate, max_distance)
+                rows = [row]
+            for row_holders, row_labels, row_dist, row_groups in rows:
+                keep = row_labels >= 0
+                if max_distance is not None:
+                    keep &= row_dist <= max_distance
+                pairs = [(states[h], label) for h, label in zip(row_holders[keep].tolist(), row_labels[keep].tolist())]
+                records = host._select_pairs(pairs, include)
+                if "distances" in include:
+                    records.distances = row_dist[keep]
+                records.groups = row_groups
+                results.append(records)
+        plan.elapsed_ms = (time.perf_counter() - started) * 1000
+        return results, plan
+
+    def _search_segmented(self, queries: np.ndarray, k: int, where, predicate):
+        """(holders, labels, distances, plan): the tail (holder 0) and each sealed segment
+        (holder i + 1) searched, merged top-k. Each segment's plan is its own (``plan.segments``)."""
+        labels, distances, plan = self._search(queries, k, where, predicate)
+        parts = [(0, labels, distances)]
+        plan.segments = [SegmentPlan("tail", plan.strategy, plan.candidates, plan.ef)]
+        for i, segment in enumerate(self._host.sealed):
+            s_labels, s_dist, s_plan = segment.search(queries, k, where, predicate, self.config, self.tuning)
+            parts.append((i + 1, s_labels, s_dist))
+            plan.segments.append(s_plan)
+            plan.candidates += s_plan.candidates
+        if any(p.strategy == "hnsw" for p in plan.segments):
+            plan.strategy = "hnsw"
+        plan.ef = max(p.ef for p in plan.segments)
+        holders, labels, distances = merge_topk(parts, k)
+        return holders, labels, distances, plan
+
+    def _grouped_segmented(self, query, states, n_results, group_size, parts, where, predicate, max_distance):
+        """``_grouped`` over the sealed segments and the tail (hits are (holder, label))."""
+        limit = max(1, min(self._host._live_count(), MAX_GROUP_FETCH))
+        fetch = min(max(4 * n_results * group_size, 32), limit)
+        while True:
+            holders, labels, distances, plan = self._search_segmented(query, fetch, where, predicate)
+            keep = labels[0] >= 0
+            found = int(keep.sum())
+            if max_distance is not None:
+                keep &= distances[0] <= max_distance
+            hits = zip(zip(holders[0][keep].tolist(), labels[0][keep].tolist()), distances[0][keep].tolist())
+            kept, values, full = group_hits(
+                hits, lambda hl: lookup_path(states[hl[0]].records.metadata(hl[1]), parts), n_results, group_size)
+            if full or found < fetch or int(keep.sum()) < found or fetch >= limit:
+                break
+            fetch = min(fetch * 4, limit)
+        return (np.asarray([hl[0] for hl, _ in kept], np.int64), np.asarray([hl[1] for hl, _ in kept], np.int64),
+                np.asarray([d for _, d in kept], np.float32), values), plan
 
     def _grouped(self, query: np.ndarray, n_results: int, group_size: int, parts: tuple[str, ...],
                  where, predicate, max_distance: float | None):

@@ -100,6 +100,11 @@ class Tuning:
     maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
     #: How much lower a compaction's build runs in CPU priority (nice steps; 0: as queries).
     maintenance_nice: int = 10
+    #: Seal the mutable tail into an immutable segment once it holds this many live records
+    #: (storage/segment.py, docs/segments.md); 0: never (one mutable state, as before).
+    seal_rows: int = 0
+    #: Merge ``merge_factor`` sealed segments of one size tier into one (``tiered_merge``).
+    merge_factor: int = 4
 
 
 class Embedder(Protocol):
