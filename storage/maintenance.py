@@ -94,7 +94,13 @@ class Maintenance:
             if compaction.due(segment.slots, segment.live, segment.state.index is not None,
                               c.tuning.compact_min_dead, c.tuning.compact_ratio, compact):
                 return [i]
-        return tiered_merge(sealed, max(2, c.tuning.merge_factor))
+        pick = tiered_merge(sealed, max(2, c.tuning.merge_factor))
+        if pick is None and len(sealed) > 1 and c._wal is not None and c._wal.last_seq == c._applied_seq \
+                and not len(c.state.records):
+            # Done ingesting (nothing written since the last checkpoint, an empty tail): one
+            # segment, so that a query searches one graph (single-query QPS as before segments)
+            pick = list(range(len(sealed)))
+        return pick
 
     def _seal_and_merge(self, compact: bool) -> bool:
         """Seals the tail when due, then merges while a merge is due; returns whether the

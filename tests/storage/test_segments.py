@@ -1,0 +1,213 @@
+"""Sealed segments plus one mutable tail (storage/segment.py, docs/segments.md).
+
+A collection that seals must answer exactly as one that never does: the same records by
+id, filter and cursor page, the same counts, the same nearest neighbours (exact search
+here, so that the answers are comparable to the last float). Each id lives in exactly one
+of the tail and the segments; deletes of sealed records are bitmaps that survive restarts;
+merges bring a collection that is done ingesting down to one segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vectord.errors import DataLossError, FailedPreconditionError
+from vectord.storage import Database, Field, Tuning
+from vectord.storage import checkpoint as disk
+from vectord.storage.segment import Segment, merge_topk, tiered_merge
+
+DIM = 8
+rng = np.random.default_rng(5)
+VECTORS = rng.normal(size=(2000, DIM)).astype(np.float32)
+# exact everywhere (no graph): answers comparable across layouts to the last float
+EXACT = dict(exact_threshold=1 << 30, checkpoint_min_bytes=1 << 40, compact_min_dead=1 << 30)
+PLAIN = Tuning(**EXACT)
+SEALING = Tuning(**EXACT, seal_rows=50, merge_factor=3)
+
+
+def _write(col, ops: np.random.Generator, n_ops: int, seal_every: int = 0) -> None:
+    for step in range(n_ops):
+        kind = ops.integers(0, 10)
+        ids = [f"r{int(i)}" for i in ops.choice(400, size=int(ops.integers(1, 30)), replace=False)]
+        rows = VECTORS[[int(i[1:]) + 400 * int(ops.integers(0, 4)) for i in ids]]
+        metas = [{"g": int(ops.integers(0, 4)), "s": f"v{int(ops.integers(0, 3))}"} for _ in ids]
+        if kind < 6:
+            col.upsert(ids, rows, documents=[f"doc {i}" for i in ids], metadatas=metas)
+        elif kind < 8:
+            existing = col.get(ids=ids, include=[]).ids
+            if existing:  # a partial update: the old vector and document of wherever it lives
+                col.update(existing, metadatas=[{"h": 1, "g": None}] * len(existing))
+        elif kind < 9:
+            col.delete(ids=ids)
+        else:
+            col.delete(where=Field("g", "eq", int(ops.integers(0, 4))))
+        if seal_every and step % seal_every == seal_every - 1:
+            col.checkpoint()
+
+
+def _answers(col) -> dict:
+    everything = col.get(include=["embeddings", "documents", "metadatas"])
+    records = {id_: (tuple(v.tolist()), d, m) for id_, v, d, m in
+               zip(everything.ids, everything.embeddings, everything.documents, everything.metadatas)}
+    out = {"records": records, "count": col.count()}
+    for g in range(4):
+        out[f"count g={g}"] = col.count(Field("g", "eq", g))
+        out[f"get g={g}"] = sorted(col.get(where=Field("g", "eq", g)).ids)
+    pages, after = [], ""
+    while True:
+        page = col.get(after=after, limit=37, include=[])
+        pages += page.ids
+        if page.next_after is None:
+            break
+        after = page.next_after
+    out["pages"] = pages
+    queries = VECTORS[1990:2000]
+    for where in (None, Field("g", "eq", 1), Field("s", "in", ["v0", "v2"])):
+        found = col.query(queries, n_results=7, where=where)
+        out[f"query {where!r}"] = [(r.ids, np.round(r.distances, 5).tolist()) for r in found]
+    grouped = col.query(queries[:2], n_results=3, group_by="g", group_size=2)
+    out["grouped"] = [(r.ids, r.groups) for r in grouped]
+    return out
+
+
+def test_a_sealing_collection_answers_as_one_that_never_seals(tmp_path):
+    with Database(tmp_path / "plain", tuning=PLAIN, checkpoint_interval_s=3600) as plain_db, \
+            Database(tmp_path / "seal", tuning=SEALING, checkpoint_interval_s=3600) as seal_db:
+        plain = plain_db.create_collection("c", dim=DIM, metric="l2")
+        sealed = seal_db.create_collection("c", dim=DIM, metric="l2")
+        _write(plain, np.random.default_rng(1), 120)
+        _write(sealed, np.random.default_rng(1), 120, seal_every=10)
+        assert len(sealed.sealed) >= 2, "the test must exercise several segments"
+        expected = _answers(plain)
+        assert _answers(sealed) == expected
+        _exactly_one_holder(sealed)
+    with Database(tmp_path / "seal", tuning=SEALING, checkpoint_interval_s=3600) as seal_db:
+        reopened = seal_db.get_collection("c")
+        assert reopened.sealed
+        assert _answers(reopened) == expected
+
+
+def _exactly_one_holder(col) -> None:
+    seen: dict[str, str] = {}
+    for name, state in [("tail", col.state)] + [(s.name, s.state) for s in col.sealed]:
+        for id_ in state.records.labels:
+            assert id_ not in seen, f"{id_} lives in {seen[id_]} and {name}"
+            seen[id_] = name
+
+
+GRAPHS = Tuning(exact_threshold=16, checkpoint_min_bytes=1 << 40, compact_min_dead=1 << 30, seal_rows=50,
+                graph_cost_per_ef=0)
+
+
+def test_an_upsert_of_a_sealed_record_moves_it_to_the_tail_and_a_crash_replays_it(tmp_path):
+    # segments with a graph: a few deleted slots are left to the bitmap (an exact segment
+    # would be compacted at once: compaction.due)
+    with Database(tmp_path / "d", tuning=GRAPHS, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM, metric="l2")
+        col.add([f"r{i}" for i in range(60)], VECTORS[:60], metadatas=[{"i": i} for i in range(60)])
+        col.checkpoint()
+        assert len(col.sealed) == 1 and len(col.state.records) == 0
+        segment = col.sealed[0]
+        col.upsert(["r3"], metadatas=[{"i": -3}])
+        col.delete(ids=["r4"])
+        assert "r3" not in segment.records.labels and "r3" in col.state.records.labels
+        assert segment.live == 58 and segment.slots == 60
+        assert col.get(ids=["r3", "r4"]).metadatas == [{"i": -3}]
+        # a crash: the log holds the upsert and the delete, the MANIFEST an intact segment
+        col._closed = True
+        col._wal.close()
+        db._collections.clear()
+    with Database(tmp_path / "d", tuning=GRAPHS, checkpoint_interval_s=3600) as db:
+        col = db.get_collection("c")
+        assert col.count() == 59 and col.get(ids=["r3", "r4"]).metadatas == [{"i": -3}]
+        _exactly_one_holder(col)
+        assert col.query(VECTORS[3:4], n_results=1)[0].ids == ["r3"]
+        assert col.query(VECTORS[4:5], n_results=1)[0].ids != ["r4"]
+        col.checkpoint(force=True)
+        manifest = disk.read_manifest(col.path)
+        deletes = manifest["segments"][0]["deletes"]
+        assert deletes is not None and (col.path / deletes["file"]).exists()
+    with Database(tmp_path / "d", tuning=GRAPHS, checkpoint_interval_s=3600) as db:
+        col = db.get_collection("c")
+        assert col.sealed[0].live == 58 and col.count() == 59
+
+
+def test_segments_merge_and_end_as_one_once_ingest_stops(tmp_path):
+    tuning = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, seal_rows=40, merge_factor=3,
+                    graph_cost_per_ef=0)
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        counts = []
+        for start in range(0, 400, 40):
+            col.add([f"r{i}" for i in range(start, start + 40)], VECTORS[start:start + 40])
+            col.checkpoint()
+            counts.append(len(col.sealed))
+        assert max(counts) <= 4, counts  # tiered: never one segment per seal
+        col.checkpoint()  # nothing written since: done ingesting
+        assert len(col.sealed) == 1 and col.sealed[0].live == 400
+        assert col.sealed[0].state.index is not None
+        results, plan = col.query_with_plan(VECTORS[:20], n_results=1)
+        assert [r.ids[0] for r in results] == [f"r{i}" for i in range(20)]
+        assert [p.strategy for p in plan.segments] == ["exact", "hnsw"]
+        assert plan.segments[1].ef >= 10
+        listed = {entry["name"] for entry in disk.read_manifest(col.path)["segments"]}
+        assert {p.name for p in col.path.glob("seg-*")} == listed  # merged-away directories removed
+
+
+def test_a_segment_with_many_deletes_is_compacted_alone(tmp_path):
+    tuning = Tuning(**{**EXACT, "compact_min_dead": 10}, seal_rows=100, merge_factor=100)
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        for start in (0, 100):
+            col.add([f"r{i}" for i in range(start, start + 100)], VECTORS[start:start + 100])
+            col.checkpoint()
+        col.add(["x"], VECTORS[500:501])  # not idle: no merge of everything
+        first, second = col.sealed
+        col.delete(ids=[f"r{i}" for i in range(0, 60)])
+        col.checkpoint()
+        assert col.sealed[1] is second and col.sealed[0] is not first
+        assert col.sealed[0].slots == 40 and col.sealed[0].live == 40
+        assert col.count() == 141
+
+
+def test_a_damaged_segment_is_reported_not_served(tmp_path):
+    with Database(tmp_path / "d", tuning=SEALING, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        col.add([f"r{i}" for i in range(60)], VECTORS[:60])
+        col.checkpoint()
+        name = col.sealed[0].name
+    path = next((tmp_path / "d").rglob(f"{name}/{disk.RECORDS}"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    entry = disk.read_manifest(path.parent.parent)["segments"][0]
+    with pytest.raises(DataLossError, match="checksum"):
+        Segment.load(path.parent.parent, entry, col.config, SEALING)
+    with Database(tmp_path / "d", tuning=SEALING, checkpoint_interval_s=3600) as db:
+        assert "c" in db.damaged_collections()
+
+
+def test_ranked_queries_refuse_clearly_with_sealed_segments(tmp_path):
+    with Database(tmp_path / "d", tuning=SEALING, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        col.add([f"r{i}" for i in range(60)], VECTORS[:60], documents=[f"d{i}" for i in range(60)])
+        col.checkpoint()
+        with pytest.raises(FailedPreconditionError, match="sealed segments"):
+            col.query_ranked("bm25", ["d1"])
+
+
+def test_merge_topk_and_the_tiered_policy():
+    a = (0, np.array([[1, 2, -1]]), np.array([[0.1, 0.5, 0.0]], np.float32))
+    b = (1, np.array([[7, 8, 9]]), np.array([[0.2, 0.3, 0.9]], np.float32))
+    holders, labels, dist = merge_topk([a, b], 4)
+    assert holders.tolist() == [[0, 1, 1, 0]] and labels.tolist() == [[1, 7, 8, 2]]
+    holders, labels, _ = merge_topk([a, (1, np.empty((1, 0), np.int64), np.empty((1, 0), np.float32))], 4)
+    assert labels.tolist() == [[1, 2, -1, -1]] and holders.tolist() == [[0, 0, -1, -1]]
+
+    class S:
+        def __init__(self, live):
+            self.live = live
+    assert tiered_merge([S(1000), S(10), S(12), S(11)], factor=3) == [1, 2, 3]
+    assert tiered_merge([S(1000), S(10), S(12)], factor=3) is None
+    assert tiered_merge([S(1000), S(3), S(500)], factor=3, min_rows=5) == [1, 2]
