@@ -352,6 +352,7 @@ class Maintenance:
         read lock, calls ``link(collection_dir, manifest)`` to link or copy the generation's
         files and MANIFEST. Returns the manifest that was captured."""
         c = self._host
+        c._refuse_sealed("snapshot")  # the snapshot format holds one generation (docs/segments.md)
         with c._checkpoint_mutex:
             self.checkpoint(force=c._manifest["generation"] is None)
             with c._lock.read():

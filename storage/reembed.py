@@ -217,6 +217,7 @@ def step(collection, encoders, model: str, batch: int = 0, cancel: bool = False)
     target = dict(encoder.identity())
     with _lock(collection):
         collection._check_writable()
+        collection._refuse_sealed("re-embed")
         if cancel:
             _discard(collection)
             return Progress(target, 0, collection.count(), False)

@@ -88,6 +88,9 @@ def check_manifest(manifest: Any, where: str, error: type[VectordError] = Invali
     if manifest["format"] != disk.FORMAT_VERSION or not _int(manifest["format"]):
         raise c.fail("format", manifest["format"], f"is not supported (expected {disk.FORMAT_VERSION})")
     _check_config(c, manifest["config"])
+    if manifest.get("segments"):  # sealed segments (storage/segment.py): not in snapshots yet
+        raise c.fail("segments", f"{len(manifest['segments'])} segment(s)",
+                     "are not supported in a snapshot (docs/segments.md)")
     generation, seq = manifest["generation"], manifest["applied_seq"]
     if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
         raise c.fail("generation", generation, "must be a name like 'gen-' and 20 digits")
