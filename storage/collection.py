@@ -372,7 +372,6 @@ class Collection:
         Example:
             >>> col.query_ranked("bm25", ["apt dependencies"], n_results=3, group_by="source")[0].ids
         """
-        self._refuse_sealed(f"rank {rank!r}")
         return self._ranker.query_ranked(rank, texts, queries, n_results, where, include, fusion, hybrid_alpha,
                                          max_distance, group_by, group_size)
 
@@ -381,7 +380,6 @@ class Collection:
                                fusion: str = "rrf", hybrid_alpha: float = 0.5, max_distance: float | None = None,
                                group_by: str | None = None, group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_ranked``, plus the plan that answered it (for ``explain``)."""
-        self._refuse_sealed(f"rank {rank!r}")
         return self._ranker.query_ranked_with_plan(rank, texts, queries, n_results, where, include, fusion,
                                                    hybrid_alpha, max_distance, group_by, group_size)
 

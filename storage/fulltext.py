@@ -144,13 +144,24 @@ class FullTextIndex:
         """Indexed documents (live records with a document)."""
         return self._docs
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    def df(self, term: str) -> int:
+        """Live documents holding ``term``."""
+        entry = self._postings.get(term)
+        if entry is None:
+            return 0
+        return int(np.count_nonzero(self._alive[np.frombuffer(entry[0], np.int64)]))
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None,
+               stats: tuple[int, float, dict[str, int]] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """The ``k`` best documents for ``query`` by BM25, best first (ties by label).
 
         Args:
             query: the query text, analysed as the documents were.
             k: how many results at most.
             allowed: labels the results must be among (a filter's matches), or None.
+            stats: (documents, average length, document frequency by term) of the whole
+                collection when this index is one segment's of several (storage/segment.py):
+                the scores are then the collection's, comparable across segments.
 
         Returns:
             (labels int64, scores float64, postings scanned); only documents holding at
@@ -167,7 +178,7 @@ class FullTextIndex:
             allowed = np.asarray(allowed, np.int64)
             mask[allowed[allowed < len(alive)]] = True
             mask &= alive
-        n, avgdl = self._docs, self._total_terms / self._docs
+        n, avgdl = (self._docs, self._total_terms / self._docs) if stats is None else stats[:2]
         found_labels, found_scores = [], []
         scanned = 0
         for term in terms:
@@ -187,6 +198,8 @@ class FullTextIndex:
                 labels, tfs = labels[keep], tfs[keep]
             if len(labels) == 0:
                 continue
+            if stats is not None:
+                df = stats[2][term]
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             # avgdl > 0 here: a live document holds this term
             norm = K1 * (1 - B + B * self._lengths[labels] / avgdl)

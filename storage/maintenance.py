@@ -337,8 +337,9 @@ class Maintenance:
                     disk_bytes += path.stat().st_size
             except OSError:  # removed by a concurrent checkpoint
                 pass
-        return {"records": c._live_count(), "slots": c.state.vectors.slots, "segments": len(c.sealed),
-                "deleted_slots": c.state.vectors.slots - len(c.state.records),
+        slots = c.state.vectors.slots + sum(segment.slots for segment in c.sealed)
+        return {"records": c._live_count(), "slots": slots, "segments": len(c.sealed),
+                "deleted_slots": slots - c._live_count(),
                 "wal_bytes": c._wal.size_bytes if c._wal is not None else 0,
                 "disk_bytes": disk_bytes, "seq": c._wal.last_seq if c._wal is not None else 0,
                 "recovery_seconds": c.recovery_seconds, "checkpoints": self.checkpoint_count,

@@ -220,6 +220,10 @@ class Ranker(StateReader):
                       max_distance: float | None = None, group_parts: tuple[str, ...] | None = None,
                       group_size: int = 1) -> tuple[list[Records], Plan]:
         """``query_with_plan`` for ``rank`` "bm25" or "hybrid" (arguments checked by the caller)."""
+        if self._host.sealed and type(self) is Ranker:  # over every segment: storage/merged.py
+            from .merged import SegmentedRanker
+            return SegmentedRanker(self).answer(rank, fusion, alpha, queries, texts, n_results, where, include,
+                                                max_distance, group_parts, group_size)
         check_query_texts(rank, texts)
         if self._fulltext is None:
             raise FailedPreconditionError(

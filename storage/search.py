@@ -92,7 +92,6 @@ class Searcher(StateReader):
         group_parts = check_group(group_by, group_size, n_results)
         rank, fusion, hybrid_alpha = check_rank(rank, fusion, hybrid_alpha)
         if rank != "vector":  # keyword and hybrid ranking, max_distance and group_by too: storage/ranking.py
-            self._host._refuse_sealed(f"rank {rank!r}")
             results, plan = self.ranker.answer(rank, fusion, hybrid_alpha, queries, texts, n_results, where, include,
                                                max_distance=max_distance, group_parts=group_parts,
                                                group_size=group_size or 1)

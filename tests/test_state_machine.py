@@ -285,6 +285,9 @@ def run_fresh(path: str, tuning: Tuning, stdin: str = "") -> dict:
 
 
 class VectordMachine(RuleBasedStateMachine):
+    #: Knobs a variant adds (tests/test_state_machine_segments.py: sealed segments).
+    EXTRA_KNOBS: dict[str, Any] = {}
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="vectord-sm-")
@@ -302,7 +305,7 @@ class VectordMachine(RuleBasedStateMachine):
         self.dim = dim
         knobs = dict(exact_threshold=exact_threshold, exact_filter_limit=4, graph_cost_per_ef=0,
                      checkpoint_min_bytes=1, checkpoint_ratio=0.0,
-                     compact_min_dead=1, compact_ratio=compact_ratio, index_threads=1)
+                     compact_min_dead=1, compact_ratio=compact_ratio, index_threads=1, **self.EXTRA_KNOBS)
         # knobs this version of the engine does not have are left out
         self.tuning = Tuning(**{k: v for k, v in knobs.items() if k in Tuning.__dataclass_fields__})
         self._open()

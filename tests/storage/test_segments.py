@@ -18,6 +18,7 @@ from vectord.storage import checkpoint as disk
 from vectord.storage.segment import Segment, merge_topk, tiered_merge
 
 DIM = 8
+WORDS = ["apple", "banana", "cherry", "durian", "elder", "fig", "grape", "apple"]
 rng = np.random.default_rng(5)
 VECTORS = rng.normal(size=(2000, DIM)).astype(np.float32)
 # exact everywhere (no graph): answers comparable across layouts to the last float
@@ -33,7 +34,9 @@ def _write(col, ops: np.random.Generator, n_ops: int, seal_every: int = 0) -> No
         rows = VECTORS[[int(i[1:]) + 400 * int(ops.integers(0, 4)) for i in ids]]
         metas = [{"g": int(ops.integers(0, 4)), "s": f"v{int(ops.integers(0, 3))}"} for _ in ids]
         if kind < 6:
-            col.upsert(ids, rows, documents=[f"doc {i}" for i in ids], metadatas=metas)
+            words = [" ".join(WORDS[int(w)] for w in ops.integers(0, len(WORDS), size=int(ops.integers(1, 6))))
+                     for _ in ids]
+            col.upsert(ids, rows, documents=words, metadatas=metas)
         elif kind < 8:
             existing = col.get(ids=ids, include=[]).ids
             if existing:  # a partial update: the old vector and document of wherever it lives
@@ -68,6 +71,14 @@ def _answers(col) -> dict:
         out[f"query {where!r}"] = [(r.ids, np.round(r.distances, 5).tolist()) for r in found]
     grouped = col.query(queries[:2], n_results=3, group_by="g", group_size=2)
     out["grouped"] = [(r.ids, r.groups) for r in grouped]
+    for text in ("apple", "banana cherry", "fig grape durian"):
+        for rank, fusion in (("bm25", "rrf"), ("hybrid", "rrf"), ("hybrid", "weighted")):
+            for where in (None, Field("g", "in", [0, 2])):
+                found = col.query(queries[:1] if rank == "hybrid" else None, texts=[text],
+                                  n_results=8, where=where, rank=rank, fusion=fusion)[0]
+                out[f"{rank} {fusion} {text} {where!r}"] = (found.ids, np.round(found.scores, 4).tolist())
+        grouped = col.query(texts=[text], n_results=2, group_by="g", group_size=2, rank="bm25")[0]
+        out[f"bm25 grouped {text}"] = (grouped.ids, grouped.groups)
     return out
 
 
@@ -188,13 +199,13 @@ def test_a_damaged_segment_is_reported_not_served(tmp_path):
         assert "c" in db.damaged_collections()
 
 
-def test_ranked_queries_refuse_clearly_with_sealed_segments(tmp_path):
+def test_snapshots_refuse_clearly_with_sealed_segments(tmp_path):
     with Database(tmp_path / "d", tuning=SEALING, checkpoint_interval_s=3600) as db:
         col = db.create_collection("c", dim=DIM)
         col.add([f"r{i}" for i in range(60)], VECTORS[:60], documents=[f"d{i}" for i in range(60)])
         col.checkpoint()
         with pytest.raises(FailedPreconditionError, match="sealed segments"):
-            col.query_ranked("bm25", ["d1"])
+            col.snapshot(lambda *args: None)
 
 
 def test_merge_topk_and_the_tiered_policy():
