@@ -742,26 +742,27 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            self._refuse_sealed("chunked writes")
-            known = self._records.labels
-            old = list(dict.fromkeys([known[i] for i in ids if i in known] + self._chunks_of(ids)))
-            old_ids = {self._records.ids[label] for label in old}
+            # the tail and the sealed segments alike (an id lives in one of them: _find)
+            old = list(dict.fromkeys([i for i in ids if self._find(i) is not None] + self._chunks_of(ids)))
+            old_ids = set(old)
             if kind == "add":
                 asked = set(ids)
-                sources = {(self._records.ids[label] if self._records.ids[label] in asked
-                            else self._records.metadata(label)[SOURCE_KEY]): label for label in old}
-                clash = [i for i in chunk_ids if i in known]
+                sources = {}
+                for id_ in old:
+                    holder, label = self._find(id_)
+                    sources[id_ if id_ in asked else holder.records.metadata(label)[SOURCE_KEY]] = id_
+                clash = [i for i in chunk_ids if self._find(i) is not None]
                 if sources or clash:
-                    source, label = next(iter(sources.items())) if sources else (None, known[clash[0]])
+                    source, existing = next(iter(sources.items())) if sources else (None, clash[0])
                     what = f"source {source!r} has" if source is not None else "the id of a new chunk has"
                     raise AlreadyExistsError(
-                        f"add: {what} a record ({self._records.ids[label]!r}) in collection {self.config.name!r}; "
+                        f"add: {what} a record ({existing!r}) in collection {self.config.name!r}; "
                         "nothing was written (use upsert to replace a source's chunks)")
             new = set(chunk_ids)
             drop = sorted(old_ids - new)
             result = WriteResult(deleted=len(drop))
             for id_ in chunk_ids:
-                if id_ in known:
+                if self._find(id_) is not None:
                     result.updated += 1
                 else:
                     result.inserted += 1
@@ -771,20 +772,21 @@ class Collection:
         result.seq = seq
         return result
 
-    def _chunks_of(self, sources: Sequence[str]) -> list[int]:
-        """Labels of the chunk records of these sources: metadata source_id in ``sources``
-        and an id of the form f"{source_id}#{chunk}" (so a record that merely has a
-        ``source_id`` key of its own is never taken for a chunk)."""
+    def _chunks_of(self, sources: Sequence[str]) -> list[str]:
+        """Ids of the chunk records of these sources, in the tail and the sealed segments:
+        metadata source_id in ``sources`` and an id of the form f"{source_id}#{chunk}" (so a
+        record that merely has a ``source_id`` key of its own is never taken for a chunk)."""
         if not sources:
             return []
         where = Field(SOURCE_KEY, "in", list(dict.fromkeys(sources)))
-        labels = self._matching(where, compile_filter(where))[0].tolist()
-        records = self._records
+        predicate = compile_filter(where)
         out = []
-        for label in labels:
-            metadata = records.metadata(label)
-            if records.ids[label] == f"{metadata.get(SOURCE_KEY)}#{metadata.get(CHUNK_KEY)}":
-                out.append(label)
+        for state in self._holders():
+            records = state.records
+            for label in self._matching_in(state, where, predicate).tolist():
+                metadata = records.metadata(label)
+                if records.ids[label] == f"{metadata.get(SOURCE_KEY)}#{metadata.get(CHUNK_KEY)}":
+                    out.append(records.ids[label])
         return out
 
     def delete(self, ids: Sequence[str] | None = None, where: Filter | None = None) -> WriteResult:
@@ -799,24 +801,15 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             if ids is not None:
-                known = self._records.labels
                 # a source id stands for its chunks too (chunked writes; see put_chunked)
-                labels = self._passing(list(dict.fromkeys([known[i] for i in ids if i in known]
-                                                          + self._chunks_of(ids))), predicate)
-            else:
-                labels = self._matching(where, predicate)[0].tolist()
-            targets = [self._records.ids[label] for label in labels]
-            if self.sealed:  # the sealed segments' matches (never chunks: chunked writes refuse)
-                for segment in self.sealed:
-                    records = segment.records
-                    if ids is not None:
-                        found = [records.labels[i] for i in ids if i in records.labels]
-                        found = [label for label in found if predicate is None
-                                 or predicate(records.metadata(label), records.documents[label])]
-                    else:
-                        found = segment.matching(where, predicate).tolist()
-                    targets += [records.ids[label] for label in found]
-                targets = list(dict.fromkeys(targets))
+                targets = []
+                for id_ in dict.fromkeys([i for i in ids if self._find(i) is not None] + self._chunks_of(ids)):
+                    holder, label = self._find(id_)
+                    if predicate is None or predicate(holder.records.metadata(label), holder.records.documents[label]):
+                        targets.append(id_)
+            else:  # the tail's and every sealed segment's matches
+                targets = [state.records.ids[label] for state in self._holders()
+                           for label in self._matching_in(state, where, predicate).tolist()]
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)

@@ -11,9 +11,6 @@ from test_state_machine import PROFILE, VectordMachine, settings
 class SegmentedMachine(VectordMachine):
     EXTRA_KNOBS = {"seal_rows": 5, "merge_factor": 2}
 
-    def query_bm25(self, *args, **kwargs):  # not a rule here: refused with sealed segments (docs/segments.md)
-        pass
-
 
 SegmentedMachine.TestCase.settings = settings.get_profile(PROFILE)
 TestSegmentedStateMachine = SegmentedMachine.TestCase

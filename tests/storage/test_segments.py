@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vectord.errors import DataLossError, FailedPreconditionError
+from vectord.errors import AlreadyExistsError, DataLossError, FailedPreconditionError
 from vectord.storage import Database, Field, Tuning
 from vectord.storage import checkpoint as disk
 from vectord.storage.segment import Segment, merge_topk, tiered_merge
@@ -222,3 +222,36 @@ def test_merge_topk_and_the_tiered_policy():
     assert tiered_merge([S(1000), S(10), S(12), S(11)], factor=3) == [1, 2, 3]
     assert tiered_merge([S(1000), S(10), S(12)], factor=3) is None
     assert tiered_merge([S(1000), S(3), S(500)], factor=3, min_rows=5) == [1, 2]
+
+
+class _Encoders:
+    """One fake model (tests/fake_encoder.py) for chunked writes."""
+
+    def __init__(self) -> None:
+        from fake_encoder import FakeEncoder
+        self.model = FakeEncoder(dim=DIM)
+        self.default = self.model.name
+
+    def names(self):
+        return [self.model.name]
+
+    def get(self, name):
+        return self.model
+
+
+def test_chunked_writes_replace_and_delete_sealed_chunks(tmp_path):
+    encoders = _Encoders()  # a chunk is a sentence here
+    encoders.model.chunk = lambda text, tokens, overlap: [part for part in text.split(".") if part]
+    with Database(tmp_path / "d", tuning=SEALING, encoders=encoders, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c")
+        col.put_chunked("add", [f"s{i}" for i in range(30)], [f"a{i}. b{i}. c{i}" for i in range(30)])
+        col.checkpoint()
+        assert col.sealed and col.count() == 90
+        with pytest.raises(AlreadyExistsError, match="source 's3'"):
+            col.put_chunked("add", ["s3"], ["again"])
+        result = col.put_chunked("upsert", ["s3"], ["x. y"])  # the old chunks are sealed
+        assert (result.inserted, result.updated, result.deleted) == (0, 2, 1)
+        assert sorted(col.get(where=Field("source_id", "eq", "s3")).documents) == [" y", "x"]
+        assert col.delete(ids=["s4"]).deleted == 3
+        assert col.count() == 86
+        _exactly_one_holder(col)
