@@ -131,7 +131,8 @@ class Maintenance:
                 seq = c._wal.last_seq
                 c._delta = []
             try:
-                built = compaction.build(frozen, c.config, c.tuning, None, None, nice=c.tuning.maintenance_nice)
+                # the vectors go to a file beside (mapped), not to memory: compaction.build
+                built = compaction.build(frozen, c.config, c.tuning, c.fs, c.path, nice=c.tuning.maintenance_nice)
                 segment = Segment.build(built.vectors, built.records, c.config, c.tuning, built.index,
                                         built.fulltext, built.meta_index)
                 if c.path is not None:
@@ -175,7 +176,7 @@ class Maintenance:
                 frozen = [compaction.freeze(segment.state) for segment in sources]
                 seq = c._wal.last_seq
             try:
-                merged = merge_build(frozen, c.config, c.tuning)
+                merged = merge_build(frozen, c.config, c.tuning, c.fs, c.path)
                 if c.path is not None:
                     merged.write(c.fs, c.path, seq)
             except OSError as exc:

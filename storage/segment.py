@@ -203,9 +203,12 @@ class Segment:
             raise AssertionError(f"segment {name}: written with deleted slots (build it compacted)")
         written, files, index_meta = disk.write_generation(
             fs, directory, seq, state.vectors, state.records.to_columns(), state.index, name=name)
+        built_from = state.vectors.filename  # a compaction-style file a seal or merge wrote, or None
         old = state.vectors.rebase(directory / written / disk.VECTORS)
         del old
         self.name, self.files, self.index_meta = written, files, index_meta
+        if built_from is not None and built_from.name.startswith("compact-"):
+            fs.remove(built_from)  # copied into the segment (else removed at the next start)
 
     def write_deletes(self, fs: FileSystem, directory: Path, seq: int) -> None:
         """Writes the delete bitmap (when deletes were made since the last) as a new file."""
@@ -267,36 +270,62 @@ class Segment:
         return segment
 
 
-def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning) -> "Segment":
+def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: FileSystem | None = None,
+                directory: Path | None = None) -> "Segment":
     """One segment of the live records of several segments' ``Frozen`` views
-    (storage/compaction.py), in order, labels 0..n-1; built under no lock. The rows are
-    gathered in memory (one merged segment's worth: the peak of a merge) and the graph is
-    built by a thread ``tuning.maintenance_nice`` steps lower (``compaction._fill_graph``)."""
-    from .compaction import _fill_graph  # compaction's graph thread, shared
+    (storage/compaction.py), in order, labels 0..n-1; built under no lock.
+
+    With ``directory``, the rows are written block by block to a ``compact-*.npy`` file
+    there (as compaction writes its vectors; ``Segment.write`` then copies it into the
+    segment's directory and the caller removes it) and mapped, so that a merge adds its
+    graph to the footprint, not a copy of the vectors; without, they are gathered in
+    memory. The graph is built by a thread ``tuning.maintenance_nice`` steps lower,
+    reading the sources again with plain reads (``compaction._fill_graph``).
+    """
+    from .compaction import PREFIX as COMPACT, _fill_graph, _names  # compaction's file names and graph thread
     live = sum(len(view.labels) for view in frozen)
-    rows = np.empty((live, config.dim), np.float32)
+
+    def blocks():
+        for view in frozen:
+            yield from view.vectors.blocks(view.labels)
+
+    if directory is None or not live:
+        rows = np.empty((live, config.dim), np.float32)
+        at = 0
+        for block in blocks():
+            rows[at:at + len(block)] = block
+            at += len(block)
+        vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
+        del rows
+    else:
+        path = directory / f"{COMPACT}{next(_names):06d}-{uuid.uuid4().hex[:8]}.npy"
+        handle = fs.create(path)
+        try:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                      "fortran_order": False, "shape": (live, config.dim)}
+            np.lib.format.write_array_header_1_0(handle, header)
+            for block in blocks():
+                handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+        except BaseException:
+            handle.close()
+            raise
+        fs.finish(handle)
+        vectors = VectorStore.mapped(path, config.dim, sqnorms=np.concatenate([view.sqnorms for view in frozen]))
     ids: list = []
     documents: list = []
     metadatas: list = []
-    at = 0
     for view in frozen:
-        for block in view.vectors.blocks(view.labels):
-            rows[at:at + len(block)] = block
-            at += len(block)
         order = view.labels.tolist()
         ids += [view.ids[label] for label in order]
         documents += [view.documents[label] for label in order]
         metadatas += [view.metadatas[label] for label in order]
     records = RecordStore.from_columns(list(range(live)), ids, documents, metadatas, slots=live)
-    vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
-    del rows
     index = None
     if live >= tuning.exact_threshold:
         hnsw = config.hnsw
         index = HnswIndex.create(config.metric, config.dim, hnsw["m"], hnsw["ef_construction"], hnsw["ef_search"],
                                  capacity=max(live, 16), threads=min(tuning.maintenance_threads, tuning.index_threads))
-        everything = vectors.all()
-        _fill_graph(index, lambda: (everything[i:i + 8192] for i in range(0, live, 8192)), tuning.maintenance_nice)
+        _fill_graph(index, blocks, tuning.maintenance_nice)
         index.threads = tuning.index_threads
     fulltext = None
     analyze = frozen[0].analyze if frozen else None

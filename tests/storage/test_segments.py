@@ -164,6 +164,7 @@ def test_segments_merge_and_end_as_one_once_ingest_stops(tmp_path):
         assert plan.segments[1].ef >= 10
         listed = {entry["name"] for entry in disk.read_manifest(col.path)["segments"]}
         assert {p.name for p in col.path.glob("seg-*")} == listed  # merged-away directories removed
+        assert not list(col.path.glob("compact-*"))  # the build files, copied into the segments
 
 
 def test_a_segment_with_many_deletes_is_compacted_alone(tmp_path):
