@@ -100,10 +100,13 @@ def remove_unlisted_segments(fs: FileSystem, directory: Path, manifest: dict[str
     for path in directory.glob("seg-*"):
         if path.name in listed or path.name in bitmaps:
             continue
-        if path.is_dir():
-            fs.remove_tree(path)
-        else:
-            fs.remove(path)
+        try:
+            if path.is_dir():
+                fs.remove_tree(path)
+            else:
+                fs.remove(path)
+        except OSError:  # best effort (`vectord verify` writes nothing); the next start tries again
+            log.warning("cannot remove %s", path)
 
 
 def remove_other_generations(fs: FileSystem, directory: Path, keep: str) -> None:

@@ -103,7 +103,7 @@ def verify_collection(directory: Path, tuning: Tuning | None = None, repair: boo
         name = manifest["config"]["name"]
         note = _log_note(directory)
         collection = Collection.open(_ReadOnlyFS(), directory, tuning)
-        records = len(collection._records)
+        records = collection._live_count()  # the tail's and every sealed segment's
         collection.close(checkpoint=False)
     except DataLossError as exc:
         return Report(name, directory.name, DAMAGED, exc.message)

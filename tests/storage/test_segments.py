@@ -256,3 +256,19 @@ def test_chunked_writes_replace_and_delete_sealed_chunks(tmp_path):
         assert col.delete(ids=["s4"]).deleted == 3
         assert col.count() == 86
         _exactly_one_holder(col)
+
+
+def test_verify_counts_every_segment_and_leaves_an_unlisted_one_alone(tmp_path):
+    from vectord.storage.verify import OK, verify_collection
+
+    with Database(tmp_path / "d", tuning=SEALING, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        col.add([f"r{i}" for i in range(60)], VECTORS[:60])
+        col.checkpoint()
+        col.add(["x"], VECTORS[100:101])
+        directory = col.path
+    orphan = directory / "seg-00000000000000000099-deadbeef"  # as a crash before its MANIFEST
+    orphan.mkdir()
+    report = verify_collection(directory, SEALING)
+    assert report.status == OK and report.records == 61, report
+    assert orphan.exists()  # verify writes nothing
