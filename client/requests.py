@@ -274,6 +274,9 @@ def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, exp
         plan = response.plan
         out["plan"] = {"strategy": plan.strategy, "candidates": plan.candidates, "ef": plan.ef,
                        "filter_path": plan.filter_path, "elapsed_ms": plan.elapsed_ms, "tail": plan.tail}
+        if plan.segments:  # sealed segments (docs/segments.md): each part's own plan
+            out["plan"]["segments"] = [{"segment": p.segment, "strategy": p.strategy, "candidates": p.candidates,
+                                        "ef": p.ef} for p in plan.segments]
     return out
 
 

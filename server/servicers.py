@@ -162,7 +162,10 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
                                                  filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms,
                                                  rank=plan.rank, postings=plan.postings, fusion=plan.fusion,
-                                                 tail=plan.tail))
+                                                 tail=plan.tail,
+                                                 segments=[rpb.SegmentPlan(segment=p.segment, strategy=p.strategy,
+                                                                           candidates=p.candidates, ef=p.ef)
+                                                           for p in plan.segments]))
         return response
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:

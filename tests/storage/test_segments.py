@@ -272,3 +272,26 @@ def test_verify_counts_every_segment_and_leaves_an_unlisted_one_alone(tmp_path):
     report = verify_collection(directory, SEALING)
     assert report.status == OK and report.records == 61, report
     assert orphan.exists()  # verify writes nothing
+
+
+def test_explain_reports_each_segments_plan_through_the_sdk(tmp_path):
+    import vectord
+    from vectord.server.embedded import EmbeddedServer
+
+    client = vectord.Client(path=str(tmp_path / "e"))
+    try:
+        # the SDK's in-process servicers, on an engine that seals (no server flag sets seal_rows yet)
+        client._transport._server.close()
+        client._transport._server = server = EmbeddedServer(tmp_path / "e", tuning=GRAPHS)
+        col = client.create_collection("t", dim=DIM, metric="l2")
+        col.add(ids=[f"r{i}" for i in range(60)], embeddings=VECTORS[:60])
+        server.database.get_collection("t").checkpoint()
+        col.add(ids=["x"], embeddings=VECTORS[100:101])
+        out = col.query(query_embeddings=VECTORS[:1], n_results=3, include=[], explain=True)
+        assert out["ids"][0][0] == "r0"
+        tail, segment = out["plan"]["segments"]
+        assert tail == {"segment": "tail", "strategy": "exact", "candidates": 1, "ef": 0}
+        assert segment["segment"].startswith("seg-") and segment["strategy"] == "hnsw"
+        assert segment["candidates"] == 60 and segment["ef"] >= 3
+    finally:
+        client.close()

@@ -124,7 +124,7 @@ class QueryResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
 
 class QueryPlan(_message.Message):
-    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion", "tail")
+    __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion", "tail", "segments")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class QueryPlan(_message.Message):
     POSTINGS_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     candidates: int
     ef: int
@@ -143,7 +144,20 @@ class QueryPlan(_message.Message):
     postings: int
     fusion: str
     tail: int
-    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ..., tail: _Optional[int] = ...) -> None: ...
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentPlan]
+    def __init__(self, strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ..., filter_path: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., rank: _Optional[str] = ..., postings: _Optional[int] = ..., fusion: _Optional[str] = ..., tail: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentPlan, _Mapping]]] = ...) -> None: ...
+
+class SegmentPlan(_message.Message):
+    __slots__ = ("segment", "strategy", "candidates", "ef")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    strategy: str
+    candidates: int
+    ef: int
+    def __init__(self, segment: _Optional[str] = ..., strategy: _Optional[str] = ..., candidates: _Optional[int] = ..., ef: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("ids", "distances", "embeddings", "documents", "metadatas", "scores", "groups")
