@@ -508,8 +508,9 @@ class Collection:
                    metadatas: Sequence[Any]) -> None:
         n = len(ids)
         known = self._records.labels
+        sealed = [i for i in ids if i not in known]  # an id lives in the tail or in one segment
         self._drop_labels([known[i] for i in ids if i in known])
-        self._drop_sealed([i for i in ids if i not in known])
+        self._drop_sealed(sealed)
         start = self._vectors.append(vectors)
         labels = np.arange(start, start + n, dtype=np.int64)
         for id_, document, metadata in zip(ids, documents, metadatas):
@@ -542,8 +543,9 @@ class Collection:
     def _apply_delete(self, ids: Iterable[str]) -> None:
         known = self._records.labels
         ids = list(ids)
+        sealed = [i for i in ids if i not in known]
         self._drop_labels([known[i] for i in ids if i in known])
-        self._drop_sealed([i for i in ids if i not in known])
+        self._drop_sealed(sealed)
 
     def _drop_sealed(self, ids: list[str]) -> None:
         """Marks ids held by sealed segments deleted there (their bitmaps; write lock held)."""
