@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index-threads", type=int, help=_setting_help("index_threads"))
     serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
     serve.add_argument("--planner-cost-per-ef", type=int, help=_setting_help("planner_cost_per_ef"))
+    serve.add_argument("--seal-rows", type=int, help=_setting_help("seal_rows"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
@@ -193,7 +194,7 @@ def serve(args: argparse.Namespace) -> int:
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
-                                 planner_cost_per_ef=args.planner_cost_per_ef,
+                                 planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
                                  models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
@@ -220,6 +221,8 @@ def serve(args: argparse.Namespace) -> int:
         tuning.index_threads = settings.index_threads
     if settings.planner_cost_per_ef:
         tuning.graph_cost_per_ef = settings.planner_cost_per_ef
+    if settings.seal_rows:
+        tuning.seal_rows = settings.seal_rows
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import Metrics

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         0, ge=0, description="the query planner's cost of one unit of graph-search ef, in exact vector comparisons, "
                              "as measured on this machine (python benchmarks/planner_curve.py prints it); 0 = the "
                              "built-in default (storage/planner.py)")
+    seal_rows: int = Field(
+        0, ge=0, description="seal a collection's mutable tail into an immutable segment at this many live records "
+                             "(docs/segments.md, in progress); 0 = never")
     models_dir: Path | None = Field(
         None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
                           "model.json), served beside the built-in model; a bad one stops the start "

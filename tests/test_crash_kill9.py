@@ -245,9 +245,10 @@ def verify(client: vectord.Client, workers: list[Worker], shared: Shared,
     assert recall >= 0.95, f"recall@10 {recall:.3f} after recovery"
 
 
-def crash_rounds(tmp_path: Path, rounds: int, seed: int) -> None:
+def crash_rounds(tmp_path: Path, rounds: int, seed: int, server_args: tuple[str, ...] = (),
+                 checkpoint_base: bool = False) -> None:
     data = tmp_path / "data"
-    server = start_server(data)
+    server = start_server(data, *server_args)
     rng = random.Random(seed)
     try:
         client = vectord.Client(server.address, timeout=20)
@@ -255,6 +256,8 @@ def crash_rounds(tmp_path: Path, rounds: int, seed: int) -> None:
         base_ids = [f"b-{j}" for j in range(BASE)]
         base_vectors = vec(np.random.default_rng(seed), BASE)
         col.add(base_ids, base_vectors, [f"base {i}" for i in base_ids])
+        if checkpoint_base:  # (with sealing: the base becomes a segment before the rounds)
+            client.checkpoint(NAME)
         workers = [Worker(t, seed * 10 + t) for t in range(THREADS)]
         shared = Shared()
         checkpoint_rounds = 0
@@ -285,7 +288,7 @@ def crash_rounds(tmp_path: Path, rounds: int, seed: int) -> None:
             print(f"round {round_no}: {acked} writes acknowledged so far, {in_flight} in flight "
                   f"at the kill, {checkpoints[0]} checkpoints during the load")
             client.close()
-            server = start_server(data)
+            server = start_server(data, *server_args)
             client = vectord.Client(server.address, timeout=20)
             col = client.get_collection(NAME)
             verify(client, workers, shared, (base_ids, base_vectors))
@@ -293,16 +296,27 @@ def crash_rounds(tmp_path: Path, rounds: int, seed: int) -> None:
         # the graceful path after all the crashes: SIGTERM, exit 0, and the state survives
         client.close()
         assert server.terminate() == 0, server.log()
-        server = start_server(data)
+        server = start_server(data, *server_args)
         client = vectord.Client(server.address, timeout=20)
         verify(client, workers, shared, (base_ids, base_vectors))
         client.close()
+        if "--seal-rows" in server_args:
+            assert list(data.rglob("seg-*")), "no segment was sealed"
     finally:
         server.kill()
 
 
 def test_kill9_during_concurrent_writes(tmp_path):
     crash_rounds(tmp_path, int(os.environ.get("VECTORD_KILL9_ROUNDS", "4")), seed=1)
+
+
+def test_kill9_with_sealed_segments(tmp_path):
+    """The same rounds on a server that seals every 200 live records (docs/segments.md): the
+    base records are a segment before the rounds, the checkpoints of the load seal the
+    threads' records, whose upserts and deletes then hit sealed records (bitmaps) as well
+    as the tail, and merge segments."""
+    crash_rounds(tmp_path, int(os.environ.get("VECTORD_KILL9_ROUNDS", "4")), seed=3,
+                 server_args=("--seal-rows", "200"), checkpoint_base=True)
 
 
 @pytest.mark.slow
