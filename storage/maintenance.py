@@ -19,7 +19,7 @@ import numpy as np
 from . import layout as disk
 from . import compaction
 from .fsio import storage_error
-from .segment import Segment, merge_build, tiered_merge
+from .segment import Segment, merge_all, merge_build, tiered_merge
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,13 @@ class Maintenance:
             if compaction.due(segment.slots, segment.live, segment.state.index is not None,
                               c.tuning.compact_min_dead, c.tuning.compact_ratio, compact):
                 return [i]
-        pick = tiered_merge(sealed, max(2, c.tuning.merge_factor))
+        pick = tiered_merge(sealed, max(2, c.tuning.merge_factor), max_rows=c.tuning.max_segment_rows)
         if pick is None and len(sealed) > 1 and c._wal is not None and c._wal.last_seq == c._applied_seq \
                 and not len(c.state.records):
             # Done ingesting (nothing written since the last checkpoint, an empty tail): one
-            # segment, so that a query searches one graph (single-query QPS as before segments)
-            pick = list(range(len(sealed)))
+            # segment (or as few as max_segment_rows allows), so that a query searches one
+            # graph (single-query QPS as before segments)
+            pick = merge_all(sealed, c.tuning.max_segment_rows)
         return pick
 
     def _seal_and_merge(self, compact: bool) -> bool:

@@ -334,6 +334,20 @@ def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: File
     return Segment.build(vectors, records, config, tuning, index, fulltext)
 
 
+def merge_all(segments: list["Segment"], max_rows: int = 0) -> list[int] | None:
+    """The positions of the segments to merge once a collection is done ingesting: all of
+    them, or with ``max_rows`` the smallest ones whose live records fit in it together
+    (at least two; else None)."""
+    order = sorted(range(len(segments)), key=lambda i: segments[i].live)
+    pick, total = [], 0
+    for i in order:
+        if max_rows and total + segments[i].live > max_rows:
+            break
+        pick.append(i)
+        total += segments[i].live
+    return sorted(pick) if len(pick) >= 2 else None
+
+
 def _padded(labels: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape[1] < k:
         pad = k - labels.shape[1]
@@ -365,7 +379,8 @@ def merge_topk(parts: list[tuple[int, np.ndarray, np.ndarray]], k: int) -> tuple
     return out_h, out_l, out_d.astype(np.float32)
 
 
-def tiered_merge(segments: list["Segment"], factor: int = 4, min_rows: int = 0) -> list[int] | None:
+def tiered_merge(segments: list["Segment"], factor: int = 4, min_rows: int = 0,
+                 max_rows: int = 0) -> list[int] | None:
     """The positions (ascending) of the segments to merge next, or None: a tiered policy.
 
     A tier is the segments whose live counts are under ``factor`` x the smallest one's;
@@ -373,16 +388,17 @@ def tiered_merge(segments: list["Segment"], factor: int = 4, min_rows: int = 0) 
     collection ingesting steadily holds O(factor x log(n)) segments and each record is
     rewritten O(log(n)) times. A segment whose live count fell under ``min_rows`` (by
     deletes) is merged with a neighbour. ``factor`` 2 with nothing else arriving merges
-    everything, step by step, into one segment.
+    everything, step by step, into one segment. With ``max_rows``, no merge makes a segment
+    of more live records than that (so that a compaction never rebuilds more).
     """
     if len(segments) < 2:
         return None
     sizes = [max(1, s.live) for s in segments]
     order = sorted(range(len(segments)), key=lambda i: sizes[i])
     smallest = sizes[order[0]]
-    tier = sorted(i for i in order if sizes[i] < smallest * factor)
-    if len(tier) >= factor:
-        return tier[:factor]
+    tier = [i for i in order if sizes[i] < smallest * factor][:factor]
+    if len(tier) >= factor and (not max_rows or sum(sizes[i] for i in tier) <= max_rows):
+        return sorted(tier)
     small = [i for i in range(len(segments)) if segments[i].live < min_rows]
     if small:
         i = small[0]

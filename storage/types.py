@@ -105,6 +105,9 @@ class Tuning:
     seal_rows: int = 0
     #: Merge ``merge_factor`` sealed segments of one size tier into one (``tiered_merge``).
     merge_factor: int = 4
+    #: No merge makes a segment of more live records than this (0: no bound), so that the
+    #: compaction of one segment, the peak of memory upkeep, stays bounded.
+    max_segment_rows: int = 0
 
 
 class Embedder(Protocol):

@@ -295,3 +295,16 @@ def test_explain_reports_each_segments_plan_through_the_sdk(tmp_path):
         assert segment["candidates"] == 60 and segment["ef"] >= 3
     finally:
         client.close()
+
+
+def test_merges_respect_max_segment_rows(tmp_path):
+    tuning = Tuning(**EXACT, seal_rows=40, merge_factor=2, max_segment_rows=100)
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        for start in range(0, 400, 40):
+            col.add([f"r{i}" for i in range(start, start + 40)], VECTORS[start:start + 40])
+            col.checkpoint()
+        col.checkpoint()  # idle: merges what fits
+        sizes = sorted(segment.live for segment in col.sealed)
+        assert max(sizes) <= 100 and sum(sizes) == 400 and len(sizes) <= 5, sizes
+        assert len([s for s in sizes if s <= 50]) <= 1, sizes  # no two left that would fit together
