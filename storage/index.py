@@ -57,16 +57,7 @@ def exact_search(
     n = len(queries)
     if k == 0:
         return np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
-    with single_threaded(n * len(labels) * queries.shape[1]):  # storage/blas.py: small products
-        dots = queries @ vectors.T  # (n, m)
-    if metric == "cosine":
-        qn = np.sqrt((queries * queries).sum(axis=1, keepdims=True))
-        dist = 1.0 - dots / (qn * np.sqrt(sqnorms)[None, :])
-    elif metric == "ip":
-        dist = 1.0 - dots
-    else:
-        qsq = (queries * queries).sum(axis=1, keepdims=True)
-        dist = np.maximum(qsq - 2.0 * dots + sqnorms[None, :], 0.0)
+    dist = exact_distances(vectors, sqnorms, queries, metric)
     if k < dist.shape[1]:
         part = np.argpartition(dist, k - 1, axis=1)[:, :k]
     else:
@@ -75,6 +66,19 @@ def exact_search(
     order = np.argsort(part_dist, axis=1, kind="stable")
     best = np.take_along_axis(part, order, axis=1)
     return labels[best], np.take_along_axis(part_dist, order, axis=1).astype(np.float32)
+
+
+def exact_distances(vectors: np.ndarray, sqnorms: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """(n_queries, n_vectors) distances, as ``exact_search`` defines them."""
+    with single_threaded(len(queries) * len(vectors) * queries.shape[1]):  # storage/blas.py: small products
+        dots = queries @ vectors.T  # (n, m)
+    if metric == "cosine":
+        qn = np.sqrt((queries * queries).sum(axis=1, keepdims=True))
+        return 1.0 - dots / (qn * np.sqrt(sqnorms)[None, :])
+    if metric == "ip":
+        return 1.0 - dots
+    qsq = (queries * queries).sum(axis=1, keepdims=True)
+    return np.maximum(qsq - 2.0 * dots + sqnorms[None, :], 0.0)
 
 
 class EfGate:

@@ -31,7 +31,7 @@ from . import layout as disk
 from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
-from .index import HnswIndex, IndexSearchFailed, exact_search
+from .index import HnswIndex, IndexSearchFailed, exact_distances, exact_search
 from .metadata_index import MetadataIndex
 from .planner import EF_PER_FETCH, choose
 from .records import RecordStore
@@ -136,6 +136,10 @@ class Segment:
         store = self.state.vectors
         if len(labels) == store.slots:
             return exact_search(store.all(), store.sqnorms, labels, queries, k, config.metric)
+        if 2 * len(labels) >= store.slots:
+            # most slots wanted: one pass over the mapped rows, the others' distances made
+            # infinite, costs less than gathering the wanted rows (a segment with deletes)
+            return _exact_masked(store, labels, queries, k, config.metric)
         return exact_search(store.take(labels), store.sqnorms[labels], labels, queries, k, config.metric)
 
     def _graph_filtered(self, queries: np.ndarray, k: int, ef: int, allowed: np.ndarray,
@@ -346,6 +350,21 @@ def merge_all(segments: list["Segment"], max_rows: int = 0) -> list[int] | None:
         pick.append(i)
         total += segments[i].live
     return sorted(pick) if len(pick) >= 2 else None
+
+
+def _exact_masked(store: VectorStore, labels: np.ndarray, queries: np.ndarray, k: int, metric: str):
+    """``exact_search`` over ``labels`` (sorted), computed over every slot of ``store``."""
+    slots = store.slots
+    k = min(k, len(labels))
+    dist = exact_distances(store.all(), store.sqnorms[:slots], queries, metric)
+    wanted = np.zeros(slots, np.bool_)
+    wanted[labels] = True
+    dist[:, ~wanted] = np.inf
+    part = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < slots else np.broadcast_to(np.arange(slots), dist.shape)
+    part_dist = np.take_along_axis(dist, part, axis=1)
+    order = np.argsort(part_dist, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    return best.astype(np.int64), np.take_along_axis(part_dist, order, axis=1).astype(np.float32)
 
 
 def _padded(labels: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
