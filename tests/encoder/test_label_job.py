@@ -46,9 +46,10 @@ def make_pack(folder: Path, n: int = 300, seed: int = 0, teacher_seed: int = 0) 
     folder.mkdir(parents=True, exist_ok=True)
     texts = []
     for i in range(n):
-        k = int(rng.integers(2, 60))  # some long enough to add passage sentences
+        k = int(rng.integers(2, 30))
         body = " ".join(rng.choice(WORDS, k))
-        texts.append(f"text {i}: {body}." + (" The second sentence has more than six words here." if k > 40 else ""))
+        long = k > 25 and " ".join(["Then", *rng.choice(WORDS, 14)]) + "."  # 200+ characters: adds sentences
+        texts.append(f"text {i}: {body}." + (f" {long}" if long else ""))
     (folder / "texts.txt").write_text("".join(t + "\n" for t in texts))
     pairs = [(i, i + 150) for i in range(0, 60, 3)]
     (folder / "pairs.tsv").write_text("".join(f"{a}\t{b}\tfaq\n" for a, b in pairs))
