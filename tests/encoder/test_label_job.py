@@ -185,3 +185,16 @@ def test_labels_are_matched_by_text_for_a_smaller_selection(pack, tmp_path):
     where = {t: i for i, t in enumerate(ls.texts)}
     assert sub_have.all()
     assert np.array_equal(labels, full[[where[t] for t in sub]])
+
+
+def test_the_command_stops_at_its_time_limit_without_a_partial_chunk(pack, tmp_path, capsys, monkeypatch):
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
+        monkeypatch.setenv(k, "false" if k.startswith("TOKENIZERS") else "1")  # main sets them; undone after
+    label_job.main(["--data", str(pack), "--cache", str(tmp_path), "--seconds", "0.001"])
+    out = capsys.readouterr().out
+    assert "stopped: wrote 0 chunks this run" in out
+    key_dir = tmp_path / label_job.label_set(pack).key
+    assert not list(key_dir.glob("chunk-*")) and not list(key_dir.glob(".chunk-*"))
+    with pytest.raises(SystemExit):
+        label_job.main(["--data", str(pack), "--cache", str(tmp_path), "--threads", "0"])
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
