@@ -161,6 +161,8 @@ def main(argv=None) -> None:
     if cached is not None:
         tv, have, where = cached
         log(f"label cache {where}: {int(have.sum())} of {len(texts)} texts labelled")
+    else:
+        log(f"no labels cached for this pack under {a.label_cache}")
     if a.labelled_only:
         if not have.any():
             ap.error(f"--labelled-only: no cached labels for {a.data} under {a.label_cache} "
