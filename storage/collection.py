@@ -22,7 +22,9 @@ The structures queries read are one ``State`` (state.py), replaced whole by a co
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -46,6 +48,7 @@ from .filters import Field, Filter, compile_filter
 from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
+from .heap import release_free_heap
 from .index import HnswIndex
 from .indexer import Indexer
 from .maintenance import Maintenance
@@ -278,7 +281,7 @@ class Collection:
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
-            collection._meta_index = MetadataIndex.build_encoded(records.encoded_metadata_items())
+            collection._meta_index = MetadataIndex.build_groups(records.metadata_groups())
             collection._build_fulltext()
             if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index, collection.index_problem = _load_index(
@@ -300,6 +303,7 @@ class Collection:
                                 f"stored vectors ({exc})") from exc
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
+        release_free_heap()  # the decoded checkpoint and replay's garbage (storage/heap.py)
         collection.recovery_seconds = time.monotonic() - started
         collection._indexing = True
         collection._wake_indexer()  # the tail replay left, indexed in the background
@@ -498,13 +502,11 @@ class Collection:
 
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
-        n = len(ids)
-        known = self._records.labels
-        self._drop_labels([known[i] for i in ids if i in known])
-        start = self._vectors.append(vectors)
-        labels = np.arange(start, start + n, dtype=np.int64)
-        for id_, document, metadata in zip(ids, documents, metadatas):
-            label = self._records.append(id_, document, metadata)
+        found = self._records.find(ids)
+        self._drop_labels(found[found >= 0].tolist())
+        self._vectors.append(vectors)
+        labels = self._records.append_many(ids, documents, metadatas).tolist()
+        for label, document, metadata in zip(labels, documents, metadatas):
             self._meta_index.add(label, metadata)
             if self._fulltext is not None:
                 self._fulltext.add(label, document)
@@ -530,9 +532,9 @@ class Collection:
             # labels of the exact tail are not in the graph; the indexer skips them
             index.mark_deleted([label for label in labels if label < index.covered])
 
-    def _apply_delete(self, ids: Iterable[str]) -> None:
-        known = self._records.labels
-        self._drop_labels([known[i] for i in ids if i in known])
+    def _apply_delete(self, ids: Sequence[str]) -> None:
+        found = self._records.find(ids)
+        self._drop_labels(found[found >= 0].tolist())
 
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
@@ -608,7 +610,7 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            existing = [self._records.labels.get(i) for i in ids]
+            existing = [None if label < 0 else label for label in self._records.find(ids).tolist()]
             if kind == "add":
                 for i, label in enumerate(existing):
                     if label is not None:
@@ -690,7 +692,8 @@ class Collection:
             self._check_writable()
             self._check_model(embedded_with)
             known = self._records.labels
-            old = list(dict.fromkeys([known[i] for i in ids if i in known] + self._chunks_of(ids)))
+            found = self._records.find(ids)
+            old = list(dict.fromkeys(found[found >= 0].tolist() + self._chunks_of(ids)))
             old_ids = {self._records.ids[label] for label in old}
             if kind == "add":
                 asked = set(ids)
@@ -706,11 +709,8 @@ class Collection:
             new = set(chunk_ids)
             drop = sorted(old_ids - new)
             result = WriteResult(deleted=len(drop))
-            for id_ in chunk_ids:
-                if id_ in known:
-                    result.updated += 1
-                else:
-                    result.inserted += 1
+            result.updated = int(np.count_nonzero(self._records.find(chunk_ids) >= 0))
+            result.inserted = len(chunk_ids) - result.updated
             seq = self._log_and_apply({"op": "put", "ids": chunk_ids, "vectors": vectors.tobytes(),
                                        "documents": chunk_docs, "metadatas": chunk_metas, "drop": drop})
         self._wal.sync_to(seq)
@@ -745,13 +745,13 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             if ids is not None:
-                known = self._records.labels
+                found = self._records.find(ids)
                 # a source id stands for its chunks too (chunked writes; see put_chunked)
-                labels = self._passing(list(dict.fromkeys([known[i] for i in ids if i in known]
-                                                          + self._chunks_of(ids))), predicate)
+                labels = self._passing(list(dict.fromkeys(found[found >= 0].tolist() + self._chunks_of(ids))),
+                                       predicate)
             else:
                 labels = self._matching(where, predicate)[0].tolist()
-            targets = [self._records.ids[label] for label in labels]
+            targets = self._records.ids.take(labels)
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)
@@ -759,7 +759,7 @@ class Collection:
     # ------------------------------------------------------------------ reads
     def _select(self, labels: list[int], include: frozenset[str]) -> Records:
         records = self._records
-        out = Records(ids=[records.ids[label] for label in labels])
+        out = Records(ids=records.ids.take(labels))
         if "embeddings" in include:
             out.embeddings = self._vectors.take(np.asarray(labels, np.int64))
         if "documents" in include:
@@ -829,8 +829,8 @@ class Collection:
         with self._lock.read():
             self._check_open()
             if ids is not None:
-                known = self._records.labels
-                labels = self._passing([known[i] for i in ids if i in known], predicate)
+                found = self._records.find(ids)
+                labels = self._passing(found[found >= 0].tolist(), predicate)
             elif after is not None:
                 return self._page_by_id(where, predicate, after, offset, limit, include)
             else:
@@ -844,26 +844,26 @@ class Collection:
         wanted = offset + limit
         records = self._records
         if where is None:
-            start = records.sorted_ids.bisect_right(after)
-            ids = list(records.sorted_ids.islice(start, start + wanted + 1))
+            chosen = list(itertools.islice(records.ids_after(after), wanted + 1))
         else:
             labels = self._matching(where, predicate)[0]
             if len(labels) * 8 < len(records):  # few matches: sort them
-                matched = sorted(records.ids[label] for label in labels.tolist())
-                start = bisect.bisect_right(matched, after)
-                ids = matched[start:start + wanted + 1]
+                matched = sorted(zip(records.ids.take(labels.tolist()), labels.tolist()))
+                start = bisect.bisect_right(matched, (after, math.inf))
+                chosen = [label for _, label in matched[start:start + wanted + 1]]
             else:  # many matches: walk ids in order, keep the matching ones
-                allowed = set(labels.tolist())
-                ids = []
-                for id_ in records.sorted_ids.irange(after, None, inclusive=(False, True)):
-                    if records.labels[id_] in allowed:
-                        ids.append(id_)
-                        if len(ids) > wanted:
+                allowed = np.zeros(records.slots, np.bool_)
+                allowed[labels] = True
+                chosen = []
+                for label in records.ids_after(after):
+                    if allowed[label]:
+                        chosen.append(label)
+                        if len(chosen) > wanted:
                             break
-        more = len(ids) > wanted
-        page = ids[offset:wanted]
-        found = self._select([records.labels[i] for i in page], include)
-        found.next_after = page[-1] if more and page else None
+        more = len(chosen) > wanted
+        page = chosen[offset:wanted]
+        found = self._select(page, include)
+        found.next_after = found.ids[-1] if more and page else None
         return found
 
     def count(self, where: Filter | None = None) -> int:
