@@ -486,7 +486,9 @@ def write(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
              f"system: cosine, M=16, ef_construction=100, ef=100, k=10. Ingest in batches of {config['batch']} "
              "records with ids and a metadata dict `{\"bucket\": i % 1000}` (vectord: durable, fsynced log; raw "
              "hnswlib: `add_items`, no metadata, not durable). Single queries from 1 and more client threads; "
-             f"each timed measurement stops after {config['max_seconds']:g} s. {results.get('chroma_note', '')}",
+             + ("the systems alternate in rounds (see \"Ratios by round\"); a measurement taken once stops after "
+                if any(d.get("rounds") for d in results["datasets"]) else "each timed measurement stops after ")
+             + f"{config['max_seconds']:g} s. {results.get('chroma_note', '')}",
              ""]
     rows = targets(results)
     lines += ["## Targets (issues 4 and 13)", "", *targets_table(rows), ""]
