@@ -25,6 +25,7 @@ import bisect
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ from .filters import Field, Filter, compile_filter
 from .analyzers import analyzer, fulltext_config
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
+from .heap import release_free_heap
 from .index import HnswIndex
 from .indexer import Indexer
 from .maintenance import Maintenance
@@ -285,7 +287,7 @@ class Collection:
         if manifest["generation"] is not None:
             vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
-            collection._meta_index = MetadataIndex.build_encoded(records.encoded_metadata_items())
+            collection._meta_index = MetadataIndex.build_groups(records.metadata_groups())
             collection._build_fulltext()
             if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index, collection.index_problem = _load_index(
@@ -308,6 +310,7 @@ class Collection:
         collection._wal = WriteAheadLog(fs, path / disk.WAL, last_seq)
         compaction.remove_leftovers(fs, path)  # a crash's: no MANIFEST names them
         disk.remove_unlisted_segments(fs, path, manifest)
+        release_free_heap()  # the decoded checkpoint and replay's garbage (storage/heap.py)
         collection.recovery_seconds = time.monotonic() - started
         collection._indexing = True
         collection._wake_indexer()  # the tail replay left, indexed in the background
@@ -506,15 +509,13 @@ class Collection:
 
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
-        n = len(ids)
-        known = self._records.labels
-        sealed = [i for i in ids if i not in known]  # an id lives in the tail or in one segment
-        self._drop_labels([known[i] for i in ids if i in known])
+        found = self._records.find(ids)
+        sealed = [id_ for id_, label in zip(ids, found.tolist()) if label < 0]  # in one segment, or new
+        self._drop_labels(found[found >= 0].tolist())
         self._drop_sealed(sealed)
-        start = self._vectors.append(vectors)
-        labels = np.arange(start, start + n, dtype=np.int64)
-        for id_, document, metadata in zip(ids, documents, metadatas):
-            label = self._records.append(id_, document, metadata)
+        self._vectors.append(vectors)
+        labels = self._records.append_many(ids, documents, metadatas).tolist()
+        for label, document, metadata in zip(labels, documents, metadatas):
             self._meta_index.add(label, metadata)
             if self._fulltext is not None:
                 self._fulltext.add(label, document)
@@ -540,11 +541,10 @@ class Collection:
             # labels of the exact tail are not in the graph; the indexer skips them
             index.mark_deleted([label for label in labels if label < index.covered])
 
-    def _apply_delete(self, ids: Iterable[str]) -> None:
-        known = self._records.labels
-        ids = list(ids)
-        sealed = [i for i in ids if i not in known]
-        self._drop_labels([known[i] for i in ids if i in known])
+    def _apply_delete(self, ids: Sequence[str]) -> None:
+        found = self._records.find(ids)
+        sealed = [id_ for id_, label in zip(ids, found.tolist()) if label < 0]
+        self._drop_labels(found[found >= 0].tolist())
         self._drop_sealed(sealed)
 
     def _drop_sealed(self, ids: list[str]) -> None:
@@ -552,9 +552,8 @@ class Collection:
         if not self.sealed or not ids:
             return
         for segment in self.sealed:
-            labels = segment.records.labels
-            found = [labels[i] for i in ids if i in labels]
-            segment.delete(found)
+            found = segment.records.find(ids)
+            segment.delete(found[found >= 0].tolist())
 
     # ------------------------------------------------------------------ segments
     def _empty_state(self) -> State:
@@ -574,6 +573,21 @@ class Collection:
             if label is not None:
                 return segment.state, label
         return None
+
+    def _find_many(self, ids: Sequence[str]) -> list[tuple[State, int] | None]:
+        """``_find`` of each id, looked up as batches (one per holder that may hold some)."""
+        found = self.state.records.find(ids).tolist()
+        out: list[tuple[State, int] | None] = [None if label < 0 else (self.state, label) for label in found]
+        missing = [i for i, at in enumerate(out) if at is None]
+        for segment in reversed(self.sealed):
+            if not missing:
+                break
+            labels = segment.records.find([ids[i] for i in missing]).tolist()
+            for i, label in zip(missing, labels):
+                if label >= 0:
+                    out[i] = (segment.state, label)
+            missing = [i for i in missing if out[i] is None]
+        return out
 
     def _holders(self) -> list[State]:
         """The states a read visits, oldest first: the sealed segments', then the tail."""
@@ -662,7 +676,7 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            existing = [self._find(i) for i in ids]
+            existing = self._find_many(ids)
             if kind == "add":
                 for i, label in enumerate(existing):
                     if label is not None:
@@ -744,8 +758,9 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            # the tail and the sealed segments alike (an id lives in one of them: _find)
-            old = list(dict.fromkeys([i for i in ids if self._find(i) is not None] + self._chunks_of(ids)))
+            # the tail and the sealed segments alike (an id lives in one of them: _find_many)
+            old = list(dict.fromkeys([i for i, at in zip(ids, self._find_many(ids)) if at is not None]
+                                     + self._chunks_of(ids)))
             old_ids = set(old)
             if kind == "add":
                 asked = set(ids)
@@ -763,11 +778,8 @@ class Collection:
             new = set(chunk_ids)
             drop = sorted(old_ids - new)
             result = WriteResult(deleted=len(drop))
-            for id_ in chunk_ids:
-                if self._find(id_) is not None:
-                    result.updated += 1
-                else:
-                    result.inserted += 1
+            result.updated = sum(at is not None for at in self._find_many(chunk_ids))
+            result.inserted = len(chunk_ids) - result.updated
             seq = self._log_and_apply({"op": "put", "ids": chunk_ids, "vectors": vectors.tobytes(),
                                        "documents": chunk_docs, "metadatas": chunk_metas, "drop": drop})
         self._wal.sync_to(seq)
@@ -804,14 +816,14 @@ class Collection:
             self._check_writable()
             if ids is not None:
                 # a source id stands for its chunks too (chunked writes; see put_chunked)
-                targets = []
-                for id_ in dict.fromkeys([i for i in ids if self._find(i) is not None] + self._chunks_of(ids)):
-                    holder, label = self._find(id_)
-                    if predicate is None or predicate(holder.records.metadata(label), holder.records.documents[label]):
-                        targets.append(id_)
+                candidates = list(dict.fromkeys([i for i, at in zip(ids, self._find_many(ids)) if at is not None]
+                                                + self._chunks_of(ids)))
+                targets = [id_ for id_, (holder, label) in zip(candidates, self._find_many(candidates))
+                           if predicate is None or predicate(holder.records.metadata(label),
+                                                             holder.records.documents[label])]
             else:  # the tail's and every sealed segment's matches
-                targets = [state.records.ids[label] for state in self._holders()
-                           for label in self._matching_in(state, where, predicate).tolist()]
+                targets = [id_ for state in self._holders()
+                           for id_ in state.records.ids.take(self._matching_in(state, where, predicate).tolist())]
             seq = self._log_and_apply({"op": "delete", "ids": targets}) if targets else self._wal.last_seq
         self._wal.sync_to(seq)
         return WriteResult(deleted=len(targets), seq=seq)
@@ -819,7 +831,7 @@ class Collection:
     # ------------------------------------------------------------------ reads
     def _select(self, labels: list[int], include: frozenset[str]) -> Records:
         records = self._records
-        out = Records(ids=[records.ids[label] for label in labels])
+        out = Records(ids=records.ids.take(labels))
         if "embeddings" in include:
             out.embeddings = self._vectors.take(np.asarray(labels, np.int64))
         if "documents" in include:
@@ -854,7 +866,7 @@ class Collection:
         """``get`` over the sealed segments and the tail (read lock held); by filter, in
         segment order (oldest first, the tail last), then label order within each."""
         if ids is not None:
-            pairs = [found for found in map(self._find, ids) if found is not None and (
+            pairs = [found for found in self._find_many(ids) if found is not None and (
                 predicate is None or predicate(found[0].records.metadata(found[1]),
                                                found[0].records.documents[found[1]]))]
         elif after is not None:
@@ -863,22 +875,15 @@ class Collection:
             pages = []
             for state in self._holders():
                 records = state.records
-                if where is None:
-                    start = records.sorted_ids.bisect_right(after)
-                    pages.append(list(records.sorted_ids.islice(start, start + wanted + 1)))
-                else:
+                labels = records.ids_after(after)  # live labels in id order (storage/records.py)
+                if where is not None:
                     allowed = set(self._matching_in(state, where, predicate).tolist())
-                    page = []
-                    for id_ in records.sorted_ids.irange(after, None, inclusive=(False, True)):
-                        if records.labels[id_] in allowed:
-                            page.append(id_)
-                            if len(page) > wanted:
-                                break
-                    pages.append(page)
-            merged = list(itertools.islice(heapq.merge(*pages), wanted + 1))
+                    labels = (label for label in labels if label in allowed)
+                pages.append([(records.ids[label], state, label) for label in itertools.islice(labels, wanted + 1)])
+            merged = list(itertools.islice(heapq.merge(*pages, key=lambda hit: hit[0]), wanted + 1))
             page = merged[offset:wanted]
-            found = self._select_pairs([self._find(id_) for id_ in page], include)
-            found.next_after = page[-1] if len(merged) > wanted and page else None
+            found = self._select_pairs([(state, label) for _, state, label in page], include)
+            found.next_after = page[-1][0] if len(merged) > wanted and page else None
             return found
         else:
             pairs = [(state, label) for state in self._holders()
@@ -949,8 +954,8 @@ class Collection:
             if self.sealed:
                 return self._get_segmented(ids, where, predicate, after, offset, limit, include)
             if ids is not None:
-                known = self._records.labels
-                labels = self._passing([known[i] for i in ids if i in known], predicate)
+                found = self._records.find(ids)
+                labels = self._passing(found[found >= 0].tolist(), predicate)
             elif after is not None:
                 return self._page_by_id(where, predicate, after, offset, limit, include)
             else:
@@ -964,26 +969,26 @@ class Collection:
         wanted = offset + limit
         records = self._records
         if where is None:
-            start = records.sorted_ids.bisect_right(after)
-            ids = list(records.sorted_ids.islice(start, start + wanted + 1))
+            chosen = list(itertools.islice(records.ids_after(after), wanted + 1))
         else:
             labels = self._matching(where, predicate)[0]
             if len(labels) * 8 < len(records):  # few matches: sort them
-                matched = sorted(records.ids[label] for label in labels.tolist())
-                start = bisect.bisect_right(matched, after)
-                ids = matched[start:start + wanted + 1]
+                matched = sorted(zip(records.ids.take(labels.tolist()), labels.tolist()))
+                start = bisect.bisect_right(matched, (after, math.inf))
+                chosen = [label for _, label in matched[start:start + wanted + 1]]
             else:  # many matches: walk ids in order, keep the matching ones
-                allowed = set(labels.tolist())
-                ids = []
-                for id_ in records.sorted_ids.irange(after, None, inclusive=(False, True)):
-                    if records.labels[id_] in allowed:
-                        ids.append(id_)
-                        if len(ids) > wanted:
+                allowed = np.zeros(records.slots, np.bool_)
+                allowed[labels] = True
+                chosen = []
+                for label in records.ids_after(after):
+                    if allowed[label]:
+                        chosen.append(label)
+                        if len(chosen) > wanted:
                             break
-        more = len(ids) > wanted
-        page = ids[offset:wanted]
-        found = self._select([records.labels[i] for i in page], include)
-        found.next_after = page[-1] if more and page else None
+        more = len(chosen) > wanted
+        page = chosen[offset:wanted]
+        found = self._select(page, include)
+        found.next_after = found.ids[-1] if more and page else None
         return found
 
     def count(self, where: Filter | None = None) -> int:

@@ -144,7 +144,7 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
     records = RecordStore.from_columns(list(range(live)), [ids[label] for label in order],
                                        [documents[label] for label in order],
                                        [metadatas[label] for label in order], slots=live)
-    meta_index = MetadataIndex.build_encoded(records.encoded_metadata_items())
+    meta_index = MetadataIndex.build_groups(records.metadata_groups())
     fulltext = None
     if frozen.analyze is not None:
         documents = records.documents

@@ -177,12 +177,8 @@ class MetadataIndex:
 
     @classmethod
     def build_encoded(cls, rows: Iterable[tuple[int, bytes | None]]) -> "MetadataIndex":
-        """An index over many (label, encoded metadata) at once, as when a collection opens
-        (``RecordStore.encoded_metadata_items``): records are grouped by their encoding, so
-        each distinct metadata is decoded and walked once (a million records over a thousand
-        tenants: a thousand decodes, not a million); each value's labels are gathered and
-        made one sorted array, and the ordered value lists are sorted once."""
-        index = cls()
+        """An index over many (label, encoded metadata) at once: the rows grouped by their
+        encoding, then ``build_groups``."""
         by_encoding: dict[bytes, list[int]] = {}
         for label, encoded in rows:
             if encoded:
@@ -191,21 +187,34 @@ class MetadataIndex:
                     by_encoding[encoded] = [label]
                 else:
                     group.append(label)
-        scalars: dict[str, dict[tuple, list[int]]] = {}
-        for encoded, group in by_encoding.items():
+        return cls.build_groups((encoded, np.unique(np.asarray(group, np.int64)))
+                                for encoded, group in by_encoding.items())
+
+    @classmethod
+    def build_groups(cls, groups: Iterable[tuple[bytes, np.ndarray]]) -> "MetadataIndex":
+        """An index over records grouped by their encoded metadata, as when a collection opens
+        (``RecordStore.metadata_groups``): each distinct metadata is decoded and walked once
+        (a million records over a thousand tenants: a thousand decodes, not a million); each
+        value's labels are gathered and made one sorted array, and the ordered value lists
+        are sorted once. ``groups``: (encoding, its labels) with distinct encodings."""
+        index = cls()
+        scalars: dict[str, dict[tuple, list[np.ndarray]]] = {}
+        for encoded, group in groups:
             for path, value in _paths(decode_metadata(encoded)):
                 key = _key(value)
                 if key is None:
                     target = index._path(path)
-                    for label in group:
+                    for label in group.tolist():
                         target.insert(label, value)
                 else:
                     index._path(path)
-                    scalars.setdefault(path, {}).setdefault(key, []).extend(group)
+                    scalars.setdefault(path, {}).setdefault(key, []).append(group)
         for path, by_key in scalars.items():
             target = index._paths[path]
-            for key, labels in by_key.items():
-                array = np.unique(np.asarray(labels, np.int64))
+            for key, parts in by_key.items():
+                # a group's labels are sorted and distinct already; copied, since one group
+                # feeds every path of its metadata and a LabelArray changes its buffer in place
+                array = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
                 target.by_value[key] = LabelArray(array)
                 target.scalars += len(array)
             target.numbers = SortedList(key[1] for key in by_key if key[0] == "n")

@@ -8,19 +8,23 @@ in one buffer (``PackedBytes``, 12 bytes of offsets a slot plus the encoding its
 ``{"bucket": 123}`` costs 23 bytes instead of 56; issue 13, per-record memory). Metadata is
 decoded only for the records a call returns or a filter scan checks.
 
+Ids are not Python strings either: one packed column, a hash index and an id order built
+when first paged (storage/id_index.py), about 35 bytes a record instead of 140.
+
 Labels are slots, never reused until compaction; a dropped record leaves ``None`` in its
-slot. Not thread-safe: the collection's read/write lock guards it.
+document and metadata slots and keeps its id. Not thread-safe: the collection's read/write
+lock guards it.
 """
 
 from __future__ import annotations
 
 from array import array
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
-from sortedcontainers import SortedList
-
 from .framing import pack, unpack
+from .id_index import IdColumn, IdIndex, IdOrder
+from .packed_groups import group_slots
 
 
 def encode_metadata(metadata: dict[str, Any]) -> bytes | None:
@@ -52,12 +56,10 @@ class PackedBytes:
         self._data = bytearray(b"".join(values))
         self._starts, self._lens = array("q", starts.tobytes()), array("I", lens.astype(np.uint32).tobytes())
 
-    def encoded_items(self, slots: Iterable[int]) -> Iterator[tuple[int, bytes | None]]:
-        """(slot, bytes) for each of ``slots``, faster than indexing one by one."""
-        data, starts, lens = self._data, self._starts, self._lens
-        for slot in slots:
-            length = lens[slot]
-            yield slot, (bytes(data[starts[slot]:starts[slot] + length]) if length else None)
+    def groups(self, slots: np.ndarray) -> list[tuple[bytes, np.ndarray]]:
+        """The distinct non-empty values at ``slots``, each with its slots (storage/packed_groups.py)."""
+        return group_slots(self._data, np.frombuffer(self._starts, np.int64),
+                           np.frombuffer(self._lens, np.uint32), slots)
 
     def __len__(self) -> int:
         return len(self._lens)
@@ -89,14 +91,71 @@ class PackedBytes:
             self._data += value
 
 
+class Documents:
+    """The document column by slot: a list once any slot holds a document, until then only
+    a count (a collection of vectors alone saves a list slot a record; issue 13)."""
+
+    __slots__ = ("_values", "_n")
+
+    def __init__(self, values: list[str | None] | None = None, n: int = 0) -> None:
+        if values is not None and any(value is not None for value in values):
+            self._values, self._n = values, len(values)
+        else:
+            self._values, self._n = None, n if values is None else len(values)
+
+    def __len__(self) -> int:
+        return self._n if self._values is None else len(self._values)
+
+    def __getitem__(self, slot: int) -> str | None:
+        if self._values is not None:
+            return self._values[slot]
+        if not 0 <= slot < self._n:
+            raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
+        return None
+
+    def __setitem__(self, slot: int, value: str | None) -> None:
+        if self._values is None:
+            if value is None:
+                self[slot]  # the range check
+                return
+            self._values = [None] * self._n
+        self._values[slot] = value
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter(self._values) if self._values is not None else iter([None] * self._n)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (Documents, list)) else NotImplemented
+
+    def extend(self, values: Sequence[str | None]) -> None:
+        if self._values is None:
+            if all(value is None for value in values):
+                self._n += len(values)
+                return
+            self._values = [None] * self._n
+        self._values.extend(values)
+
+
 class RecordStore:
+    """Ids, documents and metadata by label, and which labels are live.
+
+    ``ids`` (storage/id_index.py ``IdColumn``) reads a label's id, dropped labels included
+    (a label a checkpoint did not store reads as ""); ``labels`` maps a live id to its label
+    (``get``, ``in``, ``[]``, and ``find`` for a batch). Examples:
+
+        >>> store = RecordStore()
+        >>> store.append("a", None, {"k": 1})
+        0
+        >>> store.find(["a", "b"]).tolist(), store.ids[0]
+        ([0, -1], 'a')
+    """
+
     def __init__(self) -> None:
-        self.ids: list[str | None] = []
-        self.documents: list[str | None] = []
+        self.ids = IdColumn()
+        self.documents = Documents()
         self.metadatas = PackedBytes()  # msgpack-encoded by slot; None: empty
-        self.labels: dict[str, int] = {}  # id -> label, live records only
-        #: Live ids in order, for cursor pages (stable under concurrent writes).
-        self.sorted_ids: SortedList = SortedList()
+        self.labels = IdIndex(self.ids)  # id -> label, live records only
+        self._order = IdOrder(self.ids)  # live ids in order, for cursor pages
         self._alive = np.zeros(16, np.bool_)
         self._live_cache: np.ndarray | None = None
 
@@ -104,39 +163,41 @@ class RecordStore:
     def from_columns(cls, labels: list[int], ids: list[str], documents: list[str | None],
                      metadatas: list[bytes | None], slots: int) -> "RecordStore":
         """A store of ``slots`` slots holding the given live records (as a checkpoint
-        stores them); the label ints become the id map's values, shared, not copied."""
+        stores them)."""
         store = cls()
         at = np.asarray(labels, np.int64)
         # scattered by numpy into object arrays, then listed: no Python loop over records
-        by_slot = np.full(slots, None, object)
+        by_slot = np.full(slots, "", object)
         by_slot[at] = ids
-        store.ids = by_slot.tolist()
+        store.ids = IdColumn(by_slot.tolist())
         by_slot[:] = None
         by_slot[at] = documents
-        store.documents = by_slot.tolist()
+        store.documents = Documents(by_slot.tolist())
         by_slot[:] = None
         by_slot[at] = metadatas
         store.metadatas = PackedBytes(by_slot.tolist())
+        del by_slot
         store._alive = np.zeros(max(16, slots), np.bool_)
-        store.labels = dict(zip(ids, labels))
-        store._alive[np.asarray(labels, np.int64)] = True
-        store.sorted_ids = SortedList(ids)
+        store._alive[at] = True
+        store.labels = IdIndex.build(store.ids, ids, at)
+        store._order = IdOrder(store.ids)
         return store
 
     def to_columns(self) -> dict[str, Any]:
         """The live records as a checkpoint stores them (see ``from_columns``)."""
         labels = self.live()
-        ids, documents, metadatas = self.ids, self.documents, self.metadatas
+        order = labels.tolist()
+        documents, metadatas = self.documents, self.metadatas
         return {"labels": labels.astype("<i8").tobytes(),
-                "ids": [ids[label] for label in labels.tolist()],
-                "documents": [documents[label] for label in labels.tolist()],
-                "metadatas": [metadatas[label] for label in labels.tolist()]}
+                "ids": self.ids.take(order),
+                "documents": [documents[label] for label in order],
+                "metadatas": [metadatas[label] for label in order]}
 
     def compacted(self) -> "RecordStore":
         """The live records relabelled 0..n-1 in label order (for compaction)."""
         live = self.live().tolist()
-        ids, documents, metadatas = self.ids, self.documents, self.metadatas
-        return RecordStore.from_columns(list(range(len(live))), [ids[label] for label in live],
+        documents, metadatas = self.documents, self.metadatas
+        return RecordStore.from_columns(list(range(len(live))), self.ids.take(live),
                                         [documents[label] for label in live],
                                         [metadatas[label] for label in live], slots=len(live))
 
@@ -147,6 +208,15 @@ class RecordStore:
     @property
     def slots(self) -> int:
         return len(self.ids)
+
+    def find(self, ids: Sequence[str]) -> np.ndarray:
+        """The label of each id (int64, -1 where not live), looked up as a batch."""
+        return self.labels.find(ids)
+
+    def ids_after(self, after: str) -> Iterator[int]:
+        """Live labels whose ids sort after ``after`` (str order), in id order: cursor
+        pages. The order is built at the first call and kept up to date from then on."""
+        return self._order.after(after, self.live(), self._alive)
 
     def metadata(self, label: int) -> dict[str, Any]:
         return decode_metadata(self.metadatas[label])
@@ -168,10 +238,16 @@ class RecordStore:
         """The live labels as a lazy collection (materialised only if iterated)."""
         return LiveLabels(self)
 
+    def metadata_groups(self) -> list[tuple[bytes, np.ndarray]]:
+        """The live records grouped by encoded metadata: (encoding, its labels), for building
+        an index, which decodes each distinct encoding once (empty metadata left out)."""
+        return self.metadatas.groups(self.live())
+
     def encoded_metadata_items(self) -> Iterator[tuple[int, bytes | None]]:
-        """(label, encoded metadata) of every live record, in no particular order: for
-        building an index, which decodes each distinct encoding once."""
-        return self.metadatas.encoded_items(self.labels.values())
+        """(label, encoded metadata) of every live record, in label order (``metadata_groups``
+        groups them faster)."""
+        metadatas = self.metadatas
+        return ((label, metadatas[label]) for label in self.live().tolist())
 
     def items(self) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
         """(label, document, metadata) of every live record, in label order."""
@@ -182,27 +258,38 @@ class RecordStore:
     # ------------------------------------------------------------------ writing
     def append(self, id_: str, document: str | None, metadata: dict[str, Any]) -> int:
         """Adds a live record under the next label (the id must not be live); returns it."""
-        label = len(self.ids)
-        self.ids.append(id_)
-        self.documents.append(document)
-        self.metadatas.append(encode_metadata(metadata))
-        self.labels[id_] = label
-        self.sorted_ids.add(id_)
-        if label >= len(self._alive):
-            grown = np.zeros(2 * len(self._alive), np.bool_)
+        return int(self.append_many([id_], [document], [metadata])[0])
+
+    def append_many(self, ids: Sequence[str], documents: Sequence[str | None],
+                    metadatas: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Adds live records under the next labels (distinct ids, none live); returns them."""
+        start = len(self.ids)
+        labels = np.arange(start, start + len(ids), dtype=np.int64)
+        self.ids.extend(ids)
+        for id_ in ids:
+            self.labels.add_label(id_)
+        self.labels.insert_many(labels)
+        self.documents.extend(documents)
+        for metadata in metadatas:
+            self.metadatas.append(encode_metadata(metadata))
+        self._order.added_many(labels)
+        end = start + len(ids)
+        if end > len(self._alive):
+            grown = np.zeros(max(2 * len(self._alive), end), np.bool_)
             grown[: len(self._alive)] = self._alive
             self._alive = grown
-        self._alive[label] = True
+        self._alive[start:end] = True
         self._live_cache = None
-        return label
+        return labels
 
     def drop(self, label: int) -> tuple[str, dict[str, Any]]:
-        """Removes a live record; returns its id and metadata."""
+        """Removes a live record; returns its id and metadata (its id stays readable by label)."""
+        if not (0 <= label < self.slots and self._alive[label]):
+            raise KeyError(f"label {label} is not live")
         id_ = self.ids[label]
         metadata = decode_metadata(self.metadatas[label])
-        self.ids[label] = self.documents[label] = self.metadatas[label] = None
-        del self.labels[id_]
-        self.sorted_ids.remove(id_)
+        self.documents[label] = self.metadatas[label] = None
+        self.labels.remove(label)
         self._alive[label] = False
         self._live_cache = None
         return id_, metadata

@@ -175,8 +175,9 @@ class Searcher(StateReader):
         labels, distances, plan = self._search(queries, k, where, predicate)
         parts = [(0, labels, distances)]
         plan.segments = [SegmentPlan("tail", plan.strategy, plan.candidates, plan.ef)]
+        live = self._host._live_count()
         for i, segment in enumerate(self._host.sealed):
-            s_labels, s_dist, s_plan = segment.search(queries, k, where, predicate, self.config, self.tuning)
+            s_labels, s_dist, s_plan = segment.search(queries, k, where, predicate, self.config, self.tuning, live)
             parts.append((i + 1, s_labels, s_dist))
             plan.segments.append(s_plan)
             plan.candidates += s_plan.candidates

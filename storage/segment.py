@@ -104,18 +104,25 @@ class Segment:
         return np.asarray(sorted(found), np.int64)
 
     def search(self, queries: np.ndarray, k: int, where, predicate, config: CollectionConfig,
-               tuning: Tuning) -> tuple[np.ndarray, np.ndarray, SegmentPlan]:
+               tuning: Tuning, collection_live: int | None = None) -> tuple[np.ndarray, np.ndarray, SegmentPlan]:
         """The ``k`` nearest live records matching the filter, per query: (labels,
         distances, plan), labels (n, k) padded with -1. The planner (storage/planner.py)
-        chooses graph or exact for this segment alone, and the ef is this search's own
-        (``HnswIndex.search`` takes it per call)."""
+        chooses graph or exact for this segment, and the ef is this search's own
+        (``HnswIndex.search`` takes it per call).
+
+        ``collection_live`` (the collection's live records, all segments): the planner
+        weighs this segment's filter selectivity at the collection's size, as it would
+        for one state of that size; a query searches every segment, so exact search of
+        each costs the collection's size in all (4 segments of 12.5k x 128, 40% deleted:
+        each exact, 6.3 ms a query; benchmarks/segments_compaction.py)."""
         n = len(queries)
         candidates = self.matching(where, predicate)
         k = min(k, len(candidates))
         live = self.live
         index = self.state.index
         has_graph = index is not None and index.live > 0
-        strategy, ef = choose(len(candidates), live, k, config.hnsw["ef_search"], has_graph,
+        scale = max(collection_live or live, live)
+        strategy, ef = choose(len(candidates) * scale // max(live, 1), scale, k, config.hnsw["ef_search"], has_graph,
                               tuning.exact_filter_limit, tuning.graph_cost_per_ef)
         plan = SegmentPlan(self.name, strategy, len(candidates), ef)
         if k == 0:
@@ -194,7 +201,7 @@ class Segment:
         if index is not None:
             index.covered = vectors.slots
         if meta_index is None:
-            meta_index = MetadataIndex.build_encoded(records.encoded_metadata_items())
+            meta_index = MetadataIndex.build_groups(records.metadata_groups())
         state = State(vectors, records, meta_index, fulltext, index)
         return cls(name or f"{PREFIX}new-{uuid.uuid4().hex[:8]}", state)
 

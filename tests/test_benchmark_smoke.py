@@ -47,6 +47,13 @@ def test_smoke_run_writes_tables_plots_and_numeric_ratios(tmp_path):
     assert [row for row in results["targets"] if row["target"].endswith("remote / bare-gRPC floor")]
     for name in ("50%", "20%", "10%", "5%", "2%", "1%", "0.5%", "0.1%"):
         assert systems["vectord remote"][f"f{name}_qps"] > 0, name
+    # the systems were measured in alternating rounds (benchmarks/suite/rounds.py; the smoke
+    # run: 2 ingest chunks, 3 rounds): a ratio is the median of its rounds, within their spread
+    assert len(dataset["rounds"]["ingest"]["vectord remote"]) == 2
+    assert len(dataset["rounds"]["t1"]["bare-gRPC floor"]) == 3
+    floor_row = next(row for row in results["targets"] if row["target"].endswith("remote / bare-gRPC floor"))
+    assert len(floor_row["per_round"]) == 3 and floor_row["spread"][0] <= floor_row["value"] <= floor_row["spread"][1]
+    assert "## Ratios by round" in text
 
     ratios = [row for row in results["targets"] if row["goal"].endswith("x")]
     assert ratios

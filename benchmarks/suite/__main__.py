@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import datasets, floor, report, systems
+from . import datasets, report, rounds, systems
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMA_VENV = Path(os.environ.get("VECTORD_BENCH_CHROMA_VENV", ROOT.parent / "venv-chroma"))
@@ -89,6 +89,19 @@ def machine() -> str:
 
 
 
+def code_state() -> str:
+    """The commit measured, and which tracked files differed from it (the checkout is shared)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    dirty = [line[3:] for line in dirty if line.strip()]
+    return f"commit {head}" + (f", with uncommitted changes to {', '.join(dirty)}" if dirty else ", clean")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny run on one data set (CI); never installs anything")
@@ -101,7 +114,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n", type=int, help="records per data set (with --datasets)")
     p.add_argument("--systems", help="comma list of systems to run (default: all): " + ", ".join(ALL))
     p.add_argument("--queries", type=int, default=1000, help="held-out queries per data set")
-    p.add_argument("--max-seconds", type=float, default=5.0, help="cap of each timed measurement")
+    p.add_argument("--max-seconds", type=float, default=5.0, help="cap of each measurement taken once (filters "
+                   "without a target, get/count)")
+    p.add_argument("--rounds", type=int, default=7, help="rounds of the single-query and batched figures (the "
+                   "systems alternate in each; ratios are judged on the median of the rounds)")
+    p.add_argument("--round-seconds", type=float, default=1.0, help="seconds of single queries per system per round")
+    p.add_argument("--ingest-rounds", type=int, default=10, help="chunks of the ingest, each into every system in turn")
+    p.add_argument("--filter-rounds", type=int, default=5, help="rounds of the filtered curve")
     p.add_argument("--full", action="store_true", help="every figure on every data set")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--tag", default="suite", help="results file name prefix")
@@ -141,6 +160,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if args.smoke:
         args.queries, args.max_seconds = min(args.queries, 50), min(args.max_seconds, 0.5)
+        args.rounds, args.round_seconds, args.ingest_rounds, args.filter_rounds = 3, 0.2, 2, 2
     chroma_python = systems.chroma_python(args.chroma_venv)
     wanted = set(args.systems.split(",")) if args.systems else set(ALL)
     if not args.smoke and not args.no_setup:
@@ -150,23 +170,20 @@ def main(argv=None) -> int:
     if chroma_python is None:
         notes.append(f"- chromadb is not installed in {args.chroma_venv}: the Chroma systems were skipped.")
         wanted = {s for s in wanted if not s.startswith("Chroma")}
-    runners = {
-        "hnswlib (in-process)": systems.run_hnswlib,
-        "vectord embedded": systems.run_vectord_embedded,
-        "vectord remote": systems.run_vectord_remote,
-        "Chroma embedded": lambda ds, c, w, l: systems.run_chroma("embedded", ds, c, w, l, args.chroma_venv),
-        "Chroma server": lambda ds, c, w, l: systems.run_chroma("server", ds, c, w, l, args.chroma_venv),
-    }
     results = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
                "command": " ".join(["python -m benchmarks.suite", *(argv if argv is not None else sys.argv[1:])]),
-               "datasets": [], "notes": notes}
+               "code": code_state(), "datasets": [], "notes": notes}
     config_seen = None
     workroot = Path(tempfile.mkdtemp(prefix="vectord-suite-"))
     try:
         for name, n, names, figures in plan_of(args):
             log(f"== {name}: {n:,} records")
-            config = {"k": systems.K, "batch": 1000, "query_batch": min(1000, args.queries),
-                      "max_seconds": args.max_seconds, "filter_queries": min(300, args.queries), **figures}
+            query_batch = min(1000, args.queries)
+            config = {"k": systems.K, "batch": 1000, "query_batch": query_batch,
+                      "query_batches": sorted({query_batch, min(100, args.queries)}, reverse=True),
+                      "max_seconds": args.max_seconds, "filter_queries": min(300, args.queries),
+                      "rounds": args.rounds, "round_seconds": args.round_seconds, "ingest_rounds": args.ingest_rounds,
+                      "filter_rounds": args.filter_rounds, "filter_seconds": args.round_seconds / 2, **figures}
             config_seen = config_seen or config
             ds = datasets.load(name, n, args.queries, systems.K, figures["filters"], log)
             entry = {"name": ds.name, "label": ds.label, "source": ds.source, "n": len(ds.data), "dim": ds.dim,
@@ -182,34 +199,23 @@ def main(argv=None) -> int:
                     config["planner_cost_per_ef"] = calibration["cost_per_ef"]
                     entry["calibration"] = calibration
                     log(f"-- planner calibration: {calibration} (default {planner.GRAPH_COST_PER_EF})")
-            if "vectord remote" in names and "vectord remote" in wanted:
-                log(f"-- bare gRPC floor (echo, vectord's payload sizes) on {ds.label}")
-                try:
-                    entry["floor"] = floor.run_floor(ds, config, log)
-                except Exception as exc:  # noqa: BLE001 - the figures stand without their fractions
-                    log(f"  FAILED: {exc!r}")
-                    entry["floor"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            for system in [s for s in ALL if s in names and s in wanted]:
-                log(f"-- {system} on {ds.label}")
-                workdir = workroot / f"{ds.name}-{system.split()[0]}-{system.split()[-1]}"
-                workdir.mkdir(parents=True, exist_ok=True)
-                load = os.getloadavg()[0]  # the machine is shared: say how busy it was
-                try:
-                    entry["systems"][system] = runners[system](ds, config, workdir, log)
-                    entry["systems"][system]["load_at_start"] = load
-                except Exception as exc:  # noqa: BLE001 - record it, keep the other systems going
-                    log(f"  FAILED: {exc!r}")
-                    entry["systems"][system] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-                finally:
-                    shutil.rmtree(workdir, ignore_errors=True)
-                    gc.collect()
-                if system == "hnswlib (in-process)" and "index_file_bytes" in entry["systems"][system]:
-                    entry["index_file_bytes"] = entry["systems"][system]["index_file_bytes"]
-                if system == "Chroma embedded" and "chromadb" in entry["systems"][system]:
-                    results["chroma_note"] = (
-                        f"Chroma {entry['systems'][system]['chromadb']} runs in its own virtualenv with "
-                        f"`configuration={{'hnsw': {entry['systems'][system].get('hnsw_configuration')}}}`, "
-                        "timed inside its worker process (the data reaches it as .npy files).")
+            workdir = workroot / ds.name
+            workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                entry.update(rounds.run_dataset(ds, config, [s for s in ALL if s in names and s in wanted], workdir,
+                                                args.chroma_venv, log))
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            res = entry["systems"]
+            if "index_file_bytes" in res.get("hnswlib (in-process)", {}):
+                entry["index_file_bytes"] = res["hnswlib (in-process)"]["index_file_bytes"]
+            if config.get("rebuilds") and "hnswlib (in-process)" in res and "error" not in res["hnswlib (in-process)"]:
+                res["hnswlib (in-process)"]["recall_rebuilds"] = systems.rebuild_recalls(ds, config, log)
+            if "chromadb" in res.get("Chroma embedded", {}):
+                results["chroma_note"] = (
+                    f"Chroma {res['Chroma embedded']['chromadb']} runs in its own virtualenv with "
+                    f"`configuration={{'hnsw': {res['Chroma embedded'].get('hnsw_configuration')}}}`, "
+                    "timed inside its worker process (the data reach it as .npy files, its steps as JSON lines).")
             seeds = figures.get("recall_seeds", 0) if args.recall_seeds is None else args.recall_seeds
             if seeds and any(s.startswith("vectord") and s in wanted for s in names):
                 # one build is one draw of recall: the comparison with Chroma needs several (issue 13)

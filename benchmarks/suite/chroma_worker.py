@@ -1,18 +1,23 @@
-"""Runs the suite's protocol against Chroma, inside Chroma's own virtualenv.
+"""Serves the suite's protocol steps for Chroma, inside Chroma's own virtualenv.
 
     <venv-chroma>/bin/python benchmarks/suite/chroma_worker.py JOB.json
 
-JOB.json (written by ``systems.run_chroma``): ``mode`` ("embedded": ``PersistentClient``;
+JOB.json (written by ``systems.ChromaDriver``): ``mode`` ("embedded": ``PersistentClient``;
 "server": ``chroma run --path ... --port ...`` as a subprocess and ``HttpClient``, one per
-client thread), ``dir`` (holding data.npy, queries.npy, truth.npy, ftruth-*.npy; results go
-to result.json there), ``config`` (measure.run_protocol's) and ``hnsw`` (Chroma's
-configuration). Everything is timed here, so the exchange of files is never measured.
+client thread), ``dir`` (holding data.npy, queries.npy, truth.npy, ftruth-*.npy), ``config``
+(measure.Session's) and ``hnsw`` (Chroma's configuration).
+
+Then one JSON command per line on stdin, ``{"op": ..., "params": {...}}``: a
+``measure.Session`` operation, ``close`` (server: memory, clean stop, restart to the first
+answered query) or ``exit``. Each answer is one line on stdout starting with ``@@`` (other
+lines are progress). Everything is timed here, so the exchange of data is never measured.
 Only numpy, chromadb and benchmarks/suite/measure.py are imported.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.suite.measure import ChromaShapedAdapter, run_protocol, where_bucket_lt  # noqa: E402
+from benchmarks.suite.measure import ChromaShapedAdapter, Session, where_bucket_lt  # noqa: E402
 
 import chromadb  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
@@ -116,6 +121,28 @@ class ChromaAdapter(ChromaShapedAdapter):
     explain = None
 
 
+def reply(out: dict) -> None:
+    print("@@" + json.dumps(out), flush=True)
+
+
+def close(adapter: ChromaAdapter, queries: np.ndarray, k: int) -> dict:
+    """The server's memory after the run, then a clean stop and the restart to the first
+    answered query."""
+    if adapter.server is None:
+        return {}
+    out = {"rss_loaded": rss(adapter.server.proc.pid), "rss_idle": adapter.rss_idle}
+    adapter.server.stop()
+    started = time.perf_counter()
+    adapter.server = ChromaServer(adapter.server.path)
+    col = adapter.server.client().get_collection("bench", embedding_function=None)
+    col.query(query_embeddings=queries[:1], n_results=k, include=[])
+    out["restart_s"] = time.perf_counter() - started
+    out["rss_restarted"] = rss(adapter.server.proc.pid)
+    log(f"  restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB after the run, "
+        f"{out['rss_restarted'] / 2**20:,.0f} MiB after restart")
+    return out
+
+
 def main() -> int:
     job = json.loads(Path(sys.argv[1]).read_text())
     workdir = Path(job["dir"])
@@ -126,25 +153,25 @@ def main() -> int:
     filtered = {name: np.load(workdir / f"ftruth-{name.replace('%', 'pct')}.npy") for name in config["filters"]}
     adapter = ChromaAdapter(job["mode"], workdir, job["hnsw"])
     try:
-        out = run_protocol(adapter, data, queries, truth, filtered, config, log)
-        out["chromadb"] = chromadb.__version__
-        out["hnsw_configuration"] = adapter.configuration
-        if adapter.server is not None:
-            out["rss_loaded"] = rss(adapter.server.proc.pid)
-            out["rss_idle"] = adapter.rss_idle
-            adapter.server.stop()
-            started = time.perf_counter()
-            adapter.server = ChromaServer(workdir / "db")
-            col = adapter.server.client().get_collection("bench", embedding_function=None)
-            col.query(query_embeddings=queries[:1], n_results=config["k"], include=[])
-            out["restart_s"] = time.perf_counter() - started
-            out["rss_restarted"] = rss(adapter.server.proc.pid)
-            log(f"  restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB after the run, "
-                f"{out['rss_restarted'] / 2**20:,.0f} MiB after restart")
+        # the server's work is in its process; embedded Chroma's in this one (its threads)
+        pids = [adapter.server.proc.pid] if adapter.server is not None else [os.getpid()]
+        session = Session(adapter, data, queries, truth, filtered, config, pids, log)
+        reply({"chromadb": chromadb.__version__, "hnsw_configuration": adapter.configuration,
+               "rss_idle": adapter.rss_idle})
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["op"] == "exit":
+                break
+            try:
+                if command["op"] == "close":
+                    reply(close(adapter, queries, config["k"]))
+                else:
+                    reply(session.call(command["op"], command.get("params")))
+            except Exception as exc:  # noqa: BLE001 - the suite records it and drops this system
+                reply({"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
     finally:
         if adapter.server is not None:
             adapter.server.stop()
-    (workdir / "result.json").write_text(json.dumps(out))
     return 0
 
 

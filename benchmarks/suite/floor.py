@@ -6,9 +6,9 @@ interceptors, no work) echoes raw bytes: the request is as long as the SDK's Que
 for one query of the data set's dimension (``include=[]``, as the suite's searches send),
 the reply as long as vectord's QueryResponse of k ids. The client is one channel shared by
 every client thread, as the suite's vectord remote adapter shares one ``Client``, and the
-floor runs the same ``single_queries`` and batched measurements. Every remote figure is then
-reported as a fraction of it: 1.0 would be a vectord call that costs no more than gRPC
-itself.
+floor runs the same single-query and batched steps (measure.Session), in the same rounds as
+the systems (rounds.py). Every remote figure is then reported as a fraction of it: 1.0 would
+be a vectord call that costs no more than gRPC itself.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from typing import Any, Callable
 
 import numpy as np
 
-from .measure import single_queries, timed_calls
 
 ECHO_SERVER = textwrap.dedent("""
     import sys
@@ -52,48 +50,54 @@ def payload_sizes(dim: int, k: int, queries: int) -> tuple[int, int]:
     return request.ByteSize(), reply.ByteSize()
 
 
-def run_floor(ds, config: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-    """The floor's single-query QPS/p50/p99 at each thread count and its batched
-    throughput, with the payload sizes of this data set's vectord calls."""
-    import grpc
+class FloorAdapter:
+    """The echo server as a system of the protocol: ``searcher`` and ``search_batch`` make
+    one round trip with the byte sizes of vectord's query of one (or ``len(queries)``)
+    vectors; nothing is found, so there is no recall."""
 
-    from vectord.server.app import CHANNEL_OPTIONS
+    has_recall = False
+    get_where = count_where = explain = None
 
-    k = config["k"]
-    single = payload_sizes(ds.dim, k, 1)
-    batch = payload_sizes(ds.dim, k, config["query_batch"])
-    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(single[1]), str(batch[1])],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(proc.stdout.readline())
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
-        call = channel.unary_unary("/bench.Echo/Echo")
+    def __init__(self, dim: int, k: int, batch_sizes: list[int]) -> None:
+        import grpc
 
-        def request(size: tuple[int, int]) -> bytes:
-            return size[1].to_bytes(4, "little") + b"q" * (size[0] - 4)
+        from vectord.server.app import CHANNEL_OPTIONS
 
-        one = request(single)
+        self.sizes = {n: payload_sizes(dim, k, n) for n in sorted({1, *batch_sizes})}
+        self.proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, *(str(s[1]) for s in self.sizes.values())],
+                                     stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(self.proc.stdout.readline())
+        except ValueError:
+            self.close()
+            raise RuntimeError("the echo server did not start") from None
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
+        self.call = self.channel.unary_unary("/bench.Echo/Echo")
+        # the first 4 bytes tell the echo server which reply to send
+        self.requests = {n: s[1].to_bytes(4, "little") + b"q" * (s[0] - 4) for n, s in self.sizes.items()}
 
-        def make_search():
-            def search(q, k, t):
-                call(one, timeout=600)
-                return []
-            return search
+    def figures(self) -> dict[str, int]:
+        one, batch = self.sizes[1], self.sizes[max(self.sizes)]
+        return {"request_bytes": one[0], "reply_bytes": one[1], "batch_request_bytes": batch[0],
+                "batch_reply_bytes": batch[1]}
 
-        out: dict[str, Any] = {"request_bytes": single[0], "reply_bytes": single[1],
-                               "batch_request_bytes": batch[0], "batch_reply_bytes": batch[1]}
-        for threads in config["threads"]:
-            r = single_queries(make_search, ds.queries, k, None, threads, config["max_seconds"])
-            out[f"qps_t{threads}"], out[f"p50_t{threads}"], out[f"p99_t{threads}"] = r["qps"], r["p50_ms"], r["p99_ms"]
-            log(f"  {threads} thread(s): {r['qps']:,.0f} round trips/s, p50 {r['p50_ms']:.3f} ms "
-                f"({single[0]} B out, {single[1]} B back)")
-        many = request(batch)
-        lat, _ = timed_calls(lambda: call(many, timeout=600), 5, config["max_seconds"])
-        out["batch_qps"] = config["query_batch"] / float(np.median(lat))
-        log(f"  batched ({config['query_batch']} per call): {out['batch_qps']:,.0f} queries/s "
-            f"({batch[0]:,} B out, {batch[1]:,} B back)")
-        channel.close()
-        return out
-    finally:
-        proc.kill()
-        proc.wait()
+    def after_ingest(self) -> None:
+        pass
+
+    def searcher(self):
+        call, one = self.call, self.requests[1]
+
+        def search(q, k, t):
+            call(one, timeout=600)
+            return []
+        return search
+
+    def search_batch(self, queries, k):
+        self.call(self.requests[len(queries)], timeout=600)
+        return [[] for _ in queries]
+
+    def close(self) -> None:
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        self.proc.kill()
+        self.proc.wait()

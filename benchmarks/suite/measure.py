@@ -14,10 +14,16 @@ A system is an *adapter* with these methods (``None`` where a system cannot do a
 - ``get_where(t) -> int`` and ``count_where(t) -> int``: records with ``bucket < t``.
 - ``explain(q, k, t) -> str``: the plan of a filtered query (vectord only).
 - ``after_ingest()``: a hook (make the index searchable, measure memory...).
+
+``Session`` runs one step of the protocol at a time (``Session.call(op, params)``), so that
+the suite can interleave the systems in rounds (benchmarks/suite/rounds.py): on a shared
+machine whose speed drifts within minutes, a ratio is only fair between measurements taken
+seconds apart.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -83,14 +89,16 @@ def _percentiles(latencies_s: list[float]) -> tuple[float, float]:
 
 
 def single_queries(make_search: Callable[[], Callable], queries: np.ndarray, k: int, where: int | None,
-                   threads: int = 1, max_seconds: float = 10.0, warmup: int = 10) -> dict[str, Any]:
-    """Single queries from ``threads`` client threads, each its own search function.
+                   threads: int = 1, max_seconds: float = 10.0, warmup: int = 10,
+                   searches: list[Callable] | None = None) -> dict[str, Any]:
+    """Single queries from ``threads`` client threads, each its own search function
+    (``searches``, when given, are reused: one per thread).
 
     Runs until every query was asked once or ``max_seconds`` passed (so that slow systems do
-    not stall the suite); reports QPS over what ran, p50/p99 latency (ms) and the results in
-    query order (None for queries not reached).
+    not stall the suite); reports QPS over what ran, p50/p99 latency (ms), the seconds it ran
+    and the results in query order (None for queries not reached).
     """
-    searches = [make_search() for _ in range(threads)]
+    searches = searches[:threads] if searches is not None else [make_search() for _ in range(threads)]
     for q in queries[:warmup]:
         searches[0](q[None, :], k, where)
     found: list[list[int] | None] = [None] * len(queries)
@@ -123,7 +131,8 @@ def single_queries(make_search: Callable[[], Callable], queries: np.ndarray, k: 
     elapsed = time.perf_counter() - started
     every = [x for lat in latencies for x in lat]
     p50, p99 = _percentiles(every)
-    return {"qps": len(every) / elapsed, "p50_ms": p50, "p99_ms": p99, "queries": len(every), "found": found}
+    return {"qps": len(every) / elapsed, "p50_ms": p50, "p99_ms": p99, "queries": len(every), "seconds": elapsed,
+            "found": found}
 
 
 def answered_recall(result: dict[str, Any], truth: np.ndarray) -> float:
@@ -145,76 +154,167 @@ def timed_calls(call: Callable[[], Any], max_calls: int, max_seconds: float, min
     return latencies, result
 
 
-def run_protocol(adapter, data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                 filtered_truth: dict[str, np.ndarray], config: dict[str, Any],
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every figure of the suite for one system on one dataset; returns a flat dict.
+# ---------------------------------------------------------------------- idle
+_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
 
-    ``config``: ``k``, ``batch`` (ingest batch size), ``query_batch`` (queries per batched
-    call), ``threads`` (list of client thread counts), ``max_seconds`` (per measurement),
-    ``filters`` (selectivity names to run), ``get_count`` (bool).
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and the processes below it (a server may run its work in a child)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:  # gone, or no children file: the process alone
+            pass
+    return out
+
+
+def _cpu_of(path: str) -> float:
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * _TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes (threads that have exited included: hnswlib
+    runs its inserts in threads of its own); in our own process, less the caller's thread
+    (the one that waits and polls)."""
+    me = os.getpid()
+    total = 0.0
+    for pid in pids:
+        total += _cpu_of(f"/proc/{pid}/stat")
+        if pid == me:
+            total -= _cpu_of(f"/proc/self/task/{threading.get_native_id()}/stat")
+    return total
+
+
+def wait_idle(pids: list[int], since: float, window: float = 0.1, quiet_windows: int = 3,
+              busy: float = 0.2, limit: float = 600.0) -> float:
+    """Waits until the processes ``pids`` (and their children) go idle after a write was
+    acknowledged at ``since`` (perf_counter), and returns when their work ended: the end of
+    the last window of ``window`` s in which they used more than ``busy`` of a core (low: on
+    a loaded 2-core machine a busy thread may get a fifth of a core), or ``since`` when none
+    did. Work a system defers past the acknowledgement (vectord's
+    background indexer, storage/indexer.py; a server's compaction) is then part of the
+    ingest time of the chunk that caused it, instead of slowing the next system's chunk."""
+    pids = [q for p in pids for q in _descendants(p)]
+    last_busy, quiet = since, 0
+    before, t_before = cpu_seconds(pids), time.perf_counter()
+    while quiet < quiet_windows and time.perf_counter() - since < limit:
+        time.sleep(window)
+        now, t_now = cpu_seconds(pids), time.perf_counter()
+        if now - before > busy * (t_now - t_before):
+            last_busy, quiet = t_now, 0
+        else:
+            quiet += 1
+        before, t_before = now, t_now
+    return last_busy
+
+
+# ---------------------------------------------------------------------- steps
+class Session:
+    """One system under test with its data: each protocol step as an operation, so that the
+    suite can run the systems' steps in alternation (benchmarks/suite/rounds.py). The Chroma
+    worker serves the same operations from Chroma's virtualenv (chroma_worker.py).
+
+    ``pids``: the processes whose CPU work an ingest chunk waits for (``wait_idle``).
     """
-    k, batch = config["k"], config["batch"]
-    n = len(data)
-    out: dict[str, Any] = {"n": n}
 
-    # ingest: batches with ids and metadata
-    ids = [str(i) for i in range(n)]
-    started = time.perf_counter()
-    for start in range(0, n, batch):
-        end = min(start + batch, n)
-        metas = [{"bucket": i % BUCKETS} for i in range(start, end)]
-        adapter.ingest(ids[start:end], data[start:end], metas)
-    out["ingest_s"] = time.perf_counter() - started
-    out["ingest_rps"] = n / out["ingest_s"]
-    log(f"  ingest {out['ingest_rps']:,.0f} rec/s")
-    adapter.after_ingest()
+    def __init__(self, adapter, data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                 filtered_truth: dict[str, np.ndarray], config: dict[str, Any], pids: list[int],
+                 log: Callable[[str], None] = print) -> None:
+        self.adapter, self.data, self.queries, self.truth = adapter, data, queries, truth
+        self.filtered_truth, self.config, self.pids, self.log = filtered_truth, config, pids, log
+        self.has_recall = getattr(adapter, "has_recall", True)
+        self._searches: list[Callable] = []
 
-    # single queries, 1 and more client threads; recall@k from the 1-thread run
-    for threads in config["threads"]:
-        r = single_queries(adapter.searcher, queries, k, None, threads, config["max_seconds"])
-        out[f"qps_t{threads}"], out[f"p50_t{threads}"], out[f"p99_t{threads}"] = r["qps"], r["p50_ms"], r["p99_ms"]
-        if threads == 1:
-            out["recall"] = answered_recall(r, truth)
-        log(f"  {threads} thread(s): {r['qps']:,.0f} QPS, p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
-            + (f", recall@{k} {out['recall']:.4f}" if threads == 1 else ""))
+    def call(self, op: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return getattr(self, f"op_{op}")(**(params or {}))
 
-    # batched queries: query_batch queries per call
-    if getattr(adapter, "search_batch", None) is not None:
-        qb = queries[: config["query_batch"]]
-        lat, found = timed_calls(lambda: adapter.search_batch(qb, k), 5, config["max_seconds"])
-        out["batch_qps"] = len(qb) / float(np.median(lat))
-        out["batch_recall"] = recall(found, truth[: len(qb)])
-        log(f"  batched ({len(qb)} per call): {out['batch_qps']:,.0f} queries/s, recall {out['batch_recall']:.4f}")
+    def op_ingest(self, start: int, end: int) -> dict[str, Any]:
+        """Records [start, end) in batches, with ids and metadata; seconds until the system's
+        processes went idle after the last acknowledgement (``acked_s``: until it)."""
+        batch = self.config["batch"]
+        ids = [str(i) for i in range(start, end)]
+        started = time.perf_counter()
+        for s in range(start, end, batch):
+            e = min(s + batch, end)
+            self.adapter.ingest(ids[s - start:e - start], self.data[s:e], [{"bucket": i % BUCKETS} for i in range(s, e)])
+        acked = time.perf_counter()
+        wait_indexed = getattr(self.adapter, "wait_indexed", None)
+        if wait_indexed is not None:  # work the system itself says it has deferred
+            wait_indexed()
+        indexed = time.perf_counter()
+        done = wait_idle(self.pids, indexed) if self.pids else indexed
+        return {"records": end - start, "seconds": done - started, "acked_s": acked - started,
+                "rps": (end - start) / (done - started)}
 
-    # filtered single queries at each selectivity
-    for name in config["filters"]:
-        t = SELECTIVITY_THRESHOLDS[name]
-        r = single_queries(adapter.searcher, queries[: config["filter_queries"]], k, t, 1, config["max_seconds"],
-                           warmup=3)
-        out[f"f{name}_qps"], out[f"f{name}_p50"] = r["qps"], r["p50_ms"]
-        out[f"f{name}_recall"] = answered_recall(r, filtered_truth[name])
-        explain = getattr(adapter, "explain", None)
-        if explain is not None:
-            out[f"f{name}_plan"] = explain(queries[0][None, :], k, t)
-        log(f"  filter {name}: {r['qps']:,.0f} QPS, recall {out[f'f{name}_recall']:.4f}"
-            + (f", plan {out.get(f'f{name}_plan')}" if explain is not None else ""))
+    def op_after_ingest(self) -> dict[str, Any]:
+        self.adapter.after_ingest()
+        return {}
 
-    # get / count by filter
-    if config.get("get_count") and getattr(adapter, "get_where", None) is not None:
-        for name in config.get("get_count_filters", config["filters"]):
+    def _rolled(self, offset: int, count: int | None, truth: np.ndarray):
+        n = count or len(self.queries)
+        order = (np.arange(n) + offset) % n
+        return order, self.queries[:n][order], truth[:n][order]
+
+    def op_single(self, threads: int, seconds: float, offset: int = 0, filter: str | None = None,
+                  count: int | None = None, warmup: int = 3) -> dict[str, Any]:
+        """Single queries (``filter``: a selectivity name, or None) for ``seconds``, from the
+        ``offset``-th query on; the recall of each answered query by its index."""
+        truth = self.truth if filter is None else self.filtered_truth[filter]
+        order, queries, truth = self._rolled(offset, count, truth)
+        while len(self._searches) < threads:
+            self._searches.append(self.adapter.searcher())
+        where = None if filter is None else SELECTIVITY_THRESHOLDS[filter]
+        r = single_queries(None, queries, self.config["k"], where, threads, seconds, warmup, self._searches)
+        k = truth.shape[1]
+        recalls = {int(order[i]): len(set(f[:k]) & set(truth[i].tolist())) / k
+                   for i, f in enumerate(r["found"]) if f is not None} if self.has_recall else {}
+        return {"qps": r["qps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "queries": r["queries"],
+                "seconds": r["seconds"], "recall_by_query": recalls}
+
+    def op_batch(self, per_call: int, calls: int, seconds: float, offset: int = 0) -> dict[str, Any]:
+        """``per_call`` queries per call, ``calls`` timed calls (after one warm-up) or fewer
+        after ``seconds``; throughput from the median call."""
+        _, queries, truth = self._rolled(offset, None, self.truth)
+        queries, truth = queries[:per_call], truth[:per_call]
+        lat, found = timed_calls(lambda: self.adapter.search_batch(queries, self.config["k"]), calls, seconds)
+        return {"qps": per_call / float(np.median(lat)), "queries": per_call * len(lat), "seconds": float(sum(lat)),
+                "recall": recall(found, truth) if self.has_recall else None}
+
+    def op_explain(self, filter: str) -> dict[str, Any]:
+        explain = getattr(self.adapter, "explain", None)
+        if explain is None:
+            return {"plan": None}
+        return {"plan": explain(self.queries[0][None, :], self.config["k"], SELECTIVITY_THRESHOLDS[filter])}
+
+    def op_get_count(self, names: list[str]) -> dict[str, Any]:
+        """Get and count by filter at each selectivity: median latency (ms), checked counts."""
+        out: dict[str, Any] = {}
+        if getattr(self.adapter, "get_where", None) is None:
+            return out
+        n = len(self.data)
+        for name in names:
             t = SELECTIVITY_THRESHOLDS[name]
             expected = n // BUCKETS * t + min(n % BUCKETS, t)
-            for what, call, reps in (("get", adapter.get_where, 5), ("count", adapter.count_where, 20)):
+            for what, call, reps in (("get", self.adapter.get_where, 5), ("count", self.adapter.count_where, 20)):
                 try:
-                    lat, got = timed_calls(lambda: call(t), reps, config["max_seconds"] / 2)
+                    lat, got = timed_calls(lambda: call(t), reps, self.config["max_seconds"] / 2)
                 except Exception as exc:  # noqa: BLE001 - a system that cannot: say so, go on
                     out[f"{what}{name}_ms"] = "fails"
                     out[f"{what}{name}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    log(f"  {what} {name}: FAILS: {out[f'{what}{name}_error']}")
+                    self.log(f"  {what} {name}: FAILS: {out[f'{what}{name}_error']}")
                     continue
                 assert got == expected, f"{what}({name}) returned {got} records, expected {expected}"
                 out[f"{what}{name}_ms"] = float(np.median(lat)) * 1000
             shown = [f"{v:.2f}" if isinstance(v, float) else v for v in (out[f"get{name}_ms"], out[f"count{name}_ms"])]
-            log(f"  get / count {name}: {shown[0]} / {shown[1]} ms")
-    return out
+            self.log(f"  get / count {name}: {shown[0]} / {shown[1]} ms")
+        return out

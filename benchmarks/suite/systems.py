@@ -1,8 +1,10 @@
-"""The systems under test, as adapters for ``measure.run_protocol``.
+"""The systems under test, opened side by side so that the suite can run their steps in rounds
+(rounds.py): each ``open_*`` returns a system with ``call(op, **params)`` (a
+``measure.Session`` operation) and ``close()`` (figures taken at the end: memory, restart).
 
-vectord remote and embedded and raw hnswlib run in this process; Chroma (embedded and its
-server) runs in ``chroma_worker.py`` under Chroma's own virtualenv (chromadb pins clash with
-ours), driven through files: see ``run_chroma``.
+vectord remote and embedded and raw hnswlib run in this process (vectord remote's server in
+a subprocess); Chroma (embedded and its server) runs in ``chroma_worker.py`` under Chroma's
+own virtualenv (chromadb pins clash with ours), driven by JSON lines: see ``ChromaDriver``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .measure import ChromaShapedAdapter, run_protocol, where_bucket_lt
+from .measure import ChromaShapedAdapter, Session, where_bucket_lt
 
 ROOT = Path(__file__).resolve().parents[2]
 M, EF_CONSTRUCTION, EF, K = 16, 100, 100, 10
@@ -101,6 +103,17 @@ class VectordAdapter(ChromaShapedAdapter):
     def count_where(self, t: int) -> int:
         return self.col.count(where=where_bucket_lt(t))
 
+    def wait_indexed(self, poll: float = 0.01, limit: float = 600.0) -> None:
+        """Returns once the exact tail is empty (every acknowledged record in the graph,
+        storage/indexer.py), as a query's plan reports it (``tail``): the background
+        indexing an ingest caused is part of its time."""
+        probe = np.zeros((1, self.col.dim), np.float32)
+        probe[0, 0] = 1.0
+        deadline = time.perf_counter() + limit
+        while self.col.query(query_embeddings=probe, n_results=1, include=[], explain=True)["plan"].get("tail") \
+                and time.perf_counter() < deadline:
+            time.sleep(poll)
+
     def explain(self, q, k, t) -> str:
         return _plan_text(self.col.query(query_embeddings=q, n_results=k, where=where_bucket_lt(t),
                                          include=[], explain=True)["plan"])
@@ -112,17 +125,32 @@ def planner_flags(config) -> list[str]:
     return ["--planner-cost-per-ef", str(cost)] if cost else []
 
 
-def run_vectord_embedded(ds, config, workdir: Path, log) -> dict[str, Any]:
+class LocalSystem:
+    """A system measured in this process through a ``Session``; ``on_close`` returns the
+    figures taken at the end."""
+
+    def __init__(self, session: Session, on_close: Callable[[], dict[str, Any]] | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        self.session, self._on_close, self.info = session, on_close, info or {}
+
+    def call(self, op: str, **params) -> dict[str, Any]:
+        return self.session.call(op, params)
+
+    def close(self) -> dict[str, Any]:
+        on_close, self._on_close = self._on_close, None
+        return on_close() if on_close is not None else {}
+
+
+def open_vectord_embedded(ds, config, workdir: Path, log) -> LocalSystem:
     import vectord
 
     client = vectord.Client(path=str(workdir / "vectord-embedded"), timeout=600)
     if config.get("planner_cost_per_ef"):  # as `vectord serve --planner-cost-per-ef` sets it
         client._transport._server.database.tuning.graph_cost_per_ef = config["planner_cost_per_ef"]
-    try:
-        return run_protocol(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth,
-                            config, log)
-    finally:
-        client.close()
+    # its indexer runs in this process: an ingest chunk waits for this process to go idle
+    session = Session(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth, config,
+                      [os.getpid()], log)
+    return LocalSystem(session, lambda: (client.close(), {})[1])
 
 
 def _first_query_after_start(data_dir: Path, query: np.ndarray, *flags: str) -> tuple[float, Any]:
@@ -138,40 +166,51 @@ def _first_query_after_start(data_dir: Path, query: np.ndarray, *flags: str) -> 
     return time.perf_counter() - started, proc
 
 
-def run_vectord_remote(ds, config, workdir: Path, log) -> dict[str, Any]:
+def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
     import vectord
     from vectord.testing import start_server
 
     data_dir = workdir / "vectord-remote"
     proc = start_server(data_dir, *planner_flags(config), timeout=120)
-    try:
-        time.sleep(0.5)
-        idle_rss = vm_rss_bytes(proc.proc.pid)
-        client = vectord.Client(proc.address, timeout=600)
-        out = run_protocol(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth,
-                           config, log)
-        client.close()
-        out["rss_loaded"] = vm_rss_bytes(proc.proc.pid)
-        out["rss_idle"] = idle_rss
-        code = proc.terminate(timeout=600)
-        if code != 0:
-            raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
-        out["restart_s"], proc = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
-        out["rss_restarted"] = vm_rss_bytes(proc.proc.pid)
-        log(f"  restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB after the run, "
-            f"{out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
-        return out
-    finally:
-        proc.terminate(timeout=600)
+    time.sleep(0.5)
+    idle_rss = vm_rss_bytes(proc.proc.pid)
+    client = vectord.Client(proc.address, timeout=600)
+    session = Session(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth, config,
+                      [proc.proc.pid], log)
+    state = {"proc": proc}
+
+    def close() -> dict[str, Any]:
+        try:
+            client.close()
+            out = {"rss_loaded": vm_rss_bytes(proc.proc.pid), "rss_idle": idle_rss}
+            code = proc.terminate(timeout=600)
+            if code != 0:
+                raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
+            out["restart_s"], state["proc"] = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
+            out["rss_restarted"] = vm_rss_bytes(state["proc"].proc.pid)
+            log(f"  vectord remote: restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB "
+                f"after the run, {out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
+            return out
+        finally:
+            state["proc"].terminate(timeout=600)
+            proc.terminate(timeout=600)
+
+    return LocalSystem(session, close)
 
 
-def run_hnswlib(ds, config, workdir: Path, log) -> dict[str, Any]:
+def open_hnswlib(ds, config, workdir: Path, log) -> LocalSystem:
     adapter = HnswlibAdapter(ds.dim, len(ds.data))
-    out = run_protocol(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, log)
-    out["index_file_bytes"] = adapter.index_file_bytes()
-    if config.get("rebuilds"):
-        out["recall_rebuilds"] = rebuild_recalls(ds, config, log)
-    return out
+    session = Session(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, [os.getpid()], log)
+    return LocalSystem(session, lambda: {"index_file_bytes": adapter.index_file_bytes()})
+
+
+def open_floor(ds, config, workdir: Path, log) -> LocalSystem:
+    """The bare-gRPC floor (floor.py) as a system: single and batched steps only."""
+    from .floor import FloorAdapter
+
+    adapter = FloorAdapter(ds.dim, config["k"], config["query_batches"])
+    session = Session(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, [], log)
+    return LocalSystem(session, lambda: (adapter.close(), {})[1], adapter.figures())
 
 
 def rebuild_recalls(ds, config, log) -> list[float]:
@@ -286,32 +325,61 @@ def chroma_python(venv: Path) -> Path | None:
     return python if ok else None
 
 
-def run_chroma(mode: str, ds, config, workdir: Path, log, venv: Path) -> dict[str, Any]:
-    """Runs ``chroma_worker.py`` (``mode`` "embedded" or "server") with Chroma's python; the
-    worker reads the data from .npy files, measures in its own process, and writes JSON."""
-    python = chroma_python(venv)
-    if python is None:
-        raise RuntimeError(f"chromadb is not installed in {venv}")
-    job_dir = workdir / f"chroma-{mode}"
-    job_dir.mkdir(parents=True, exist_ok=True)
-    np.save(job_dir / "data.npy", ds.data)
-    np.save(job_dir / "queries.npy", ds.queries)
-    np.save(job_dir / "truth.npy", ds.truth)
-    for name, truth in ds.filtered_truth.items():
-        np.save(job_dir / f"ftruth-{name.replace('%', 'pct')}.npy", truth)
-    job = {"mode": mode, "dir": str(job_dir), "config": config,
-           "hnsw": {"space": "cosine", "max_neighbors": M, "ef_construction": EF_CONSTRUCTION, "ef_search": EF}}
-    (job_dir / "job.json").write_text(json.dumps(job))
-    worker = Path(__file__).with_name("chroma_worker.py")
-    proc = subprocess.Popen([str(python), str(worker), str(job_dir / "job.json")], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=str(ROOT),
-                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(ROOT)})
-    tail: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail = (tail + [line])[-40:]
-        if line.startswith("  "):
-            log(line)
-    if proc.wait() != 0 or not (job_dir / "result.json").exists():
-        raise RuntimeError(f"Chroma {mode} worker failed:\n" + "\n".join(tail))
-    return json.loads((job_dir / "result.json").read_text())
+class ChromaDriver:
+    """``chroma_worker.py`` (``mode`` "embedded" or "server") under Chroma's python, kept
+    running: it reads the data from .npy files once, then serves one ``measure.Session``
+    operation per JSON line, timed in its own process."""
+
+    def __init__(self, mode: str, ds, config, workdir: Path, log, venv: Path) -> None:
+        python = chroma_python(venv)
+        if python is None:
+            raise RuntimeError(f"chromadb is not installed in {venv}")
+        self.mode, self.log, self.tail = mode, log, []
+        job_dir = workdir / f"chroma-{mode}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        np.save(job_dir / "data.npy", ds.data)
+        np.save(job_dir / "queries.npy", ds.queries)
+        np.save(job_dir / "truth.npy", ds.truth)
+        for name, truth in ds.filtered_truth.items():
+            np.save(job_dir / f"ftruth-{name.replace('%', 'pct')}.npy", truth)
+        job = {"mode": mode, "dir": str(job_dir), "config": config,
+               "hnsw": {"space": "cosine", "max_neighbors": M, "ef_construction": EF_CONSTRUCTION, "ef_search": EF}}
+        (job_dir / "job.json").write_text(json.dumps(job))
+        worker = Path(__file__).with_name("chroma_worker.py")
+        self.proc = subprocess.Popen([str(python), str(worker), str(job_dir / "job.json")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT),
+                                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(ROOT)})
+        self.info = self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("@@"):
+                out = json.loads(line[2:])
+                if "error" in out:
+                    raise RuntimeError(f"Chroma {self.mode}: {out['error']}")
+                return out
+            self.tail = (self.tail + [line])[-40:]
+            if line.startswith("  "):
+                self.log(line)
+        self.proc.wait()
+        raise RuntimeError(f"Chroma {self.mode} worker exited {self.proc.returncode}:\n" + "\n".join(self.tail))
+
+    def call(self, op: str, **params) -> dict[str, Any]:
+        self.proc.stdin.write(json.dumps({"op": op, "params": params}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> dict[str, Any]:
+        if self.proc.poll() is not None:
+            return {}
+        try:
+            return self.call("close")
+        finally:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(300)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()

@@ -3,12 +3,16 @@
 Reads a data folder made by ``pack_job.py`` (texts.txt.xz, pairs.tsv.xz, teacher.npz,
 tokenizer.json), adds the sentences of every training passage as texts of their own, tokenises
 everything once (the student and the teacher share one WordPiece vocabulary and one 256-token
-window), labels every text with the teacher (teacher_lite.py), trains the student's twin
-(train_twin.py) within the time left, and writes student.npz + student.json into --out, checkpointing
-as it goes so that a run stopped at its time limit still returns its latest weights.
+window), takes the labels label_job.py has cached for this pack (--label-cache; none on a lent GPU
+machine), labels the other texts with the teacher (teacher_lite.py) or, with --labelled-only, leaves
+them out, trains the student's twin (train_twin.py) within the time left, and writes student.npz +
+student.json into --out, checkpointing as it goes so that a run stopped at its time limit still
+returns its latest weights.
 
     python -m encoder.training.gpu_job --data .gpu --out $OUT --seconds 540
     python -m encoder.training.gpu_job --data DIR --out DIR --steps 2000 --device cpu   # slow, same code
+    python -m encoder.training.label_job --data DIR --seconds 3600                      # resumable, CPU
+    python -m encoder.training.gpu_job --data DIR --out DIR --steps 2000 --labelled-only
 """
 from __future__ import annotations
 
@@ -78,12 +82,14 @@ def tokenize(tokenizer_json: Path, texts: list[str]):
     return Ragged(seqs)
 
 
-def label(teacher, ids, device: str, batch_tokens: int, log) -> np.ndarray:
-    """Teacher vectors for every sequence, in length-sorted batches (bf16 on a GPU)."""
+def label(teacher, ids, device: str, batch_tokens: int, log, rows: np.ndarray | None = None,
+          out: np.ndarray | None = None) -> np.ndarray:
+    """Teacher vectors for the sequences `rows` (default all) into out, in length-sorted batches (bf16 on a GPU)."""
     import torch
 
-    order = np.argsort(ids.lens, kind="stable")
-    out = np.zeros((len(ids), 384), dtype=np.float32)
+    rows = np.arange(len(ids)) if rows is None else np.asarray(rows, dtype=np.int64)
+    order = rows[np.argsort(ids.lens[rows], kind="stable")]
+    out = np.zeros((len(ids), 384), dtype=np.float32) if out is None else out
     i = 0
     t0 = time.time()
     with torch.inference_mode():
@@ -98,12 +104,13 @@ def label(teacher, ids, device: str, batch_tokens: int, log) -> np.ndarray:
                 v = teacher(x, x != 0)
             out[idx] = v.float().cpu().numpy()
             i += len(idx)
-    log(f"labelled {len(ids)} texts in {time.time() - t0:.1f} s")
+    log(f"labelled {len(rows)} texts in {time.time() - t0:.1f} s")
     return out
 
 
 def main(argv=None) -> None:
     from . import teacher_lite
+    from .label_job import DEFAULT_LABEL_CACHE, cached_labels
     from .train_twin import TrainConfig, save_twin, train
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,7 +124,15 @@ def main(argv=None) -> None:
     ap.add_argument("--emb", type=int, default=TrainConfig.emb, help="token embedding width")
     ap.add_argument("--batch", type=int, default=TrainConfig.batch, help="texts per distillation batch")
     ap.add_argument("--pair-batch", type=int, default=TrainConfig.pair_batch, help="source pairs per batch")
+    ap.add_argument("--label-cache", type=Path, default=DEFAULT_LABEL_CACHE,
+                    help="root of label_job.py's cache: labels found there are used, only the rest is labelled "
+                         "(absent on a lent GPU machine: everything is labelled there)")
+    ap.add_argument("--labelled-only", action="store_true",
+                    help="train on the cached labels only (no teacher run): texts, pairs and validation texts "
+                         "without a label are left out")
     a = ap.parse_args(argv)
+    if not a.steps and not a.seconds:
+        ap.error("give --steps or --seconds")
     import torch
 
     t0 = time.time()
@@ -138,24 +153,44 @@ def main(argv=None) -> None:
     ids = tokenize(a.data / "tokenizer.json", texts)
     log(f"tokenised: {int(ids.lens.sum())} tokens, mean {ids.lens.mean():.1f}, "
         f"{int((ids.lens >= WINDOW).sum())} at the {WINDOW}-token window")
-    teacher = teacher_lite.build(teacher_lite.unpack(dict(np.load(a.data / "teacher.npz"))), device=device)
-    tv = label(teacher, ids, device, 262144 if device == "cuda" else 8192, log)
-    if device == "cuda":  # how close are the bf16 labels to fp32 ones, on a sample
-        import torch as _t
+    tv, have = np.zeros((len(texts), 384), dtype=np.float32), np.zeros(len(texts), dtype=bool)
+    cached = None
+    if a.label_cache and a.label_cache.is_dir():
+        cached = cached_labels(a.data, a.label_cache, texts,
+                               loaded=None if a.max_texts else (texts, pairs, val, n_base))
+    if cached is not None:
+        tv, have, where = cached
+        log(f"label cache {where}: {int(have.sum())} of {len(texts)} texts labelled")
+    else:
+        log(f"no labels cached for this pack under {a.label_cache}")
+    if a.labelled_only:
+        if not have.any():
+            ap.error(f"--labelled-only: no cached labels for {a.data} under {a.label_cache} "
+                     "(run python -m encoder.training.label_job first)")
+        n_all = (len(texts), len(pairs), len(val))
+        val = val[have[val]]
+        pairs = pairs[have[pairs].all(1)]
+        log(f"--labelled-only: training on {int(have.sum())} of {n_all[0]} texts, {len(pairs)} of {n_all[1]} "
+            f"pairs, {len(val)} of {n_all[2]} validation texts")
+    elif not have.all():
+        missing = np.flatnonzero(~have)
+        teacher = teacher_lite.build(teacher_lite.unpack(dict(np.load(a.data / "teacher.npz"))), device=device)
+        label(teacher, ids, device, 262144 if device == "cuda" else 8192, log, rows=missing, out=tv)
+        have[:] = True
+        if device == "cuda":  # how close are the bf16 labels to fp32 ones, on a sample
+            import torch as _t
 
-        s = np.arange(0, len(ids), max(1, len(ids) // 2048))
-        with _t.inference_mode():
-            x = _t.from_numpy(ids.batch(s)).to(device)
-            ref = teacher(x, x != 0).float().cpu().numpy()
-        log(f"bf16 vs fp32 teacher labels on {len(s)} texts: mean cos {(ref * tv[s]).sum(1).mean():.5f}")
-    del teacher
-    train_idx = np.setdiff1d(np.arange(len(texts)), val)
+            s = missing[np.arange(0, len(missing), max(1, len(missing) // 2048))]
+            with _t.inference_mode():
+                x = _t.from_numpy(ids.batch(s)).to(device)
+                ref = teacher(x, x != 0).float().cpu().numpy()
+            log(f"bf16 vs fp32 teacher labels on {len(s)} texts: mean cos {(ref * tv[s]).sum(1).mean():.5f}")
+        del teacher
+    train_idx = np.setdiff1d(np.flatnonzero(have), val)
     cfg = TrainConfig(hidden=a.hidden, emb=a.emb, batch=a.batch, pair_batch=a.pair_batch, steps=a.steps,
                       seconds=max(30.0, a.seconds - (time.time() - t0) - 25) if a.seconds else 0)
-    if not a.steps and not a.seconds:
-        ap.error("give --steps or --seconds")
     extra = {"texts": len(texts), "base_texts": n_base, "pairs": int(len(pairs)), "val_texts": int(len(val)),
-             "device": device}
+             "labelled_texts": int(have.sum()), "device": device}
 
     def checkpoint(model, step):
         save_twin(model, cfg, a.out / "student.npz", {**extra, "checkpoint_step": step})

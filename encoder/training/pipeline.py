@@ -25,13 +25,18 @@ Version 2 (issue 10: technical passages, FAQ/heading/man pairs, a 256-token wind
 
   1. corpus2   python -m encoder.training.corpus --v2   Debian manuals and FAQs + v1 texts, pairs, held-out eval2
   2. pack      python -m encoder.training.pack_job      texts cut to a compressed budget + the int8 teacher (.gpu/)
-  3. job       python -m encoder.training.gpu_job       label every text and train the student's PyTorch twin
-                                                       (a CUDA GPU when present, else the CPU: the same code)
+  3. job       python -m encoder.training.gpu_job       label the texts and train the student's PyTorch twin
+                                                       (a CUDA GPU when present, else the CPU: the same code);
+                                                       labels cached by label_job.py are used, only the rest
+                                                       is labelled (--labelled-only: train on the cached ones)
   4. export    python -m encoder.training.export --twin  the twin's weights in the Keras graph -> tf2onnx + parity
   5. eval      python -m encoder.training.evaluate      per-domain table (encoder/EVAL.md)
 
 On a lent GPU machine steps 3 runs alone, on the packed folder:
 ``python3 -m encoder.training.gpu_job --data .gpu --out $OUT --seconds 530`` (carry ``.gpu``).
+On the CPU, label first, resumably (hours; stop and restart at will), then train on what exists:
+``python -m encoder.training.label_job --data $VECTORD_CACHE/encoder/v2-pack --threads 1`` and
+``python -m encoder.training.pipeline --v2 --labelled-only --out ...``.
 
 The shipped model was made with the defaults below (--chunks 112 --steps 12000: 227,328 texts
 labelled, 2,048 of them held out). Run the command
@@ -62,9 +67,11 @@ def main(argv=None) -> None:
     ap.add_argument("--v2", action="store_true", help="the version 2 pipeline (see above); --out names the model")
     ap.add_argument("--seconds", type=float, default=540, help="v2: the label+train job's time budget")
     ap.add_argument("--pack-mib", type=float, default=14, help="v2: compressed size budget of the packed texts")
+    ap.add_argument("--labelled-only", action="store_true",
+                    help="v2: train on the labels label_job.py has cached, without labelling the rest")
     a = ap.parse_args(argv)
     if a.v2:
-        return run_v2(a.out, a.seconds, a.pack_mib)
+        return run_v2(a.out, a.seconds, a.pack_mib, a.labelled_only)
     todo = [s for s in a.only.split(",") if s]
     bad = [s for s in todo if s not in STEPS]
     if bad:
@@ -108,7 +115,7 @@ def main(argv=None) -> None:
     banner("done")
 
 
-def run_v2(out: Path, seconds: float, pack_mib: float) -> None:
+def run_v2(out: Path, seconds: float, pack_mib: float, labelled_only: bool = False) -> None:
     from . import corpus, evaluate, export, gpu_job, pack_job
     from .common import WORK
 
@@ -119,8 +126,9 @@ def run_v2(out: Path, seconds: float, pack_mib: float) -> None:
     if not (packed / "teacher.npz").exists():
         pack_job.main(["--corpus", str(v2), "--out", str(packed), "--mib", str(pack_mib)])
     finished = (job / "student.json").exists() and "checkpoint_step" not in (job / "student.json").read_text()
-    if not finished:  # a job cut off at a checkpoint is run again (labels are not cached: minutes on a GPU)
-        gpu_job.main(["--data", str(packed), "--out", str(job), "--seconds", str(seconds)])
+    if not finished:  # a job cut off at a checkpoint is run again (labels in label_job's cache are reused)
+        gpu_job.main(["--data", str(packed), "--out", str(job), "--seconds", str(seconds),
+                      "--label-cache", str(WORK / "v2-labels")] + (["--labelled-only"] if labelled_only else []))
     export.main(["--twin", str(job / "student.npz"), "--parity-data", str(packed / "texts.txt.xz"),
                  "--out", str(out), "--name", out.name, "--version", "2.0.0"])
     evaluate.main(["--model-dir", str(out)])

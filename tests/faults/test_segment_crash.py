@@ -76,8 +76,9 @@ def _sound(db: Database) -> None:
         assert col.query([vector], n_results=1)[0].ids == [id_], id_
     seen: set[str] = set()
     for state in [col.state] + [segment.state for segment in col.sealed]:
-        assert not seen & set(state.records.labels)
-        seen |= set(state.records.labels)
+        ids = set(state.records.ids.take(state.records.live().tolist()))
+        assert not seen & ids
+        seen |= ids
     listed = disk.read_manifest(col.path).get("segments", [])
     names = {entry["name"] for entry in listed} | {entry["deletes"]["file"] for entry in listed if entry["deletes"]}
     assert {p.name for p in col.path.glob("seg-*")} <= names

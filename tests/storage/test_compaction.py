@@ -44,15 +44,15 @@ class _HeldBuild:
 
     def __init__(self, monkeypatch):
         self.entered, self.release = threading.Event(), threading.Event()
-        real = compaction.MetadataIndex.build_encoded
+        real = compaction.MetadataIndex.build_groups
         held = self
 
         class Held:
             @staticmethod
-            def build_encoded(rows):
+            def build_groups(groups):
                 held.entered.set()
                 assert held.release.wait(30)
-                return real(rows)
+                return real(groups)
 
         monkeypatch.setattr(compaction, "MetadataIndex", Held)
 

@@ -17,13 +17,14 @@ def test_records_round_trip_through_checkpoint_columns():
     got = store.metadata(0)
     assert got == metadata and all(type(got[k]) is type(metadata[k]) for k in metadata)  # types kept
     assert store.live().tolist() == [0, 2] and len(store) == 2 and store.slots == 3
-    assert list(store.sorted_ids) == ["a", "c"] and store.labels == {"a": 0, "c": 2}
+    assert [store.ids[label] for label in store.ids_after("")] == ["a", "c"]
+    assert store.find(["a", "b", "c"]).tolist() == [0, -1, 2] and "b" not in store.labels
     columns = store.to_columns()
     again = RecordStore.from_columns([0, 2], columns["ids"], columns["documents"], columns["metadatas"], slots=3)
-    assert again.labels == store.labels and again.documents == store.documents
+    assert again.find(["a", "b", "c"]).tolist() == [0, -1, 2] and again.documents == store.documents
     assert [again.metadata(label) for label in (0, 2)] == [metadata, {"k": 3}]
-    assert sorted((label, decode_metadata(encoded)) for label, encoded in again.encoded_metadata_items()) == [
-        (0, metadata), (2, {"k": 3})]
+    assert sorted((labels.tolist(), decode_metadata(encoded)) for encoded, labels in again.metadata_groups()) == [
+        ([0], metadata), ([2], {"k": 3})]
     assert again.append("d", None, {}) == 3 and again.live().tolist() == [0, 2, 3]
 
 

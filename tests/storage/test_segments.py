@@ -102,7 +102,7 @@ def test_a_sealing_collection_answers_as_one_that_never_seals(tmp_path):
 def _exactly_one_holder(col) -> None:
     seen: dict[str, str] = {}
     for name, state in [("tail", col.state)] + [(s.name, s.state) for s in col.sealed]:
-        for id_ in state.records.labels:
+        for id_ in state.records.ids.take(state.records.live().tolist()):
             assert id_ not in seen, f"{id_} lives in {seen[id_]} and {name}"
             seen[id_] = name
 
