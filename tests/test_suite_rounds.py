@@ -5,7 +5,6 @@ system that defers work lasts until that work is done (benchmarks/suite/measure.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
@@ -37,25 +36,43 @@ def test_rounds_alternate_the_order_and_drop_a_failed_system():
 
 
 class _Deferring:
-    """An adapter whose writes return at once and whose work goes on in a thread for 0.4 s."""
-
-    def __init__(self) -> None:
-        self.thread = None
+    """An adapter whose writes return at once; ``wait_indexed`` (as vectord's adapter has it)
+    returns when its deferred work is done, 0.25 s later."""
 
     def ingest(self, ids, vectors, metadatas):
-        def burn():
-            end = time.perf_counter() + 0.4
-            while time.perf_counter() < end:
-                pass
-        self.thread = threading.Thread(target=burn)
-        self.thread.start()
+        self.done_at = time.perf_counter() + 0.25
+
+    def wait_indexed(self):
+        time.sleep(max(0.0, self.done_at - time.perf_counter()))
 
 
-def test_an_ingest_chunk_lasts_until_the_work_it_deferred_is_done():
+def _session(adapter) -> measure.Session:
     data = np.zeros((10, 4), np.float32)
-    session = measure.Session(_Deferring(), data, data, np.zeros((10, 1), int), {}, {"batch": 10, "k": 1},
-                              [os.getpid()], lambda line: None)
-    r = session.call("ingest", {"start": 0, "end": 10})
-    session.adapter.thread.join()
-    assert r["acked_s"] < 0.1 and r["seconds"] >= 0.3, r
+    return measure.Session(adapter, data, data, np.zeros((10, 1), int), {}, {"batch": 10, "k": 1},
+                           [os.getpid()], lambda line: None)
+
+
+def test_an_ingest_chunk_lasts_until_the_work_it_deferred_is_done(monkeypatch):
+    r = _session(_Deferring()).call("ingest", {"start": 0, "end": 10})
+    assert r["acked_s"] < 0.1 and r["seconds"] >= 0.25, r
     assert r["records"] == 10 and abs(r["rps"] - 10 / r["seconds"]) < 1e-9
+
+    # a system that says nothing: its processes' CPU decides (measure.wait_idle). Here they
+    # work for 0.4 s after the write (a whole core), then go idle: the chunk ends with that work
+    class Silent:
+        def ingest(self, ids, vectors, metadatas):
+            start = time.perf_counter()
+            monkeypatch.setattr(measure, "cpu_seconds", lambda pids: min(time.perf_counter() - start, 0.4))
+
+    r = _session(Silent()).call("ingest", {"start": 0, "end": 10})
+    # the end of the last window (0.1 s) in which they used more than a fifth of a core
+    assert r["acked_s"] < 0.1 and 0.35 <= r["seconds"] < 0.8, r
+
+    monkeypatch.setattr(measure, "cpu_seconds", lambda pids: 1.0)  # idle all along: the acknowledgement
+    r = _session(_Idle()).call("ingest", {"start": 0, "end": 10})
+    assert r["seconds"] - r["acked_s"] < 0.01, r
+
+
+class _Idle:
+    def ingest(self, ids, vectors, metadatas):
+        pass
