@@ -109,10 +109,18 @@ class Maintenance:
         changed = False
         if self.seal_due():
             changed = self.seal()
+        made: set[str] = set()  # the segments this checkpoint's merges made
         for _ in range(64):  # each merge lowers the count of segments (a bound, never reached)
             pick = self.merge_pick(compact)
-            if pick is None or not self.merge(pick):
+            if pick is None or (len(pick) == 1 and self._host.sealed[pick[0]].name in made):
+                # A segment this checkpoint just compacted is not compacted again by it: under
+                # steady upserts and deletes a graph-less segment is due again at once (any dead
+                # slot), and chasing them held the checkpoint for seconds; the next one compacts it.
                 break
+            before = {segment.name for segment in self._host.sealed}
+            if not self.merge(pick):
+                break
+            made |= {segment.name for segment in self._host.sealed} - before
             changed = True
         return changed
 
