@@ -502,8 +502,7 @@ class Collection:
 
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
-        found = self._records.find(ids)
-        self._drop_labels(found[found >= 0].tolist())
+        self._drop_labels(self._records.live_labels(ids))
         self._vectors.append(vectors)
         labels = self._records.append_many(ids, documents, metadatas).tolist()
         for label, document, metadata in zip(labels, documents, metadatas):
@@ -533,8 +532,7 @@ class Collection:
             index.mark_deleted([label for label in labels if label < index.covered])
 
     def _apply_delete(self, ids: Sequence[str]) -> None:
-        found = self._records.find(ids)
-        self._drop_labels(found[found >= 0].tolist())
+        self._drop_labels(self._records.live_labels(ids))
 
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
@@ -610,7 +608,7 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             self._check_model(embedded_with)
-            existing = [None if label < 0 else label for label in self._records.find(ids).tolist()]
+            existing = self._records.lookup(ids)
             if kind == "add":
                 for i, label in enumerate(existing):
                     if label is not None:
@@ -692,8 +690,7 @@ class Collection:
             self._check_writable()
             self._check_model(embedded_with)
             known = self._records.labels
-            found = self._records.find(ids)
-            old = list(dict.fromkeys(found[found >= 0].tolist() + self._chunks_of(ids)))
+            old = list(dict.fromkeys(self._records.live_labels(ids) + self._chunks_of(ids)))
             old_ids = {self._records.ids[label] for label in old}
             if kind == "add":
                 asked = set(ids)
@@ -745,9 +742,8 @@ class Collection:
         with self._writers, self._lock.write():
             self._check_writable()
             if ids is not None:
-                found = self._records.find(ids)
                 # a source id stands for its chunks too (chunked writes; see put_chunked)
-                labels = self._passing(list(dict.fromkeys(found[found >= 0].tolist() + self._chunks_of(ids))),
+                labels = self._passing(list(dict.fromkeys(self._records.live_labels(ids) + self._chunks_of(ids))),
                                        predicate)
             else:
                 labels = self._matching(where, predicate)[0].tolist()
@@ -829,8 +825,7 @@ class Collection:
         with self._lock.read():
             self._check_open()
             if ids is not None:
-                found = self._records.find(ids)
-                labels = self._passing(found[found >= 0].tolist(), predicate)
+                labels = self._passing(self._records.live_labels(ids), predicate)
             elif after is not None:
                 return self._page_by_id(where, predicate, after, offset, limit, include)
             else:

@@ -26,8 +26,8 @@ _ENCODING, _ERRORS = "utf-8", "surrogatepass"
 _EMPTY, _TOMB = -1, -2  # table slots: never used / a removed entry (probing walks past it)
 _MAX_LOAD, _GROWN_LOAD = 0.6, 0.4  # rebuilt past 60% full, to at most 40% full
 _MASK32 = 0xFFFFFFFF
-#: Below this many ids a batch compares bytes one by one (numpy's fixed cost is higher).
-_SCALAR_BATCH = 24
+#: Up to this many ids a batch is looked up and compared one by one (numpy's fixed cost is higher).
+SMALL_BATCH = _SCALAR_BATCH = 24
 
 
 def _hash(id_: str) -> int:
@@ -44,6 +44,15 @@ def encode(id_: str) -> bytes:
     return id_.encode(_ENCODING, _ERRORS)
 
 
+def _packed(ids: Sequence[str]) -> tuple[bytes, np.ndarray]:
+    """The ids' utf-8 bytes end to end, and each one's length (int64)."""
+    joined = "".join(ids)
+    if joined.isascii():  # one encode, and no bytes object per id
+        return joined.encode("ascii"), np.fromiter(map(len, ids), np.int64, len(ids))
+    encoded = [encode(i) for i in ids]
+    return b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
+
+
 class IdColumn:
     """Ids by label, packed end to end in one buffer; append-only.
 
@@ -53,10 +62,10 @@ class IdColumn:
 
     __slots__ = ("_data", "_offsets")
 
-    def __init__(self, ids: Iterable[str] = ()) -> None:
-        encoded = [encode(i) for i in ids]
-        ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)))
-        self._data = bytearray(b"".join(encoded))
+    def __init__(self, ids: Sequence[str] = ()) -> None:
+        blob, lens = _packed(ids)
+        ends = np.cumsum(lens)
+        self._data = bytearray(blob)
         self._offsets = array("q", [0])
         self._offsets.frombytes(ends.tobytes())
 
@@ -105,9 +114,9 @@ class IdColumn:
         self._offsets.append(len(self._data))
 
     def extend(self, ids: Sequence[str]) -> None:
-        encoded = [encode(i) for i in ids]
-        ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded))) + len(self._data)
-        self._data += b"".join(encoded)
+        blob, lens = _packed(ids)
+        ends = np.cumsum(lens) + len(self._data)
+        self._data += blob
         self._offsets.frombytes(ends.tobytes())
 
     def equal(self, label: int, id_: str) -> bool:
@@ -117,20 +126,22 @@ class IdColumn:
         """``column[labels[i]] == ids[i]`` for each i, as a bool array (bytes compared in numpy)."""
         if len(labels) <= _SCALAR_BATCH:
             return np.fromiter(map(self.equal, labels.tolist(), ids), np.bool_, len(labels))
+        blob, lens = _packed(ids)
+        return self.equal_packed(labels, np.cumsum(lens) - lens, lens, np.frombuffer(blob, np.uint8))
+
+    def equal_packed(self, labels: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                     asked: np.ndarray) -> np.ndarray:
+        """``column[labels[i]] == asked[starts[i]:starts[i] + lens[i]]`` (utf-8 bytes) for each i."""
         offsets = np.frombuffer(self._offsets, np.int64)
-        starts = offsets[labels]
-        stored_lens = offsets[labels + 1] - starts
-        encoded = [encode(i) for i in ids]
-        lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        same = stored_lens == lens
+        stored_starts = offsets[labels]
+        same = offsets[labels + 1] - stored_starts == lens
         check = np.flatnonzero(same)
         if check.size:
-            asked = np.frombuffer(b"".join([encoded[i] for i in check.tolist()]), np.uint8)
             lens = lens[check]
             ends = np.cumsum(lens)
             within = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - lens, lens)
-            stored = np.frombuffer(self._data, np.uint8)[np.repeat(starts[check], lens) + within]
-            differ = np.repeat(np.arange(len(check)), lens)[stored != asked]
+            stored = np.frombuffer(self._data, np.uint8)[np.repeat(stored_starts[check], lens) + within]
+            differ = np.repeat(np.arange(len(check)), lens)[stored != asked[np.repeat(starts[check], lens) + within]]
             same[check[differ]] = False
         return same
 
@@ -195,17 +206,26 @@ class IdIndex:
                     out[i] = label
             return out
         h = _hashes(ids)
+        blob, lens = _packed(ids)  # once: each probe round compares slices of it
+        asked, starts = np.frombuffer(blob, np.uint8), np.cumsum(lens) - lens
         hashes = np.frombuffer(self._hashes, np.uint32)
         table, mask = self._table, len(self._table) - 1
         pos = h & mask
         active = np.arange(n)
         while active.size:
+            if active.size <= _SCALAR_BATCH:  # the few long probe runs left: one by one
+                for i in active.tolist():
+                    label = self.get(ids[i])
+                    if label is not None:
+                        out[i] = label
+                break
             found = table[pos[active]].astype(np.int64)
             done = found == _EMPTY
             maybe = np.flatnonzero(found >= 0)
             maybe = maybe[hashes[found[maybe]] == h[active[maybe]]]
             if maybe.size:
-                hit = maybe[self._column.equal_many(found[maybe], [ids[i] for i in active[maybe].tolist()])]
+                rows = active[maybe]
+                hit = maybe[self._column.equal_packed(found[maybe], starts[rows], lens[rows], asked)]
                 out[active[hit]] = found[hit]
                 done[hit] = True
             active = active[~done]

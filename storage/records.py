@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from .framing import pack, unpack
-from .id_index import IdColumn, IdIndex, IdOrder
+from .id_index import SMALL_BATCH, IdColumn, IdIndex, IdOrder
 from .packed_groups import group_slots
 
 
@@ -212,6 +212,20 @@ class RecordStore:
     def find(self, ids: Sequence[str]) -> np.ndarray:
         """The label of each id (int64, -1 where not live), looked up as a batch."""
         return self.labels.find(ids)
+
+    def lookup(self, ids: Sequence[str]) -> list[int | None]:
+        """The label of each id, None where not live (a few ids: no numpy round trip)."""
+        if len(ids) <= SMALL_BATCH:
+            return list(map(self.labels.get, ids))
+        return [None if label < 0 else label for label in self.labels.find(ids).tolist()]
+
+    def live_labels(self, ids: Sequence[str]) -> list[int]:
+        """The labels of the live ones of ``ids``, in the order given."""
+        if len(ids) <= SMALL_BATCH:
+            get = self.labels.get
+            return [label for label in map(get, ids) if label is not None]
+        found = self.labels.find(ids)
+        return found[found >= 0].tolist()
 
     def ids_after(self, after: str) -> Iterator[int]:
         """Live labels whose ids sort after ``after`` (str order), in id order: cursor
