@@ -466,8 +466,9 @@ class Collection:
         compaction relabels the records)."""
         if self._fulltext is not None:
             documents = self._records.documents
-            self._fulltext = FullTextIndex.build(
-                self._fulltext.analyze, ((label, documents[label]) for label in self._records.live().tolist()))
+            rows = () if not documents.any() else (  # vectors alone: no pass over every record
+                (label, documents[label]) for label in self._records.live().tolist())
+            self._fulltext = FullTextIndex.build(self._fulltext.analyze, rows)
 
     def _maybe_build_index(self) -> None:
         if self._index is None and len(self._records) >= self.tuning.exact_threshold:
@@ -505,9 +506,9 @@ class Collection:
         self._drop_labels(self._records.live_labels(ids))
         self._vectors.append(vectors)
         labels = self._records.append_many(ids, documents, metadatas).tolist()
-        for label, document, metadata in zip(labels, documents, metadatas):
-            self._meta_index.add(label, metadata)
-            if self._fulltext is not None:
+        self._meta_index.add_many(labels, metadatas)
+        if self._fulltext is not None:
+            for label, document in zip(labels, documents):
                 self._fulltext.add(label, document)
         if self._records.slots != self._vectors.slots:
             raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")

@@ -106,6 +106,10 @@ class Documents:
     def __len__(self) -> int:
         return self._n if self._values is None else len(self._values)
 
+    def any(self) -> bool:
+        """Whether any slot has ever held a document."""
+        return self._values is not None
+
     def __getitem__(self, slot: int) -> str | None:
         if self._values is not None:
             return self._values[slot]
