@@ -181,17 +181,21 @@ class IdIndex:
         return label
 
     def get(self, id_: str, default: int | None = None) -> int | None:
+        # the probe and the byte compare inlined: this is every single-id read's path
         h = _hash(id_)
-        slots, hashes, column = self._slots, self._hashes, self._column
+        slots, hashes = self._slots, self._hashes
         mask = len(slots) - 1
         pos = h & mask
-        while True:
-            label = slots[pos]
-            if label == _EMPTY:
-                return default
-            if label >= 0 and hashes[label] == h and column.equal(label, id_):
-                return label
+        label = slots[pos]
+        while label != _EMPTY:
+            if label >= 0 and hashes[label] == h:
+                column = self._column
+                offsets = column._offsets
+                if column._data[offsets[label]:offsets[label + 1]] == id_.encode(_ENCODING, _ERRORS):
+                    return label
             pos = (pos + 1) & mask
+            label = slots[pos]
+        return default
 
     def find(self, ids: Sequence[str]) -> np.ndarray:
         """The label of each id, -1 where it is not live (int64, in the order asked)."""
