@@ -16,6 +16,7 @@ several readers at once and locks its own lazy merge.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from array import array
 from typing import Iterable, Iterator, Sequence
@@ -371,20 +372,18 @@ class IdOrder:
         label (used only to build the order); ``alive``: the live mask by label."""
         with self._lock:  # readers run at once; one of them merges
             order = self._merged(live, alive)
-        key, raw = encode(after), self._column.raw
-        lo, hi = 0, len(order)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if key < raw(int(order[mid])):
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = self._upper_bound(order, encode(after))
         step = 256
         while lo < len(order):
             part = order[lo:lo + step]
             yield from part[alive[part]].tolist()
             lo += step
             step = min(step * 4, 65536)
+
+    def _upper_bound(self, order: np.ndarray, key: bytes) -> int:
+        """Where ``key`` (utf-8 bytes) goes in ``order`` (labels in id order), after equal ids."""
+        raw = self._column.raw
+        return bisect.bisect_right(order, key, key=lambda label: raw(int(label)))
 
     def _merged(self, live: np.ndarray, alive: np.ndarray) -> np.ndarray:
         order, pending = self._sorted, self._pending
@@ -396,16 +395,8 @@ class IdOrder:
             added = self._sort(np.frombuffer(pending, np.int64).copy())
             order = order[alive[order]]  # the dropped ones go while the array is copied anyway
             raw = self._column.raw
-            at = np.empty(len(added), np.int64)
-            for i, label in enumerate(added.tolist()):
-                key, lo, hi = raw(label), 0, len(order)
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if key < raw(int(order[mid])):
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                at[i] = lo
+            at = np.fromiter((self._upper_bound(order, raw(label)) for label in added.tolist()), np.int64,
+                             len(added))
             order = np.insert(order, at, added)
         self._sorted, self._pending = order, array("q")
         return order
