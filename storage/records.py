@@ -261,12 +261,6 @@ class RecordStore:
         an index, which decodes each distinct encoding once (empty metadata left out)."""
         return self.metadatas.groups(self.live())
 
-    def encoded_metadata_items(self) -> Iterator[tuple[int, bytes | None]]:
-        """(label, encoded metadata) of every live record, in label order (``metadata_groups``
-        groups them faster)."""
-        metadatas = self.metadatas
-        return ((label, metadatas[label]) for label in self.live().tolist())
-
     def items(self) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
         """(label, document, metadata) of every live record, in label order."""
         documents = self.documents
