@@ -473,8 +473,9 @@ class Collection:
         compaction relabels the records)."""
         if self._fulltext is not None:
             documents = self._records.documents
-            self._fulltext = FullTextIndex.build(
-                self._fulltext.analyze, ((label, documents[label]) for label in self._records.live().tolist()))
+            rows = () if not documents.any() else (  # vectors alone: no pass over every record
+                (label, documents[label]) for label in self._records.live().tolist())
+            self._fulltext = FullTextIndex.build(self._fulltext.analyze, rows)
 
     def _maybe_build_index(self) -> None:
         if self._index is None and len(self._records) >= self.tuning.exact_threshold:
@@ -509,15 +510,15 @@ class Collection:
 
     def _apply_put(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Any],
                    metadatas: Sequence[Any]) -> None:
-        found = self._records.find(ids)
-        sealed = [id_ for id_, label in zip(ids, found.tolist()) if label < 0]  # in one segment, or new
-        self._drop_labels(found[found >= 0].tolist())
-        self._drop_sealed(sealed)
+        found = self._records.lookup(ids)  # the tail's labels, None where not there
+        self._drop_labels([label for label in found if label is not None])
+        if self.sealed:  # an id not in the tail may be in one segment (or be new)
+            self._drop_sealed([id_ for id_, label in zip(ids, found) if label is None])
         self._vectors.append(vectors)
         labels = self._records.append_many(ids, documents, metadatas).tolist()
-        for label, document, metadata in zip(labels, documents, metadatas):
-            self._meta_index.add(label, metadata)
-            if self._fulltext is not None:
+        self._meta_index.add_many(labels, metadatas)
+        if self._fulltext is not None:
+            for label, document in zip(labels, documents):
                 self._fulltext.add(label, document)
         if self._records.slots != self._vectors.slots:
             raise AssertionError(f"records and vectors disagree: {self._records.slots} vs {self._vectors.slots} slots")
@@ -542,18 +543,17 @@ class Collection:
             index.mark_deleted([label for label in labels if label < index.covered])
 
     def _apply_delete(self, ids: Sequence[str]) -> None:
-        found = self._records.find(ids)
-        sealed = [id_ for id_, label in zip(ids, found.tolist()) if label < 0]
-        self._drop_labels(found[found >= 0].tolist())
-        self._drop_sealed(sealed)
+        found = self._records.lookup(ids)
+        self._drop_labels([label for label in found if label is not None])
+        if self.sealed:
+            self._drop_sealed([id_ for id_, label in zip(ids, found) if label is None])
 
     def _drop_sealed(self, ids: list[str]) -> None:
         """Marks ids held by sealed segments deleted there (their bitmaps; write lock held)."""
         if not self.sealed or not ids:
             return
         for segment in self.sealed:
-            found = segment.records.find(ids)
-            segment.delete(found[found >= 0].tolist())
+            segment.delete(segment.records.live_labels(ids))
 
     # ------------------------------------------------------------------ segments
     def _empty_state(self) -> State:
@@ -576,15 +576,15 @@ class Collection:
 
     def _find_many(self, ids: Sequence[str]) -> list[tuple[State, int] | None]:
         """``_find`` of each id, looked up as batches (one per holder that may hold some)."""
-        found = self.state.records.find(ids).tolist()
-        out: list[tuple[State, int] | None] = [None if label < 0 else (self.state, label) for label in found]
+        found = self.state.records.lookup(ids)
+        out: list[tuple[State, int] | None] = [None if label is None else (self.state, label) for label in found]
         missing = [i for i, at in enumerate(out) if at is None]
         for segment in reversed(self.sealed):
             if not missing:
                 break
-            labels = segment.records.find([ids[i] for i in missing]).tolist()
+            labels = segment.records.lookup([ids[i] for i in missing])
             for i, label in zip(missing, labels):
-                if label >= 0:
+                if label is not None:
                     out[i] = (segment.state, label)
             missing = [i for i in missing if out[i] is None]
         return out
@@ -954,8 +954,7 @@ class Collection:
             if self.sealed:
                 return self._get_segmented(ids, where, predicate, after, offset, limit, include)
             if ids is not None:
-                found = self._records.find(ids)
-                labels = self._passing(found[found >= 0].tolist(), predicate)
+                labels = self._passing(self._records.live_labels(ids), predicate)
             elif after is not None:
                 return self._page_by_id(where, predicate, after, offset, limit, include)
             else:

@@ -4,7 +4,7 @@ Why: opening a collection decodes its records file into a Python object per id a
 metadata, builds the packed columns from them (storage/records.py) and frees them. glibc
 keeps the freed chunks inside its heap, between blocks still in use, so the resident size
 stayed about 30 bytes a record above what the collection holds (GloVe 65k x 50 opened after
-a compaction, benchmarks/memory_steady.py's restart step). ``malloc_trim(0)`` returns
+a compaction: benchmarks/results/memory-steady-50d-2026-11-30-ids.md). ``malloc_trim(0)`` returns
 the whole free pages of every arena to the system (they are faulted back, zeroed, when
 reused). Elsewhere than glibc this does nothing.
 """

@@ -16,6 +16,7 @@ several readers at once and locks its own lazy merge.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from array import array
 from typing import Iterable, Iterator, Sequence
@@ -26,8 +27,8 @@ _ENCODING, _ERRORS = "utf-8", "surrogatepass"
 _EMPTY, _TOMB = -1, -2  # table slots: never used / a removed entry (probing walks past it)
 _MAX_LOAD, _GROWN_LOAD = 0.6, 0.4  # rebuilt past 60% full, to at most 40% full
 _MASK32 = 0xFFFFFFFF
-#: Below this many ids a batch compares bytes one by one (numpy's fixed cost is higher).
-_SCALAR_BATCH = 24
+#: Up to this many ids a batch is looked up and compared one by one (numpy's fixed cost is higher).
+SMALL_BATCH = _SCALAR_BATCH = 24
 
 
 def _hash(id_: str) -> int:
@@ -44,6 +45,15 @@ def encode(id_: str) -> bytes:
     return id_.encode(_ENCODING, _ERRORS)
 
 
+def _packed(ids: Sequence[str]) -> tuple[bytes, np.ndarray]:
+    """The ids' utf-8 bytes end to end, and each one's length (int64)."""
+    joined = "".join(ids)
+    if joined.isascii():  # one encode, and no bytes object per id
+        return joined.encode("ascii"), np.fromiter(map(len, ids), np.int64, len(ids))
+    encoded = [encode(i) for i in ids]
+    return b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
+
+
 class IdColumn:
     """Ids by label, packed end to end in one buffer; append-only.
 
@@ -53,10 +63,10 @@ class IdColumn:
 
     __slots__ = ("_data", "_offsets")
 
-    def __init__(self, ids: Iterable[str] = ()) -> None:
-        encoded = [encode(i) for i in ids]
-        ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)))
-        self._data = bytearray(b"".join(encoded))
+    def __init__(self, ids: Sequence[str] = ()) -> None:
+        blob, lens = _packed(ids)
+        ends = np.cumsum(lens)
+        self._data = bytearray(blob)
         self._offsets = array("q", [0])
         self._offsets.frombytes(ends.tobytes())
 
@@ -105,9 +115,9 @@ class IdColumn:
         self._offsets.append(len(self._data))
 
     def extend(self, ids: Sequence[str]) -> None:
-        encoded = [encode(i) for i in ids]
-        ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded))) + len(self._data)
-        self._data += b"".join(encoded)
+        blob, lens = _packed(ids)
+        ends = np.cumsum(lens) + len(self._data)
+        self._data += blob
         self._offsets.frombytes(ends.tobytes())
 
     def equal(self, label: int, id_: str) -> bool:
@@ -117,20 +127,22 @@ class IdColumn:
         """``column[labels[i]] == ids[i]`` for each i, as a bool array (bytes compared in numpy)."""
         if len(labels) <= _SCALAR_BATCH:
             return np.fromiter(map(self.equal, labels.tolist(), ids), np.bool_, len(labels))
+        blob, lens = _packed(ids)
+        return self.equal_packed(labels, np.cumsum(lens) - lens, lens, np.frombuffer(blob, np.uint8))
+
+    def equal_packed(self, labels: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                     asked: np.ndarray) -> np.ndarray:
+        """``column[labels[i]] == asked[starts[i]:starts[i] + lens[i]]`` (utf-8 bytes) for each i."""
         offsets = np.frombuffer(self._offsets, np.int64)
-        starts = offsets[labels]
-        stored_lens = offsets[labels + 1] - starts
-        encoded = [encode(i) for i in ids]
-        lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        same = stored_lens == lens
+        stored_starts = offsets[labels]
+        same = offsets[labels + 1] - stored_starts == lens
         check = np.flatnonzero(same)
         if check.size:
-            asked = np.frombuffer(b"".join([encoded[i] for i in check.tolist()]), np.uint8)
             lens = lens[check]
             ends = np.cumsum(lens)
             within = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - lens, lens)
-            stored = np.frombuffer(self._data, np.uint8)[np.repeat(starts[check], lens) + within]
-            differ = np.repeat(np.arange(len(check)), lens)[stored != asked]
+            stored = np.frombuffer(self._data, np.uint8)[np.repeat(stored_starts[check], lens) + within]
+            differ = np.repeat(np.arange(len(check)), lens)[stored != asked[np.repeat(starts[check], lens) + within]]
             same[check[differ]] = False
         return same
 
@@ -170,17 +182,21 @@ class IdIndex:
         return label
 
     def get(self, id_: str, default: int | None = None) -> int | None:
+        # the probe and the byte compare inlined: this is every single-id read's path
         h = _hash(id_)
-        slots, hashes, column = self._slots, self._hashes, self._column
+        slots, hashes = self._slots, self._hashes
         mask = len(slots) - 1
         pos = h & mask
-        while True:
-            label = slots[pos]
-            if label == _EMPTY:
-                return default
-            if label >= 0 and hashes[label] == h and column.equal(label, id_):
-                return label
+        label = slots[pos]
+        while label != _EMPTY:
+            if label >= 0 and hashes[label] == h:
+                column = self._column
+                offsets = column._offsets
+                if column._data[offsets[label]:offsets[label + 1]] == id_.encode(_ENCODING, _ERRORS):
+                    return label
             pos = (pos + 1) & mask
+            label = slots[pos]
+        return default
 
     def find(self, ids: Sequence[str]) -> np.ndarray:
         """The label of each id, -1 where it is not live (int64, in the order asked)."""
@@ -195,17 +211,26 @@ class IdIndex:
                     out[i] = label
             return out
         h = _hashes(ids)
+        blob, lens = _packed(ids)  # once: each probe round compares slices of it
+        asked, starts = np.frombuffer(blob, np.uint8), np.cumsum(lens) - lens
         hashes = np.frombuffer(self._hashes, np.uint32)
         table, mask = self._table, len(self._table) - 1
         pos = h & mask
         active = np.arange(n)
         while active.size:
+            if active.size <= _SCALAR_BATCH:  # the few long probe runs left: one by one
+                for i in active.tolist():
+                    label = self.get(ids[i])
+                    if label is not None:
+                        out[i] = label
+                break
             found = table[pos[active]].astype(np.int64)
             done = found == _EMPTY
             maybe = np.flatnonzero(found >= 0)
             maybe = maybe[hashes[found[maybe]] == h[active[maybe]]]
             if maybe.size:
-                hit = maybe[self._column.equal_many(found[maybe], [ids[i] for i in active[maybe].tolist()])]
+                rows = active[maybe]
+                hit = maybe[self._column.equal_packed(found[maybe], starts[rows], lens[rows], asked)]
                 out[active[hit]] = found[hit]
                 done[hit] = True
             active = active[~done]
@@ -347,20 +372,18 @@ class IdOrder:
         label (used only to build the order); ``alive``: the live mask by label."""
         with self._lock:  # readers run at once; one of them merges
             order = self._merged(live, alive)
-        key, raw = encode(after), self._column.raw
-        lo, hi = 0, len(order)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if key < raw(int(order[mid])):
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = self._upper_bound(order, encode(after))
         step = 256
         while lo < len(order):
             part = order[lo:lo + step]
             yield from part[alive[part]].tolist()
             lo += step
             step = min(step * 4, 65536)
+
+    def _upper_bound(self, order: np.ndarray, key: bytes) -> int:
+        """Where ``key`` (utf-8 bytes) goes in ``order`` (labels in id order), after equal ids."""
+        raw = self._column.raw
+        return bisect.bisect_right(order, key, key=lambda label: raw(int(label)))
 
     def _merged(self, live: np.ndarray, alive: np.ndarray) -> np.ndarray:
         order, pending = self._sorted, self._pending
@@ -372,16 +395,8 @@ class IdOrder:
             added = self._sort(np.frombuffer(pending, np.int64).copy())
             order = order[alive[order]]  # the dropped ones go while the array is copied anyway
             raw = self._column.raw
-            at = np.empty(len(added), np.int64)
-            for i, label in enumerate(added.tolist()):
-                key, lo, hi = raw(label), 0, len(order)
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if key < raw(int(order[mid])):
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                at[i] = lo
+            at = np.fromiter((self._upper_bound(order, raw(label)) for label in added.tolist()), np.int64,
+                             len(added))
             order = np.insert(order, at, added)
         self._sorted, self._pending = order, array("q")
         return order

@@ -64,6 +64,25 @@ class LabelArray:
         self._n = n + 1
         return True
 
+    def add_sorted(self, labels: np.ndarray) -> int:
+        """Adds sorted distinct ``labels`` at once; returns how many were new. A batch of new
+        records (labels past every label here) is one append, not one numpy call a label."""
+        if not len(labels):
+            return 0
+        n, buf = self._n, self._buf
+        if n and buf[n - 1] >= labels[0]:  # not all past the end: merge (rare: replay, relabel)
+            merged = np.union1d(buf[:n], labels)
+            self._buf, self._n = merged, len(merged)
+            return len(merged) - n
+        total = n + len(labels)
+        if total > len(buf):
+            grown = np.empty(max(4, 2 * n, total), np.int64)
+            grown[:n] = buf[:n]
+            self._buf = buf = grown
+        buf[n:total] = labels
+        self._n = total
+        return len(labels)
+
     def discard(self, label: int) -> None:
         n, buf = self._n, self._buf
         at = int(np.searchsorted(buf[:n], label))

@@ -100,6 +100,19 @@ class _PathIndex:
             self.scalars += 1
         return len(labels) == 1 and key[0] == "n"
 
+    def insert_many(self, key: tuple, labels: np.ndarray) -> bool:
+        """Indexes sorted distinct ``labels`` under the scalar ``key``; True when the value is
+        a number this path did not hold yet (as ``insert``)."""
+        found = self.by_value.get(key)
+        if found is None:
+            found = self.by_value[key] = LabelArray()
+        if key[0] == "n":
+            self._ranges = None
+        was_empty = not len(found)
+        added = found.add_sorted(labels)
+        self.scalars += added
+        return was_empty and added > 0 and key[0] == "n"
+
     def _add_elements(self, label: int, items: list) -> None:
         if self.elements is None:
             self.elements = {}
@@ -168,6 +181,29 @@ class MetadataIndex:
         for path, value in _paths(metadata):
             index = self._path(path)
             if index.insert(label, value):
+                index.numbers.add(value)
+
+    def add_many(self, labels: Iterable[int], metadatas: Iterable[dict[str, Any] | None]) -> None:
+        """Indexes many new records at once (a write batch, a log record replayed): labels
+        are gathered per (path, value) first, so each value's array grows once per batch
+        rather than by one numpy call per record."""
+        grouped: dict[tuple[str, tuple], tuple[Any, list[int]]] = {}
+        for label, metadata in zip(labels, metadatas):
+            if not metadata:
+                continue
+            for path, value in _paths(metadata):
+                key = _key(value)
+                if key is None:  # null, list or map: one by one, as ``add``
+                    self._path(path).insert(label, value)
+                else:
+                    entry = grouped.get((path, key))
+                    if entry is None:
+                        grouped[(path, key)] = (value, [label])
+                    else:
+                        entry[1].append(label)
+        for (path, key), (value, group) in grouped.items():
+            index = self._path(path)
+            if index.insert_many(key, np.unique(np.asarray(group, np.int64))):
                 index.numbers.add(value)
 
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from .framing import pack, unpack
-from .id_index import IdColumn, IdIndex, IdOrder
+from .id_index import SMALL_BATCH, IdColumn, IdIndex, IdOrder
 from .packed_groups import group_slots
 
 
@@ -105,6 +105,10 @@ class Documents:
 
     def __len__(self) -> int:
         return self._n if self._values is None else len(self._values)
+
+    def any(self) -> bool:
+        """Whether any slot has ever held a document."""
+        return self._values is not None
 
     def __getitem__(self, slot: int) -> str | None:
         if self._values is not None:
@@ -213,6 +217,20 @@ class RecordStore:
         """The label of each id (int64, -1 where not live), looked up as a batch."""
         return self.labels.find(ids)
 
+    def lookup(self, ids: Sequence[str]) -> list[int | None]:
+        """The label of each id, None where not live (a few ids: no numpy round trip)."""
+        if len(ids) <= SMALL_BATCH:
+            return list(map(self.labels.get, ids))
+        return [None if label < 0 else label for label in self.labels.find(ids).tolist()]
+
+    def live_labels(self, ids: Sequence[str]) -> list[int]:
+        """The labels of the live ones of ``ids``, in the order given."""
+        if len(ids) <= SMALL_BATCH:
+            get = self.labels.get
+            return [label for label in map(get, ids) if label is not None]
+        found = self.labels.find(ids)
+        return found[found >= 0].tolist()
+
     def ids_after(self, after: str) -> Iterator[int]:
         """Live labels whose ids sort after ``after`` (str order), in id order: cursor
         pages. The order is built at the first call and kept up to date from then on."""
@@ -242,12 +260,6 @@ class RecordStore:
         """The live records grouped by encoded metadata: (encoding, its labels), for building
         an index, which decodes each distinct encoding once (empty metadata left out)."""
         return self.metadatas.groups(self.live())
-
-    def encoded_metadata_items(self) -> Iterator[tuple[int, bytes | None]]:
-        """(label, encoded metadata) of every live record, in label order (``metadata_groups``
-        groups them faster)."""
-        metadatas = self.metadatas
-        return ((label, metadatas[label]) for label in self.live().tolist())
 
     def items(self) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
         """(label, document, metadata) of every live record, in label order."""

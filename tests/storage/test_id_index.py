@@ -28,6 +28,9 @@ def _check(store: RecordStore, model: dict[str, int], absent: list[str]) -> None
     asked = list(model) + absent
     want = [model.get(i, -1) for i in asked]
     assert store.find(asked).tolist() == want  # batch path (numpy probing)
+    for part in (asked[:5], asked):  # a few ids: one by one; many: the batch
+        assert store.lookup(part) == [model.get(i) for i in part]
+        assert store.live_labels(part) == [model[i] for i in part if i in model]
     for id_ in asked[:30]:  # scalar path
         assert store.labels.get(id_) == model.get(id_)
         assert (id_ in store.labels) == (id_ in model)
@@ -128,5 +131,10 @@ def test_column_equal_many_compares_bytes_in_numpy():
     labels = np.arange(40)
     asked = ["abc", "abc", "é", "a" * 100] * 10
     assert column.equal_many(labels, asked).tolist() == [True, False, True, True] * 10
+    ascii_column = IdColumn(["abc", "x", "longer-id", "q"] * 10)
+    asked = ["abc", "xy", "longer-ie", "q"] * 10  # equal, longer, same length but different, equal
+    assert ascii_column.equal_many(labels, asked).tolist() == [True, False, False, True] * 10
+    asked = ["abc", "é", "longer-id", ""] * 10  # not ASCII: the per-id encoding path
+    assert ascii_column.equal_many(labels, asked).tolist() == [True, False, True, False] * 10
     index = IdIndex.build(column, ["abc", "abd", "é", "a" * 100], np.arange(4))
     assert index.find(["é", "abd", "zz"] * 10).tolist() == [2, 1, -1] * 10
