@@ -91,6 +91,33 @@ def freeze(state) -> Frozen:
                   state.index is not None, fulltext.analyze if fulltext is not None else None)
 
 
+def write_rows(fs: FileSystem | None, directory: Path | None, blocks, live: int, dim: int,
+               sqnorms: np.ndarray) -> VectorStore:
+    """The ``live`` rows that ``blocks()`` yields, as a new VectorStore: with ``directory``,
+    written block by block to a ``compact-*.npy`` file there and mapped (so that a rebuild
+    adds its graph to the footprint, not a copy of the vectors); without, in memory."""
+    if directory is None:
+        rows = np.empty((live, dim), np.float32)
+        written = 0
+        for block in blocks():
+            rows[written:written + len(block)] = block
+            written += len(block)
+        return VectorStore.in_memory(rows) if live else VectorStore(dim)
+    path = directory / f"{PREFIX}{next(_names):06d}-{time.time_ns()}.npy"
+    handle = fs.create(path)
+    try:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                  "fortran_order": False, "shape": (live, dim)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for block in blocks():
+            handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+    except BaseException:
+        handle.close()
+        raise
+    fs.finish(handle)
+    return VectorStore.mapped(path, dim, sqnorms=sqnorms)
+
+
 def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None,
           nice: int = 0) -> Compacted:
     """Builds the compacted state of ``frozen`` (labels 0..n-1 in the old label order).
@@ -110,30 +137,12 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
         index = HnswIndex.create(config.metric, config.dim, hnsw["m"], hnsw["ef_construction"],
                                  hnsw["ef_search"], capacity=max(live, 16),
                                  threads=min(tuning.maintenance_threads, tuning.index_threads))
-    if directory is None:
-        rows = np.empty((live, config.dim), np.float32)
-        written = 0
-        for block in frozen.vectors.blocks(labels):
-            rows[written:written + len(block)] = block
-            written += len(block)
-        if index is not None:
+    vectors = write_rows(fs, directory, lambda: frozen.vectors.blocks(labels), live, config.dim, frozen.sqnorms)
+    if index is not None:
+        if directory is None:
+            rows = vectors.all()
             _fill_graph(index, lambda: (rows[i:i + 8192] for i in range(0, live, 8192)), nice)
-        vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
-    else:
-        path = directory / f"{PREFIX}{next(_names):06d}-{time.time_ns()}.npy"
-        handle = fs.create(path)
-        try:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                      "fortran_order": False, "shape": (live, config.dim)}
-            np.lib.format.write_array_header_1_0(handle, header)
-            for block in frozen.vectors.blocks(labels):
-                handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
-        except BaseException:
-            handle.close()
-            raise
-        fs.finish(handle)
-        vectors = VectorStore.mapped(path, config.dim, sqnorms=frozen.sqnorms)
-        if index is not None:
+        else:
             # read again, block by block, with plain reads: mapping the new file's pages
             # would add them to the footprint during the build
             _fill_graph(index, lambda: frozen.vectors.blocks(labels), nice)

@@ -293,35 +293,15 @@ def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: File
     memory. The graph is built by a thread ``tuning.maintenance_nice`` steps lower,
     reading the sources again with plain reads (``compaction._fill_graph``).
     """
-    from .compaction import PREFIX as COMPACT, _fill_graph, _names  # compaction's file names and graph thread
+    from .compaction import _fill_graph, write_rows  # compaction's rows file and graph thread
     live = sum(len(view.labels) for view in frozen)
 
     def blocks():
         for view in frozen:
             yield from view.vectors.blocks(view.labels)
 
-    if directory is None or not live:
-        rows = np.empty((live, config.dim), np.float32)
-        at = 0
-        for block in blocks():
-            rows[at:at + len(block)] = block
-            at += len(block)
-        vectors = VectorStore.in_memory(rows) if live else VectorStore(config.dim)
-        del rows
-    else:
-        path = directory / f"{COMPACT}{next(_names):06d}-{uuid.uuid4().hex[:8]}.npy"
-        handle = fs.create(path)
-        try:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                      "fortran_order": False, "shape": (live, config.dim)}
-            np.lib.format.write_array_header_1_0(handle, header)
-            for block in blocks():
-                handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
-        except BaseException:
-            handle.close()
-            raise
-        fs.finish(handle)
-        vectors = VectorStore.mapped(path, config.dim, sqnorms=np.concatenate([view.sqnorms for view in frozen]))
+    vectors = write_rows(fs, directory if live else None, blocks, live, config.dim,
+                         np.concatenate([view.sqnorms for view in frozen]) if frozen else np.zeros(0, np.float32))
     ids: list = []
     documents: list = []
     metadatas: list = []
