@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
     serve.add_argument("--planner-cost-per-ef", type=int, help=_setting_help("planner_cost_per_ef"))
     serve.add_argument("--seal-rows", type=int, help=_setting_help("seal_rows"))
+    serve.add_argument("--max-segment-rows", type=int, help=_setting_help("max_segment_rows"))
+    serve.add_argument("--merge-factor", type=int, help=_setting_help("merge_factor"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
@@ -180,9 +182,37 @@ def _limit_malloc_arenas(arenas: int = 2, mmap_threshold: int = 4 << 20) -> None
         pass
 
 
+def _setting_error(error: dict, args: argparse.Namespace) -> str:
+    """One pydantic error as a line naming the setting, its flag and variable, the value given
+    and the rule: 'invalid setting merge_factor = 1 (--merge-factor, VECTORD_MERGE_FACTOR):
+    Input should be greater than or equal to 2'."""
+    msg = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a rule over several settings (a model validator): its message names them
+        return f"invalid settings: {msg}"
+    name = ".".join(str(p) for p in error["loc"])
+    where = [f"--{name.replace('_', '-')}"] if hasattr(args, name) else []  # not every setting has a flag
+    where.append(f"VECTORD_{name.upper()}")
+    value = "" if error["type"] in ("missing", "extra_forbidden") else f" = {error.get('input')!r}"
+    return f"invalid setting {name}{value} ({', '.join(where)}): {msg}"
+
+
+def engine_tuning(settings):
+    """The engine's Tuning from the server's settings: the storage defaults, with what was set."""
+    from vectord.storage import Tuning
+
+    tuning = Tuning(merge_factor=settings.merge_factor, max_segment_rows=settings.max_segment_rows)
+    if settings.index_threads:
+        tuning.index_threads = settings.index_threads
+    if settings.planner_cost_per_ef:
+        tuning.graph_cost_per_ef = settings.planner_cost_per_ef
+    if settings.seal_rows:
+        tuning.seal_rows = settings.seal_rows
+    return tuning
+
+
 def serve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
-    from vectord.storage import Database, Tuning
+    from vectord.storage import Database
 
     from .app import create_server
     from .settings import Settings
@@ -195,6 +225,7 @@ def serve(args: argparse.Namespace) -> int:
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
+                                 max_segment_rows=args.max_segment_rows, merge_factor=args.merge_factor,
                                  models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
@@ -202,8 +233,7 @@ def serve(args: argparse.Namespace) -> int:
                                  allow_reset=args.allow_reset)
     except ValidationError as exc:  # one line per bad setting, naming it; no traceback
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            print(f"vectord: invalid setting {where}: {error['msg']}", file=sys.stderr)
+            print(f"vectord: {_setting_error(error, args)}", file=sys.stderr)
         return 2
     except VectordError as exc:  # an unreadable or malformed config file
         print(f"vectord: {exc.message}", file=sys.stderr)
@@ -216,13 +246,7 @@ def serve(args: argparse.Namespace) -> int:
     from . import logs
 
     logs.configure(settings.log_level, settings.log_format)
-    tuning = Tuning()
-    if settings.index_threads:
-        tuning.index_threads = settings.index_threads
-    if settings.planner_cost_per_ef:
-        tuning.graph_cost_per_ef = settings.planner_cost_per_ef
-    if settings.seal_rows:
-        tuning.seal_rows = settings.seal_rows
+    tuning = engine_tuning(settings)
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import Metrics

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     seal_rows: int = Field(
         0, ge=0, description="seal a collection's mutable tail into an immutable segment at this many live records "
                              "(docs/segments.md, in progress); 0 = never")
+    max_segment_rows: int = Field(
+        0, ge=0, description="no merge of sealed segments makes one of more live records than this, so that "
+                             "compacting one segment (the peak of memory upkeep) stays bounded; at least "
+                             "seal_rows when both are set; 0 = no bound (docs/segments.md)")
+    merge_factor: int = Field(
+        4, ge=2, description="merge this many sealed segments of one size tier into one (docs/segments.md); "
+                             "at least 2")
     models_dir: Path | None = Field(
         None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
                           "model.json), served beside the built-in model; a bad one stops the start "
@@ -66,6 +73,14 @@ class Settings(BaseSettings):
         None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)")
     allow_reset: bool = Field(
         False, description="allow the Reset rpc (the SDK's client.reset()) to delete every collection")
+
+    @model_validator(mode="after")
+    def _segment_bound_holds_a_seal(self) -> "Settings":
+        # a sealed segment already holds seal_rows records: a smaller bound would stop every merge
+        if self.max_segment_rows and self.seal_rows and self.max_segment_rows < self.seal_rows:
+            raise ValueError(f"max_segment_rows (--max-segment-rows) is {self.max_segment_rows}, below seal_rows "
+                             f"(--seal-rows) {self.seal_rows}: it must be at least seal_rows, or 0 (no bound)")
+        return self
 
     @model_validator(mode="after")
     def _tls_paths_go_together(self) -> "Settings":
