@@ -3,6 +3,8 @@ compact` runs, and how much memory the server takes meanwhile.
 
     python benchmarks/compaction.py [--n 50000] [--dim 384] [--deleted 0.4] \
         [--storage-from /tmp/old/storage] [--out benchmarks/results/compaction-DATE]
+    python benchmarks/compaction.py --n 200000 --seal-rows 50000 --max-segment-rows 50000 \
+        --compare-sealing --out benchmarks/results/compaction-segments-DATE
 
 In one run, through a real `vectord serve` subprocess and the SDK over gRPC:
 
@@ -18,6 +20,20 @@ It reports p50, p99 and the longest single query of both phases, and the server'
 compaction. ``--storage-from DIR`` serves with another ``storage/`` package (e.g. a
 ``git worktree`` of the commit before a change), everything else unchanged, so that the
 old engine and the new are measured with the same server, client and machine.
+
+Sealed segments (docs/segments.md): ``--seal-rows N --max-segment-rows M`` start the server
+with those flags. The ingest then pauses after every N records until the server has sealed
+them (explain's plan lists the segments), so that the collection holds n / N sealed
+segments of N records and an empty tail before the deletes. ``--compare-sealing`` runs
+twice in one invocation, one state (no sealing) then sealing, and reports both.
+
+In both modes the server's background compaction is held off (its ``compact_min_dead`` is
+set out of reach in the server process, as benchmarks/segments_compaction.py does
+in-process), so that the compaction measured is the one the rpc runs: a sealing server
+would otherwise compact each segment by itself as the deletes pass its threshold, before
+the steady state. The rpc's ``compact=True`` compacts every segment with a deleted slot,
+one at a time, then the tail. The deleted slots before and after it, and the segments'
+sizes, are read from the server itself (its Prometheus metrics and explain).
 """
 
 from __future__ import annotations
@@ -32,6 +48,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import urllib.request
 
 import grpc
 import numpy as np
@@ -49,8 +67,9 @@ CLIENT_TIMEOUT_S = 600.0
 # Serves like `python -m vectord serve`, with vectord.storage taken from another tree
 # (the editable install's finder maps each package to a folder; the map is read at import).
 LAUNCHER = """
-import runpy, sys
+import dataclasses, runpy, sys
 storage = sys.argv.pop(1)
+compact_min_dead = int(sys.argv.pop(1))
 if storage:
     for module in list(sys.modules.values()):
         mapping = getattr(module, "MAPPING", None)
@@ -61,6 +80,10 @@ if storage:
         sys.exit("--storage-from needs vectord installed editable (pip install -e .)")
 import vectord.storage
 print("engine:", vectord.storage.__file__, file=sys.stderr, flush=True)
+if compact_min_dead:  # background compaction out of reach: only Admin.Checkpoint(compact=True) compacts
+    vectord.storage.Tuning = dataclasses.make_dataclass(
+        "Tuning", [("compact_min_dead", int, dataclasses.field(default=compact_min_dead))],
+        bases=(vectord.storage.Tuning,))
 sys.argv[0] = "vectord"
 runpy.run_module("vectord", run_name="__main__")
 """
@@ -74,15 +97,24 @@ def engine(log_path: Path) -> str:
     raise RuntimeError(f"{log_path}: the server did not say which storage package it runs")
 
 
-def start(data_dir: Path, storage: str) -> tuple[subprocess.Popen, str, str]:
+#: The server's compact_min_dead: no background compaction (see the module docstring).
+NO_BACKGROUND_COMPACTION = 1 << 40
+
+
+def start(data_dir: Path, storage: str, flags: list[str]) -> tuple[subprocess.Popen, str, str, str]:
+    """The server, its address, the storage package it imported and its metrics address."""
     log_path = data_dir.parent / "server.log"
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, storage, "serve", "--data-dir", str(data_dir),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=open(log_path, "wb"), text=True)
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, storage, str(NO_BACKGROUND_COMPACTION), "serve",
+                             "--data-dir", str(data_dir), "--port", "0", "--metrics-port", "0", *flags],
+                            stdout=subprocess.PIPE, stderr=open(log_path, "wb"), text=True)
     deadline = time.monotonic() + 120
+    metrics = ""
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
+        if line.startswith("vectord metrics on "):
+            metrics = line.rsplit(" ", 1)[1].strip()
         if line.startswith("vectord listening on "):
-            return proc, line.rsplit(" ", 1)[1].strip(), engine(log_path)
+            return proc, line.rsplit(" ", 1)[1].strip(), engine(log_path), metrics
         if not line and proc.poll() is not None:
             break
     proc.kill()
@@ -116,6 +148,31 @@ class Sampler(threading.Thread):
         return [rss for t, rss in self.samples if start <= t <= end]
 
 
+def gauge(metrics: str, name: str) -> float:
+    """One of the collection's gauges from the server's /metrics (server/metrics.py)."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=30) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f'vectord_collection_{name}{{collection="{NAME}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+    raise RuntimeError(f"the server's metrics have no {name} for {NAME}")
+
+
+def segments(col, probe: np.ndarray) -> list[int]:
+    """The live records of each sealed segment (explain: a query without a filter counts all
+    of a segment's live records as its candidates); [] for one state."""
+    plan = col.query(query_embeddings=[probe.tolist()], n_results=1, explain=True)["plan"]
+    return [part["candidates"] for part in plan.get("segments", []) if part["segment"] != "tail"]
+
+
+def wait_sealed(col, probe: np.ndarray, rows: int, timeout: float = 1800.0) -> None:
+    """Until the server's sealed segments hold ``rows`` records (its checkpointer seals)."""
+    deadline = time.monotonic() + timeout
+    while sum(segments(col, probe)) < rows:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not seal {rows} records in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def data(n: int, dim: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(64, dim)).astype(np.float32)
@@ -146,7 +203,13 @@ def summary(latencies: list[float]) -> dict:
 
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="vectord-compaction-bench-"))
-    proc, address, engine_dir = start(work / "data", args.storage_from or "")
+    load_start = os.getloadavg()
+    flags = []
+    if args.seal_rows:
+        flags += ["--seal-rows", str(args.seal_rows), "--max-segment-rows", str(args.max_segment_rows)]
+    if args.merge_factor:
+        flags += ["--merge-factor", str(args.merge_factor)]
+    proc, address, engine_dir, metrics = start(work / "data", args.storage_from or "", flags)
     try:
         client = vectord.Client(address, timeout=CLIENT_TIMEOUT_S)
         channel = grpc.insecure_channel(address)
@@ -155,8 +218,14 @@ def run(args) -> dict:
         vectors = data(args.n, args.dim)
         ids = [f"r{i}" for i in range(args.n)]
         t0 = time.monotonic()
+        seal_waits_s = 0.0
         for start_ in range(0, args.n, 2000):
             col.add(ids=ids[start_:start_ + 2000], embeddings=vectors[start_:start_ + 2000].tolist())
+            added = min(args.n, start_ + 2000)
+            if args.seal_rows and added % args.seal_rows == 0:
+                w0 = time.monotonic()  # segments of exactly seal_rows records, an empty tail at the end
+                wait_sealed(col, vectors[0], added)
+                seal_waits_s += time.monotonic() - w0
         ingest_s = time.monotonic() - t0
         rng = np.random.default_rng(2)
         gone = rng.choice(args.n, int(args.n * args.deleted), replace=False)
@@ -166,6 +235,8 @@ def run(args) -> dict:
         # the background checkpointer's turn, if the log asked for one (and, with segments,
         # its seals of the tail that a fast ingest leaves: storage/segments.py)
         time.sleep(args.settle)
+        segments_before = segments(col, vectors[0])
+        deleted_before = gauge(metrics, "deleted_slots")
         sampler = Sampler(proc.pid)
         sampler.start()
         # steady state
@@ -191,16 +262,20 @@ def run(args) -> dict:
         sampler.stop.set()
         sampler.join()
         in_window = [s for t, s in during if t + s >= c0 and t <= c1]
+        segments_after = segments(col, vectors[0])
+        deleted_after = gauge(metrics, "deleted_slots")
         steady_rss = sampler.between(t_steady, t_steady_end)
         peak_rss = max(sampler.between(c0, c1 + 0.5))
         after = col.count()
         result = {
             "n": args.n, "dim": args.dim, "deleted": len(gone), "live_after": after,
-            "storage": engine_dir, "ingest_s": ingest_s,
+            "storage": engine_dir, "server_flags": flags, "ingest_s": ingest_s, "seal_waits_s": seal_waits_s,
+            "segments_before": segments_before, "segments_after": segments_after,
+            "deleted_slots_before": deleted_before, "deleted_slots_after": deleted_after,
             "compact_s": c1 - c0, "compacted_slots": reply.compacted_slots,
             "steady": summary([s for _, s in steady]), "during": summary(in_window),
             "rss_steady_mib": float(np.median(steady_rss)), "rss_peak_mib": float(peak_rss),
-            "query_errors": errors,
+            "query_errors": errors, "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         }
         result["p99_ratio"] = result["during"]["p99_ms"] / result["steady"]["p99_ms"]
         result["rss_ratio"] = result["rss_peak_mib"] / result["rss_steady_mib"]
@@ -213,6 +288,16 @@ def run(args) -> dict:
         subprocess.run(["rm", "-rf", str(work)])
 
 
+def _load(load) -> str:
+    return " / ".join(f"{x:.2f}" for x in load) if load else "-"
+
+
+def _sizes(sizes: list[int] | None) -> str:
+    if sizes is None:
+        return "-"
+    return f"{len(sizes)}: " + ", ".join(f"{size:,}" for size in sizes) if sizes else "0 (one state)"
+
+
 def report(results: dict[str, dict], command: str) -> str:
     """The results as a markdown table, one column per engine."""
     names = list(results)
@@ -222,7 +307,13 @@ def report(results: dict[str, dict], command: str) -> str:
         ("steady state: p99 ms", lambda r: f"{r['steady']['p99_ms']:.2f}"),
         ("steady state: longest query ms", lambda r: f"{r['steady']['max_ms']:.1f}"),
         ("compaction: seconds (Admin.Checkpoint compact=True)", lambda r: f"{r['compact_s']:.1f}"),
-        ("compaction: deleted slots dropped", lambda r: f"{r['compacted_slots']:,}"),
+        ("sealed segments before compaction (live records each)",
+         lambda r: _sizes(r.get("segments_before"))),
+        ("sealed segments after compaction (live records each)", lambda r: _sizes(r.get("segments_after"))),
+        ("deleted slots before -> after compaction (server metrics)",
+         lambda r: f"{r['deleted_slots_before']:,.0f} -> {r['deleted_slots_after']:,.0f}"
+         if "deleted_slots_before" in r else "-"),
+        ("compaction: deleted slots dropped (rpc reply)", lambda r: f"{r['compacted_slots']:,}"),
         ("during compaction: queries", lambda r: f"{r['during']['queries']:,}"),
         ("during compaction: p50 ms", lambda r: f"{r['during']['p50_ms']:.2f}"),
         ("during compaction: p99 ms", lambda r: f"{r['during']['p99_ms']:.2f}"),
@@ -232,6 +323,8 @@ def report(results: dict[str, dict], command: str) -> str:
         ("RSS peak during compaction MiB", lambda r: f"{r['rss_peak_mib']:.0f}"),
         ("RSS peak / steady (target <= 1.2)", lambda r: f"{r['rss_ratio']:.2f}"),
         ("failed queries", lambda r: f"{len(r['query_errors'])}"),
+        ("load average (1/5/15 min) at the run's start", lambda r: _load(r.get("loadavg_start"))),
+        ("load average (1/5/15 min) at the run's end", lambda r: _load(r.get("loadavg_end"))),
     ]
     out = [f"`{command}`", "", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, cell in rows:
@@ -252,13 +345,37 @@ def main() -> None:
     parser.add_argument("--compare", metavar="OLD_STORAGE",
                         help="run twice in this invocation: with this storage/ folder (the old engine), "
                              "then with this checkout's, and report both side by side")
-    parser.add_argument("--out", help="write the results to OUT.json (and OUT.md with --compare)")
+    parser.add_argument("--seal-rows", type=int, default=0,
+                        help="start the server with --seal-rows N (sealed segments of N records; default 0: one "
+                             "state)")
+    parser.add_argument("--max-segment-rows", type=int, default=0,
+                        help="start the server with --max-segment-rows N (default: --seal-rows)")
+    parser.add_argument("--merge-factor", type=int, default=0,
+                        help="start the server with --merge-factor N (default: the server's)")
+    parser.add_argument("--compare-sealing", action="store_true",
+                        help="run twice in this invocation: one state (no sealing), then with --seal-rows, and "
+                             "report both side by side")
+    parser.add_argument("--out", help="write the results to OUT.json (and OUT.md with --compare or "
+                                      "--compare-sealing)")
     args = parser.parse_args()
+    if args.seal_rows and args.n % args.seal_rows:
+        parser.error(f"--n {args.n} must be a multiple of --seal-rows {args.seal_rows} (whole segments)")
+    if args.seal_rows and args.seal_rows % 2000:
+        parser.error(f"--seal-rows {args.seal_rows} must be a multiple of 2,000 (the benchmark's write batch)")
+    if args.compare_sealing and not args.seal_rows:
+        parser.error("--compare-sealing needs --seal-rows")
+    args.max_segment_rows = args.max_segment_rows or args.seal_rows
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    if args.compare:
+    if args.compare or args.compare_sealing:
         results = {}
-        for name, storage in (("old engine", args.compare), ("new engine", None)):
-            args.storage_from = storage
+        if args.compare:
+            runs = [("old engine", {"storage_from": args.compare}), ("new engine", {"storage_from": None})]
+        else:
+            seal = args.seal_rows
+            runs = [("one state", {"seal_rows": 0}),
+                    (f"sealing ({seal:,} rows, {args.n // seal} segments)", {"seal_rows": seal})]
+        for name, change in runs:
+            vars(args).update(change)
             results[name] = run(args)
             print(name, json.dumps(results[name], indent=2), flush=True)
         command = "python benchmarks/compaction.py " + " ".join(sys.argv[1:])
