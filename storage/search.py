@@ -25,7 +25,7 @@ from vectord.errors import InvalidArgumentError, UnavailableError
 from . import validation
 from .filters import Filter, compile_filter
 from .index import IndexSearchFailed, exact_search
-from .planner import EF_PER_FETCH, Plan, choose
+from .planner import EF_PER_FETCH, Plan, choose, segment_ef
 from .ranking import Ranker, check_rank
 from .segment import SegmentPlan, merge_topk
 from .state import StateReader
@@ -171,20 +171,29 @@ class Searcher(StateReader):
 
     def _search_segmented(self, queries: np.ndarray, k: int, where, predicate):
         """(holders, labels, distances, plan): the tail (holder 0) and each sealed segment
-        (holder i + 1) searched, merged top-k. Each segment's plan is its own (``plan.segments``)."""
-        labels, distances, plan = self._search(queries, k, where, predicate)
-        parts = [(0, labels, distances)]
+        (holder i + 1) searched, merged top-k. Each segment's plan is its own (``plan.segments``),
+        its graph searched with its share of the collection's ef (``segment_ef``)."""
+        host = self._host
+        live = host._live_count()
+        ef_search = self.config.hnsw["ef_search"]
+        tail_live = len(host.state.records)
+        if tail_live:
+            labels, distances, plan = self._search(queries, k, where, predicate,
+                                                   segment_ef(ef_search, tail_live, live))
+            parts = [(0, labels, distances)]
+        else:  # an empty tail (just sealed): nothing to search
+            plan, parts = Plan("exact", 0, 0, "none" if where is None else "index"), []
         plan.segments = [SegmentPlan("tail", plan.strategy, plan.candidates, plan.ef)]
-        live = self._host._live_count()
-        for i, segment in enumerate(self._host.sealed):
-            s_labels, s_dist, s_plan = segment.search(queries, k, where, predicate, self.config, self.tuning, live)
+        for i, segment in enumerate(host.sealed):
+            s_labels, s_dist, s_plan = segment.search(queries, k, where, predicate, self.config, self.tuning, live,
+                                                      segment_ef(ef_search, segment.live, live))
             parts.append((i + 1, s_labels, s_dist))
             plan.segments.append(s_plan)
             plan.candidates += s_plan.candidates
         if any(p.strategy == "hnsw" for p in plan.segments):
             plan.strategy = "hnsw"
         plan.ef = max(p.ef for p in plan.segments)
-        holders, labels, distances = merge_topk(parts, k)
+        holders, labels, distances = merge_topk(parts, k, len(queries))
         return holders, labels, distances, plan
 
     def _grouped_segmented(self, query, states, n_results, group_size, parts, where, predicate, max_distance):
@@ -232,8 +241,11 @@ class Searcher(StateReader):
         return (np.asarray([label for label, _ in hits], np.int64),
                 np.asarray([distance for _, distance in hits], np.float32), values), plan
 
-    def _search(self, queries: np.ndarray, k: int, where, predicate):
-        """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows."""
+    def _search(self, queries: np.ndarray, k: int, where, predicate, ef_search: int | None = None):
+        """Returns (labels, distances, plan); labels (n, k') with -1 padding short rows.
+        ``ef_search``: the graph's base ef (the collection's by default; a segmented query
+        gives the tail its share, ``segment_ef``)."""
+        ef_search = ef_search or self.config.hnsw["ef_search"]
         live = len(self._records)
         index = self._index
         has_graph = index is not None and live >= self.tuning.exact_threshold and index.live > 0
@@ -242,8 +254,7 @@ class Searcher(StateReader):
             # answer is then checked on the fetched results alone, never materialised.
             estimate = self._meta_index.estimate(where, live)
             if estimate is not None:
-                strategy, ef = choose(estimate[0], live, min(k, estimate[0]), self.config.hnsw["ef_search"],
-                                      True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
+                strategy, ef = choose(estimate[0], live, min(k, estimate[0]), ef_search, True, self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
                 if strategy == "hnsw":
                     keep, allowed = self._passes(predicate), None
                     if estimate[0] * MATERIALISE_BELOW < live:
@@ -262,7 +273,7 @@ class Searcher(StateReader):
                         return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate", tail=len(tail))
         candidates, filter_path = self._matching(where, predicate)
         k = min(k, len(candidates))
-        strategy, ef = choose(len(candidates), live, k, self.config.hnsw["ef_search"], has_graph,
+        strategy, ef = choose(len(candidates), live, k, ef_search, has_graph,
                               self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
         plan = Plan(strategy, len(candidates), ef, filter_path)
         if strategy == "hnsw":

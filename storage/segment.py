@@ -104,7 +104,8 @@ class Segment:
         return np.asarray(sorted(found), np.int64)
 
     def search(self, queries: np.ndarray, k: int, where, predicate, config: CollectionConfig,
-               tuning: Tuning, collection_live: int | None = None) -> tuple[np.ndarray, np.ndarray, SegmentPlan]:
+               tuning: Tuning, collection_live: int | None = None,
+               ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray, SegmentPlan]:
         """The ``k`` nearest live records matching the filter, per query: (labels,
         distances, plan), labels (n, k) padded with -1. The planner (storage/planner.py)
         chooses graph or exact for this segment, and the ef is this search's own
@@ -114,7 +115,8 @@ class Segment:
         weighs this segment's filter selectivity at the collection's size, as it would
         for one state of that size; a query searches every segment, so exact search of
         each costs the collection's size in all (4 segments of 12.5k x 128, 40% deleted:
-        each exact, 6.3 ms a query; benchmarks/segments_compaction.py)."""
+        each exact, 6.3 ms a query; benchmarks/segments_compaction.py). ``ef_search``: the
+        graph's base ef for this segment (the collection's by default; ``planner.segment_ef``)."""
         n = len(queries)
         candidates = self.matching(where, predicate)
         k = min(k, len(candidates))
@@ -122,7 +124,8 @@ class Segment:
         index = self.state.index
         has_graph = index is not None and index.live > 0
         scale = max(collection_live or live, live)
-        strategy, ef = choose(len(candidates) * scale // max(live, 1), scale, k, config.hnsw["ef_search"], has_graph,
+        strategy, ef = choose(len(candidates) * scale // max(live, 1), scale, k, ef_search or config.hnsw["ef_search"],
+                              has_graph,
                               tuning.exact_filter_limit, tuning.graph_cost_per_ef)
         plan = SegmentPlan(self.name, strategy, len(candidates), ef)
         if k == 0:
@@ -359,30 +362,56 @@ def _padded(labels: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, n
         pad = k - labels.shape[1]
         labels = np.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
         dist = np.pad(dist, ((0, 0), (0, pad)))
-    return labels.astype(np.int64), dist.astype(np.float32)
+    return labels.astype(np.int64, copy=False), dist.astype(np.float32, copy=False)
 
 
-def merge_topk(parts: list[tuple[int, np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def merge_topk(parts: list[tuple[int, np.ndarray, np.ndarray]], k: int,
+               n: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per query, the ``k`` nearest of several holders' results.
 
-    ``parts``: (holder number, labels (n, k_i) padded with -1, distances). Returns
-    (holders, labels, distances), each (n, k), padded with holder -1 / label -1.
+    ``parts``: (holder number, labels (n, k_i) padded with -1, distances); ``n``: the
+    queries (for when ``parts`` is empty). Returns (holders, labels, distances), each
+    (n, k), padded with holder -1 / label -1. A query runs this once, so it is a few
+    whole-array steps, not one per part.
     """
-    holders = np.concatenate([np.full(labels.shape, holder, np.int64) for holder, labels, _ in parts], axis=1)
+    if not parts:
+        return np.full((n, k), -1, np.int64), np.full((n, k), -1, np.int64), np.zeros((n, k), np.float32)
+    if len(parts[0][1]) == 1:  # one query (the common case): a few dozen hits, sorted in Python
+        return _merge_one(parts, k)
+    widths = [labels.shape[1] for _, labels, _ in parts]
     labels = np.concatenate([labels for _, labels, _ in parts], axis=1)
-    dist = np.concatenate([np.where(labels >= 0, d, np.inf) for _, labels, d in parts], axis=1)
+    n = len(labels)
+    holders = np.broadcast_to(np.repeat(np.asarray([h for h, _, _ in parts], np.int64), widths), labels.shape)
+    dist = np.concatenate([d for _, _, d in parts], axis=1).astype(np.float32, copy=False)
+    dist[labels < 0] = np.inf
     order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    out_h = np.take_along_axis(holders, order, axis=1)
-    out_l = np.take_along_axis(labels, order, axis=1)
-    out_d = np.take_along_axis(dist, order, axis=1)
+    rows = np.arange(n)[:, None]
+    out_h, out_l, out_d = holders[rows, order], labels[rows, order], dist[rows, order]
     missing = ~np.isfinite(out_d)
-    out_h[missing], out_l[missing], out_d[missing] = -1, -1, 0.0
+    if missing.any():
+        out_h[missing], out_l[missing], out_d[missing] = -1, -1, 0.0
     if out_l.shape[1] < k:
         pad = ((0, 0), (0, k - out_l.shape[1]))
         out_h = np.pad(out_h, pad, constant_values=-1)
         out_l = np.pad(out_l, pad, constant_values=-1)
         out_d = np.pad(out_d, pad)
-    return out_h, out_l, out_d.astype(np.float32)
+    return out_h, out_l, out_d
+
+
+def _merge_one(parts: list[tuple[int, np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``merge_topk`` of one query: on 2-5 parts of 10 hits, numpy's per-call cost was most
+    of a query's merge (0.1 ms), a Python sort of the hits takes a tenth of it."""
+    hits = [(d, holder, label) for holder, labels, dist in parts
+            for label, d in zip(labels[0].tolist(), dist[0].tolist()) if label >= 0]
+    hits.sort(key=lambda hit: hit[0])  # stable: ties keep the parts' order
+    del hits[k:]
+    out_h = np.full((1, k), -1, np.int64)
+    out_l = np.full((1, k), -1, np.int64)
+    out_d = np.zeros((1, k), np.float32)
+    if hits:
+        d, h, l = zip(*hits)
+        out_h[0, :len(hits)], out_l[0, :len(hits)], out_d[0, :len(hits)] = h, l, d
+    return out_h, out_l, out_d
 
 
 def tiered_merge(segments: list["Segment"], factor: int = 4, min_rows: int = 0,

@@ -141,3 +141,12 @@ def test_a_filtered_graph_search_pays_for_checking_its_results():
     assert choose(10_000, 100_000, 10, 100, True, cost_per_ef=14) == ("exact", 0)
     assert choose(20_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", int(EF_PER_FETCH * 110))
     assert choose(50_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", 100)  # fetch 50: ef_search
+
+
+def test_segment_ef_gives_each_part_its_share_of_the_collections_ef():
+    from vectord.storage.planner import segment_ef
+
+    assert segment_ef(100, 50, 100) == 71  # two halves: ef x sqrt(1/2), rounded up
+    assert segment_ef(100, 25, 100) == 50  # four quarters
+    assert segment_ef(100, 100, 100) == 100 and segment_ef(100, 10, 0) == 100  # the whole
+    assert segment_ef(8, 1, 1_000_000) == 1  # never 0

@@ -308,3 +308,21 @@ def test_merges_respect_max_segment_rows(tmp_path):
         sizes = sorted(segment.live for segment in col.sealed)
         assert max(sizes) <= 100 and sum(sizes) == 400 and len(sizes) <= 5, sizes
         assert len([s for s in sizes if s <= 50]) <= 1, sizes  # no two left that would fit together
+
+
+def test_each_part_is_searched_at_its_share_of_the_ef_and_explain_says_so(tmp_path):
+    # two sealed segments of 50 and a tail of 100 (of 200): efs 50, 50 and 71 of the
+    # collection's 100 (planner.segment_ef); recall is the merge's (benchmarks/segment_ef.py)
+    with Database(tmp_path / "d", tuning=GRAPHS, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM, metric="l2", hnsw={"ef_search": 100})
+        for start in (0, 50):
+            col.add([f"r{i}" for i in range(start, start + 50)], VECTORS[start:start + 50])
+            col.checkpoint()
+        col.add([f"r{i}" for i in range(100, 200)], VECTORS[100:200])
+        col._indexer.drain(60)
+        assert len(col.sealed) == 2 and len(col.state.records) == 100
+        results, plan = col.query_with_plan(VECTORS[120:121], n_results=5)
+        assert results[0].ids[0] == "r120"
+        assert [(p.segment == "tail", p.strategy, p.ef) for p in plan.segments] == [
+            (True, "hnsw", 71), (False, "hnsw", 50), (False, "hnsw", 50)]
+        assert plan.ef == 71
