@@ -596,12 +596,6 @@ class Collection:
     def _live_count(self) -> int:
         return len(self.state.records) + sum(segment.live for segment in self.sealed)
 
-    def _refuse_sealed(self, what: str) -> None:
-        if self.sealed:
-            raise FailedPreconditionError(
-                f"{what}: not yet supported on collection {self.config.name!r}, which has sealed "
-                "segments (docs/segments.md: what is left)")
-
     def _log_and_apply(self, record: dict[str, Any]) -> int:
         """Appends a record to the log and applies it (caller holds the write lock)."""
         seq = self._wal.append(record)

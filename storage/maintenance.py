@@ -361,9 +361,10 @@ class Maintenance:
         """A point-in-time copy: checkpoints (if the log holds anything), then, under the
         checkpoint mutex (no other checkpoint may replace the generation meanwhile) and the
         read lock, calls ``link(collection_dir, manifest)`` to link or copy the generation's
-        files and MANIFEST. Returns the manifest that was captured."""
+        files, the listed segments' files and delete bitmaps, and the MANIFEST. Seals and
+        merges run inside checkpoints, so the mutex also keeps the segment list and its files
+        as the MANIFEST names them. Returns the manifest that was captured."""
         c = self._host
-        c._refuse_sealed("snapshot")  # the snapshot format holds one generation (docs/segments.md)
         with c._checkpoint_mutex:
             self.checkpoint(force=c._manifest["generation"] is None)
             with c._lock.read():

@@ -21,6 +21,14 @@ How it stays correct while the collection is in use:
 
 Deleted records are simply not carried over; their slots keep zero vectors until the next
 compaction. The whole new vector set is built in memory at the switch (n x dim float32).
+
+A collection with sealed segments (storage/segment.py, docs/segments.md): the walk goes
+through the segments' records (oldest first), then the tail's, in label order within each;
+a seal, merge or compaction (another list of record stores) starts the walk over, skipping
+the records whose vector is current. The switch writes every live record, of every segment
+and the tail, into one new generation (compacted: labels 0..n-1) and a MANIFEST that lists
+no segment, in the same one durable step; the old segments' directories, unlisted then, are
+removed after it (or at the next start). The sealing policy seals the tail again from there.
 """
 
 from __future__ import annotations
@@ -38,8 +46,13 @@ from vectord.errors import FailedPreconditionError, InvalidArgumentError
 
 from . import checkpoint as disk
 from . import framing
+from .analyzers import analyzer, fulltext_config
 from .fsio import replace_atomically, storage_error
+from .fulltext import FullTextIndex
 from .index import HnswIndex
+from .metadata_index import MetadataIndex
+from .records import RecordStore
+from .state import State
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -71,13 +84,15 @@ class _State:
         self.target = target
         self.vectors: dict[str, tuple[bytes, np.ndarray]] = {}
         self.parts = 0
-        # Labels up to `cursor` of the record store `records` are done: a label's document
-        # never changes (an update gives the record a new, higher label), so a step walks on
-        # from the cursor and costs O(batch), not O(collection). Another store object (after
-        # a compaction relabelled the records, or a restart) walks again from the start,
+        # The walk visits the record stores `stores` in order (the sealed segments', oldest
+        # first, then the tail's); `cursor` = (position in it, label): the labels before it
+        # are done. A label's document never changes (an update gives the record a new,
+        # higher label in the tail; a segment only loses records), so a step walks on from
+        # the cursor and costs O(batch), not O(collection). Other store objects (a compaction
+        # relabelled the records, a seal or merge, or a restart) walk again from the start,
         # skipping the records whose vector is current (by digest).
-        self.records: Any = None
-        self.cursor = -1
+        self.stores: list[Any] | None = None
+        self.cursor: tuple[int, int] = (0, -1)
 
 
 def _digest(document: str | None) -> bytes:
@@ -156,37 +171,56 @@ def _collect(records, label: int, state: _State, ids: list[str], documents: list
         digests.append(digest)
 
 
+def _stores(collection) -> list[Any]:
+    """The record stores a walk visits: the sealed segments' (oldest first), then the tail's."""
+    return [segment.records for segment in collection.sealed] + [collection._records]
+
+
+def _same(stores: list[Any] | None, now: list[Any]) -> bool:
+    return stores is not None and len(stores) == len(now) and all(a is b for a, b in zip(stores, now))
+
+
 def _pending(collection, state: _State) -> tuple[list[str], list[str], list[bytes], int]:
     """(ids, documents, digests) of the live records without a current new vector, and the
     live count; under the read lock."""
     with collection._lock.read():
         collection._check_open()
-        records = collection._records
-        labels = records.live().tolist()
         ids, documents, digests = [], [], []
-        for label in labels:
-            _collect(records, label, state, ids, documents, digests)
-        return ids, documents, digests, len(labels)
+        total = 0
+        for records in _stores(collection):
+            labels = records.live().tolist()
+            for label in labels:
+                _collect(records, label, state, ids, documents, digests)
+            total += len(labels)
+        return ids, documents, digests, total
 
 
-def _walk(collection, state: _State, batch: int) -> tuple[list[str], list[str], list[bytes], int, int, int]:
+def _walk(collection, state: _State,
+          batch: int) -> tuple[list[str], list[str], list[bytes], tuple[int, int], int, int]:
     """From the cursor on, up to ``batch`` live records without a current new vector: (ids,
-    documents, digests, the last label walked, the live count, the live labels after it)."""
+    documents, digests, the cursor after the last record walked, the live count, the live
+    records after it)."""
     with collection._lock.read():
         collection._check_open()
-        records = collection._records
-        if state.records is not records:
-            state.records, state.cursor = records, -1
-        live = records.live()
-        beyond = live[int(np.searchsorted(live, state.cursor, side="right")):]
+        stores = _stores(collection)
+        if not _same(state.stores, stores):
+            state.stores, state.cursor = stores, (0, -1)
+        at, after = state.cursor
         ids, documents, digests = [], [], []
-        last, walked = state.cursor, 0
-        for label in beyond.tolist():
-            if len(ids) == batch:
-                break
-            _collect(records, label, state, ids, documents, digests)
-            last, walked = label, walked + 1
-        return ids, documents, digests, last, len(live), len(beyond) - walked
+        last, walked, beyond_total, total = state.cursor, 0, 0, 0
+        for position, records in enumerate(stores):
+            live = records.live()
+            total += len(live)
+            if position < at:
+                continue
+            beyond = live[int(np.searchsorted(live, after, side="right")):] if position == at else live
+            beyond_total += len(beyond)
+            for label in beyond.tolist():
+                if len(ids) == batch:
+                    break
+                _collect(records, label, state, ids, documents, digests)
+                last, walked = (position, label), walked + 1
+        return ids, documents, digests, last, total, beyond_total - walked
 
 
 def _embed(encoder, documents: list[str], dim: int) -> tuple[np.ndarray, int]:
@@ -217,7 +251,6 @@ def step(collection, encoders, model: str, batch: int = 0, cancel: bool = False)
     target = dict(encoder.identity())
     with _lock(collection):
         collection._check_writable()
-        collection._refuse_sealed("re-embed")
         if cancel:
             _discard(collection)
             return Progress(target, 0, collection.count(), False)
@@ -234,7 +267,7 @@ def step(collection, encoders, model: str, batch: int = 0, cancel: bool = False)
                 vectors, truncated = _embed(encoder, documents, target["dim"]) if ids else (None, 0)
                 if ids:
                     _persist(collection, state, ids, digests, vectors)
-                if state.records is collection._records:  # (a compaction meanwhile: walk again)
+                if _same(state.stores, _stores(collection)):  # (a compaction or seal meanwhile: walk again)
                     state.cursor = last
                 return Progress(target, total - left, total, False, truncated)
             truncated = _switch(collection, encoder, state, target)  # the rest, with writes held
@@ -257,25 +290,48 @@ def _switch(collection, encoder, state: _State, target: dict[str, Any]) -> int:
         dim = target["dim"]
         config = dataclasses.replace(c.config, encoder=target, dim=dim)
         with c._lock.read():
-            records = c._records
-            labels = records.live()
-            slots = c._vectors.slots
-            rows = np.zeros((max(slots, 0), dim), np.float32)
-            for label in labels.tolist():
-                rows[label] = state.vectors[records.ids[label]][1]
+            sealed = bool(c.sealed)
+            if sealed:  # every segment's and the tail's live records, into one compacted state
+                records = _combined(c)
+                labels = records.live()
+                slots = len(labels)
+                rows = np.zeros((slots, dim), np.float32)
+                for label, id_ in enumerate(records.ids.take(labels.tolist())):
+                    rows[label] = state.vectors[id_][1]
+                graph = c._index is not None or any(segment.state.index is not None for segment in c.sealed)
+            else:
+                records = c._records
+                labels = records.live()
+                slots = c._vectors.slots
+                rows = np.zeros((max(slots, 0), dim), np.float32)
+                for label in labels.tolist():
+                    rows[label] = state.vectors[records.ids[label]][1]
+                graph = c._index is not None
             vectors = VectorStore.in_memory(rows) if slots else VectorStore(dim)
             index = None
-            if c._index is not None or len(labels) >= c.tuning.exact_threshold:
+            if graph or len(labels) >= c.tuning.exact_threshold:
                 hnsw = config.hnsw
                 index = HnswIndex.create(config.metric, dim, hnsw["m"], hnsw["ef_construction"], hnsw["ef_search"],
                                          capacity=max(slots, 16), threads=c.tuning.index_threads)
                 for start in range(0, len(labels), 65536):
                     part = labels[start:start + 65536]
                     index.add(rows[part], part)
+                index.covered = slots
             columns = records.to_columns() if c.path is not None else None
+        new_state = None
+        if sealed:  # the derived structures of the new label space (the tail's are relabelled)
+            analyze = analyzer(fulltext_config(config.fulltext))
+            documents = records.documents
+            new_state = State(vectors, records, MetadataIndex.build_groups(records.metadata_groups()),
+                              FullTextIndex.build(analyze, ((label, documents[label]) for label in range(slots)))
+                              if analyze is not None else None, index)
         if c.path is None:  # in memory: nothing to make durable
             with c._lock.write():
-                c.config, c._vectors, c._index = config, vectors, index
+                c.config = config
+                if new_state is not None:
+                    c.state, c.sealed = new_state, ()
+                else:
+                    c._vectors, c._index = vectors, index
             _discard(c)
             return truncated
         with c._lock.write():  # a fresh seq names the new generation (as checkpoint does)
@@ -288,6 +344,8 @@ def _switch(collection, encoder, state: _State, target: dict[str, Any]) -> int:
             raise
         manifest = {**disk.new_manifest(config), "generation": name, "applied_seq": seq,
                     "slots": slots, "files": files, "index": index_meta}
+        if sealed or c._manifest.get("segments") is not None:
+            manifest["segments"] = []  # every record is in the new generation now
         try:
             disk.write_manifest(c.fs, c.path, manifest)  # the switch
         except OSError as exc:
@@ -298,14 +356,32 @@ def _switch(collection, encoder, state: _State, target: dict[str, Any]) -> int:
             raise
         with c._lock.write():
             c.config, c._manifest, c._applied_seq = config, manifest, seq
-            c._vectors, c._index = vectors, index
+            if new_state is not None:
+                c.state, c.sealed = new_state, ()
+            else:
+                c._vectors, c._index = vectors, index
             c._vectors.rebase(c.path / name / disk.VECTORS)
             c._wal.reset()
         disk.remove_other_generations(c.fs, c.path, name)
+        disk.remove_unlisted_segments(c.fs, c.path, manifest)  # the old segments, all in the generation now
         _discard(c)
         log.info("collection %r: re-embedded with %r %s (dim %d, %d records)", c.name, target["name"],
                  target.get("version", ""), dim, len(labels))
     return truncated
+
+
+def _combined(c) -> RecordStore:
+    """The live records of every sealed segment (oldest first) and the tail, in label order
+    within each, as one store labelled 0..n-1 (the read lock held)."""
+    ids: list[str] = []
+    documents: list[str | None] = []
+    metadatas: list[bytes | None] = []
+    for records in _stores(c):
+        order = records.live().tolist()
+        ids += records.ids.take(order)
+        documents += [records.documents[label] for label in order]
+        metadatas += [records.metadatas[label] for label in order]
+    return RecordStore.from_columns(list(range(len(ids))), ids, documents, metadatas, slots=len(ids))
 
 
 def progress_dir(collection) -> Path | None:

@@ -5,7 +5,9 @@ no protection: anyone can compute one. So before ``restore`` creates, links or c
 single file, ``check_manifest`` proves that the MANIFEST has the shape this engine writes:
 every required key with its type, a config that CreateCollection would accept, a
 generation named as ``write_generation`` names them, file names from the fixed set of files
-a generation holds, sha256 digests and sizes within the upload limit. Paths are then built
+a generation holds, sha256 digests and sizes within the upload limit, and the same of each
+sealed segment it lists (storage/segment.py: a directory named as ``Segment.write`` names
+them, its files, and its delete bitmap's name, size and digest). Paths are then built
 only from those checked names, and ``confined`` resolves each one and refuses any that
 would leave its directory (absolute paths, ``..``, separators, symlinks on the way).
 """
@@ -29,6 +31,12 @@ from .types import CollectionConfig
 
 #: A generation directory, exactly as checkpoint.write_generation names it.
 GENERATION = re.compile(r"gen-[0-9]{20}")
+#: A sealed segment's directory and its delete bitmap, exactly as storage/segment.py names them.
+SEGMENT = re.compile(r"seg-[0-9]{20}-[0-9a-f]{8}")
+SEGMENT_DELETES = re.compile(r"(seg-[0-9]{20}-[0-9a-f]{8})\.deletes-[0-9]{20}")
+#: Most segments one snapshot may list (a MANIFEST of at most MAX_MANIFEST_BYTES holds a
+#: few thousand; a collection's merge policy keeps tens).
+MAX_SEGMENTS = 4096
 #: The files a generation may hold; the first two are required.
 GENERATION_FILES = (disk.VECTORS, disk.RECORDS, disk.INDEX)
 REQUIRED_FILES = (disk.VECTORS, disk.RECORDS)
@@ -88,54 +96,93 @@ def check_manifest(manifest: Any, where: str, error: type[VectordError] = Invali
     if manifest["format"] != disk.FORMAT_VERSION or not _int(manifest["format"]):
         raise c.fail("format", manifest["format"], f"is not supported (expected {disk.FORMAT_VERSION})")
     _check_config(c, manifest["config"])
-    if manifest.get("segments"):  # sealed segments (storage/segment.py): not in snapshots yet
-        raise c.fail("segments", f"{len(manifest['segments'])} segment(s)",
-                     "are not supported in a snapshot (docs/segments.md)")
     generation, seq = manifest["generation"], manifest["applied_seq"]
     if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
         raise c.fail("generation", generation, "must be a name like 'gen-' and 20 digits")
     c.int_in("applied_seq", seq, 0, 10**20 - 1)
     if generation != f"gen-{seq:020d}":
         raise c.fail("generation", generation, f"does not match applied_seq {seq}")
-    files = manifest["files"]
-    if not isinstance(files, dict):
-        raise c.fail("files", files, "is not a map")
-    total = 0
-    for name, meta in files.items():
-        if name not in GENERATION_FILES:
-            raise c.fail("files key", name, f"is not a file of a generation (allowed: {', '.join(GENERATION_FILES)})")
-        if not isinstance(meta, dict):
-            raise c.fail(f"files[{name!r}]", meta, "is not a map")
-        if not isinstance(meta.get("sha256"), str) or not SHA256.fullmatch(meta["sha256"]):
-            raise c.fail(f"files[{name!r}].sha256", meta.get("sha256"), "is not a sha256 in hex")
-        total += c.int_in(f"files[{name!r}].size", meta.get("size"), 0, max_bytes)
-    for name in REQUIRED_FILES:
-        if name not in files:
-            raise c.fail("files", sorted(files), f"lacks {name} (required)")
+    dim = manifest["config"]["dim"]
+    slots = c.int_in("slots", manifest["slots"], 0, max_bytes // (4 * dim))
+    total = _check_files(c, "", manifest["files"], slots, manifest["index"],
+                         manifest["config"], max_bytes)
+    segments = manifest.get("segments", [])
+    if not isinstance(segments, list) or len(segments) > MAX_SEGMENTS:
+        raise c.fail("segments", f"{type(segments).__name__} of {len(segments) if isinstance(segments, list) else '?'}",
+                     f"must be a list of at most {MAX_SEGMENTS} segments")
+    names: set[str] = set()
+    for i, entry in enumerate(segments):
+        at = f"segments[{i}]"
+        if not isinstance(entry, dict):
+            raise c.fail(at, entry, "is not a map")
+        name = entry.get("name")
+        if not isinstance(name, str) or not SEGMENT.fullmatch(name):
+            raise c.fail(f"{at}.name", name, "must be a name like 'seg-', 20 digits, '-' and 8 hex digits")
+        if name in names:
+            raise c.fail(f"{at}.name", name, "is listed twice")
+        names.add(name)
+        slots = c.int_in(f"{at}.slots", entry.get("slots"), 0, max_bytes // (4 * dim))
+        total += _check_files(c, f"{at}.", entry.get("files"), slots, entry.get("index"),
+                              manifest["config"], max_bytes)
+        deletes = entry.get("deletes")
+        if deletes is not None:
+            if not isinstance(deletes, dict):
+                raise c.fail(f"{at}.deletes", deletes, "is not a map")
+            match = SEGMENT_DELETES.fullmatch(deletes.get("file")) if isinstance(deletes.get("file"), str) else None
+            if match is None or match.group(1) != name:
+                raise c.fail(f"{at}.deletes.file", deletes.get("file"),
+                             f"must be '{name}.deletes-' and 20 digits")
+            if not isinstance(deletes.get("sha256"), str) or not SHA256.fullmatch(deletes["sha256"]):
+                raise c.fail(f"{at}.deletes.sha256", deletes.get("sha256"), "is not a sha256 in hex")
+            if deletes.get("size") != (slots + 7) // 8 or not _int(deletes.get("size")):
+                raise c.fail(f"{at}.deletes.size", deletes.get("size"),
+                             f"is not the size of a bitmap of {slots} slots ({(slots + 7) // 8} bytes)")
     if total > max_bytes:
         raise c.fail("files", f"{total} bytes", f"exceed the limit of {max_bytes} bytes of an uploaded snapshot "
                      "(MAX_SNAPSHOT_UPLOAD_BYTES)")
-    dim = manifest["config"]["dim"]
-    slots = c.int_in("slots", manifest["slots"], 0, max_bytes // (4 * dim))
+    return manifest
+
+
+def _check_files(c: _Checker, prefix: str, files: Any, slots: int, index: Any, config: dict[str, Any],
+                 max_bytes: int) -> int:
+    """The files of a generation or a segment (``prefix`` names which in messages): names
+    from the fixed set, digests, sizes that fit ``slots``, an index that agrees; returns
+    their total size."""
+    dim = config["dim"]
+    if not isinstance(files, dict):
+        raise c.fail(f"{prefix}files", files, "is not a map")
+    total = 0
+    for name, meta in files.items():
+        if name not in GENERATION_FILES:
+            raise c.fail(f"{prefix}files key", name,
+                         f"is not a file of a generation (allowed: {', '.join(GENERATION_FILES)})")
+        if not isinstance(meta, dict):
+            raise c.fail(f"{prefix}files[{name!r}]", meta, "is not a map")
+        if not isinstance(meta.get("sha256"), str) or not SHA256.fullmatch(meta["sha256"]):
+            raise c.fail(f"{prefix}files[{name!r}].sha256", meta.get("sha256"), "is not a sha256 in hex")
+        total += c.int_in(f"{prefix}files[{name!r}].size", meta.get("size"), 0, max_bytes)
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise c.fail(f"{prefix}files", sorted(files), f"lacks {name} (required)")
     vectors_size = files[disk.VECTORS]["size"]
     if not slots * dim * 4 < vectors_size <= slots * dim * 4 + MAX_NPY_HEADER_BYTES:
-        raise c.fail(f"files[{disk.VECTORS!r}].size", vectors_size, f"does not fit {slots} slots of dim {dim}")
+        raise c.fail(f"{prefix}files[{disk.VECTORS!r}].size", vectors_size, f"does not fit {slots} slots of dim {dim}")
     # a record holds at most an id, a document and a metadata map of the write limits
     per_record = limits.MAX_ID_BYTES + limits.MAX_DOCUMENT_BYTES + limits.MAX_METADATA_BYTES + 64
     records_size = files[disk.RECORDS]["size"]
     if records_size > slots * per_record + 1024:
-        raise c.fail(f"files[{disk.RECORDS!r}].size", records_size, f"is more than {slots} records can hold")
-    index = manifest["index"]
+        raise c.fail(f"{prefix}files[{disk.RECORDS!r}].size", records_size, f"is more than {slots} records can hold")
     if (index is None) != (disk.INDEX not in files):
-        raise c.fail("index", index, f"disagrees with files (index.hnsw {'listed' if disk.INDEX in files else 'absent'})")
+        raise c.fail(f"{prefix}index", index,
+                     f"disagrees with files (index.hnsw {'listed' if disk.INDEX in files else 'absent'})")
     if index is not None:
         if not isinstance(index, dict):
-            raise c.fail("index", index, "is not a map")
+            raise c.fail(f"{prefix}index", index, "is not a map")
         for key in INDEX_INTS:
-            c.int_in(f"index.{key}", index.get(key), 0, 2**63 - 1)
-        if index["dim"] != dim or index.get("space") != manifest["config"]["metric"]:
-            raise c.fail("index", index, "was built for another dim or metric than the config's")
-    return manifest
+            c.int_in(f"{prefix}index.{key}", index.get(key), 0, 2**63 - 1)
+        if index["dim"] != dim or index.get("space") != config["metric"]:
+            raise c.fail(f"{prefix}index", index, "was built for another dim or metric than the config's")
+    return total
 
 
 def _check_config(c: _Checker, config: Any) -> None:

@@ -4,20 +4,25 @@
         SNAPSHOT            JSON: name, collection, created_at_ms, record_count, seq, dim
         MANIFEST            the collection's manifest at the snapshot's checkpoint
         gen-<seq>/          that checkpoint's files (hard links when possible, else copies)
+        seg-<seq>-<tag>/    each sealed segment the MANIFEST lists (storage/segment.py): its
+        seg-<seq>-<tag>.deletes-<seq>   files and its delete bitmap, linked the same way
 
 Taking one: the collection checkpoints (when its log holds anything), then, holding its
 checkpoint mutex (no other checkpoint can replace or delete the generation meanwhile) and
-its read lock, the generation's files and the MANIFEST are hard-linked into
-``snapshots/.tmp-<name>``, which is renamed into place. Generation files are written once
-and never changed (checkpoints write new ones), so a hard link is a stable copy; a MANIFEST
-is replaced by rename, never rewritten, so its link keeps the old content.
+its read lock, the generation's files, the listed segments' files and delete bitmaps, and
+the MANIFEST are hard-linked into ``snapshots/.tmp-<name>``, which is renamed into place.
+Generation and segment files and bitmaps are written once and never changed (checkpoints
+write new ones; a segment's deletes go to a new bitmap file), so a hard link is a stable
+copy; a MANIFEST is replaced by rename, never rewritten, so its link keeps the old content.
+The checkpoint mutex also holds off seals and merges, which run inside checkpoints.
 
 Restoring one treats the snapshot as untrusted input (snapshot_manifest.py): its MANIFEST
 is checked before the file system is touched, every path is confined to its directory, and
 the files are linked (or copied) into ``collections/.tmp-<new id>``, opened (every file's
 sha256 verified) and only then switched in. An uploaded snapshot's ``index.hnsw`` is never
 stored or loaded (hnswlib trusts its file: crafted links crash the process): the graph is
-rebuilt from the verified vectors and checkpointed by the server itself. A snapshot the
+rebuilt from the verified vectors and checkpointed by the server itself (a segment's graph
+is built and written into the restored segment's directory before it is opened). A snapshot the
 server took itself (restored by name) keeps its graph, whose sha256 the server recorded.
 
 Durability: uploaded files are fsynced (files and directories) before the restore uses them;
@@ -42,6 +47,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+import hnswlib
 import numpy as np
 
 from vectord import limits
@@ -57,8 +63,8 @@ from . import layout as disk
 from . import validation
 from .collection import Collection
 from .fsio import NO_SPACE, FileSystem, storage_error
-from .snapshot_manifest import (MAX_MANIFEST_BYTES, check_manifest, check_metadata, confined,
-                                regular_file)
+from .snapshot_manifest import (MAX_MANIFEST_BYTES, MAX_SEGMENTS, check_manifest, check_metadata,
+                                confined, regular_file)
 from .types import CollectionConfig
 
 log = logging.getLogger(__name__)
@@ -68,9 +74,10 @@ INFO = "SNAPSHOT"
 #: In a collection directory switched in by a replace: the directory names it replaces
 #: (JSON list), removed once they are gone (see ``recover``).
 REPLACES = "REPLACES"
-#: The only paths an upload may hold (no path traversal; one generation).
+#: The only paths an upload may hold (no path traversal; one generation, any segments).
 FILE_PATTERN = re.compile(
-    r"(MANIFEST|SNAPSHOT|gen-[0-9]{20}/(vectors\.npy|records\.msgpack|index\.hnsw))")
+    r"(MANIFEST|SNAPSHOT|(gen-[0-9]{20}|seg-[0-9]{20}-[0-9a-f]{8})/(vectors\.npy|records\.msgpack|index\.hnsw)"
+    r"|seg-[0-9]{20}-[0-9a-f]{8}\.deletes-[0-9]{20})")
 _ROWS_PER_CHECK = 1 << 16
 
 
@@ -99,7 +106,7 @@ def _size(directory: Path) -> int:
 def snapshot_files(directory: Path) -> list[str]:
     """The relative paths of a snapshot's files, MANIFEST and SNAPSHOT first."""
     files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
-    return sorted(files, key=lambda name: (name.startswith("gen-"), name))
+    return sorted(files, key=lambda name: (name.startswith(("gen-", "seg-")), name))
 
 
 def _root(db) -> Path:
@@ -140,19 +147,23 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
 
     def link(source: Path, manifest: dict[str, Any]) -> None:
         db.fs.mkdir(tmp)
-        gen = manifest["generation"]
-        db.fs.mkdir(tmp / gen)
-        for file in manifest["files"]:
-            _link_or_copy(db.fs, source / gen / file, tmp / gen / file)
+        for directory, files in _directories(manifest):
+            db.fs.mkdir(tmp / directory)
+            for file in files:
+                _link_or_copy(db.fs, source / directory / file, tmp / directory / file)
+        for entry in manifest.get("segments", ()):
+            if entry.get("deletes"):
+                _link_or_copy(db.fs, source / entry["deletes"]["file"], tmp / entry["deletes"]["file"])
         _link_or_copy(db.fs, source / disk.MANIFEST, tmp / disk.MANIFEST)
 
     try:
         manifest = collection.snapshot(link)
         info = {"format": 1, "collection": collection.name, "created_at_ms": int(time.time() * 1000),
-                "record_count": disk.count_records(tmp / manifest["generation"] / disk.RECORDS), "seq": manifest["applied_seq"],
+                "record_count": _record_count(tmp, manifest), "seq": manifest["applied_seq"],
                 "dim": manifest["config"]["dim"]}
         db.fs.write_file(tmp / INFO, json.dumps(info, indent=1).encode())
-        db.fs.fsync_dir(tmp / manifest["generation"])
+        for directory, _ in _directories(manifest):
+            db.fs.fsync_dir(tmp / directory)
         db.fs.fsync_dir(tmp)
         if final.exists():
             raise AlreadyExistsError(f"snapshot {name!r} already exists")
@@ -164,6 +175,24 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return _info(final)
+
+
+def _directories(manifest: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(directory, its files) of a MANIFEST: the generation, then each sealed segment."""
+    return [(manifest["generation"], list(manifest["files"]))] + \
+        [(entry["name"], list(entry["files"])) for entry in manifest.get("segments", ())]
+
+
+def _record_count(directory: Path, manifest: dict[str, Any]) -> int:
+    """The live records of a snapshot: the generation's, and each segment's less the ones
+    its delete bitmap marks (a segment is written with every slot live)."""
+    count = disk.count_records(directory / manifest["generation"] / disk.RECORDS)
+    for entry in manifest.get("segments", ()):
+        count += disk.count_records(directory / entry["name"] / disk.RECORDS)
+        if entry.get("deletes"):
+            bits = np.unpackbits(np.frombuffer((directory / entry["deletes"]["file"]).read_bytes(), np.uint8))
+            count -= int(bits[:entry["slots"]].sum())
+    return count
 
 
 def list_snapshots(db) -> list[dict[str, Any]]:
@@ -225,17 +254,23 @@ class Upload:
         self._sizes: dict[str, int] = {}
         self._fds: dict[str, int] = {}
         self._generation: str | None = None
+        self._directories: set[str] = set()  # the generation's and the segments'
         self.total_bytes = 0
 
     def add(self, path: str, offset: int, data: bytes) -> None:
         if not FILE_PATTERN.fullmatch(path or ""):
             raise InvalidArgumentError(
                 f"snapshot upload: chunk path {path[:80]!r} is not a snapshot file "
-                "(MANIFEST, SNAPSHOT or gen-<20 digits>/vectors.npy|records.msgpack|index.hnsw)")
+                "(MANIFEST, SNAPSHOT, gen-<20 digits>/ or seg-<20 digits>-<8 hex>/ and "
+                "vectors.npy|records.msgpack|index.hnsw, or seg-<20 digits>-<8 hex>.deletes-<20 digits>)")
         generation, _, file = path.rpartition("/")
-        if generation and self._generation not in (None, generation):
+        if generation.startswith("gen-") and self._generation not in (None, generation):
             raise InvalidArgumentError(
                 f"snapshot upload: chunk path {path!r} is in a second generation ({self._generation} came first)")
+        if generation and generation not in self._directories and len(self._directories) > MAX_SEGMENTS:
+            raise InvalidArgumentError(
+                f"snapshot upload: chunk path {path!r} is in directory {len(self._directories) + 1}, more than "
+                f"the limit of one generation and {MAX_SEGMENTS} segments")
         written = self._sizes.get(path, 0)
         if offset != written:
             raise InvalidArgumentError(
@@ -254,9 +289,11 @@ class Upload:
         try:
             fd = self._fds.get(path)
             if fd is None:
-                if generation and self._generation is None:
+                if generation and generation not in self._directories:
                     self.fs.mkdir(self.directory / generation)
-                    self._generation = generation
+                    self._directories.add(generation)
+                    if generation.startswith("gen-"):
+                        self._generation = generation
                 fd = self._fds[path] = self.fs.open_log(self.directory / path)
             self.fs.append(fd, data)
         except OSError as exc:
@@ -268,8 +305,8 @@ class Upload:
             for fd in self._fds.values():
                 self.fs.fsync(fd)
             self._close()
-            if self._generation is not None:
-                self.fs.fsync_dir(self.directory / self._generation)
+            for generation in sorted(self._directories):
+                self.fs.fsync_dir(self.directory / generation)
             self.fs.fsync_dir(self.directory)
         except OSError as exc:
             raise storage_error(exc, "snapshot upload") from exc
@@ -317,15 +354,31 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
     if uploaded:
         files.pop(disk.INDEX, None)
         index = None
-    sources = {}
-    for file, meta in files.items():
-        path = confined(directory, gen, file, error=error)
-        size = regular_file(path, f"{where}: {gen}/{file}", error)
-        if size != meta["size"]:
-            raise error(f"{where}: {gen}/{file} is {size} bytes, its MANIFEST says {meta['size']}")
-        sources[file] = path
+    sources = _sources(directory, gen, files, where, error)
     if uploaded:
-        _check_vectors(sources[disk.VECTORS], manifest, where, error)
+        _check_vectors(sources[disk.VECTORS], manifest["slots"], manifest["config"], f"{gen}/{disk.VECTORS}",
+                       where, error)
+    # the sealed segments (storage/segment.py): each directory's files and its delete bitmap,
+    # checked as the generation's; an uploaded segment's graph is dropped and rebuilt below
+    segments = []
+    for entry in manifest.get("segments", ()):
+        seg_files = dict(entry["files"])
+        seg_index = entry.get("index")
+        if uploaded:
+            seg_files.pop(disk.INDEX, None)
+            seg_index = None
+        seg_sources = _sources(directory, entry["name"], seg_files, where, error)
+        if uploaded:
+            _check_vectors(seg_sources[disk.VECTORS], entry["slots"], manifest["config"],
+                           f"{entry['name']}/{disk.VECTORS}", where, error)
+        deletes = entry.get("deletes")
+        if deletes is not None:
+            path = confined(directory, deletes["file"], error=error)
+            size = regular_file(path, f"{where}: {deletes['file']}", error)
+            if size != deletes["size"]:
+                raise error(f"{where}: {deletes['file']} is {size} bytes, its MANIFEST says {deletes['size']}")
+            deletes = dict(deletes, source=path)
+        segments.append((entry, seg_files, seg_index, seg_sources, deletes))
     id_ = uuid.uuid4().hex
     tmp = confined(db.path / "collections", f".tmp-{id_}")
     try:
@@ -333,12 +386,27 @@ def restore(db, source: Path | Upload, collection_name: str | None = None, repla
         db.fs.mkdir(tmp / gen)
         for file, path in sources.items():
             _link_or_copy(db.fs, path, tmp / gen / file)
+        listed = []
+        for entry, seg_files, seg_index, seg_sources, deletes in segments:
+            db.fs.mkdir(tmp / entry["name"])
+            for file, path in seg_sources.items():
+                _link_or_copy(db.fs, path, tmp / entry["name"] / file)
+            if uploaded and entry["slots"] >= db.tuning.exact_threshold:
+                seg_files, seg_index = _segment_graph(db, tmp / entry["name"], seg_files, entry["slots"],
+                                                      manifest["config"])
+            if deletes is not None:
+                _link_or_copy(db.fs, deletes.pop("source"), tmp / deletes["file"])
+            db.fs.fsync_dir(tmp / entry["name"])
+            listed.append({"name": entry["name"], "slots": entry["slots"], "files": seg_files,
+                           "index": seg_index, "deletes": deletes})
         # the engine's own MANIFEST, holding only the checked values (no key of the source's
         # that nothing checked is carried over)
         config = CollectionConfig(**{**manifest["config"], "id": id_, "name": name})
-        disk.write_manifest(db.fs, tmp, {**disk.new_manifest(config), "generation": gen, "files": files,
-                                         "applied_seq": manifest["applied_seq"], "slots": manifest["slots"],
-                                         "index": index})
+        own = {**disk.new_manifest(config), "generation": gen, "files": files,
+               "applied_seq": manifest["applied_seq"], "slots": manifest["slots"], "index": index}
+        if "segments" in manifest:  # (a snapshot of a collection that never sealed has no key)
+            own["segments"] = listed
+        disk.write_manifest(db.fs, tmp, own)
         db.fs.fsync_dir(tmp / gen)
         db.fs.fsync_dir(tmp)
         _open_and_settle(db, tmp, uploaded, where, error)
@@ -361,18 +429,59 @@ def _read_manifest(directory: Path, where: str, error: type[VectordError], uploa
     return check_manifest(manifest, where, error, uploaded)
 
 
-def _check_vectors(path: Path, manifest: dict[str, Any], where: str, error: type[VectordError]) -> None:
-    """An uploaded vectors.npy must be the (slots, dim) float32 array the MANIFEST
-    describes, of finite vectors (and non-zero ones for cosine), as writes guarantee."""
-    config = manifest["config"]
+def _sources(directory: Path, name: str, files: dict[str, Any], where: str,
+             error: type[VectordError]) -> dict[str, Path]:
+    """The paths of a generation's or segment's listed files, each confined to the snapshot,
+    a regular file, of the size its MANIFEST says."""
+    sources = {}
+    for file, meta in files.items():
+        path = confined(directory, name, file, error=error)
+        size = regular_file(path, f"{where}: {name}/{file}", error)
+        if size != meta["size"]:
+            raise error(f"{where}: {name}/{file} is {size} bytes, its MANIFEST says {meta['size']}")
+        sources[file] = path
+    return sources
+
+
+def _segment_graph(db, directory: Path, files: dict[str, Any], slots: int,
+                   config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Builds an uploaded segment's graph from its (checked) vectors, every slot live as
+    ``Segment.write`` saves one, into the restored segment's directory (not yet listed by
+    any MANIFEST, so not yet immutable); returns its files and index description. The open
+    that follows verifies it as any segment's graph."""
+    from .index import HnswIndex  # only restores of uploads with segments build one here
+    array = np.load(directory / disk.VECTORS, mmap_mode="r", allow_pickle=False)
+    hnsw = config["hnsw"]
+    index = HnswIndex.create(config["metric"], config["dim"], hnsw["m"], hnsw["ef_construction"], hnsw["ef_search"],
+                             capacity=max(slots, 16), threads=db.tuning.index_threads)
+    for start in range(0, slots, 65536):
+        stop = min(slots, start + 65536)
+        index.add(np.asarray(array[start:stop]), np.arange(start, stop, dtype=np.int64))
+    index.covered = slots
+    del array
+    path = directory / disk.INDEX
+    index.save(path)
+    db.fs.fsync_path(path)
+    files = {**files, disk.INDEX: {"sha256": disk.sha256_file(path), "size": path.stat().st_size}}
+    meta = {"file": disk.INDEX, "count": index.count, "deleted": index.deleted, "covered": index.covered,
+            "dim": index.dim, "space": index.metric, "m": index.m, "ef_construction": index.ef_construction,
+            "hnswlib": getattr(hnswlib, "__version__", "0.8.0")}
+    return files, meta
+
+
+def _check_vectors(path: Path, slots: int, config: dict[str, Any], label: str, where: str,
+                   error: type[VectordError]) -> None:
+    """An uploaded vectors.npy (``label``: its path in the snapshot) must be the (slots,
+    dim) float32 array the MANIFEST describes, of finite vectors (and non-zero ones for
+    cosine), as writes guarantee."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # a crafted header: numpy raises ValueError and friends
-        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} is not a .npy array ({exc})") from None
-    if array.dtype != np.float32 or array.shape != (manifest["slots"], config["dim"]) or not array.flags.c_contiguous:
-        raise error(f"{where}: {manifest['generation']}/{disk.VECTORS} holds {array.dtype} {array.shape} "
+        raise error(f"{where}: {label} is not a .npy array ({exc})") from None
+    if array.dtype != np.float32 or array.shape != (slots, config["dim"]) or not array.flags.c_contiguous:
+        raise error(f"{where}: {label} holds {array.dtype} {array.shape} "
                     f"(C order: {array.flags.c_contiguous}), the MANIFEST says float32 "
-                    f"({manifest['slots']}, {config['dim']}) in C order")
+                    f"({slots}, {config['dim']}) in C order")
     for start in range(0, len(array), _ROWS_PER_CHECK):
         block = np.asarray(array[start:start + _ROWS_PER_CHECK])
         bad = ~np.isfinite(block).all(axis=1)
@@ -380,7 +489,7 @@ def _check_vectors(path: Path, manifest: dict[str, Any], where: str, error: type
             bad |= ~block.any(axis=1)
         if bad.any():
             row = start + int(np.argmax(bad))
-            raise error(f"{where}: {disk.VECTORS} row {row} is not finite (or zero in a cosine collection)")
+            raise error(f"{where}: {label} row {row} is not finite (or zero in a cosine collection)")
     del array
 
 
@@ -394,15 +503,21 @@ def _open_and_settle(db, directory: Path, uploaded: bool, where: str, error: typ
         raise error(f"{where}: {exc.message}") from None
     try:
         if uploaded:
-            records = collection._records
-            for label, document, metadata in records.items():
-                id_ = records.ids[label]
-                if not isinstance(id_, str) or not id_ or (document is not None and not isinstance(document, str)):
-                    raise error(f"{where}: record {_short(id_)} (label {label}) has a malformed id or document")
-                try:
-                    check_metadata(metadata, f"metadata of record {_short(id_)}")
-                except InvalidArgumentError as exc:
-                    raise error(f"{where}: {exc.message}") from None
+            seen: set[str] = set()  # an id lives in one place: the tail or one segment
+            for state in collection._holders():
+                records = state.records
+                for label, document, metadata in records.items():
+                    id_ = records.ids[label]
+                    if not isinstance(id_, str) or not id_ or (document is not None and not isinstance(document, str)):
+                        raise error(f"{where}: record {_short(id_)} (label {label}) has a malformed id or document")
+                    if id_ in seen:
+                        raise error(f"{where}: record {_short(id_)} is live in two places (the tail and the "
+                                    "segments must hold each id once)")
+                    seen.add(id_)
+                    try:
+                        check_metadata(metadata, f"metadata of record {_short(id_)}")
+                    except InvalidArgumentError as exc:
+                        raise error(f"{where}: {exc.message}") from None
             if collection._index is not None:
                 collection.checkpoint(force=True)
     finally:

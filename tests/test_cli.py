@@ -198,6 +198,62 @@ def test_snapshots_are_point_in_time_and_restore_locally_or_by_upload(vd, tmp_pa
         assert code == 1 and "NotFoundError" in err
 
 
+def _by_id(got: dict) -> dict:
+    return {id_: (np.asarray(vector, np.float32).tobytes(), document, metadata) for id_, vector, document, metadata
+            in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"])}
+
+
+def test_snapshots_of_a_sealing_server_hold_its_segments(tmp_path, capsys):
+    """A server that seals (--seal-rows, docs/segments.md): a snapshot holds the sealed
+    segments and their delete bitmaps; restoring it by name, by upload, and after a
+    restart brings back the records as they were, deletes and upserts of sealed records
+    included, and none of the writes made after it."""
+    # segments of 5000 have a graph (exact_threshold 4096), so 300 deletes stay in their
+    # bitmaps (under compact_min_dead) instead of being compacted away at once
+    server = start_server(tmp_path / "data", "--seal-rows", "5000")
+
+    def vd(*args):
+        code = main([*args, "--address", server.address])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        return captured.out
+
+    rng = np.random.default_rng(8)
+    include = ["embeddings", "metadatas", "documents"]
+    try:
+        with vectord.Client(server.address) as client:
+            col = client.create_collection("sealing", dim=6)
+            for start in range(0, 10_000, 5000):
+                ids = [f"a{i}" for i in range(start, start + 5000)]
+                col.add(ids=ids, embeddings=rng.random((5000, 6)), documents=[f"doc {i}" for i in ids],
+                        metadatas=[{"i": i} for i in range(start, start + 5000)])
+                client.checkpoint("sealing")  # seals the 5000
+            col.add(ids=["t0", "t1"], embeddings=rng.random((2, 6)))
+            col.delete(ids=[f"a{i}" for i in range(0, 9000, 30)])
+            col.upsert(ids=["a1", "a5001"], embeddings=rng.random((2, 6)), documents=["moved", "moved too"],
+                       metadatas=[{"moved": True}] * 2)
+            expected = _by_id(col.get(include=include, limit=20_000))
+            assert len(expected) == 10_000 - 300 + 2
+            vd("snapshot", "create", "-c", "sealing", "--name", "sealed")
+            snapshot = server.data_dir / "snapshots" / "sealed"
+            assert list(snapshot.glob("seg-*/vectors.npy")) and list(snapshot.glob("seg-*.deletes-*"))
+            col.delete(ids=["a2", "a3", "t0"])  # after the snapshot: not in it
+            col.upsert(ids=["a4"], embeddings=rng.random((1, 6)))
+            vd("snapshot", "restore", "sealed", "-c", "back")
+            assert _by_id(client.get_collection("back").get(include=include, limit=20_000)) == expected
+            vd("snapshot", "download", "sealed", "--out", str(tmp_path / "dl"))
+            out = vd("snapshot", "restore", "--from", str(tmp_path / "dl"), "-c", "up")
+            assert f"'up' ({len(expected)} records)" in out, out
+            assert _by_id(client.get_collection("up").get(include=include, limit=20_000)) == expected
+        assert server.terminate() == 0
+        server = start_server(tmp_path / "data", "--seal-rows", "5000")
+        with vectord.Client(server.address) as client:
+            for name in ("back", "up"):
+                assert _by_id(client.get_collection(name).get(include=include, limit=20_000)) == expected, name
+    finally:
+        assert server.terminate() == 0, server.log()[-3000:]
+
+
 def test_compact_removes_deleted_slots(vd, server):
     with vectord.Client(server.address) as client:
         col = client.create_collection("cmp", dim=4)

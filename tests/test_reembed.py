@@ -92,6 +92,57 @@ def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, t
         assert again.switched and again.done == 31  # already on that model: nothing to do
 
 
+def test_a_collection_with_sealed_segments_is_reembedded_whole(models_dir, tmp_path):
+    """Every live record of every sealed segment and of the tail gets the new model's vector
+    (docs/segments.md): the walk covers the segments and the tail, starts over (skipping
+    done records) after a seal, and the switch leaves one generation and no segment; the
+    collection seals again from there, with the new model."""
+    tuning = Tuning(seal_rows=20, merge_factor=8, exact_threshold=8)
+    texts = docs(110, seed=11)
+    expected = {f"s{i}": texts[i] for i in range(90)}
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.create_collection("docs", encoder="tiny-test")
+        for start in range(0, 70, 20):
+            ids = [f"s{i}" for i in range(start, min(start + 20, 70))]
+            col.add(ids=ids, documents=[expected[i] for i in ids], metadatas=[{"i": int(i[1:])} for i in ids])
+            col.checkpoint()
+        assert len(col.sealed) == 3 and col.count() == 70  # and 10 in the tail
+        first = reembed.step(col, db.encoders, "vectord-gru-mini", batch=25)
+        assert (first.done, first.total, first.switched) == (25, 70, False)
+        # writes meanwhile: a done sealed record changed (it moves to the tail), one deleted,
+        # one updated (metadata only: its vector stays valid), then a seal of the tail
+        col.upsert(ids=["s0"], documents=["cat dog cat dog"])
+        expected["s0"] = "cat dog cat dog"
+        col.delete(ids=["s30"])
+        del expected["s30"]
+        col.update(ids=["s1"], metadatas=[{"touched": True}])
+        ids = [f"s{i}" for i in range(70, 90)]
+        col.add(ids=ids, documents=[expected[i] for i in ids])
+        col.checkpoint()
+        assert len(col.sealed) == 4
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.get_collection("docs")
+        while not (progress := reembed.step(col, db.encoders, "vectord-gru-mini", batch=30)).switched:
+            assert progress.total == 89
+        assert progress.done == progress.total == 89
+        gru = db.encoders.get("vectord-gru-mini")
+        got = _expect_all_of(col, gru)
+        assert dict(zip(got.ids, got.documents)) == expected
+        assert col.get(ids=["s1"]).metadatas == [{"i": 1, "touched": True}]
+        assert not col.sealed and not list(col.path.glob("seg-*")) and col._index is not None
+        for k in (0, 40, 80):
+            found = col.query(got.embeddings[k:k + 1], n_results=1)[0]
+            assert found.distances[0] < 1e-5
+        ids = [f"n{i}" for i in range(20)]
+        col.add(ids=ids, documents=texts[90:110])  # with the new model; seals again
+        col.checkpoint()
+        assert col.sealed
+    with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+        col = db.get_collection("docs")
+        assert col.config.encoder["name"] == "vectord-gru-mini" and col.count() == 109 and col.sealed
+        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+
+
 def test_writes_during_the_reembed_are_neither_lost_nor_mixed(models_dir, tmp_path):
     with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.create_collection("docs", encoder="tiny-test")
@@ -209,11 +260,14 @@ def test_in_memory_collection(models_dir):
         assert col.query(texts=[col.get(ids=["3"]).documents[0]], n_results=1)[0].ids[0] == "3"
 
 
+@pytest.mark.parametrize("sealing", [False, True], ids=["one-state", "sealed-segments"])
 @pytest.mark.parametrize("fail_at", ["generation", "manifest"])
-def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, tmp_path, fail_at):
+def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, tmp_path, fail_at, sealing):
     """An I/O error in the switch: before the MANIFEST rename nothing changed (and writes go
     on); at the MANIFEST the collection refuses writes until a restart, which serves the old
-    (consistent) state; the progress survives and the next call completes the switch."""
+    (consistent) state; the progress survives and the next call completes the switch. With
+    sealed segments (docs/segments.md) the old state is the segments and the tail, and the
+    completed switch leaves one generation and no segment directory."""
     from vectord.storage.fsio import FileSystem
 
     class Failing(FileSystem):
@@ -231,9 +285,17 @@ def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, 
 
     fs = Failing()
     texts = docs(12, seed=4)
-    with Database(tmp_path / "d", fs=fs, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+    tuning = Tuning(seal_rows=5, merge_factor=8, exact_threshold=4) if sealing else Tuning()
+    with Database(tmp_path / "d", fs=fs, tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.create_collection("docs", encoder="tiny-test")
-        col.add(ids=[str(i) for i in range(12)], documents=texts)
+        for start in (0, 5, 10):
+            col.add(ids=[str(i) for i in range(start, min(start + 5, 12))], documents=texts[start:start + 5])
+            col.checkpoint()
+        if sealing:
+            assert len(col.sealed) == 2
+            col.upsert(ids=["1"], documents=["moved to the tail"])  # a sealed record's upsert
+            col.delete(ids=["6"])
+            texts[1] = "moved to the tail"
         assert not reembed.step(col, db.encoders, "vectord-gru-mini", batch=8).switched
         fs.armed = True
         with pytest.raises(FailedPreconditionError, match="I/O error"):
@@ -245,13 +307,19 @@ def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, 
             with pytest.raises(FailedPreconditionError, match="refuses writes"):
                 col.add(ids=["more"], documents=["cat"])
         fs.armed = False
-    with Database(tmp_path / "d", fs=fs, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+    with Database(tmp_path / "d", fs=fs, tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.get_collection("docs")
         assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8
+        assert bool(col.sealed) == sealing
         assert reembed.progress_dir(col).is_dir()
         progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
         assert progress.switched and col.config.dim == 384
-        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+        got = _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+        kept = {str(i): texts[i] for i in range(12) if not (sealing and i == 6)}
+        if fail_at == "generation":
+            kept["more"] = "cat"
+        assert dict(zip(got.ids, got.documents)) == kept
+        assert not col.sealed and not list(col.path.glob("seg-*"))
 
 
 def test_a_query_whose_texts_straddle_the_switch_is_refused_retryably(models_dir, tmp_path):

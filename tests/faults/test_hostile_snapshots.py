@@ -27,7 +27,7 @@ from crashfs import PowerLoss, PowerLossFS
 from faults_helpers import Stubs, code_of, healthy
 from serverproc import start_server
 from vectord import limits
-from vectord.errors import FailedPreconditionError
+from vectord.errors import FailedPreconditionError, InvalidArgumentError
 from vectord.storage import Database, Tuning, framing
 from vectord.storage import checkpoint as disk
 from vectord.storage import snapshots
@@ -255,12 +255,36 @@ def test_a_stored_snapshot_with_a_symlink_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- durability (storage API)
-def _snapshot_dir(tmp_path: Path, n: int = 12) -> Path:
-    """A snapshot of a collection 'y' (n records, with an HNSW graph), made with real files."""
-    with Database(tmp_path / "maker", tuning=TUNING, checkpoint_interval_s=3600) as db:
-        db.create_collection("y", dim=DIM, metric="l2").add([f"y{i}" for i in range(n)], _vectors(n, 5))
+#: Seals every 5 records with a graph, never compacts a segment: snapshots with segments and bitmaps.
+SEALING = Tuning(exact_threshold=4, checkpoint_min_bytes=1 << 40, index_threads=1, seal_rows=5, merge_factor=8,
+                 compact_min_dead=1 << 30)
+
+
+def _snapshot_dir(tmp_path: Path, n: int = 12, sealing: bool = False) -> Path:
+    """A snapshot of a collection 'y' (n records, with an HNSW graph), made with real files;
+    ``sealing``: n records in sealed segments (docs/segments.md) of 5, y1 deleted from its
+    bitmap, and 2 more (y<n>, y<n+1>) in the tail."""
+    with Database(tmp_path / "maker", tuning=SEALING if sealing else TUNING, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("y", dim=DIM, metric="l2")
+        if not sealing:
+            col.add([f"y{i}" for i in range(n)], _vectors(n, 5))
+        else:
+            vectors = _vectors(n + 2, 5)
+            for start in range(0, n, 5):
+                col.add([f"y{i}" for i in range(start, min(n, start + 5))], vectors[start:min(n, start + 5)])
+                col.checkpoint()
+            col.delete(ids=["y1"])
+            col.add([f"y{n}", f"y{n + 1}"], vectors[n:])
         db.create_snapshot("y", "s")
-    return tmp_path / "maker" / "snapshots" / "s"
+    directory = tmp_path / "maker" / "snapshots" / "s"
+    if sealing:
+        entries = disk.read_manifest(directory)["segments"]
+        assert len(entries) >= 2 and entries[0]["deletes"], entries
+    return directory
+
+
+def _snapshot_ids(n: int, sealing: bool) -> list[str]:
+    return sorted(f"y{i}" for i in range(n + 2 if sealing else n) if not (sealing and i == 1))
 
 
 def _feed(upload: snapshots.Upload, directory: Path) -> None:
@@ -272,10 +296,12 @@ def _ids(db: Database, name: str) -> list[str]:
     return sorted(db.get_collection(name).get().ids)
 
 
-def test_uploaded_files_are_durable(tmp_path):
+@pytest.mark.parametrize("sealing", [False, True], ids=["one-state", "sealed-segments"])
+def test_uploaded_files_are_durable(tmp_path, sealing):
     """Was: uploaded files were never fsynced: power loss after a restore returned left the
-    restored collection's files empty."""
-    source = _snapshot_dir(tmp_path)
+    restored collection's files empty. With sealed segments: their files, bitmaps and the
+    graphs the restore built for them too."""
+    source = _snapshot_dir(tmp_path, sealing=sealing)
     data = tmp_path / "data"
     Database(data, tuning=TUNING).close()
     fs = PowerLossFS(data)
@@ -292,7 +318,62 @@ def test_uploaded_files_are_durable(tmp_path):
         fs.image.materialise(tmp_path / f"img-{variant}", variant)
         with Database(tmp_path / f"img-{variant}", tuning=TUNING, checkpoint_interval_s=3600) as again:
             assert not again.damaged_collections(), again.damaged_collections()
-            assert _ids(again, "restored") == sorted(f"y{i}" for i in range(12))
+            assert _ids(again, "restored") == _snapshot_ids(12, sealing)
+            assert bool(again.get_collection("restored").sealed) == sealing
+
+
+def _restore_upload(db: Database, files: dict[str, bytes], name: str):
+    up = snapshots.Upload(db)
+    try:
+        for path, data in files.items():
+            up.add(path, 0, data)
+        return db.restore_snapshot(up, name)
+    finally:
+        up.discard()
+
+
+def test_crafted_segment_entries_are_refused_before_anything_is_served(tmp_path):
+    """Sealed segments in an upload (docs/segments.md) are untrusted as the generation is:
+    names confined to the pattern a seal writes, bitmaps of the right name and size, every
+    file verified, and an id live in one place only."""
+    files = _files(_snapshot_dir(tmp_path, n=10, sealing=True))
+    with Database(tmp_path / "data", tuning=TUNING, checkpoint_interval_s=3600) as db:
+        assert sorted(_restore_upload(db, files, "good").get().ids) == _snapshot_ids(10, True)
+        first = manifest_of(files)["segments"][0]
+
+        def crafted(change, name):
+            manifest = manifest_of(files)
+            change(manifest["segments"], manifest)
+            with pytest.raises(InvalidArgumentError) as caught:
+                _restore_upload(db, with_manifest(files, manifest), name)
+            return caught.value.message
+
+        message = crafted(lambda segments, m: segments[0].update(name="../../escaped"), "t1")
+        assert "segments[0].name '../../escaped'" in message, message
+        message = crafted(lambda segments, m: segments[0]["deletes"].update(size=99), "t2")
+        assert "segments[0].deletes.size 99" in message and "1 bytes" in message, message
+        message = crafted(lambda segments, m: segments[1].update(deletes=dict(first["deletes"])), "t3")
+        assert "segments[1].deletes.file" in message, message
+        message = crafted(lambda segments, m: segments.append(dict(segments[0])), "t4")
+        assert "listed twice" in message, message
+        message = crafted(lambda segments, m: m.update(segments={"a": 1}), "t5")
+        assert "segments" in message and "must be a list" in message, message
+        # a copy of a segment under another name: each of its ids would be live twice
+        twin = first["name"][:-8] + "00000000"
+        copied = {path.replace(first["name"], twin): data for path, data in files.items()
+                  if path.startswith(first["name"])}
+        manifest = manifest_of(files)
+        manifest["segments"].append({**first, "name": twin, "deletes": None})
+        with pytest.raises(InvalidArgumentError, match="live in two places"):
+            _restore_upload(db, with_manifest({**files, **copied}, manifest), "t6")
+        # a bitmap that does not match its digest: the restore's open reports it
+        bitmap = first["deletes"]["file"]
+        with pytest.raises(InvalidArgumentError, match="checksum"):
+            _restore_upload(db, {**files, bitmap: bytes([0xFF])}, "t7")
+        with pytest.raises(InvalidArgumentError, match="not a snapshot file"):
+            _restore_upload(db, {**files, f"{first['name']}/../MANIFEST": b"x"}, "t8")
+        assert [c.name for c in db.list_collections()] == ["good"]
+        assert not [p for p in (tmp_path / "data" / "collections").iterdir() if p.name.startswith(".")]
 
 
 def _abandon(db: Database) -> None:
@@ -308,15 +389,17 @@ def _abandon(db: Database) -> None:
     db._lock_file.release()
 
 
-def test_replace_leaves_the_old_or_the_new_collection_at_every_crash_point(tmp_path):
+@pytest.mark.parametrize("sealing", [False, True], ids=["one-state", "sealed-segments"])
+def test_replace_leaves_the_old_or_the_new_collection_at_every_crash_point(tmp_path, sealing):
     """Was: replace removed the old collection before the new one was in place; a crash
-    between lost both. Power is lost before every operation of a replace in turn."""
-    source = _snapshot_dir(tmp_path, n=3)
+    between lost both. Power is lost before every operation of a replace in turn (also of
+    a snapshot with sealed segments and a bitmap)."""
+    source = _snapshot_dir(tmp_path, n=10 if sealing else 3, sealing=sealing)
     pristine = tmp_path / "pristine"
     with Database(pristine, tuning=TUNING, checkpoint_interval_s=3600) as db:
         db.create_collection("x", dim=DIM, metric="l2").add(["old"], _vectors(1, 9))
         shutil.copytree(source, pristine / "snapshots" / "s")
-    old, new = ["old"], ["y0", "y1", "y2"]
+    old, new = ["old"], _snapshot_ids(10 if sealing else 3, sealing)
 
     def run(work: Path, crash_at: int | None) -> tuple[PowerLossFS, int]:
         shutil.copytree(pristine, work)
