@@ -207,6 +207,8 @@ def run(args) -> dict:
     flags = []
     if args.seal_rows:
         flags += ["--seal-rows", str(args.seal_rows), "--max-segment-rows", str(args.max_segment_rows)]
+    else:  # one state: a server seals by size by default (64 MiB of vectors)
+        flags += ["--seal-mib", "0"]
     if args.merge_factor:
         flags += ["--merge-factor", str(args.merge_factor)]
     proc, address, engine_dir, metrics = start(work / "data", args.storage_from or "", flags)

@@ -94,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index-threads", type=int, help=_setting_help("index_threads"))
     serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
     serve.add_argument("--planner-cost-per-ef", type=int, help=_setting_help("planner_cost_per_ef"))
+    serve.add_argument("--seal-mib", type=int, help=_setting_help("seal_mib"))
     serve.add_argument("--seal-rows", type=int, help=_setting_help("seal_rows"))
+    serve.add_argument("--max-segment-mib", type=int, help=_setting_help("max_segment_mib"))
     serve.add_argument("--max-segment-rows", type=int, help=_setting_help("max_segment_rows"))
     serve.add_argument("--merge-factor", type=int, help=_setting_help("merge_factor"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
@@ -200,7 +202,8 @@ def engine_tuning(settings):
     """The engine's Tuning from the server's settings: the storage defaults, with what was set."""
     from vectord.storage import Tuning
 
-    tuning = Tuning(merge_factor=settings.merge_factor, max_segment_rows=settings.max_segment_rows)
+    tuning = Tuning(merge_factor=settings.merge_factor, max_segment_rows=settings.max_segment_rows,
+                    seal_bytes=settings.seal_mib << 20, max_segment_bytes=settings.max_segment_mib << 20)
     if settings.index_threads:
         tuning.index_threads = settings.index_threads
     if settings.planner_cost_per_ef:
@@ -225,6 +228,7 @@ def serve(args: argparse.Namespace) -> int:
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
+                                 seal_mib=args.seal_mib, max_segment_mib=args.max_segment_mib,
                                  max_segment_rows=args.max_segment_rows, merge_factor=args.merge_factor,
                                  models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,

@@ -44,13 +44,18 @@ class Settings(BaseSettings):
         0, ge=0, description="the query planner's cost of one unit of graph-search ef, in exact vector comparisons, "
                              "as measured on this machine (python benchmarks/planner_curve.py prints it); 0 = the "
                              "built-in default (storage/planner.py)")
+    seal_mib: int = Field(
+        64, ge=0, description="seal a collection's mutable tail into an immutable segment once its records' vectors "
+                              "hold this many MiB (docs/segments.md); 0 = never, unless seal_rows is set")
     seal_rows: int = Field(
-        0, ge=0, description="seal a collection's mutable tail into an immutable segment at this many live records "
-                             "(docs/segments.md, in progress); 0 = never")
+        0, ge=0, description="seal at this many live records instead of by size (seal_mib); 0 = by size")
+    max_segment_mib: int = Field(
+        256, ge=0, description="no merge of sealed segments makes one of more MiB of vectors than this, so that "
+                               "compacting one segment (the peak of memory upkeep) stays bounded; 0 = no bound, "
+                               "unless max_segment_rows is set")
     max_segment_rows: int = Field(
-        0, ge=0, description="no merge of sealed segments makes one of more live records than this, so that "
-                             "compacting one segment (the peak of memory upkeep) stays bounded; at least "
-                             "seal_rows when both are set; 0 = no bound (docs/segments.md)")
+        0, ge=0, description="the same bound in live records instead of by size (max_segment_mib); at least "
+                             "seal_rows when both are set; 0 = by size (docs/segments.md)")
     merge_factor: int = Field(
         4, ge=2, description="merge this many sealed segments of one size tier into one (docs/segments.md); "
                              "at least 2")

@@ -82,7 +82,8 @@ class Maintenance:
     # ------------------------------------------------------------------ segments (docs/segments.md)
     def seal_due(self) -> bool:
         c = self._host
-        return bool(c.tuning.seal_rows) and len(c.state.records) >= c.tuning.seal_rows
+        rows = c.tuning.seal_rows_for(c.config.dim)
+        return bool(rows) and len(c.state.records) >= rows
 
     def merge_pick(self, compact: bool = False) -> list[int] | None:
         """The sealed segments to merge next (positions), or None: a tier full
@@ -94,13 +95,14 @@ class Maintenance:
             if compaction.due(segment.slots, segment.live, segment.state.index is not None,
                               c.tuning.compact_min_dead, c.tuning.compact_ratio, compact):
                 return [i]
-        pick = tiered_merge(sealed, max(2, c.tuning.merge_factor), max_rows=c.tuning.max_segment_rows)
+        max_rows = c.tuning.max_segment_rows_for(c.config.dim)
+        pick = tiered_merge(sealed, max(2, c.tuning.merge_factor), max_rows=max_rows)
         if pick is None and len(sealed) > 1 and c._wal is not None and c._wal.last_seq == c._applied_seq \
                 and not len(c.state.records):
             # Done ingesting (nothing written since the last checkpoint, an empty tail): one
             # segment (or as few as max_segment_rows allows), so that a query searches one
             # graph (single-query QPS as before segments)
-            pick = merge_all(sealed, c.tuning.max_segment_rows)
+            pick = merge_all(sealed, max_rows)
         return pick
 
     def _seal_and_merge(self, compact: bool) -> bool:
@@ -202,6 +204,8 @@ class Maintenance:
                 kept = [s for s in c.sealed if s not in sources]
                 kept.insert(first, merged)
                 old, c.sealed = sources, tuple(kept)
+            # the deleted slots the sources held when frozen are not in the new segment
+            self.compacted_slots_total += sum(s.slots - len(v.labels) for s, v in zip(sources, frozen))
             del old, frozen
             log.info("collection %r: merged %d segment(s) into %s (%d records)", c.config.name,
                      len(sources), merged.name, merged.live)

@@ -100,14 +100,31 @@ class Tuning:
     maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
     #: How much lower a compaction's build runs in CPU priority (nice steps; 0: as queries).
     maintenance_nice: int = 10
-    #: Seal the mutable tail into an immutable segment once it holds this many live records
-    #: (storage/segment.py, docs/segments.md); 0: never (one mutable state, as before).
+    #: Seal the mutable tail into an immutable segment once its live records' vectors hold
+    #: ``seal_bytes`` (``seal_rows_for``: 43,690 records of 384 floats; storage/segment.py,
+    #: docs/segments.md), or once it holds ``seal_rows`` records when that is set. Both 0:
+    #: never (one mutable state). By bytes so that a small collection (GloVe 100k x 50 is
+    #: 20 MB) stays one graph, as fast as before segments, while a large one is held as
+    #: segments whose upkeep (a compaction, a graph's save) is bounded by their size.
+    seal_bytes: int = 64 << 20
     seal_rows: int = 0
     #: Merge ``merge_factor`` sealed segments of one size tier into one (``tiered_merge``).
     merge_factor: int = 4
-    #: No merge makes a segment of more live records than this (0: no bound), so that the
-    #: compaction of one segment, the peak of memory upkeep, stays bounded.
+    #: No merge makes a segment of more live records' vectors than ``max_segment_bytes``
+    #: (or records than ``max_segment_rows`` when that is set): the compaction of one
+    #: segment, the peak of memory upkeep, adds at most about that much. 0 and 0: no bound.
+    max_segment_bytes: int = 256 << 20
     max_segment_rows: int = 0
+
+    def seal_rows_for(self, dim: int) -> int:
+        """The tail's live records at which it is sealed (0: never), for vectors of ``dim``."""
+        return self.seal_rows or self.seal_bytes // (4 * dim)
+
+    def max_segment_rows_for(self, dim: int) -> int:
+        """The most live records a merge may make into one segment (0: no bound); never
+        under a seal's size, which would stop every merge."""
+        bound = self.max_segment_rows or self.max_segment_bytes // (4 * dim)
+        return max(bound, self.seal_rows_for(dim)) if bound else 0
 
 
 class Embedder(Protocol):
