@@ -436,3 +436,20 @@ def test_an_index_that_cannot_be_rebuilt_either_is_data_loss_not_internal(tmp_pa
         with pytest.raises(DataLossError, match="cannot rebuild the HNSW index"):
             db.get_collection("c")
         assert "c" in db.damaged_collections()
+
+
+def test_an_open_checks_crc32c_and_still_reads_a_manifest_with_sha256_only(tmp_path):
+    # generations written since the crc32c (storage/layout.py _checksum_of) carry both; a
+    # MANIFEST of before has only sha256, which an open then checks, damage included
+    gen = _fill(tmp_path / "d")
+    manifest = disk.read_manifest(gen.parent)
+    assert all(len(entry["crc32c"]) == 8 and len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+    for entry in manifest["files"].values():
+        del entry["crc32c"]
+    disk.write_manifest(FileSystem(), gen.parent, manifest)
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        assert db.get_collection("hurt").count() == 298
+    _damage(gen / "vectors.npy", "bitflip")
+    with Database(tmp_path / "d", tuning=TUNING) as db:
+        with pytest.raises(DataLossError, match="checksum mismatch"):
+            db.get_collection("hurt")
