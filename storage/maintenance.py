@@ -25,6 +25,10 @@ from .state import State
 log = logging.getLogger(__name__)
 
 
+#: ``seal_due``: a tail of more than this many times the segment bound is never sealed.
+SEAL_HEADROOM = 4
+
+
 class Maintenance:
     """A collection's checkpoints, compactions, snapshots and statistics (see the module
     docstring). ``c`` below is the collection, read and changed only as ``Host``
@@ -83,7 +87,12 @@ class Maintenance:
     def seal_due(self) -> bool:
         c = self._host
         rows = c.tuning.seal_rows_for(c.config.dim)
-        return bool(rows) and len(c.state.records) >= rows
+        bound = c.tuning.max_segment_rows_for(c.config.dim)
+        live = len(c.state.records)
+        # A tail far past the segment bound (a collection written before segments: 1M x 384 is
+        # 6x it) stays one state, as it was: sealing it would rebuild its whole graph at once,
+        # hours on 2 cores. A burst between two checkpoints never comes near 4x.
+        return bool(rows) and rows <= live and not (bound and live > SEAL_HEADROOM * bound)
 
     def merge_pick(self, compact: bool = False) -> list[int] | None:
         """The sealed segments to merge next (positions), or None: a tier full

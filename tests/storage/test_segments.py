@@ -396,3 +396,20 @@ def test_each_part_is_searched_at_its_share_of_the_ef_and_explain_says_so(tmp_pa
         assert [(p.segment == "tail", p.strategy, p.ef) for p in plan.segments] == [
             (True, "hnsw", 71), (False, "hnsw", 50), (False, "hnsw", 50)]
         assert plan.ef == 71
+
+
+def test_a_tail_far_past_the_segment_bound_stays_one_state(tmp_path):
+    # a collection written before segments (or with sealing off) is not sealed whole when
+    # it opens with sealing on: that would rebuild its whole graph at once (maintenance.seal_due)
+    with Database(tmp_path / "d", tuning=Tuning(**EXACT, seal_bytes=0), checkpoint_interval_s=3600) as db:
+        db.create_collection("c", dim=DIM).add([f"r{i}" for i in range(500)], VECTORS[:500])
+    bounded = Tuning(**EXACT, seal_rows=20, max_segment_rows=100)  # 500 > 4 x 100
+    with Database(tmp_path / "d", tuning=bounded, checkpoint_interval_s=3600) as db:
+        col = db.get_collection("c")
+        col.checkpoint(force=True)
+        assert col.sealed == () and col.count() == 500
+    with Database(tmp_path / "d", tuning=Tuning(**EXACT, seal_rows=20, max_segment_rows=200),
+                  checkpoint_interval_s=3600) as db:  # 500 <= 4 x 200: sealed
+        col = db.get_collection("c")
+        col.checkpoint(force=True)
+        assert len(col.sealed) >= 1 and col.count() == 500
