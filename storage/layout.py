@@ -245,7 +245,15 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorSt
         sqnorms: list[np.ndarray] = []
 
         def digest_and_norms(path: Path, digest) -> None:
-            sqnorms.append(read_sqnorms(path, config["dim"], digest))
+            try:
+                sqnorms.append(read_sqnorms(path, config["dim"], digest))
+            except OSError:
+                raise
+            except Exception as exc:
+                # The .npy header is parsed before the checksum is known: a damaged header
+                # (numpy raises ValueError, SyntaxError or tokenize's TokenError) is damage
+                # of this file, not a failure of the whole database's open.
+                raise DataLossError(f"{path}: unreadable .npy header (file damaged: {exc!r})") from exc
 
         vectors_path = _verified(gen, files, VECTORS, digest_and_norms)
         records_path = _verified(gen, files, RECORDS)

@@ -148,6 +148,7 @@ class Maintenance:
                 if not len(c.state.records):
                     return False
                 frozen = compaction.freeze(c.state)
+                frozen_slots = c.state.vectors.slots
                 seq = c._wal.last_seq
                 c._delta = []
             try:
@@ -180,6 +181,8 @@ class Maintenance:
                     return False
             c._wake_indexer()
             del old_state  # freed outside the lock
+            # the tail's deleted slots are not sealed: compacted away, as `vectord compact` reports
+            self.compacted_slots_total += frozen_slots - segment.slots
             log.info("collection %r: sealed %d records into %s (%d writes applied again)",
                      c.config.name, segment.live, segment.name, len(delta))
             return True
@@ -213,8 +216,8 @@ class Maintenance:
                 kept = [s for s in c.sealed if s not in sources]
                 kept.insert(first, merged)
                 old, c.sealed = sources, tuple(kept)
-            # the deleted slots the sources held when frozen are not in the new segment
-            self.compacted_slots_total += sum(s.slots - len(v.labels) for s, v in zip(sources, frozen))
+            # the slots deleted when the sources were frozen are not in the merged segment
+            self.compacted_slots_total += sum(s.slots for s in sources) - merged.slots
             del old, frozen
             log.info("collection %r: merged %d segment(s) into %s (%d records)", c.config.name,
                      len(sources), merged.name, merged.live)

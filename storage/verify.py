@@ -80,6 +80,19 @@ def _index_problem(directory: Path, manifest: dict) -> str | None:
     return None
 
 
+def _damaged_segment_indexes(directory: Path, manifest: dict) -> dict[str, str]:
+    """The sealed segments (by name) whose index.hnsw would not be loaded, and why: each is
+    rebuilt in memory at every start, as the generation's (docs/segments.md)."""
+    problems = {}
+    for entry in manifest.get("segments") or []:
+        fake = {"generation": entry["name"], "files": entry["files"], "index": entry.get("index"),
+                "config": manifest["config"]}
+        problem = _index_problem(directory, fake)
+        if problem is not None:
+            problems[entry["name"]] = problem
+    return problems
+
+
 def _log_note(directory: Path) -> str:
     path = directory / disk.WAL
     if not path.exists():
@@ -110,7 +123,9 @@ def verify_collection(directory: Path, tuning: Tuning | None = None, repair: boo
     except Exception as exc:  # anything else that stops recovery is damage too
         return Report(name, directory.name, DAMAGED, f"recovery fails: {exc!r}")
     # a file that passes its checksum yet hnswlib refuses is damaged too
-    problem = _index_problem(directory, manifest) or collection.index_problem
+    tail_problem = _index_problem(directory, manifest) or collection.index_problem
+    segments = _damaged_segment_indexes(directory, manifest)
+    problem = tail_problem or next(iter(segments.values()), None)
     if problem is None:
         return Report(name, directory.name, OK, note, records)
     if not repair:
@@ -119,8 +134,10 @@ def verify_collection(directory: Path, tuning: Tuning | None = None, repair: boo
                       "`vectord verify --repair` rewrites it)", records)
     collection = Collection.open(FileSystem(), directory, tuning)
     try:
-        if collection._index is None:
+        if tail_problem is not None and collection._index is None:
             collection._build_index()  # the manifest had a graph: rebuild it from the vectors
+        for name in segments:  # rewritten alone (a merge of one), with a graph built anew
+            collection._maintenance.merge([[s.name for s in collection.sealed].index(name)])
         collection.checkpoint(force=True)
     finally:
         collection.close(checkpoint=False)

@@ -181,7 +181,9 @@ def test_verify_points_at_snapshot_restore_and_repair(tmp_path):
         paths = {c.name: c.path for c in db.list_collections()}
     manifest = paths["broken"] / "MANIFEST"
     manifest.write_bytes(manifest.read_bytes()[:-9])
-    index = paths["index"] / read_manifest(paths["index"])["generation"] / "index.hnsw"
+    listed = read_manifest(paths["index"])  # the graph of the tail, or of the segment sealed
+    holder = listed["segments"][0]["name"] if listed.get("segments") else listed["generation"]
+    index = paths["index"] / holder / "index.hnsw"
     damaged = bytearray(index.read_bytes())
     damaged[len(damaged) // 2] ^= 0x10
     index.write_bytes(bytes(damaged))

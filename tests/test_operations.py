@@ -166,7 +166,9 @@ def test_forced_compaction_writes_a_new_generation(tmp_path):
     from vectord.storage import Database, Tuning
     from vectord.storage.checkpoint import read_manifest
 
-    tuning = Tuning(exact_threshold=16, index_threads=1)  # a graph: no automatic compaction
+    # a graph: no automatic compaction; seal_rows=0: the tail's generation (a sealed segment's
+    # compaction: the test below)
+    tuning = Tuning(exact_threshold=16, index_threads=1, seal_rows=0)
     with Database(tmp_path / "d", tuning=tuning) as db:
         col = db.create_collection("c", dim=4)
         col.add([str(i) for i in range(100)], np.random.default_rng(1).random((100, 4), dtype=np.float32))
@@ -182,3 +184,31 @@ def test_forced_compaction_writes_a_new_generation(tmp_path):
         assert db.checkpoint("c", compact=True) == 0  # nothing left to compact
     with Database(tmp_path / "d", tuning=tuning) as db:
         assert db.get_collection("c").count() == 90
+
+
+def test_forced_compaction_of_a_sealed_segment_writes_a_new_segment_and_counts_its_slots(tmp_path):
+    """The same on a collection that seals: `vectord compact` rewrites the segment holding the
+    deleted records. Regression (found with sealing on): the slots a segment's compaction or
+    merge (or a seal) dropped were not counted, so `vectord compact` printed "compacted 0
+    deleted slot(s)" and the vectord_compacted_slots metric missed them."""
+    from vectord.storage import Database, Tuning
+
+    tuning = Tuning(exact_threshold=16, index_threads=1, seal_rows=64)
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        col = db.create_collection("c", dim=4)
+        col.add([str(i) for i in range(100)], np.random.default_rng(1).random((100, 4), dtype=np.float32))
+        col.delete(["99"])  # in the tail: not sealed, compacted away by the seal
+        assert db.checkpoint("c") == 1
+        (segment,) = col.sealed
+        assert col.stats()["compacted_slots_total"] == 1 and segment.slots == 99
+        col.delete([str(i) for i in range(10)])  # in the segment: its delete bitmap
+        assert db.checkpoint("c") == 1
+        assert col.stats()["deleted_slots"] == 10 and col.sealed == (segment,)  # below the threshold: kept
+        assert db.checkpoint("c") == 0  # nothing new
+        assert db.checkpoint("c", compact=True) == 1
+        stats = col.stats()
+        assert stats["deleted_slots"] == 0 and stats["slots"] == 89 and stats["compacted_slots_total"] == 11
+        assert [s.name for s in col.sealed] != [segment.name]
+        assert db.checkpoint("c", compact=True) == 0  # nothing left to compact
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        assert db.get_collection("c").count() == 89

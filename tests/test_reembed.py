@@ -380,7 +380,10 @@ def test_sdk_arguments_are_checked(kwargs, match):
 def test_a_step_reads_only_its_batch(models_dir, tmp_path, monkeypatch):
     """Steps walk on from a cursor (labels only grow): a step's cost is its batch, not the
     collection, so a large re-embed is not quadratic. A compaction resets the walk."""
-    with Database(tmp_path / "d", encoders=BuiltinEncoders(models_dir=models_dir)) as db:
+    # seal_rows=0: re-embed refuses a collection with sealed segments (docs/segments.md), and
+    # the compaction here is the tail's
+    with Database(tmp_path / "d", tuning=Tuning(seal_rows=0),
+                  encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.create_collection("docs", encoder="tiny-test")
         col.add(ids=[str(i) for i in range(300)], documents=docs(300, seed=7))
         hashed = []

@@ -43,6 +43,9 @@ def test_settings_become_the_engines_tuning():
     assert (tuning.seal_rows, tuning.max_segment_rows, tuning.merge_factor) == (50, 200, 3)
     defaults = cli.engine_tuning(Settings())
     assert (defaults.seal_rows, defaults.max_segment_rows, defaults.merge_factor) == (0, 0, 4)
+    assert (defaults.seal_bytes, defaults.max_segment_bytes) == (64 << 20, 256 << 20)  # sealing by size
+    never = cli.engine_tuning(Settings(seal_mib=0))
+    assert never.seal_rows_for(384) == 0  # --seal-mib 0: never sealed
 
 
 @pytest.mark.parametrize("argv, env, expected", [

@@ -15,6 +15,7 @@ import sys
 
 import grpc
 import numpy as np
+import pytest
 
 from faults_helpers import Stubs, close_without_checkpoint, code_of, healthy
 from serverproc import start_server
@@ -23,16 +24,19 @@ from vectord.storage import Database, Tuning, framing
 from vectord.storage.checkpoint import read_manifest
 from vectord.v1 import collections_pb2, records_pb2, types_pb2
 
-TUNING = Tuning(exact_threshold=32, checkpoint_min_bytes=1 << 40, index_threads=1)
 KINDS = ("MANIFEST", "wal.log", "vectors.npy", "records.msgpack", "index.hnsw")
 HOWS = ("truncate", "zeros", "bitflip")
 N, LOGGED, DIM = 100, 5, 8
+# seal_rows=0: the files damaged are the tail generation's (gen-*); SEALING puts the N
+# checkpointed records in a sealed segment (seg-*) instead (docs/segments.md).
+TUNING = Tuning(exact_threshold=32, checkpoint_min_bytes=1 << 40, index_threads=1, seal_rows=0)
+SEALING = Tuning(exact_threshold=32, checkpoint_min_bytes=1 << 40, index_threads=1, seal_rows=N)
 VECTORS = np.random.default_rng(3).normal(size=(N + LOGGED, DIM)).astype(np.float32)
 
 
-def _build(data_dir, names):
+def _build(data_dir, names, tuning=TUNING):
     """Collections of N checkpointed records plus LOGGED records only in the log."""
-    db = Database(data_dir, tuning=TUNING)
+    db = Database(data_dir, tuning=tuning)
     for name in names:
         col = db.create_collection(name, dim=DIM, metric="l2")
         col.add([f"r{i}" for i in range(N)], VECTORS[:N], metadatas=[{"i": i} for i in range(N)])
@@ -63,9 +67,14 @@ def _damage(path, how, kind):
 
 
 def _target(col_dir, kind):
+    """The file of that kind: of the tail's generation, or of the one sealed segment."""
     if kind in ("MANIFEST", "wal.log"):
         return col_dir / kind
-    return col_dir / read_manifest(col_dir)["generation"] / kind
+    manifest = read_manifest(col_dir)
+    if manifest.get("segments"):
+        (segment,) = manifest["segments"]
+        return col_dir / segment["name"] / kind
+    return col_dir / manifest["generation"] / kind
 
 
 def test_damaged_files_are_data_loss_for_their_collection_only(tmp_path):
@@ -155,9 +164,15 @@ def test_damaged_files_are_data_loss_for_their_collection_only(tmp_path):
         assert len(db.damaged_collections()) == len(cases) - 4
 
 
-def test_verify_repair_rebuilds_a_damaged_index(tmp_path, capsys, caplog):
+@pytest.mark.parametrize("tuning", [TUNING, SEALING], ids=["tail", "sealed"])
+def test_verify_repair_rebuilds_a_damaged_index(tmp_path, capsys, caplog, tuning):
+    """Also a regression (found with sealing on): verify checked only the tail generation's
+    graph, so a sealed segment's damaged index.hnsw (rebuilt in memory at every start) was
+    reported OK and --repair left it damaged."""
     data_dir = tmp_path / "data"
-    paths = _build(data_dir, ["a", "b"])
+    paths = _build(data_dir, ["a", "b"], tuning)
+    if tuning.seal_rows:
+        assert "seg-" in _target(paths["a"], "index.hnsw").parent.name
     assert cli.main(["verify", "--data-dir", str(data_dir)]) == 0
     _damage(_target(paths["a"], "index.hnsw"), "bitflip", "index.hnsw")
     assert cli.main(["verify", "--data-dir", str(data_dir)]) == 1
@@ -171,5 +186,8 @@ def test_verify_repair_rebuilds_a_damaged_index(tmp_path, capsys, caplog):
         assert "will be rebuilt" not in caplog.text
         assert col.count() == N + LOGGED
         assert col.query(VECTORS[N + 2:N + 3], n_results=1)[0].ids == [f"r{N + 2}"]
+        assert col.query(VECTORS[42:43], n_results=1)[0].ids == ["r42"]
+        if tuning.seal_rows:
+            assert len(col.sealed) == 1  # the repaired segment
         # verify refuses to run beside the owner of the directory
         assert cli.main(["verify", "--data-dir", str(data_dir)]) == 2

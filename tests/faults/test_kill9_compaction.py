@@ -45,12 +45,23 @@ def run_compactions(client: vectord.Client, killed: threading.Event, stop: threa
 
 def test_kill9_during_compactions_under_concurrent_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(kill9, "run_checkpoints", run_compactions)
-    kill9.crash_rounds(tmp_path, 4, seed=5)
+    kill9.crash_rounds(tmp_path, 4, seed=5, checkpoint_base=kill9.SEALS_BY_DEFAULT)
     assert STARTED[0] >= 1, "no compaction was asked for during a load"
     print(f"{STARTED[0]} compactions started during the loads, {COMPACTIONS[0]} finished")
+
+
+def test_kill9_during_compactions_of_sealed_segments(tmp_path, monkeypatch):
+    """The same on a server that seals every 200 live records: the compactions asked for
+    compact the sealed segments that hold deleted records (one at a time, each rewritten
+    into a new segment directory), while the writers go on."""
+    monkeypatch.setattr(kill9, "run_checkpoints", run_compactions)
+    STARTED[0] = 0
+    kill9.crash_rounds(tmp_path, 2, seed=7, server_args=("--seal-rows", "200"),
+                       checkpoint_base=True)
+    assert STARTED[0] >= 1, "no compaction was asked for during a load"
 
 
 @pytest.mark.slow
 def test_kill9_during_compactions_many_rounds(tmp_path, monkeypatch):
     monkeypatch.setattr(kill9, "run_checkpoints", run_compactions)
-    kill9.crash_rounds(tmp_path, 16, seed=6)
+    kill9.crash_rounds(tmp_path, 16, seed=6, checkpoint_base=kill9.SEALS_BY_DEFAULT)

@@ -13,19 +13,30 @@ from vectord.storage import checkpoint as disk
 from vectord.storage.fsio import FileSystem
 
 # Small enough that 300 records use the HNSW graph, so an index file is checkpointed.
-TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40)
+# seal_rows=0: this file tests the tail's generation files (gen-*); the damage tests also
+# run on a sealed segment's files (SEALING).
+TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, seal_rows=0)
+SEALING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, seal_rows=64)
 rng = np.random.default_rng(7)
 VECTORS = rng.normal(size=(300, 8)).astype(np.float32)
 
 
-def _fill(path):
-    """Two collections of 300 records (2 deleted), checkpointed; returns hurt's generation."""
-    with Database(path, tuning=TUNING) as db:
+def _fill(path, tuning=TUNING):
+    """Two collections of 300 records (2 deleted), checkpointed; returns the directory of
+    hurt's data files: its generation, or (``SEALING``) the segment its records were sealed in."""
+    with Database(path, tuning=tuning) as db:
         for name in ("hurt", "fine"):
             col = db.create_collection(name, dim=8)
             col.add([f"r{i}" for i in range(300)], VECTORS, metadatas=[{"i": i} for i in range(300)])
             col.delete(ids=["r0", "r1"])
-    return next(p for p in (path / "collections").glob("*/gen-*") if _name(p.parent) == "hurt")
+    collection = next(p for p in (path / "collections").iterdir() if _name(p) == "hurt")
+    if tuning.seal_rows:
+        from vectord.storage.checkpoint import read_manifest
+
+        segments = read_manifest(collection)["segments"]
+        assert len(segments) == 1 and segments[0]["slots"] == 298, segments  # the 2 deletes are not sealed
+        return collection / segments[0]["name"]
+    return next(collection.glob("gen-*"))
 
 
 def _name(collection_dir):
@@ -45,13 +56,14 @@ def _damage(path, how):
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.parametrize("tuning", [TUNING, SEALING], ids=["tail", "sealed"])
 @pytest.mark.parametrize("how", ["bitflip", "truncate", "zeros"])
 @pytest.mark.parametrize("victim", ["vectors.npy", "records.msgpack", "MANIFEST"])
-def test_damaged_checkpoint_file_is_data_loss_for_that_collection_only(tmp_path, victim, how):
-    gen = _fill(tmp_path / "d")
+def test_damaged_checkpoint_file_is_data_loss_for_that_collection_only(tmp_path, victim, how, tuning):
+    gen = _fill(tmp_path / "d", tuning)
     target = gen.parent / victim if victim == "MANIFEST" else gen / victim
     _damage(target, how)
-    with Database(tmp_path / "d", tuning=TUNING) as db:
+    with Database(tmp_path / "d", tuning=tuning) as db:
         with pytest.raises(DataLossError):
             db.get_collection("hurt" if victim != "MANIFEST" else gen.parent.name)
         fine = db.get_collection("fine")
@@ -60,11 +72,12 @@ def test_damaged_checkpoint_file_is_data_loss_for_that_collection_only(tmp_path,
         assert result[0].ids == ["r5"]
 
 
+@pytest.mark.parametrize("tuning", [TUNING, SEALING], ids=["tail", "sealed"])
 @pytest.mark.parametrize("how", ["bitflip", "truncate", "zeros"])
-def test_damaged_index_is_rebuilt_from_the_stored_vectors(tmp_path, how, caplog):
-    gen = _fill(tmp_path / "d")
+def test_damaged_index_is_rebuilt_from_the_stored_vectors(tmp_path, how, caplog, tuning):
+    gen = _fill(tmp_path / "d", tuning)
     _damage(gen / "index.hnsw", how)
-    with Database(tmp_path / "d", tuning=TUNING) as db:
+    with Database(tmp_path / "d", tuning=tuning) as db:
         col = db.get_collection("hurt")
         assert "will be rebuilt" in caplog.text
         assert col.count() == 298
@@ -118,7 +131,8 @@ def test_leftovers_of_interrupted_operations_are_removed(tmp_path):
 
 
 def test_deleted_records_are_compacted_away(tmp_path):
-    tuning = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, compact_min_dead=10, compact_ratio=0.3)
+    tuning = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, compact_min_dead=10, compact_ratio=0.3,
+                    seal_rows=0)
     with Database(tmp_path / "d", tuning=tuning) as db:
         col = db.create_collection("c", dim=8)
         col.add([f"r{i}" for i in range(300)], VECTORS)
@@ -453,3 +467,30 @@ def test_an_open_checks_crc32c_and_still_reads_a_manifest_with_sha256_only(tmp_p
     with Database(tmp_path / "d", tuning=TUNING) as db:
         with pytest.raises(DataLossError, match="checksum mismatch"):
             db.get_collection("hurt")
+
+
+@pytest.mark.parametrize("tuning", [TUNING, SEALING], ids=["tail", "sealed"])
+def test_a_damaged_npy_header_is_data_loss_for_that_collection_not_a_failed_open(tmp_path, tuning):
+    """Regression (found with sealing on, where a sealed collection's tail is empty): the
+    vectors file's .npy header is parsed while its checksum is computed, and a damaged header
+    made numpy raise (SyntaxError, tokenize's TokenError, ValueError) out of the Database's
+    open, so no collection was served. It is that collection's data loss."""
+    data_dir = _fill(tmp_path / "d", tuning)
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        col = db.create_collection("empty", dim=8)
+        col.add(["a"], VECTORS[:1])
+        col.checkpoint()
+        col.delete(ids=["a"])
+        col.checkpoint(compact=True)  # its generation's vectors.npy is now a header only
+    empty = next(p for p in (tmp_path / "d" / "collections").iterdir() if _name(p) == "empty")
+    (generation,) = empty.glob("gen-*")
+    assert np.load(generation / "vectors.npy").shape == (0, 8)
+    for victim in (generation / "vectors.npy", data_dir / "vectors.npy"):
+        data = bytearray(victim.read_bytes())
+        data[20:23] = b"(((" # inside the header's dict literal
+        victim.write_bytes(bytes(data))
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        for name in ("empty", "hurt"):
+            with pytest.raises(DataLossError, match="vectors.npy"):
+                db.get_collection(name)
+        assert db.get_collection("fine").count() == 298

@@ -16,8 +16,10 @@ from vectord.storage import Database, Field, Tuning
 from vectord.storage import compaction
 from vectord.storage.fsio import FileSystem
 
+# seal_rows=0: this file tests the compaction of the mutable tail (a segment's own
+# compaction: tests/storage/test_segments.py), so nothing may be sealed first.
 TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, compact_min_dead=10, compact_ratio=0.3,
-                index_threads=1)
+                index_threads=1, seal_rows=0)
 rng = np.random.default_rng(11)
 VECTORS = rng.normal(size=(400, 8)).astype(np.float32)
 IDS = [f"r{i}" for i in range(400)]

@@ -13,8 +13,10 @@ from vectord.storage.fsio import REAL
 from vectord.storage.index import exact_search
 from vectord.storage.indexer import Indexer
 
+# seal_rows=0: this file tests the mutable tail's own graph and indexer, so nothing may
+# move into a sealed segment (tests/storage/test_segments.py tests those).
 TUNING = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, graph_cost_per_ef=0,
-                compact_min_dead=10, compact_ratio=0.3)
+                compact_min_dead=10, compact_ratio=0.3, seal_rows=0)
 rng = np.random.default_rng(11)
 VECTORS = rng.normal(size=(1200, 8)).astype(np.float32)
 IDS = [f"r{i}" for i in range(len(VECTORS))]
