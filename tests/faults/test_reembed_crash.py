@@ -19,9 +19,9 @@ import pytest
 
 from crashfs import PowerLoss, PowerLossFS
 from fake_encoder import FakeEncoder, FakeRegistry
+from segments_sound import assert_segments_sound
 from test_power_loss import _abandon
 from vectord.storage import Database, Tuning, reembed
-from vectord.storage import checkpoint as disk
 
 TUNING = Tuning(exact_threshold=8, checkpoint_min_bytes=1 << 40, compact_min_dead=1 << 30, graph_cost_per_ef=0,
                 index_threads=1, maintenance_threads=1, seal_rows=10, merge_factor=8)
@@ -84,14 +84,7 @@ def _sound(db: Database, expected: dict) -> str:
     assert np.allclose(got.embeddings, model.embed(got.documents), atol=1e-6)
     for id_, vector in zip(got.ids, got.embeddings):
         assert col.query(vector[None], n_results=1)[0].distances[0] < 1e-5, id_
-    seen: set[str] = set()
-    for state in [col.state] + [segment.state for segment in col.sealed]:
-        ids = set(state.records.ids.take(state.records.live().tolist()))
-        assert not seen & ids
-        seen |= ids
-    listed = disk.read_manifest(col.path).get("segments", [])
-    names = {entry["name"] for entry in listed} | {entry["deletes"]["file"] for entry in listed if entry["deletes"]}
-    assert {p.name for p in col.path.glob("seg-*")} <= names
+    assert_segments_sound(col)
     return model.name
 
 

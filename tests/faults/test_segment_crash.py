@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from crashfs import PowerLoss, PowerLossFS
+from segments_sound import assert_segments_sound
 from test_power_loss import _abandon, _normalise, read_state
 from vectord.storage import Database, Tuning
-from vectord.storage import checkpoint as disk
 
 TUNING = Tuning(exact_threshold=8, checkpoint_min_bytes=1 << 40, compact_min_dead=6, compact_ratio=0.3,
                 graph_cost_per_ef=0, index_threads=1, maintenance_threads=1, seal_rows=10, merge_factor=3)
@@ -74,14 +74,7 @@ def _sound(db: Database) -> None:
     got = col.get(include=["embeddings"])
     for id_, vector in zip(got.ids, got.embeddings):
         assert col.query([vector], n_results=1)[0].ids == [id_], id_
-    seen: set[str] = set()
-    for state in [col.state] + [segment.state for segment in col.sealed]:
-        ids = set(state.records.ids.take(state.records.live().tolist()))
-        assert not seen & ids
-        seen |= ids
-    listed = disk.read_manifest(col.path).get("segments", [])
-    names = {entry["name"] for entry in listed} | {entry["deletes"]["file"] for entry in listed if entry["deletes"]}
-    assert {p.name for p in col.path.glob("seg-*")} <= names
+    assert_segments_sound(col)
 
 
 @pytest.mark.parametrize("step", ["seal", "merge", "compact"])
