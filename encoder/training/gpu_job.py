@@ -127,6 +127,10 @@ def main(argv=None) -> None:
     ap.add_argument("--label-cache", type=Path, default=DEFAULT_LABEL_CACHE,
                     help="root of label_job.py's cache: labels found there are used, only the rest is labelled "
                          "(absent on a lent GPU machine: everything is labelled there)")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="an earlier run's student.npz: continue its training from the step its student.json "
+                         "names (with --steps, the whole schedule's length; with --seconds too, this run stops "
+                         "when its time is up and the next --resume continues)")
     ap.add_argument("--labelled-only", action="store_true",
                     help="train on the cached labels only (no teacher run): texts, pairs and validation texts "
                          "without a label are left out")
@@ -196,8 +200,20 @@ def main(argv=None) -> None:
         save_twin(model, cfg, a.out / "student.npz", {**extra, "checkpoint_step": step})
         log(f"checkpoint at step {step}")
 
-    model = train(ids, tv, pairs, train_idx, val, cfg, device=device, log=log, checkpoint=checkpoint)
-    save_twin(model, cfg, a.out / "student.npz", {**extra, "seconds": round(time.time() - t0, 1)})
+    init_state, start_step = None, 0
+    if a.resume is not None:
+        import json
+
+        from .train_twin import load_twin_state
+
+        before = json.loads(a.resume.with_suffix(".json").read_text())
+        init_state = load_twin_state(a.resume)
+        start_step = int(before.get("checkpoint_step", before["config"]["steps"]))
+        log(f"resuming {a.resume} at step {start_step}")
+    model = train(ids, tv, pairs, train_idx, val, cfg, device=device, log=log, checkpoint=checkpoint,
+                  init_state=init_state, start_step=start_step)
+    save_twin(model, cfg, a.out / "student.npz", {**extra, "seconds": round(time.time() - t0, 1),
+                                                  "checkpoint_step": cfg.steps})
     log(f"done: {cfg.steps} steps, final {cfg.history[-1] if cfg.history else ''}")
 
 

@@ -73,8 +73,14 @@ def length_batches(lens: np.ndarray, items: np.ndarray, batch: int, rng) -> list
 
 
 def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-          cfg: TrainConfig, *, device: str = "cpu", log=print, checkpoint=None, checkpoint_every_s: float = 90.0):
-    """Returns the trained twin (on `device`). pairs: (P, 2) indices into ids/teacher."""
+          cfg: TrainConfig, *, device: str = "cpu", log=print, checkpoint=None, checkpoint_every_s: float = 90.0,
+          init_state: dict[str, np.ndarray] | None = None, start_step: int = 0):
+    """Returns the trained twin (on `device`). pairs: (P, 2) indices into ids/teacher.
+
+    ``init_state`` (``load_twin_state`` of an earlier run's checkpoint) and ``start_step`` (its
+    ``checkpoint_step``) continue that run: its weights, the learning-rate schedule from that
+    step (Adam's moments start afresh), so that a training too long for one session (on CPU)
+    is split into runs that each finish in one."""
     import torch
     from torch.nn import functional as F
 
@@ -86,6 +92,8 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     model = build_twin(cfg.vocab_size, cfg.emb, cfg.hidden, cfg.dim).to(device)
+    if init_state is not None:
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in init_state.items()})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     tvec = torch.from_numpy(teacher.astype(np.float32)).to(device)
     tau = cfg.tau
@@ -138,16 +146,16 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
     total = cfg.steps or 10 ** 9
     t0 = time.time()
     last_ckpt = t0
-    step = 0
-    t_mark = t0  # reset at step 20: the speed of steps 20..60 fits the schedule to the time budget
+    step = start_step
+    t_mark = t0  # reset at step 20 of this run: the speed of its steps 20..60 fits the schedule to the time budget
     model.train()
     while step < total:
-        if not cfg.steps and step == 60:
+        if not cfg.steps and step - start_step == 60:
             # fit the schedule to the time budget, from the speed of steps 20..60
             per = (time.time() - t_mark) / 40
             total = max(step + 1, int((cfg.seconds - (time.time() - t0)) / per) + step)
-            log(f"step time {per * 1000:.1f} ms -> {total} steps in {cfg.seconds:.0f} s")
-        if step == 20:
+            log(f"step time {per * 1000:.1f} ms -> {total - start_step} steps in {cfg.seconds:.0f} s")
+        if step - start_step == 20:
             t_mark = time.time()
         lr = cfg.lr * (step + 1) / cfg.warmup if step < cfg.warmup else \
             cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup)))))
@@ -168,6 +176,11 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
         if checkpoint and time.time() - last_ckpt > checkpoint_every_s:
             checkpoint(model, step)
             last_ckpt = time.time()
+        if cfg.steps and cfg.seconds and time.time() - t0 > cfg.seconds:
+            # a fixed schedule split over runs: this one's time is up; the caller saves the
+            # weights with this step, and the next run continues from it (init_state, start_step)
+            log(f"time budget spent at step {step} of {total}")
+            break
     cfg.steps = step
     return model
 

@@ -46,3 +46,31 @@ def test_saved_weights_round_trip(tmp_path):
     back = load_twin_state(tmp_path / "student.npz")
     for k, v in state_to_numpy(twin).items():
         assert np.array_equal(back[k], v), k
+
+
+def test_a_resumed_run_continues_from_the_checkpoint_step_and_its_weights(tmp_path):
+    # CPU training split over sessions (gpu_job --resume): the second run starts from the
+    # first one's weights at its step, and runs only the rest of the schedule
+    from encoder.training.train_twin import Ragged, train
+
+    rng = np.random.default_rng(0)
+    ids = Ragged([rng.integers(1, 300, rng.integers(3, 9)) for _ in range(64)])
+    teacher = rng.normal(size=(64, 16)).astype(np.float32)
+    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    pairs = np.zeros((0, 2), np.int64)
+    cfg = dict(emb=12, hidden=8, dim=16, vocab_size=300, batch=16, pair_batch=4, warmup=2)
+    first = TrainConfig(**cfg, steps=3)
+    model = train(ids, teacher, pairs, np.arange(48), np.arange(48, 64), first, log=lambda *_: None)
+    assert first.steps == 3
+    state = state_to_numpy(model)
+    seen = []
+    second = TrainConfig(**cfg, steps=5)
+    resumed = train(ids, teacher, pairs, np.arange(48), np.arange(48, 64), second, log=seen.append,
+                    init_state=state, start_step=3)
+    assert second.steps == 5  # two more steps, not five
+    after = state_to_numpy(resumed)
+    assert any(not np.array_equal(after[k], state[k]) for k in state)  # it trained on from there
+    unchanged = TrainConfig(**cfg, steps=3)  # nothing left of the schedule: the weights as given
+    same = state_to_numpy(train(ids, teacher, pairs, np.arange(48), np.arange(48, 64), unchanged,
+                                log=lambda *_: None, init_state=state, start_step=3))
+    assert all(np.array_equal(same[k], state[k]) for k in state)
