@@ -50,9 +50,10 @@ INDEX = "index.hnsw"
 
 
 class _HashingWriter:
-    """Passes writes through to a file while computing their sha256 and crc32c."""
+    """Passes writes through to a file (``handle``; None: none, only the checksums) while
+    computing their size, sha256 and crc32c: what a MANIFEST lists of a file (``entry``)."""
 
-    def __init__(self, handle) -> None:
+    def __init__(self, handle=None) -> None:
         self.handle, self.sha, self.crc = handle, hashlib.sha256(), google_crc32c.Checksum()
         self.size = 0
 
@@ -65,10 +66,18 @@ class _HashingWriter:
             for start in range(0, len(view), 4 << 20):
                 self.crc.update(bytes(view[start:start + (4 << 20)]))
         self.size += len(data)
-        return self.handle.write(data)
+        return self.handle.write(data) if self.handle is not None else len(data)
+
+    update = write  # a digest too (``_feed``)
 
     def entry(self) -> dict[str, Any]:
-        return {"sha256": self.sha.hexdigest(), "crc32c": self.crc.hexdigest().decode(), "size": self.size}
+        return {"sha256": self.sha.hexdigest(), "crc32c": _hex(self.crc), "size": self.size}
+
+
+def _hex(digest) -> str:
+    """A digest's hex string (google_crc32c's ``hexdigest`` returns bytes, hashlib's str)."""
+    found = digest.hexdigest()
+    return found.decode() if isinstance(found, bytes) else found
 
 
 def sha256_file(path: Path) -> str:
@@ -81,16 +90,6 @@ def _feed(path: Path, digest) -> None:
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-
-
-def _file_entry(path: Path) -> dict[str, Any]:
-    writer = _HashingWriter(None)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            writer.sha.update(chunk)
-            writer.crc.update(chunk)
-            writer.size += len(chunk)
-    return writer.entry()
 
 
 def _checksum_of(expected: dict[str, Any]):
@@ -184,14 +183,17 @@ def write_generation(
 
     data = framing.pack(records)
     fs.write_file(gen / RECORDS, data)
-    files[RECORDS] = {"sha256": hashlib.sha256(data).hexdigest(),
-                      "crc32c": google_crc32c.Checksum(data).hexdigest().decode(), "size": len(data)}
+    checksums = _HashingWriter()
+    checksums.write(data)
+    files[RECORDS] = checksums.entry()
 
     index_meta = None
     if index is not None:
         index.save(gen / INDEX)
         fs.fsync_path(gen / INDEX)
-        files[INDEX] = _file_entry(gen / INDEX)
+        checksums = _HashingWriter()
+        _feed(gen / INDEX, checksums)
+        files[INDEX] = checksums.entry()
         index_meta = {"file": INDEX, "count": index.count, "deleted": index.deleted,
                       "covered": index.covered,
                       "dim": index.dim, "space": index.metric, "m": index.m,
@@ -217,8 +219,7 @@ def _verified(gen: Path, files: dict[str, Any], name: str, feed=_feed) -> Path:
         raise DataLossError(f"{path}: checksum mismatch (file damaged)")
     key, digest = _checksum_of(expected)
     feed(path, digest)
-    found = digest.hexdigest()
-    if (found.decode() if isinstance(found, bytes) else found) != expected[key]:
+    if _hex(digest) != expected[key]:
         raise DataLossError(f"{path}: checksum mismatch (file damaged)")
     return path
 
