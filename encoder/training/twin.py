@@ -40,6 +40,7 @@ def build_twin(vocab_size: int, emb: int, hidden: int, dim: int):
             self.gru_fwd = nn.GRU(emb, hidden, batch_first=True)
             self.gru_bwd = nn.GRU(emb, hidden, batch_first=True)
             self.projection = nn.Linear(2 * hidden + emb, dim)
+            keras_init(self, hidden)
 
         def forward(self, ids):
             notpad = ids != 0
@@ -53,6 +54,37 @@ def build_twin(vocab_size: int, emb: int, hidden: int, dim: int):
             return F.normalize(self.projection(pooled), dim=-1, eps=1e-6)
 
     return Twin()
+
+
+def keras_init(model, hidden: int) -> None:
+    """Start the twin where the Keras student (student.build_model) starts: Embedding uniform(+-0.05),
+    Glorot-uniform input kernels and Dense, orthogonal recurrent kernels, zero biases.
+
+    Why: PyTorch's defaults (an N(0, 1) embedding, uniform(+-1/sqrt(H)) everywhere) fit short texts
+    far worse: a twin trained with them reached cosine 0.66 to the teacher on held-out WordNet glosses
+    after 10k GPU steps, against 0.89 for the smaller Keras-trained mini model. On the CPU, 300 steps on
+    short texts gave 0.52 with this initialisation and 0.30 with PyTorch's (encoder/EVAL.md, "Training
+    runs"). Keras draws each kernel as one (in, 3H) matrix, so the draw is made in that shape and
+    transposed into PyTorch's (3H, in) layout; the gate order inside it does not matter for a random draw.
+    """
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        nn.init.uniform_(model.embedding.weight, -0.05, 0.05)
+        for gru in (model.gru_fwd, model.gru_bwd):
+            w = torch.empty(gru.weight_ih_l0.shape[1], 3 * hidden)
+            nn.init.xavier_uniform_(w)
+            gru.weight_ih_l0.copy_(w.T)
+            w = torch.empty(hidden, 3 * hidden)
+            nn.init.orthogonal_(w)
+            gru.weight_hh_l0.copy_(w.T)
+            gru.bias_ih_l0.zero_()
+            gru.bias_hh_l0.zero_()
+        w = torch.empty(model.projection.weight.shape[1], model.projection.weight.shape[0])
+        nn.init.xavier_uniform_(w)
+        model.projection.weight.copy_(w.T)
+        model.projection.bias.zero_()
 
 
 def _reorder_rz(w: np.ndarray, h: int) -> np.ndarray:

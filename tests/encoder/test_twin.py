@@ -74,3 +74,17 @@ def test_a_resumed_run_continues_from_the_checkpoint_step_and_its_weights(tmp_pa
     same = state_to_numpy(train(ids, teacher, pairs, np.arange(48), np.arange(48, 64), unchanged,
                                 log=lambda *_: None, init_state=state, start_step=3))
     assert all(np.array_equal(same[k], state[k]) for k in state)
+
+
+def test_the_twin_starts_where_the_keras_student_starts():
+    """PyTorch's default init (an N(0, 1) embedding) trained short texts far worse (twin.keras_init)."""
+    torch.manual_seed(0)
+    state = state_to_numpy(build_twin(300, 12, 8, 16))
+    assert np.abs(state["embedding.weight"]).max() <= 0.05
+    for name in ("gru_fwd", "gru_bwd"):
+        assert not state[f"{name}.bias_ih_l0"].any() and not state[f"{name}.bias_hh_l0"].any()
+        whh = state[f"{name}.weight_hh_l0"]  # (3H, H): Keras's orthogonal (H, 3H) draw, transposed
+        np.testing.assert_allclose(whh.T @ whh, np.eye(8), atol=1e-5)
+        limit = np.sqrt(6 / (12 + 3 * 8))  # Glorot: fan_in + fan_out of Keras's (emb, 3H) kernel
+        assert np.abs(state[f"{name}.weight_ih_l0"]).max() <= limit
+    assert not state["projection.bias"].any()
