@@ -360,7 +360,7 @@ class Client:
 
         Example:
             >>> [m["name"] for m in client.list_models()]
-            ['vectord-gru-mini']
+            ['vectord-gru-base', 'vectord-gru-mini']
         """
         response = self._call("Encoder", "ListModels", encoder_pb2.ListModelsRequest())
         return [rq.model_info(m) for m in response.models]

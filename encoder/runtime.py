@@ -40,7 +40,9 @@ import numpy as np
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "vectord-gru-mini"
+# New collections take the default; a collection pins the model it was made with, so collections of
+# vectord-gru-mini (the default before it) keep embedding with it (encoder/training/RUNS.md compares the two).
+DEFAULT_MODEL = "vectord-gru-base"
 
 
 class EncoderError(Exception):

