@@ -21,7 +21,7 @@ Steps (each also runnable alone, each resumable or cheap to repeat):
 
 Version 2 (issue 10: technical passages, FAQ/heading/man pairs, a 256-token window), also one command:
 
-    python -m encoder.training.pipeline --v2 --out encoder/models/vectord-gru-base [--seconds 540]
+    python -m encoder.training.pipeline --v2 --out encoder/models/vectord-gru-base [--seconds 540] [--v2-steps 5048]
 
   1. corpus2   python -m encoder.training.corpus --v2   Debian manuals and FAQs + v1 texts, pairs, held-out eval2
   2. pack      python -m encoder.training.pack_job      texts cut to a compressed budget + the int8 teacher (.gpu/)
@@ -54,6 +54,7 @@ from .common import DEFAULT_OUT, one_core
 STEPS = ("corpus", "teacher", "train", "export", "eval")
 DEFAULT_CHUNKS = 112
 DEFAULT_TRAIN_STEPS = 12000
+V2_STEPS = 5048  # vectord-gru-base 2.0.0 (encoder/training/RUNS.md, GPU run 2)
 
 
 def main(argv=None) -> None:
@@ -65,13 +66,18 @@ def main(argv=None) -> None:
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--rebuild-corpus", action="store_true", help="rebuild corpus.txt even if it exists")
     ap.add_argument("--v2", action="store_true", help="the version 2 pipeline (see above); --out names the model")
-    ap.add_argument("--seconds", type=float, default=540, help="v2: the label+train job's time budget")
+    ap.add_argument("--seconds", type=float, default=540,
+                    help="v2: the label+train job's time budget for this run (with --v2-steps: the run stops "
+                         "when it is spent and the next run of the same command resumes)")
+    ap.add_argument("--v2-steps", type=int, default=V2_STEPS,
+                    help="v2: training steps of batch 512 (the shipped vectord-gru-base: 5,048); 0: as many "
+                         "as --seconds allows")
     ap.add_argument("--pack-mib", type=float, default=14, help="v2: compressed size budget of the packed texts")
     ap.add_argument("--labelled-only", action="store_true",
                     help="v2: train on the labels label_job.py has cached, without labelling the rest")
     a = ap.parse_args(argv)
     if a.v2:
-        return run_v2(a.out, a.seconds, a.pack_mib, a.labelled_only)
+        return run_v2(a.out, a.seconds, a.pack_mib, a.labelled_only, a.v2_steps)
     todo = [s for s in a.only.split(",") if s]
     bad = [s for s in todo if s not in STEPS]
     if bad:
@@ -115,7 +121,9 @@ def main(argv=None) -> None:
     banner("done")
 
 
-def run_v2(out: Path, seconds: float, pack_mib: float, labelled_only: bool = False) -> None:
+def run_v2(out: Path, seconds: float, pack_mib: float, labelled_only: bool = False, steps: int = V2_STEPS) -> None:
+    import json
+
     from . import corpus, evaluate, export, gpu_job, pack_job
     from .common import WORK
 
@@ -125,10 +133,20 @@ def run_v2(out: Path, seconds: float, pack_mib: float, labelled_only: bool = Fal
         corpus.main(["--v2"])
     if not (packed / "teacher.npz").exists():
         pack_job.main(["--corpus", str(v2), "--out", str(packed), "--mib", str(pack_mib)])
-    finished = (job / "student.json").exists() and "checkpoint_step" not in (job / "student.json").read_text()
-    if not finished:  # a job cut off at a checkpoint is run again (labels in label_job's cache are reused)
-        gpu_job.main(["--data", str(packed), "--out", str(job), "--seconds", str(seconds),
-                      "--label-cache", str(WORK / "v2-labels")] + (["--labelled-only"] if labelled_only else []))
+    # only the job's final save records "seconds"; with --v2-steps a run that ran out of time saved
+    # fewer steps than asked, and this command resumes it (labels in label_job's cache are reused)
+    meta = json.loads((job / "student.json").read_text()) if (job / "student.json").exists() else None
+    reached = int(meta.get("checkpoint_step", 0)) if meta else 0
+    if meta is None or "seconds" not in meta or (steps and reached < steps):
+        args = ["--data", str(packed), "--out", str(job), "--seconds", str(seconds),
+                "--label-cache", str(WORK / "v2-labels")] + (["--labelled-only"] if labelled_only else [])
+        if steps:
+            args += ["--steps", str(steps)] + (["--resume", str(job / "student.npz")] if reached else [])
+        gpu_job.main(args)
+        meta = json.loads((job / "student.json").read_text())
+        if steps and int(meta.get("checkpoint_step", 0)) < steps:
+            print(f"stopped at step {meta['checkpoint_step']} of {steps}: run the same command again to go on")
+            return
     export.main(["--twin", str(job / "student.npz"), "--parity-data", str(packed / "texts.txt.xz"),
                  "--out", str(out), "--name", out.name, "--version", "2.0.0"])
     evaluate.main(["--model-dir", str(out)])
