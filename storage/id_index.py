@@ -70,6 +70,15 @@ class IdColumn:
         self._offsets = array("q", [0])
         self._offsets.frombytes(ends.tobytes())
 
+    @classmethod
+    def from_packed(cls, data: bytes, lens: np.ndarray) -> "IdColumn":
+        """The column of the ids whose utf-8 bytes are packed end to end in ``data``, label i
+        ``lens[i]`` bytes long."""
+        column = cls()
+        column._data = bytearray(data)
+        column._offsets.frombytes(np.cumsum(lens, dtype=np.int64).tobytes())
+        return column
+
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
@@ -328,6 +337,32 @@ class IdIndex:
             size *= 2
         index._refill(size, labels, len(column))
         return index
+
+    @classmethod
+    def build_hashed(cls, column: IdColumn, hashes: np.ndarray, labels: np.ndarray) -> "IdIndex":
+        """As ``build``, for ids already in ``column`` at ``labels``, given their ``hash()``
+        (the caller's, taken when it had them as ``str``)."""
+        index = cls(column)
+        fragments = np.asarray(hashes, np.int64) & _MASK32
+        _refuse_repeats(_AtLabels(column, labels), fragments)
+        by_label = np.zeros(len(column), np.uint32)
+        by_label[labels] = fragments
+        index._hashes = array("I", by_label.tobytes())
+        size = 16
+        while len(labels) > _MAX_LOAD * size:
+            size *= 2
+        index._refill(size, labels, len(column))
+        return index
+
+
+class _AtLabels:
+    """The ids of ``labels`` as a sequence (read one by one: repeats are checked for few)."""
+
+    def __init__(self, column: IdColumn, labels: np.ndarray) -> None:
+        self._column, self._labels = column, labels
+
+    def __getitem__(self, i: int) -> str:
+        return self._column[int(self._labels[i])]
 
 
 def _refuse_repeats(ids: Sequence[str], hashes: np.ndarray) -> None:

@@ -56,6 +56,16 @@ class PackedBytes:
         self._data = bytearray(b"".join(values))
         self._starts, self._lens = array("q", starts.tobytes()), array("I", lens.astype(np.uint32).tobytes())
 
+    @classmethod
+    def from_packed(cls, data: bytes, lens: np.ndarray) -> "PackedBytes":
+        """The column of the values packed end to end in ``data``, slot i ``lens[i]`` bytes long."""
+        column = cls()
+        starts = np.zeros(len(lens), np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        column._data = bytearray(data)
+        column._starts, column._lens = array("q", starts.tobytes()), array("I", lens.astype(np.uint32).tobytes())
+        return column
+
     def groups(self, slots: np.ndarray) -> list[tuple[bytes, np.ndarray]]:
         """The distinct non-empty values at ``slots``, each with its slots (storage/packed_groups.py)."""
         return group_slots(self._data, np.frombuffer(self._starts, np.int64),
@@ -187,6 +197,53 @@ class RecordStore:
         store._order = IdOrder(store.ids)
         return store
 
+    @classmethod
+    def from_packed(cls, labels: np.ndarray, id_blob: bytes, id_lens: np.ndarray, id_hashes: np.ndarray,
+                    documents: list[str | None] | None, n_documents: int, metadata_blob: bytes,
+                    metadata_lens: np.ndarray, slots: int) -> "RecordStore":
+        """As ``from_columns``, from columns already packed (storage/record_file.py): each
+        column's values end to end in the order of ``labels`` and their lengths (int64), the
+        ids' ``hash()``; ``documents`` None when every one is None.
+
+        Raises:
+            ValueError: the columns do not agree with each other or with ``slots``, or a
+                label or an id repeats.
+        """
+        n = len(labels)
+        if not (len(id_lens) == len(id_hashes) == n_documents == len(metadata_lens) == n) or (
+                documents is not None and len(documents) != n) or (
+                n and (int(labels.min()) < 0 or int(labels.max()) >= slots)):
+            raise ValueError(f"record columns do not agree with each other or with {slots} slots")
+        if n > 1 and not bool(np.all(labels[1:] > labels[:-1])):  # written in label order: not sorted again
+            order = np.argsort(labels, kind="stable")
+            labels = labels[order]
+            if bool(np.any(labels[1:] == labels[:-1])):
+                raise ValueError("record columns repeat a label")
+            id_blob, id_lens = _gathered(id_blob, id_lens, order)
+            metadata_blob, metadata_lens = _gathered(metadata_blob, metadata_lens, order)
+            id_hashes = id_hashes[order]
+            if documents is not None:
+                documents = [documents[i] for i in order.tolist()]
+        store = cls()
+        by_slot = np.zeros(slots, np.int64)
+        by_slot[labels] = id_lens
+        store.ids = IdColumn.from_packed(id_blob, by_slot)
+        by_slot[:] = 0
+        by_slot[labels] = metadata_lens
+        store.metadatas = PackedBytes.from_packed(metadata_blob, by_slot)
+        del by_slot
+        if documents is None:
+            store.documents = Documents(n=slots)
+        else:
+            column = np.full(slots, None, object)
+            column[labels] = documents
+            store.documents = Documents(column.tolist())
+        store._alive = np.zeros(max(16, slots), np.bool_)
+        store._alive[labels] = True
+        store.labels = IdIndex.build_hashed(store.ids, id_hashes, labels)
+        store._order = IdOrder(store.ids)
+        return store
+
     def to_columns(self) -> dict[str, Any]:
         """The live records as a checkpoint stores them (see ``from_columns``)."""
         labels = self.live()
@@ -305,6 +362,15 @@ class RecordStore:
         self._alive[label] = False
         self._live_cache = None
         return id_, metadata
+
+
+def _gathered(blob: bytes, lens: np.ndarray, order: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Packed values (``blob`` cut at ``lens``) rearranged in ``order``."""
+    starts = np.cumsum(lens) - lens
+    lens = lens[order]
+    ends = np.cumsum(lens)
+    at = np.repeat(starts[order] - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    return np.frombuffer(blob, np.uint8)[at].tobytes(), lens
 
 
 class LiveLabels:
