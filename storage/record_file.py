@@ -111,14 +111,13 @@ def read(stream: BinaryIO, slots: int) -> "Any | None":
             continue
         packed = _Packed(n)
         add = packed.add_strs if key == "ids" else packed.add_bytes
-        hashes = [] if key == "ids" else None
+        # filled in place: no object outlives its chunk (one would pin an arena of them)
+        hashes = packed.hashes = np.empty(n if key == "ids" else 0, np.int64)
         for start in range(0, n, CHUNK):
             chunk = list(islice(unpacker, min(CHUNK, n - start)))
             add(chunk)
-            if hashes is not None:
-                hashes.append(np.fromiter(map(hash, chunk), np.int64, len(chunk)))
-        if hashes is not None:
-            packed.hashes = np.concatenate(hashes) if hashes else np.empty(0, np.int64)
+            if len(hashes):
+                hashes[start:start + len(chunk)] = np.fromiter(map(hash, chunk), np.int64, len(chunk))
         columns[key] = packed
     if set(columns) != {"labels", "ids", "documents", "metadatas"}:
         raise ValueError(f"records file: columns {sorted(columns)} missing some of labels, ids, documents, metadatas")

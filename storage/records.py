@@ -55,6 +55,13 @@ class PackedBytes:
         values = [value or b"" for value in values]
         self._set(b"".join(values), np.fromiter(map(len, values), np.int64, len(values)))
 
+    def _share_metadata(self, live: np.ndarray) -> None:
+        """Groups a new store's metadata once: repeated values kept once in the buffer
+        (``PackedBytes.share``), the groups handed to the next ``metadata_groups`` (every
+        caller of the constructors builds its metadata index from them)."""
+        self._groups = self.metadatas.groups(live)
+        self.metadatas.share(self._groups)
+
     @classmethod
     def from_packed(cls, data: bytes, lens: np.ndarray) -> "PackedBytes":
         """The column of the values packed end to end in ``data``, slot i ``lens[i]`` bytes long."""
@@ -232,9 +239,17 @@ class RecordStore:
         del by_slot
         store._alive = np.zeros(max(16, slots), np.bool_)
         store._alive[at] = True
+        store._share_metadata(at)
         store.labels = IdIndex.build(store.ids, ids, at)
         store._order = IdOrder(store.ids)
         return store
+
+    def _share_metadata(self, live: np.ndarray) -> None:
+        """Groups a new store's metadata once: repeated values kept once in the buffer
+        (``PackedBytes.share``), the groups handed to the next ``metadata_groups`` (every
+        caller of the constructors builds its metadata index from them)."""
+        self._groups = self.metadatas.groups(live)
+        self.metadatas.share(self._groups)
 
     @classmethod
     def from_packed(cls, labels: np.ndarray, id_blob: bytes, id_lens: np.ndarray, id_hashes: np.ndarray,
@@ -279,9 +294,7 @@ class RecordStore:
             store.documents = Documents(column.tolist())
         store._alive = np.zeros(max(16, slots), np.bool_)
         store._alive[labels] = True
-        # grouped once: the values shared in the buffer, the groups kept for the metadata index
-        store._groups = store.metadatas.groups(labels)
-        store.metadatas.share(store._groups)
+        store._share_metadata(labels)
         store.labels = IdIndex.build_hashed(store.ids, id_hashes, labels)
         store._order = IdOrder(store.ids)
         return store
