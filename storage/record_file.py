@@ -7,7 +7,7 @@ keeps a 1 MiB arena as long as any object in it lives, and the objects the open 
 (arrays' headers, the metadata index's entries) land between those temporaries: a GloVe
 65k x 50 collection kept ~5 arenas that were nearly empty, 60-80 bytes a record of resident
 memory (``sys._debugmallocstats`` before and after opening;
-benchmarks/results/memory-steady-50d-2026-11-30-lazy.md). Here the columns are read
+benchmarks/results/memory-steady-50d-2026-11-30-open.md). Here the columns are read
 ``CHUNK`` values at a time (msgpack's streaming ``Unpacker``), each chunk packed into
 numpy/bytearray buffers at once, so the temporaries of one chunk reuse the memory of the
 last one.

@@ -4,12 +4,13 @@ Why columns and encoded metadata: a million records held as a tuple and a metada
 each cost about 0.8 KB of Python objects apiece; as list slots, one id string and the
 metadata msgpack-encoded (a one-key map is ~45 bytes as bytes, ~240 as a dict) they cost a
 third of that. The encoded metadata are not even bytes objects: they are packed end to end
-in one buffer (``PackedBytes``, 12 bytes of offsets a slot plus the encoding itself: a
-``{"bucket": 123}`` costs 23 bytes instead of 56; issue 13, per-record memory). Metadata is
-decoded only for the records a call returns or a filter scan checks.
+in one buffer (``PackedBytes``, 8 bytes of offsets a slot plus the encoding itself, kept
+once per distinct value when a store is built from a checkpoint: a ``{"bucket": 123}``
+costs 8-19 bytes instead of 56; issue 13, per-record memory). Metadata is decoded only for
+the records a call returns or a filter scan checks.
 
 Ids are not Python strings either: one packed column, a hash index and an id order built
-when first paged (storage/id_index.py), about 35 bytes a record instead of 140.
+when first paged (storage/id_index.py), about 21 bytes a record instead of 140.
 
 Labels are slots, never reused until compaction; a dropped record leaves ``None`` in its
 document and metadata slots and keeps its id. Not thread-safe: the collection's read/write
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from .framing import pack, unpack
 from .id_index import SMALL_BATCH, IdColumn, IdIndex, IdOrder
+from . import offsets
 from .offsets import as_numpy, offsets_array, widened
 from .packed_groups import group_slots
 
@@ -107,11 +109,12 @@ class PackedBytes:
         return self._n
 
     def __getitem__(self, slot: int) -> bytes | None:
-        if not 0 <= slot < self._n:
-            raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
-        if self._lens is None:
+        lens = self._lens
+        if lens is None or slot < 0:
+            if not 0 <= slot < self._n:
+                raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
             return None
-        length = self._lens[slot]
+        length = lens[slot]  # IndexError past the end
         if not length:
             return None
         start = self._starts[slot]
@@ -138,7 +141,8 @@ class PackedBytes:
                 self._n += 1
                 return
             self._materialise()
-        self._starts = widened(self._starts, len(self._data))
+        if len(self._data) > offsets.MAX32:  # (a module attribute: a call a record cost 3%)
+            self._starts = widened(self._starts, len(self._data))
         self._starts.append(len(self._data))
         self._lens.append(len(value) if value else 0)
         self._n += 1
