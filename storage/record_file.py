@@ -26,6 +26,9 @@ from typing import Any, BinaryIO
 import msgpack
 import numpy as np
 
+from .id_index import encode
+from .records import RecordStore
+
 #: Values decoded at once: their temporary objects fit in the arenas the last chunk freed.
 CHUNK = 4096
 _MAP_HEADERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
@@ -41,8 +44,6 @@ class _Packed:
         self.filled = 0
 
     def add_strs(self, values: list) -> None:
-        from .id_index import encode  # one encoding of ids, shared with the index
-
         if not all(type(value) is str for value in values):
             raise ValueError("record ids must be strings")
         joined = "".join(values)
@@ -67,24 +68,17 @@ class _Packed:
         self.filled += len(lens)
 
 
-def read(stream: BinaryIO, slots: int) -> "Any | None":
-    """The ``RecordStore`` of a records file of the column layout, read from ``stream``;
-    None if the file has another layout (the caller decodes it whole).
+def _next(unpacker: msgpack.Unpacker, count: int, key: str) -> list:
+    """The next ``count`` values of a column (iterating an Unpacker stops quietly at the end
+    of the data: a column cut short is refused here, not read as empty values)."""
+    chunk = list(islice(unpacker, count))
+    if len(chunk) != count:
+        raise ValueError(f"records file: the {key} column ends early")
+    return chunk
 
-    Raises:
-        ValueError: the columns do not agree with each other or with ``slots``, a label or
-            an id repeats, or a value has the wrong type.
-        msgpack's exceptions (ValueError subclasses) for a malformed file.
-    """
-    from .records import RecordStore
 
-    first = stream.read(1)
-    size = stream.seek(0, os.SEEK_END)
-    stream.seek(0)
-    if not first or first[0] not in _MAP_HEADERS:
-        return None
-    # one value (the labels: 8 bytes a record) may be as large as the file; none larger
-    unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=True, max_buffer_size=max(size, 1 << 16))
+def _columns(unpacker: msgpack.Unpacker) -> dict[str, Any]:
+    """The file's columns, each packed as it is read (see ``read``)."""
     columns: dict[str, Any] = {}
     for _ in range(unpacker.read_map_header()):
         key = unpacker.unpack()
@@ -100,7 +94,7 @@ def read(stream: BinaryIO, slots: int) -> "Any | None":
         if key == "documents":
             documents: list | None = None  # None while every document read is None
             for start in range(0, n, CHUNK):
-                chunk = list(islice(unpacker, min(CHUNK, n - start)))
+                chunk = _next(unpacker, min(CHUNK, n - start), key)
                 if documents is None and any(value is not None for value in chunk):
                     documents = [None] * start
                 if documents is not None:
@@ -114,11 +108,34 @@ def read(stream: BinaryIO, slots: int) -> "Any | None":
         # filled in place: no object outlives its chunk (one would pin an arena of them)
         hashes = packed.hashes = np.empty(n if key == "ids" else 0, np.int64)
         for start in range(0, n, CHUNK):
-            chunk = list(islice(unpacker, min(CHUNK, n - start)))
+            chunk = _next(unpacker, min(CHUNK, n - start), key)
             add(chunk)
             if len(hashes):
                 hashes[start:start + len(chunk)] = np.fromiter(map(hash, chunk), np.int64, len(chunk))
         columns[key] = packed
+    return columns
+
+
+def read(stream: BinaryIO, slots: int) -> RecordStore | None:
+    """The ``RecordStore`` of a records file of the column layout, read from ``stream``;
+    None if the file has another layout (the caller decodes it whole).
+
+    Raises:
+        ValueError: the columns do not agree with each other or with ``slots``, a label or
+            an id repeats, or a value has the wrong type.
+        The file ends early, or is otherwise malformed msgpack (msgpack's errors, ValueErrors).
+    """
+    first = stream.read(1)
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(0)
+    if not first or first[0] not in _MAP_HEADERS:
+        return None
+    # one value (the labels: 8 bytes a record) may be as large as the file; none larger
+    unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=True, max_buffer_size=max(size, 1 << 16))
+    try:
+        columns = _columns(unpacker)
+    except msgpack.OutOfData as exc:  # not a ValueError in msgpack
+        raise ValueError("records file: ends inside its columns") from exc
     if set(columns) != {"labels", "ids", "documents", "metadatas"}:
         raise ValueError(f"records file: columns {sorted(columns)} missing some of labels, ids, documents, metadatas")
     try:

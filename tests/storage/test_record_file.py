@@ -88,6 +88,16 @@ def test_columns_that_do_not_hold_together_are_refused(damage, match):
         _read(columns, 2)
 
 
+@pytest.mark.parametrize("cut", [1, 3, 9])
+def test_a_file_cut_short_is_refused_not_read_as_empty_values(cut):
+    columns = _columns([0, 1, 2], ["a", "b", "c"], [None, "x", None], [{}, {"k": 1}, {}])
+    columns = {"labels": columns["labels"], "documents": columns["documents"], "metadatas": columns["metadatas"],
+               "ids": columns["ids"]}  # ids last: a cut falls inside them
+    data = framing.pack(columns)
+    with pytest.raises(ValueError):
+        record_file.read(io.BytesIO(data[:-cut]), 3)
+
+
 def test_data_after_the_columns_is_refused():
     data = framing.pack(_columns([0], ["a"], [None], [{}])) + b"\xc0"
     with pytest.raises(ValueError, match="extra data"):
