@@ -17,7 +17,16 @@ VmRSS (and its peak, VmHWM) is read:
   originals are resident, as they are on a server that has served a while;
 - **during compaction** (``Admin.Checkpoint(compact=True)`` after deleting 35% of the
   records: the graph is rebuilt while the old one serves), sampled every 20 ms; the peak;
-- after a clean restart and one query (the suite's figure, for comparison).
+- after a clean restart and one query (the suite's figure, for comparison);
+- after deleting half of the records left, compacting and restarting again: the RSS
+  difference between the two restarts, over the records between them, is the cost of a
+  record with every fixed cost of an open collection cancelled (hnswlib's 2.5 MiB of
+  per-index label locks, code pages paged in by the open), which the per-record figure
+  after one restart spreads over the records.
+
+"Empty" is read after the server answered one call (``list_collections``): gRPC's serving
+code (~1 MiB of pages) is a cost of any server that has served anything, not of records.
+Runs before ``memory-steady-50d-2026-11-30-open`` read it before any call (``rss_empty_cold``).
 
 ``--base DIR`` measures a large collection built once by ``benchmarks/restart.py`` (its
 ``WORK/base``: 1M x 384 clustered vectors, collection ``bench``) instead of ingesting one:
@@ -145,8 +154,11 @@ def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: P
     pid = server.proc.pid
     try:
         time.sleep(0.5)
-        out["rss_empty"] = vm_rss_bytes(pid)
+        out["rss_empty_cold"] = vm_rss_bytes(pid)  # before any call: the figure of runs before 2026-11-30-open
         client = vectord.Client(server.address, timeout=900)
+        client.list_collections()  # gRPC's serving code paged in (~1 MiB): a cost of serving, not of records
+        time.sleep(0.2)
+        out["rss_empty"] = vm_rss_bytes(pid)
         col = client.create_collection("mem", dim=dim, metric="cosine", hnsw=HNSW)
         half = n // 2
         out["ingest_rps"] = ingest(col, data, 0, half)
@@ -185,6 +197,25 @@ def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: P
         out["rss_restarted"] = vm_rss_bytes(server.proc.pid)
         out["live_after"] = n - len(gone)
         log(f"  {name}: after restart ({out['live_after']:,} live) {out['rss_restarted'] / MiB:,.0f} MiB")
+        # Half of them deleted, compacted, restarted again: the RSS difference between the two
+        # restarts over the records between them is the cost of a record with every fixed
+        # cost of an open collection cancelled (hnswlib's 2.5 MiB of label locks, code pages)
+        with vectord.Client(server.address, timeout=900) as again:
+            kept = np.setdiff1d(np.arange(n), gone)
+            halved = kept[: len(kept) // 2]
+            for s in range(0, len(halved), 5000):
+                again.get_collection("mem").delete(ids=[str(i) for i in halved[s:s + 5000]])
+            again._call("Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection="mem", compact=True), 900)
+        code = server.terminate(timeout=600)
+        if code != 0:
+            raise RuntimeError(f"vectord exited {code}: {server.log()[-2000:]}")
+        server = start_server(workdir / name, timeout=600)
+        with vectord.Client(server.address, timeout=600) as again:
+            again.get_collection("mem").query(query_embeddings=data[:1], n_results=10)
+        out["rss_restarted_half"] = vm_rss_bytes(server.proc.pid)
+        out["live_after_half"] = out["live_after"] - len(halved)
+        log(f"  {name}: after deleting half, compacting and restarting ({out['live_after_half']:,} live) "
+            f"{out['rss_restarted_half'] / MiB:,.0f} MiB")
         return out
     finally:
         server.terminate(timeout=600)
@@ -258,18 +289,27 @@ def base_table(r: dict) -> list[str]:
 def restart_per_record(r: dict) -> list[str]:
     """Per live record after a clean restart (checkpointed: no in-memory tail, no growth
     slack), less the empty server: steadier than the half-to-full difference, which moves by
-    hundreds of bytes with when growing arrays double and when a checkpoint drops the tail."""
+    hundreds of bytes with when growing arrays double and when a checkpoint drops the tail.
+    Then the same between the two restarts (fixed costs of an open collection cancelled)."""
     per = (r["rss_restarted"] - r["rss_empty"]) / r["live_after"]
     overhead = per - r["baseline_bytes"] / r["n"]
-    return [f"{per:,.0f}", f"{overhead:,.0f}", f"{overhead / r['vector_bytes_per_record']:.2f} |"]
+    cells = [f"{per:,.0f}", f"{overhead:,.0f}", f"{overhead / r['vector_bytes_per_record']:.2f}"]
+    if "rss_restarted_half" in r:
+        slope = (r["rss_restarted"] - r["rss_restarted_half"]) / (r["live_after"] - r["live_after_half"])
+        slope_overhead = slope - r["baseline_bytes"] / r["n"]
+        cells += [f"{slope_overhead:,.0f}", f"{slope_overhead / r['vector_bytes_per_record']:.2f}"]
+    else:
+        cells += ["", ""]
+    return cells[:-1] + [cells[-1] + " |"]
 
 
 def table(results: list[dict]) -> list[str]:
     lines = ["| collection | empty MiB | full MiB | mixed MiB | compaction peak MiB | after compaction MiB | "
              "after restart MiB | vectors+graph MiB | mixed / (v+g) | (mixed - empty) / (v+g) | "
              "per record B | vector B | per-record overhead B | overhead / vector | "
-             "after restart: per record B | after restart: overhead B | after restart: overhead / vector |",
-             "|---|" + "---:|" * 16]
+             "after restart: per record B | after restart: overhead B | after restart: overhead / vector | "
+             "between restarts: overhead B | between restarts: overhead / vector |",
+             "|---|" + "---:|" * 18]
     for r in results:
         base = r["baseline_bytes"]
         lines.append(" | ".join([

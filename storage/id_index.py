@@ -3,7 +3,8 @@
 Why (issue 13, per-record memory): a million ids held as ``str`` objects, a ``dict`` id ->
 label (with an ``int`` per value) and a ``SortedList`` of the same strings cost about 140
 bytes a record of Python objects; at 50-d that alone was 0.7 x the vector. Here an id is
-its utf-8 bytes in one buffer plus an 8-byte offset (``IdColumn``), a 4-byte hash fragment
+its utf-8 bytes in one buffer plus a 4-byte offset (8 past 4 GiB of ids: storage/offsets.py;
+``IdColumn``), a 4-byte hash fragment
 and 1.5-3 table slots of 4 bytes (``IdIndex``), and 8 bytes in the id order, built only
 when a cursor page asks for it (``IdOrder``).
 
@@ -22,6 +23,8 @@ from array import array
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from .offsets import as_numpy, offsets_array, widened
 
 _ENCODING, _ERRORS = "utf-8", "surrogatepass"
 _EMPTY, _TOMB = -1, -2  # table slots: never used / a removed entry (probing walks past it)
@@ -65,10 +68,17 @@ class IdColumn:
 
     def __init__(self, ids: Sequence[str] = ()) -> None:
         blob, lens = _packed(ids)
-        ends = np.cumsum(lens)
         self._data = bytearray(blob)
-        self._offsets = array("q", [0])
-        self._offsets.frombytes(ends.tobytes())
+        self._offsets = offsets_array(np.concatenate([[0], np.cumsum(lens)]))  # 4 bytes an id below 4 GiB
+
+    @classmethod
+    def from_packed(cls, data: bytes, lens: np.ndarray) -> "IdColumn":
+        """The column of the ids whose utf-8 bytes are packed end to end in ``data``, label i
+        ``lens[i]`` bytes long."""
+        column = cls()
+        column._data = bytearray(data)
+        column._offsets = offsets_array(np.concatenate([[0], np.cumsum(lens, dtype=np.int64)]))
+        return column
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -96,10 +106,10 @@ class IdColumn:
             text = data.decode("ascii")
             return [text[offsets[label]:offsets[label + 1]] for label in labels]
         # some: their bytes gathered by numpy into one buffer, decoded once if ASCII, then sliced
-        at = np.frombuffer(offsets, np.int64)
+        at = as_numpy(offsets)
         chosen = np.asarray(labels, np.int64)
-        starts = at[chosen]
-        lens = at[chosen + 1] - starts
+        starts = at[chosen].astype(np.int64)
+        lens = at[chosen + 1].astype(np.int64) - starts
         ends = np.cumsum(lens)
         blob = np.frombuffer(data, np.uint8)[np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]))]
         blob = blob.tobytes()
@@ -112,13 +122,15 @@ class IdColumn:
 
     def append(self, id_: str) -> None:
         self._data += encode(id_)
+        self._offsets = widened(self._offsets, len(self._data))
         self._offsets.append(len(self._data))
 
     def extend(self, ids: Sequence[str]) -> None:
         blob, lens = _packed(ids)
         ends = np.cumsum(lens) + len(self._data)
         self._data += blob
-        self._offsets.frombytes(ends.tobytes())
+        self._offsets = offsets = widened(self._offsets, len(self._data))
+        offsets.frombytes(ends.astype(as_numpy(offsets).dtype).tobytes())
 
     def equal(self, label: int, id_: str) -> bool:
         return self._data[self._offsets[label]:self._offsets[label + 1]] == encode(id_)
@@ -133,9 +145,9 @@ class IdColumn:
     def equal_packed(self, labels: np.ndarray, starts: np.ndarray, lens: np.ndarray,
                      asked: np.ndarray) -> np.ndarray:
         """``column[labels[i]] == asked[starts[i]:starts[i] + lens[i]]`` (utf-8 bytes) for each i."""
-        offsets = np.frombuffer(self._offsets, np.int64)
-        stored_starts = offsets[labels]
-        same = offsets[labels + 1] - stored_starts == lens
+        offsets = as_numpy(self._offsets)
+        stored_starts = offsets[labels].astype(np.int64)
+        same = offsets[labels + 1].astype(np.int64) - stored_starts == lens
         check = np.flatnonzero(same)
         if check.size:
             lens = lens[check]
@@ -328,6 +340,32 @@ class IdIndex:
             size *= 2
         index._refill(size, labels, len(column))
         return index
+
+    @classmethod
+    def build_hashed(cls, column: IdColumn, hashes: np.ndarray, labels: np.ndarray) -> "IdIndex":
+        """As ``build``, for ids already in ``column`` at ``labels``, given their ``hash()``
+        (the caller's, taken when it had them as ``str``)."""
+        index = cls(column)
+        fragments = np.asarray(hashes, np.int64) & _MASK32
+        _refuse_repeats(_AtLabels(column, labels), fragments)
+        by_label = np.zeros(len(column), np.uint32)
+        by_label[labels] = fragments
+        index._hashes = array("I", by_label.tobytes())
+        size = 16
+        while len(labels) > _MAX_LOAD * size:
+            size *= 2
+        index._refill(size, labels, len(column))
+        return index
+
+
+class _AtLabels:
+    """The ids of ``labels`` as a sequence (read one by one: repeats are checked for few)."""
+
+    def __init__(self, column: IdColumn, labels: np.ndarray) -> None:
+        self._column, self._labels = column, labels
+
+    def __getitem__(self, i: int) -> str:
+        return self._column[int(self._labels[i])]
 
 
 def _refuse_repeats(ids: Sequence[str], hashes: np.ndarray) -> None:

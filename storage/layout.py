@@ -33,7 +33,7 @@ import hnswlib
 import numpy as np
 
 from vectord.errors import DataLossError
-from . import framing
+from . import framing, record_file
 from .fsio import FileSystem, replace_atomically
 from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
@@ -260,7 +260,10 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorSt
         records_path = _verified(gen, files, RECORDS)
         try:
             vectors = VectorStore.mapped(vectors_path, config["dim"], sqnorms=sqnorms[0])
-            records = _records(framing.unpack(records_path.read_bytes()), slots)
+            with open(records_path, "rb") as stream:  # read by chunks (storage/record_file.py)
+                records = record_file.read(stream, slots)
+            if records is None:  # the row layout of older generations
+                records = _records(framing.unpack(records_path.read_bytes()), slots)
         except Exception as exc:  # verified files that still do not decode: a bug or a format change
             raise DataLossError(f"{gen}: cannot decode checkpoint ({exc})") from exc
         if vectors.slots != slots:

@@ -4,12 +4,13 @@ Why columns and encoded metadata: a million records held as a tuple and a metada
 each cost about 0.8 KB of Python objects apiece; as list slots, one id string and the
 metadata msgpack-encoded (a one-key map is ~45 bytes as bytes, ~240 as a dict) they cost a
 third of that. The encoded metadata are not even bytes objects: they are packed end to end
-in one buffer (``PackedBytes``, 12 bytes of offsets a slot plus the encoding itself: a
-``{"bucket": 123}`` costs 23 bytes instead of 56; issue 13, per-record memory). Metadata is
-decoded only for the records a call returns or a filter scan checks.
+in one buffer (``PackedBytes``, 8 bytes of offsets a slot plus the encoding itself, kept
+once per distinct value when a store is built from a checkpoint: a ``{"bucket": 123}``
+costs 8-19 bytes instead of 56; issue 13, per-record memory). Metadata is decoded only for
+the records a call returns or a filter scan checks.
 
 Ids are not Python strings either: one packed column, a hash index and an id order built
-when first paged (storage/id_index.py), about 35 bytes a record instead of 140.
+when first paged (storage/id_index.py), about 21 bytes a record instead of 140.
 
 Labels are slots, never reused until compaction; a dropped record leaves ``None`` in its
 document and metadata slots and keeps its id. Not thread-safe: the collection's read/write
@@ -24,6 +25,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from .framing import pack, unpack
 from .id_index import SMALL_BATCH, IdColumn, IdIndex, IdOrder
+from . import offsets
+from .offsets import as_numpy, offsets_array, widened
 from .packed_groups import group_slots
 
 
@@ -42,51 +45,107 @@ class PackedBytes:
     in the buffer, unreachable, until the store is rebuilt, as compaction does); ``None`` and
     ``b""`` are both stored as nothing and read back as None. Offsets are ``array.array``s,
     not numpy arrays: reading one item is then a plain int, 3 x faster (filter checks read
-    one record's metadata at a time)."""
+    one record's metadata at a time). Starts are 4 bytes a slot below 4 GiB of values
+    (storage/offsets.py), and while every value is empty there are no arrays, only a count
+    (a collection without metadata saves 8 bytes a record; issue 13)."""
 
-    __slots__ = ("_data", "_starts", "_lens")
+    __slots__ = ("_data", "_starts", "_lens", "_n")
 
     def __init__(self, values: Iterable[bytes | None] = ()) -> None:
         # built in bulk (a collection opening holds a million of them): one join, lengths
         # and offsets as arrays, instead of three appends a value (8 s -> ~0.5 s at 1M)
         values = [value or b"" for value in values]
-        lens = np.fromiter(map(len, values), np.int64, len(values))
-        starts = np.zeros(len(values), np.int64)
-        np.cumsum(lens[:-1], out=starts[1:])
-        self._data = bytearray(b"".join(values))
-        self._starts, self._lens = array("q", starts.tobytes()), array("I", lens.astype(np.uint32).tobytes())
+        self._set(b"".join(values), np.fromiter(map(len, values), np.int64, len(values)))
+
+    def _share_metadata(self, live: np.ndarray) -> None:
+        """Groups a new store's metadata once: repeated values kept once in the buffer
+        (``PackedBytes.share``), the groups handed to the next ``metadata_groups`` (every
+        caller of the constructors builds its metadata index from them)."""
+        self._groups = self.metadatas.groups(live)
+        self.metadatas.share(self._groups)
+
+    @classmethod
+    def from_packed(cls, data: bytes, lens: np.ndarray) -> "PackedBytes":
+        """The column of the values packed end to end in ``data``, slot i ``lens[i]`` bytes long."""
+        column = cls()
+        column._set(data, lens)
+        return column
+
+    def _set(self, data: bytes, lens: np.ndarray) -> None:
+        self._data, self._n = bytearray(data), len(lens)
+        self._starts = self._lens = None
+        if len(data):
+            starts = np.zeros(len(lens), np.int64)
+            np.cumsum(lens[:-1], out=starts[1:])
+            self._starts, self._lens = offsets_array(starts), array("I", lens.astype(np.uint32).tobytes())
+
+    def _materialise(self) -> None:
+        """The offset arrays, when the first non-empty value comes."""
+        self._starts, self._lens = array("I", bytes(4 * self._n)), array("I", bytes(4 * self._n))
 
     def groups(self, slots: np.ndarray) -> list[tuple[bytes, np.ndarray]]:
         """The distinct non-empty values at ``slots``, each with its slots (storage/packed_groups.py)."""
-        return group_slots(self._data, np.frombuffer(self._starts, np.int64),
-                           np.frombuffer(self._lens, np.uint32), slots)
+        if self._lens is None:
+            return []
+        return group_slots(self._data, as_numpy(self._starts), np.frombuffer(self._lens, np.uint32), slots)
+
+    def share(self, groups: list[tuple[bytes, np.ndarray]]) -> None:
+        """Keeps each value of ``groups`` (what ``groups`` returned for every non-empty slot)
+        once in the buffer, its slots all pointing at it: a collection opening with a thousand
+        distinct metadata over 65k records keeps 11 KB of them instead of 690 KB (issue 13).
+        Does nothing if the groups miss a non-empty slot or the values are mostly distinct."""
+        if self._lens is None or not groups:
+            return
+        sizes = np.fromiter((len(slots) for _, slots in groups), np.int64, len(groups))
+        if 2 * len(groups) > int(sizes.sum()) or int(sizes.sum()) != np.count_nonzero(self._lens):
+            return
+        values = [value for value, _ in groups]
+        lens = np.fromiter(map(len, values), np.int64, len(values))
+        starts = np.zeros(self._n, np.int64)
+        starts[np.concatenate([slots for _, slots in groups])] = np.repeat(np.cumsum(lens) - lens, sizes)
+        self._data, self._starts = bytearray(b"".join(values)), offsets_array(starts)
 
     def __len__(self) -> int:
-        return len(self._lens)
+        return self._n
 
     def __getitem__(self, slot: int) -> bytes | None:
-        if slot < 0:
-            raise IndexError(f"slot {slot} out of range 0..{len(self._lens) - 1}")
-        length = self._lens[slot]  # IndexError past the end
+        lens = self._lens
+        if lens is None or slot < 0:
+            if not 0 <= slot < self._n:
+                raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
+            return None
+        length = lens[slot]  # IndexError past the end
         if not length:
             return None
         start = self._starts[slot]
         return bytes(self._data[start:start + length])
 
     def __iter__(self) -> Iterator[bytes | None]:
-        return (self[slot] for slot in range(len(self._lens)))
+        return (self[slot] for slot in range(self._n))
 
     def __setitem__(self, slot: int, value: bytes | None) -> None:
-        if not 0 <= slot < len(self._lens):
-            raise IndexError(f"slot {slot} out of range 0..{len(self._lens) - 1}")
+        if not 0 <= slot < self._n:
+            raise IndexError(f"slot {slot} out of range 0..{self._n - 1}")
         if value:
+            if self._lens is None:
+                self._materialise()
+            self._starts = widened(self._starts, len(self._data))
             self._starts[slot] = len(self._data)
             self._data += value
-        self._lens[slot] = len(value) if value else 0
+        if self._lens is not None:
+            self._lens[slot] = len(value) if value else 0
 
     def append(self, value: bytes | None) -> None:
+        if self._lens is None:
+            if not value:
+                self._n += 1
+                return
+            self._materialise()
+        if len(self._data) > offsets.MAX32:  # (a module attribute: a call a record cost 3%)
+            self._starts = widened(self._starts, len(self._data))
         self._starts.append(len(self._data))
         self._lens.append(len(value) if value else 0)
+        self._n += 1
         if value:
             self._data += value
 
@@ -162,6 +221,7 @@ class RecordStore:
         self._order = IdOrder(self.ids)  # live ids in order, for cursor pages
         self._alive = np.zeros(16, np.bool_)
         self._live_cache: np.ndarray | None = None
+        self._groups: list[tuple[bytes, np.ndarray]] | None = None  # the next metadata_groups (see from_packed)
 
     @classmethod
     def from_columns(cls, labels: list[int], ids: list[str], documents: list[str | None],
@@ -183,7 +243,63 @@ class RecordStore:
         del by_slot
         store._alive = np.zeros(max(16, slots), np.bool_)
         store._alive[at] = True
+        store._share_metadata(at)
         store.labels = IdIndex.build(store.ids, ids, at)
+        store._order = IdOrder(store.ids)
+        return store
+
+    def _share_metadata(self, live: np.ndarray) -> None:
+        """Groups a new store's metadata once: repeated values kept once in the buffer
+        (``PackedBytes.share``), the groups handed to the next ``metadata_groups`` (every
+        caller of the constructors builds its metadata index from them)."""
+        self._groups = self.metadatas.groups(live)
+        self.metadatas.share(self._groups)
+
+    @classmethod
+    def from_packed(cls, labels: np.ndarray, id_blob: bytes, id_lens: np.ndarray, id_hashes: np.ndarray,
+                    documents: list[str | None] | None, n_documents: int, metadata_blob: bytes,
+                    metadata_lens: np.ndarray, slots: int) -> "RecordStore":
+        """As ``from_columns``, from columns already packed (storage/record_file.py): each
+        column's values end to end in the order of ``labels`` and their lengths (int64), the
+        ids' ``hash()``; ``documents`` None when every one is None.
+
+        Raises:
+            ValueError: the columns do not agree with each other or with ``slots``, or a
+                label or an id repeats.
+        """
+        n = len(labels)
+        if not (len(id_lens) == len(id_hashes) == n_documents == len(metadata_lens) == n) or (
+                documents is not None and len(documents) != n) or (
+                n and (int(labels.min()) < 0 or int(labels.max()) >= slots)):
+            raise ValueError(f"record columns do not agree with each other or with {slots} slots")
+        if n > 1 and not bool(np.all(labels[1:] > labels[:-1])):  # written in label order: not sorted again
+            order = np.argsort(labels, kind="stable")
+            labels = labels[order]
+            if bool(np.any(labels[1:] == labels[:-1])):
+                raise ValueError("record columns repeat a label")
+            id_blob, id_lens = _gathered(id_blob, id_lens, order)
+            metadata_blob, metadata_lens = _gathered(metadata_blob, metadata_lens, order)
+            id_hashes = id_hashes[order]
+            if documents is not None:
+                documents = [documents[i] for i in order.tolist()]
+        store = cls()
+        by_slot = np.zeros(slots, np.int64)
+        by_slot[labels] = id_lens
+        store.ids = IdColumn.from_packed(id_blob, by_slot)
+        by_slot[:] = 0
+        by_slot[labels] = metadata_lens
+        store.metadatas = PackedBytes.from_packed(metadata_blob, by_slot)
+        del by_slot
+        if documents is None:
+            store.documents = Documents(n=slots)
+        else:
+            column = np.full(slots, None, object)
+            column[labels] = documents
+            store.documents = Documents(column.tolist())
+        store._alive = np.zeros(max(16, slots), np.bool_)
+        store._alive[labels] = True
+        store._share_metadata(labels)
+        store.labels = IdIndex.build_hashed(store.ids, id_hashes, labels)
         store._order = IdOrder(store.ids)
         return store
 
@@ -259,7 +375,12 @@ class RecordStore:
     def metadata_groups(self) -> list[tuple[bytes, np.ndarray]]:
         """The live records grouped by encoded metadata: (encoding, its labels), for building
         an index, which decodes each distinct encoding once (empty metadata left out)."""
-        return self.metadatas.groups(self.live())
+        if self._groups is not None:  # grouped while opening, nothing changed since: handed over once
+            groups, self._groups = self._groups, None
+            return groups
+        # not cached: an open would keep 8 bytes a record that a search may never ask for
+        live = self._live_cache if self._live_cache is not None else np.flatnonzero(self._alive[: self.slots])
+        return self.metadatas.groups(live)
 
     def items(self) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
         """(label, document, metadata) of every live record, in label order."""
@@ -291,7 +412,7 @@ class RecordStore:
             grown[: len(self._alive)] = self._alive
             self._alive = grown
         self._alive[start:end] = True
-        self._live_cache = None
+        self._live_cache = self._groups = None
         return labels
 
     def drop(self, label: int) -> tuple[str, dict[str, Any]]:
@@ -303,8 +424,17 @@ class RecordStore:
         self.documents[label] = self.metadatas[label] = None
         self.labels.remove(label)
         self._alive[label] = False
-        self._live_cache = None
+        self._live_cache = self._groups = None
         return id_, metadata
+
+
+def _gathered(blob: bytes, lens: np.ndarray, order: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Packed values (``blob`` cut at ``lens``) rearranged in ``order``."""
+    starts = np.cumsum(lens) - lens
+    lens = lens[order]
+    ends = np.cumsum(lens)
+    at = np.repeat(starts[order] - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    return np.frombuffer(blob, np.uint8)[at].tobytes(), lens
 
 
 class LiveLabels:

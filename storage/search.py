@@ -271,11 +271,15 @@ class Searcher(StateReader):
                         tail = self._tail(where, predicate, allowed)
                         labels, distances = self._with_tail(queries, min(k, estimate[0]), labels, distances, tail)
                         return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate", tail=len(tail))
-        candidates, filter_path = self._matching(where, predicate)
-        k = min(k, len(candidates))
-        strategy, ef = choose(len(candidates), live, k, ef_search, has_graph,
+        if where is None:  # every live record: listed only for an exact search (8 bytes a record)
+            candidates, filter_path, matched = None, "none", len(self._records)
+        else:
+            candidates, filter_path = self._matching(where, predicate)
+            matched = len(candidates)
+        k = min(k, matched)
+        strategy, ef = choose(matched, live, k, ef_search, has_graph,
                               self.tuning.exact_filter_limit, self.tuning.graph_cost_per_ef)
-        plan = Plan(strategy, len(candidates), ef, filter_path)
+        plan = Plan(strategy, matched, ef, filter_path)
         if strategy == "hnsw":
             try:
                 tail = self._tail(where, predicate, candidates)
@@ -291,6 +295,8 @@ class Searcher(StateReader):
             except IndexSearchFailed as exc:
                 log.debug("hnsw search fell back to exact: %s", exc)
                 plan.strategy, plan.ef, plan.tail = "exact", 0, 0
+        if candidates is None:
+            candidates = self._matching(None, predicate)[0]
         labels, distances = self._exact(candidates, queries, k)
         return labels, distances, plan
 
