@@ -252,16 +252,17 @@ class Segment:
             raise DataLossError(f"collection {directory.name}: MANIFEST lists a segment named {name!r}")
         fake = {"generation": name, "files": entry["files"], "config": asdict(config),
                 "slots": entry["slots"], "index": entry.get("index")}
-        vectors, records, index_path = disk.load_generation(directory, fake)
+        vectors, records, graph = disk.load_generation(directory, fake)
         index = None
-        if index_path is not None:
+        if graph is not None:
             hnsw = config.hnsw
             try:
-                index = HnswIndex.load(index_path, config.metric, config.dim, hnsw["m"], hnsw["ef_construction"],
+                index = HnswIndex.load(graph, config.metric, config.dim, hnsw["m"], hnsw["ef_construction"],
                                        hnsw["ef_search"], capacity=vectors.slots, deleted=0,
                                        threads=tuning.index_threads, covered=vectors.slots)
             except (RuntimeError, ValueError, MemoryError):
                 index = None
+        del graph  # a read graph's arrays (a copy of it) are freed before the next part
         fulltext = None
         analyze = analyzer(fulltext_config(config.fulltext))
         if analyze is not None:
