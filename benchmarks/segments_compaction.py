@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -93,12 +94,23 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="vector dimension (default 128)")
     parser.add_argument("--segments", type=int, default=4, help="sealed segments of the segment engine (default 4)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of steady-state queries (default 10)")
+    parser.add_argument("--compare-tree", metavar="TREE",
+                        help="also run the segment engine from this checkout (PYTHONPATH=TREE/src:TREE, its "
+                             "src/vectord/<part> linked to its packages), before this one's: an A/B in one run")
+    parser.add_argument("--no-one-state", action="store_true", help="skip the one-state engine")
     parser.add_argument("--out", help="write the results as JSON to this path")
     args = parser.parse_args()
     results = {}
-    for name, segments in (("one state", 0), (f"{args.segments} segments", args.segments)):
+    runs = [] if args.no_one_state else [("one state", 0, None)]
+    if args.compare_tree:
+        runs.append((f"{args.segments} segments ({args.compare_tree})", args.segments, args.compare_tree))
+    runs.append((f"{args.segments} segments", args.segments, None))
+    for name, segments, tree in runs:
+        env = dict(os.environ)
+        if tree:
+            env["PYTHONPATH"] = f"{tree}/src:{tree}"
         proc = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(segments),
-                               str(args.seconds)], capture_output=True, text=True, timeout=3600)
+                               str(args.seconds)], capture_output=True, text=True, timeout=3600, env=env)
         if proc.returncode:
             sys.exit(proc.stderr[-3000:])
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
