@@ -9,7 +9,9 @@ then 40% of the records (spread over all of them) deleted. One thread queries (k
 back to back for ``--seconds`` (steady state), then while ``checkpoint(compact=True)``
 runs: one state rebuilds everything; segments compact one segment at a time. Reported:
 p50 / p99 / longest query of both phases, and the process's RSS: median in the steady
-state, and the peak during compaction (VmHWM, reset before it through /proc/self/clear_refs).
+state, and the peak during compaction (VmHWM, reset before it through /proc/self/clear_refs);
+and the peak RSS of the largest child process of the whole run (the graph writers of
+storage/graph_child.py, outside the process's RSS).
 
 In-process (no gRPC) on purpose: it isolates the engine; benchmarks/compaction.py measures
 through a real server (its server has no knob yet for max_segment_rows, and a server
@@ -82,7 +84,10 @@ with Database(tempfile.mkdtemp() + "/d", tuning=tuning, checkpoint_interval_s=36
         ms = np.asarray(lat) * 1000
         return {"queries": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                 "max_ms": float(ms.max())}
+    import resource  # the largest child process's peak (storage/graph_child.py's graph writers)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"segments": len(col.sealed), "live": col.count(), "compact_s": took,
+                      "children_peak_rss_mib": children,
                       "steady": summary(steady_lat), "during": summary(during),
                       "rss_steady_mib": float(np.median(rss)), "rss_peak_mib": peak}))
 """
@@ -121,7 +126,8 @@ def main() -> None:
               f"steady p50/p99/max {r['steady']['p50_ms']:.2f}/{r['steady']['p99_ms']:.2f}/{r['steady']['max_ms']:.1f} ms; "
               f"during p50/p99/max {r['during']['p50_ms']:.2f}/{r['during']['p99_ms']:.2f}/{r['during']['max_ms']:.1f} ms "
               f"({r['during']['queries']} queries); p99 ratio {r['p99_ratio']:.2f}; "
-              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}")
+              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}; "
+              f"largest child process peak {r.get('children_peak_rss_mib', 0):.0f} MiB")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump({"args": vars(args), "results": results}, handle, indent=1)

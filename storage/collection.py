@@ -120,7 +120,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConf
                             f"and applied seq {seq!r} do not agree")
 
 
-def _load_index(graph: Any, index_path: Path, config: CollectionConfig, tuning: Tuning,
+def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
                 manifest: dict[str, Any], slots: int) -> tuple[HnswIndex | None, str | None]:
     """Loads the generation's graph: (index, None), or (None, why) when hnswlib cannot.
 
@@ -135,7 +135,7 @@ def _load_index(graph: Any, index_path: Path, config: CollectionConfig, tuning: 
         log.warning("%s; the index will be rebuilt from the stored vectors", problem)
         return None, problem
     try:
-        return HnswIndex.load(graph, config.metric, config.dim, config.hnsw["m"],
+        return HnswIndex.load(index_path, config.metric, config.dim, config.hnsw["m"],
                               config.hnsw["ef_construction"], config.hnsw["ef_search"],
                               capacity=slots, deleted=manifest["index"]["deleted"],
                               threads=tuning.index_threads,
@@ -285,14 +285,13 @@ class Collection:
         collection.sealed = tuple(Segment.load(path, entry, config, tuning)
                                   for entry in manifest.get("segments", ()))
         if manifest["generation"] is not None:
-            vectors, records, graph = disk.load_generation(path, manifest)
+            vectors, records, index_path = disk.load_generation(path, manifest)
             collection._vectors, collection._records = vectors, records
             collection._meta_index = MetadataIndex.build_groups(records.metadata_groups())
             collection._build_fulltext()
-            if graph is not None:  # the graph of exactly this generation; replay extends it
+            if index_path is not None:  # the graph of exactly this generation; replay extends it
                 collection._index, collection.index_problem = _load_index(
-                    graph, path / manifest["generation"] / disk.INDEX, config, tuning, manifest, vectors.slots)
-            del graph  # a read graph's arrays (a copy of it) are freed before the replay
+                    index_path, config, tuning, manifest, vectors.slots)
         # One record at a time: the log can be half the collection (idempotent: records the
         # checkpoint already holds are skipped).
         replayed, last_seq = 0, collection._applied_seq

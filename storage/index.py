@@ -28,7 +28,6 @@ from typing import Iterator
 import hnswlib
 import numpy as np
 
-from . import graph_file
 from .blas import single_threaded
 
 log = logging.getLogger(__name__)
@@ -170,25 +169,14 @@ class HnswIndex:
         return index
 
     @classmethod
-    def load(cls, graph: "Path | dict", metric: str, dim: int, m: int, ef_construction: int,
+    def load(cls, path: Path, metric: str, dim: int, m: int, ef_construction: int,
              ef_search: int, capacity: int, deleted: int, threads: int = 1,
              covered: int | None = None) -> "HnswIndex":
-        """Loads a graph whose checksum, dim and metric the caller has already verified:
-        the state ``graph_file.read`` returned (storage/graph_file.py), or the path of a file
-        hnswlib's ``save_index`` wrote (generations before 2026-11-30). ``covered`` (see the
-        attribute) defaults to ``capacity``, the generation's slots (a generation written
-        before the exact tail: its graph held every slot).
-
-        Raises:
-            RuntimeError, ValueError, MemoryError: hnswlib refuses the graph.
-        """
+        """Loads a file whose checksum, dim and metric the caller has already verified;
+        ``covered`` (see the attribute) defaults to ``capacity``, the generation's slots
+        (a generation written before the exact tail: its graph held every slot)."""
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
-        if isinstance(graph, dict):
-            if graph.get("space") != _SPACES[metric] or graph.get("dim") != dim:
-                raise ValueError(f"graph of space {graph.get('space')!r}, dim {graph.get('dim')!r}")
-            index._index = graph_file.restore(graph, max(capacity, 16))
-        else:
-            index._index.load_index(str(graph), max_elements=max(capacity, 16))
+        index._index.load_index(str(path), max_elements=max(capacity, 16))
         index._set_initial_ef(ef_search)  # ef is not saved in the file
         index.deleted = deleted
         index.covered = capacity if covered is None else covered
@@ -242,7 +230,5 @@ class HnswIndex:
                 raise IndexSearchFailed(str(exc)) from exc
         return labels.astype(np.int64), dist, ef
 
-    def save(self, out) -> None:
-        """Writes the graph to ``out`` (a file-like ``write``) as storage/graph_file.py
-        describes: without holding the GIL for long, unlike hnswlib's ``save_index``."""
-        graph_file.write(self._index, out)
+    def save(self, path: Path) -> None:
+        self._index.save_index(str(path))

@@ -4,9 +4,7 @@
         MANIFEST            one checksummed frame: config, generation, applied seq, each
                             file's size, sha256 and crc32c (an open checks the crc32c)
         wal.log             records after the generation's applied seq
-        gen-<seq>/          vectors.npy, records.msgpack, index.hnsw (optional: the graph,
-                            storage/graph_file.py; hnswlib's save_index file in
-                            generations written before 2026-11-30)
+        gen-<seq>/          vectors.npy, records.msgpack, index.hnsw (optional)
         compact-*.npy       a compaction's new vectors, until the next checkpoint copies
                             them into its generation (never named by a MANIFEST; removed at
                             the next start after a crash): storage/compaction.py
@@ -35,7 +33,7 @@ import hnswlib
 import numpy as np
 
 from vectord.errors import DataLossError
-from . import framing, graph_file
+from . import framing, graph_child
 from .fsio import FileSystem, replace_atomically
 from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
@@ -61,7 +59,12 @@ class _HashingWriter:
 
     def write(self, data) -> int:
         self.sha.update(data)
-        _update(self.crc, data)
+        if isinstance(data, bytes):
+            self.crc.update(data)
+        else:  # its C code takes only bytes-like objects that release nothing: copied by 4 MiB
+            view = memoryview(data).cast("B")
+            for start in range(0, len(view), 4 << 20):
+                self.crc.update(bytes(view[start:start + (4 << 20)]))
         self.size += len(data)
         return self.handle.write(data) if self.handle is not None else len(data)
 
@@ -69,17 +72,6 @@ class _HashingWriter:
 
     def entry(self) -> dict[str, Any]:
         return {"sha256": self.sha.hexdigest(), "crc32c": _hex(self.crc), "size": self.size}
-
-
-def _update(digest, data) -> None:
-    """``digest.update(data)`` for any bytes-like ``data``: google_crc32c's C code takes only
-    bytes, so other buffers are copied to it by 4 MiB (each piece holds the GIL ~1 ms)."""
-    if isinstance(data, bytes):
-        digest.update(data)
-        return
-    view = memoryview(data).cast("B")
-    for start in range(0, len(view), 4 << 20):
-        digest.update(bytes(view[start:start + (4 << 20)]))
 
 
 def _hex(digest) -> str:
@@ -167,9 +159,12 @@ def write_generation(
     records: dict[str, Any],
     index,
     name: str | None = None,
+    child: tuple[int, int] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
     """Writes gen-<seq>/ (or ``name``/: a segment, storage/segment.py) durably; returns
-    (name, files with sha256 and crc32c, index description)."""
+    (name, files with sha256 and crc32c, index description). With ``child`` (threads,
+    nice), a large graph of every slot live (a segment's) is written by a child process
+    (storage/graph_child.py), so that this process never holds the GIL to save it."""
     name = name or f"gen-{seq:020d}"
     gen = directory / name
     if gen.exists():
@@ -197,9 +192,21 @@ def write_generation(
 
     index_meta = None
     if index is not None:
-        files[INDEX] = write_graph(fs, gen / INDEX, index)
-        index_meta = {"file": INDEX, "format": graph_file.FORMAT,
-                      "count": index.count, "deleted": index.deleted,
+        entry = None
+        if child is not None and graph_child.wanted(index, vectors.slots):
+            try:
+                entry = graph_child.save(gen / INDEX, gen / VECTORS, index, *child)
+            except (OSError, RuntimeError) as exc:
+                log.warning("%s: %s; the graph is saved by this process instead", gen / INDEX, exc)
+        if entry is None:
+            index.save(gen / INDEX)
+        fs.fsync_path(gen / INDEX)
+        if entry is None:
+            checksums = _HashingWriter()
+            _feed(gen / INDEX, checksums)
+            entry = checksums.entry()
+        files[INDEX] = entry
+        index_meta = {"file": INDEX, "count": index.count, "deleted": index.deleted,
                       "covered": index.covered,
                       "dim": index.dim, "space": index.metric, "m": index.m,
                       "ef_construction": index.ef_construction,
@@ -207,48 +214,6 @@ def write_generation(
     fs.fsync_dir(gen)
     fs.fsync_dir(directory)
     return name, files, index_meta
-
-
-def write_graph(fs: FileSystem, path: Path, index) -> dict[str, Any]:
-    """Writes ``index``'s graph (storage/graph_file.py) to ``path`` durably; returns what
-    the MANIFEST lists of the file. The index entry beside it names ``graph_file.FORMAT``."""
-    handle = fs.create(path)
-    writer = _HashingWriter(handle)
-    try:
-        index.save(writer)
-    except BaseException:
-        handle.close()
-        raise
-    fs.finish(handle)
-    return writer.entry()
-
-
-def verified_graph(gen: Path, files: dict[str, Any], meta: dict[str, Any]):
-    """A generation's (or segment's) graph once its checksum matches the MANIFEST's: the
-    state ``graph_file.read`` returned (read and checksummed in one pass, the GIL released
-    while reading), or, for a graph without ``"format"`` (written by hnswlib's
-    ``save_index`` before 2026-11-30), the file's path for ``load_index``.
-
-    Raises:
-        DataLossError: damaged, unreadable or of an unknown format.
-    """
-    form = meta.get("format")
-    if form is None:
-        return _verified(gen, files, INDEX)
-    if form != graph_file.FORMAT:
-        raise DataLossError(f"{gen / INDEX}: graph format {form!r} is not supported (expected {graph_file.FORMAT})")
-    read: list = []
-
-    def read_state(path: Path, digest) -> None:
-        try:
-            read.append(graph_file.read(path, lambda data: _update(digest, data)))
-        except ValueError as exc:  # reported after the checksum: damage is named as such
-            read.append(exc)
-
-    path = _verified(gen, files, INDEX, read_state)
-    if isinstance(read[0], ValueError):
-        raise DataLossError(f"{path}: unreadable graph file ({read[0]})")
-    return read[0]
 
 
 def _verified(gen: Path, files: dict[str, Any], name: str, feed=_feed) -> Path:
@@ -271,13 +236,12 @@ def _verified(gen: Path, files: dict[str, Any], name: str, feed=_feed) -> Path:
     return path
 
 
-def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorStore, RecordStore, Any]:
+def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorStore, RecordStore, Path | None]:
     """Loads a generation's vectors (mapped) and records after verifying their checksums.
 
-    Returns (vectors, records, graph or None): the graph as ``verified_graph`` returns it
-    (for ``HnswIndex.load``), only when the index file passes its checksum and matches the
-    collection's dim and metric; a bad index is logged, not fatal: the caller rebuilds it
-    from the vectors.
+    Returns (vectors, records, index path or None). The index path is returned only when
+    the index file passes its checksum and matches the collection's dim and metric; a bad
+    index is logged, not fatal: the caller rebuilds it from the vectors.
 
     Raises:
         DataLossError: vectors or records are damaged.
@@ -290,7 +254,7 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorSt
     # The graph file (as large as the vectors) is hashed in a second thread meanwhile: both
     # digests release the GIL, so the two checksums take the time of one (issue 12, restart)
     with ThreadPoolExecutor(1) as pool:
-        index_check = pool.submit(verified_graph, gen, files, meta) if meta is not None else None
+        index_check = pool.submit(_verified, gen, files, INDEX) if meta is not None else None
         sqnorms: list[np.ndarray] = []
 
         def digest_and_norms(path: Path, digest) -> None:
@@ -313,16 +277,16 @@ def load_generation(directory: Path, manifest: dict[str, Any]) -> tuple[VectorSt
             raise DataLossError(f"{gen}: cannot decode checkpoint ({exc})") from exc
         if vectors.slots != slots:
             raise DataLossError(f"{gen}: the checkpoint holds {vectors.slots} vectors, its MANIFEST says {slots}")
-        graph = None
+        index_path = None
         if index_check is not None:
             try:
                 candidate = index_check.result()
                 if meta["dim"] != config["dim"] or meta["space"] != config["metric"]:
-                    raise DataLossError(f"{gen / INDEX}: built for another dim or metric")
-                graph = candidate
+                    raise DataLossError(f"{candidate}: built for another dim or metric")
+                index_path = candidate
             except DataLossError as exc:
                 log.warning("%s; the index will be rebuilt from the stored vectors", exc)
-    return vectors, records, graph
+    return vectors, records, index_path
 
 
 def count_records(path: Path) -> int:

@@ -60,7 +60,7 @@ from vectord.errors import (
     VectordError,
 )
 from . import layout as disk
-from . import graph_file, validation
+from . import validation
 from .collection import Collection
 from .fsio import NO_SPACE, FileSystem, storage_error
 from .snapshot_manifest import (MAX_MANIFEST_BYTES, MAX_SEGMENTS, check_manifest, check_metadata,
@@ -459,8 +459,11 @@ def _segment_graph(db, directory: Path, files: dict[str, Any], slots: int,
         index.add(np.asarray(array[start:stop]), np.arange(start, stop, dtype=np.int64))
     index.covered = slots
     del array
-    files = {**files, disk.INDEX: disk.write_graph(db.fs, directory / disk.INDEX, index)}
-    meta = {"file": disk.INDEX, "format": graph_file.FORMAT, "count": index.count, "deleted": index.deleted, "covered": index.covered,
+    path = directory / disk.INDEX
+    index.save(path)
+    db.fs.fsync_path(path)
+    files = {**files, disk.INDEX: {"sha256": disk.sha256_file(path), "size": path.stat().st_size}}
+    meta = {"file": disk.INDEX, "count": index.count, "deleted": index.deleted, "covered": index.covered,
             "dim": index.dim, "space": index.metric, "m": index.m, "ef_construction": index.ef_construction,
             "hnswlib": getattr(hnswlib, "__version__", "0.8.0")}
     return files, meta

@@ -71,12 +71,12 @@ def _index_problem(directory: Path, manifest: dict) -> str | None:
     if manifest.get("generation") is None or meta is None:
         return None
     try:
-        disk.verified_graph(directory / manifest["generation"], manifest["files"], meta)
+        path = disk._verified(directory / manifest["generation"], manifest["files"], disk.INDEX)
     except DataLossError as exc:
         return exc.message
     config = manifest["config"]
     if meta.get("dim") != config["dim"] or meta.get("space") != config["metric"]:
-        return f"{directory / manifest['generation'] / disk.INDEX}: built for another dim or metric"
+        return f"{path}: built for another dim or metric"
     return None
 
 
