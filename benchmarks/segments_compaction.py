@@ -9,7 +9,12 @@ then 40% of the records (spread over all of them) deleted. One thread queries (k
 back to back for ``--seconds`` (steady state), then while ``checkpoint(compact=True)``
 runs: one state rebuilds everything; segments compact one segment at a time. Reported:
 p50 / p99 / longest query of both phases, and the process's RSS: median in the steady
-state, and the peak during compaction (VmHWM, reset before it through /proc/self/clear_refs).
+state, and the peak during compaction (VmHWM, reset before it through /proc/self/clear_refs);
+and the peak RSS of the largest child process of the whole run (the graph writers of
+storage/graph_child.py, outside the process's RSS). The 10 longest queries during
+compaction are attributed: the longest gap within each of a ticker thread of the engine's
+process and of a ticker process beside it (a gap in both: the machine's scheduling; in the
+process only: the engine, e.g. a C call holding the GIL, or a lock).
 
 In-process (no gRPC) on purpose: it isolates the engine; benchmarks/compaction.py measures
 through a real server (its server has no knob yet for max_segment_rows, and a server
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -67,7 +73,9 @@ with Database(tempfile.mkdtemp() + "/d", tuning=tuning, checkpoint_interval_s=36
         action()
         t1 = time.perf_counter()
         stop.set(); worker.join()
-        return [s for t, s in out if t + s >= t0 and t <= t1], t1 - t0
+        kept = [(t, s) for t, s in out if t + s >= t0 and t <= t1]
+        phase.pairs = kept  # (start, seconds) of each query, for the stalls below
+        return [s for t, s in kept], t1 - t0
     rss = []
     def steady():
         end = time.perf_counter() + seconds
@@ -75,15 +83,48 @@ with Database(tempfile.mkdtemp() + "/d", tuning=tuning, checkpoint_interval_s=36
             rss.append(status("VmRSS:")); time.sleep(0.05)
     steady_lat, _ = phase(steady)
     open("/proc/self/clear_refs", "w").write("5")  # VmHWM := VmRSS
+    offset = time.time() - time.perf_counter()  # wall clock, shared with the machine's ticker
+    gaps, ticking = [], threading.Event()
+    def tick():  # this process's stalls (the GIL's and the scheduler's), > 30 ms
+        last = time.perf_counter()
+        while not ticking.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            if now - last > 0.03:
+                gaps.append((last + offset, (now - last) * 1000))
+            last = now
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
     during, took = phase(lambda: col.checkpoint(compact=True))
+    ticking.set(); ticker.join()
     peak = status("VmHWM:")
+    # the 10 longest queries during compaction (wall-clock start, ms), and this process's tick gaps
+    stalls = sorted(((t + offset, s * 1000) for t, s in phase.pairs), key=lambda x: -x[1])[:10]
     def summary(lat):
         ms = np.asarray(lat) * 1000
         return {"queries": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                 "max_ms": float(ms.max())}
+    import resource  # the largest child process's peak (storage/graph_child.py's graph writers)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"segments": len(col.sealed), "live": col.count(), "compact_s": took,
+                      "children_peak_rss_mib": children, "stalls": stalls, "process_gaps": gaps,
                       "steady": summary(steady_lat), "during": summary(during),
                       "rss_steady_mib": float(np.median(rss)), "rss_peak_mib": peak}))
+"""
+
+
+# A separate process (no GIL shared with the engine) that wakes every millisecond and prints
+# its gaps over 30 ms (wall clock, ms): the machine's scheduling stalls, to tell them from
+# the engine's own (a long query with no gap here was the process's: the GIL or a lock).
+MACHINE_TICKER = r"""
+import sys, time
+last = time.time()
+while True:
+    time.sleep(0.001)
+    now = time.time()
+    if now - last > 0.03:
+        print(last, (now - last) * 1000, flush=True)
+    last = now
 """
 
 
@@ -93,15 +134,37 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="vector dimension (default 128)")
     parser.add_argument("--segments", type=int, default=4, help="sealed segments of the segment engine (default 4)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of steady-state queries (default 10)")
+    parser.add_argument("--compare-tree", metavar="TREE",
+                        help="also run the segment engine from this checkout (PYTHONPATH=TREE/src:TREE, its "
+                             "src/vectord/<part> linked to its packages), before this one's: an A/B in one run")
+    parser.add_argument("--no-one-state", action="store_true", help="skip the one-state engine")
     parser.add_argument("--out", help="write the results as JSON to this path")
     args = parser.parse_args()
     results = {}
-    for name, segments in (("one state", 0), (f"{args.segments} segments", args.segments)):
+    runs = [] if args.no_one_state else [("one state", 0, None)]
+    if args.compare_tree:
+        runs.append((f"{args.segments} segments ({args.compare_tree})", args.segments, args.compare_tree))
+    runs.append((f"{args.segments} segments", args.segments, None))
+    machine = subprocess.Popen([sys.executable, "-c", MACHINE_TICKER], stdout=subprocess.PIPE, text=True)
+    for name, segments, tree in runs:
+        env = dict(os.environ)
+        if tree:
+            env["PYTHONPATH"] = f"{tree}/src:{tree}"
         proc = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(segments),
-                               str(args.seconds)], capture_output=True, text=True, timeout=3600)
+                               str(args.seconds)], capture_output=True, text=True, timeout=3600, env=env)
         if proc.returncode:
             sys.exit(proc.stderr[-3000:])
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    machine.terminate()
+    machine_gaps = [tuple(map(float, line.split())) for line in machine.communicate()[0].splitlines()]
+    for r in results.values():  # each long query: the longest gap of this process's and the machine's ticker in it
+        r["stalls"] = [{"start": t, "ms": ms,
+                        "process_gap_ms": max([g for s, g in r["process_gaps"] if s < t + ms / 1000 and s + g / 1000 > t],
+                                              default=0.0),
+                        "machine_gap_ms": max([g for s, g in machine_gaps if s < t + ms / 1000 and s + g / 1000 > t],
+                                              default=0.0)}
+                       for t, ms in r["stalls"]]
+        r["process_gaps"] = len(r["process_gaps"])
     for name, r in results.items():
         r["p99_ratio"] = r["during"]["p99_ms"] / r["steady"]["p99_ms"]
         r["rss_ratio"] = r["rss_peak_mib"] / r["rss_steady_mib"]
@@ -109,7 +172,11 @@ def main() -> None:
               f"steady p50/p99/max {r['steady']['p50_ms']:.2f}/{r['steady']['p99_ms']:.2f}/{r['steady']['max_ms']:.1f} ms; "
               f"during p50/p99/max {r['during']['p50_ms']:.2f}/{r['during']['p99_ms']:.2f}/{r['during']['max_ms']:.1f} ms "
               f"({r['during']['queries']} queries); p99 ratio {r['p99_ratio']:.2f}; "
-              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}")
+              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}; "
+              f"largest child process peak {r.get('children_peak_rss_mib', 0):.0f} MiB")
+        for stall in r["stalls"][:5]:
+            print(f"    query of {stall['ms']:.0f} ms: this process's longest tick gap in it {stall['process_gap_ms']:.0f} ms, "
+                  f"the machine ticker's {stall['machine_gap_ms']:.0f} ms")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump({"args": vars(args), "results": results}, handle, indent=1)

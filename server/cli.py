@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-segment-mib", type=int, help=_setting_help("max_segment_mib"))
     serve.add_argument("--max-segment-rows", type=int, help=_setting_help("max_segment_rows"))
     serve.add_argument("--merge-factor", type=int, help=_setting_help("merge_factor"))
+    serve.add_argument("--graph-in-child", action="store_true", default=None, help=_setting_help("graph_in_child"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
@@ -210,6 +211,7 @@ def engine_tuning(settings):
         tuning.graph_cost_per_ef = settings.planner_cost_per_ef
     if settings.seal_rows:
         tuning.seal_rows = settings.seal_rows
+    tuning.graph_in_child = settings.graph_in_child
     return tuning
 
 
@@ -230,6 +232,7 @@ def serve(args: argparse.Namespace) -> int:
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
                                  seal_mib=args.seal_mib, max_segment_mib=args.max_segment_mib,
                                  max_segment_rows=args.max_segment_rows, merge_factor=args.merge_factor,
+                                 graph_in_child=args.graph_in_child,
                                  models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,

@@ -33,7 +33,7 @@ import hnswlib
 import numpy as np
 
 from vectord.errors import DataLossError
-from . import framing, record_file
+from . import framing, graph_child, record_file
 from .fsio import FileSystem, replace_atomically
 from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
@@ -159,9 +159,12 @@ def write_generation(
     records: dict[str, Any],
     index,
     name: str | None = None,
+    child: tuple[int, int] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
     """Writes gen-<seq>/ (or ``name``/: a segment, storage/segment.py) durably; returns
-    (name, files with sha256 and crc32c, index description)."""
+    (name, files with sha256 and crc32c, index description). With ``child`` (threads,
+    nice), a large graph of every slot live (a segment's) is written by a child process
+    (storage/graph_child.py), so that this process never holds the GIL to save it."""
     name = name or f"gen-{seq:020d}"
     gen = directory / name
     if gen.exists():
@@ -189,11 +192,20 @@ def write_generation(
 
     index_meta = None
     if index is not None:
-        index.save(gen / INDEX)
+        entry = None
+        if child is not None and graph_child.wanted(index, vectors.slots):
+            try:
+                entry = graph_child.save(gen / INDEX, gen / VECTORS, index, *child)
+            except (OSError, RuntimeError) as exc:
+                log.warning("%s: %s; the graph is saved by this process instead", gen / INDEX, exc)
+        if entry is None:
+            index.save(gen / INDEX)
         fs.fsync_path(gen / INDEX)
-        checksums = _HashingWriter()
-        _feed(gen / INDEX, checksums)
-        files[INDEX] = checksums.entry()
+        if entry is None:
+            checksums = _HashingWriter()
+            _feed(gen / INDEX, checksums)
+            entry = checksums.entry()
+        files[INDEX] = entry
         index_meta = {"file": INDEX, "count": index.count, "deleted": index.deleted,
                       "covered": index.covered,
                       "dim": index.dim, "space": index.metric, "m": index.m,

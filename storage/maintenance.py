@@ -157,7 +157,7 @@ class Maintenance:
                 segment = Segment.build(built.vectors, built.records, c.config, c.tuning, built.index,
                                         built.fulltext, built.meta_index)
                 if c.path is not None:
-                    segment.write(c.fs, c.path, seq)
+                    segment.write(c.fs, c.path, seq, c.tuning)
             except BaseException as exc:
                 with c._writers:
                     c._delta = None
@@ -201,7 +201,7 @@ class Maintenance:
             try:
                 merged = merge_build(frozen, c.config, c.tuning, c.fs, c.path)
                 if c.path is not None:
-                    merged.write(c.fs, c.path, seq)
+                    merged.write(c.fs, c.path, seq, c.tuning)
             except OSError as exc:
                 raise storage_error(exc, f"collection {c.config.name!r}: merge") from exc
             with c._writers, c._lock.write():

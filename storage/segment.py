@@ -208,15 +208,19 @@ class Segment:
         state = State(vectors, records, meta_index, fulltext, index)
         return cls(name or f"{PREFIX}new-{uuid.uuid4().hex[:8]}", state)
 
-    def write(self, fs: FileSystem, directory: Path, seq: int) -> None:
+    def write(self, fs: FileSystem, directory: Path, seq: int, tuning: Tuning | None = None) -> None:
         """Writes the segment's directory durably and maps its vectors from it; names it
-        ``seg-<seq>-<tag>`` (a fresh name: a directory is never written twice)."""
+        ``seg-<seq>-<tag>`` (a fresh name: a directory is never written twice). With
+        ``tuning``, a large graph is written by a child process built with its maintenance
+        threads and nice (storage/graph_child.py)."""
         name = f"{PREFIX}{seq:020d}-{uuid.uuid4().hex[:8]}"
         state = self.state
         if len(state.records) != state.vectors.slots:
             raise AssertionError(f"segment {name}: written with deleted slots (build it compacted)")
         written, files, index_meta = disk.write_generation(
-            fs, directory, seq, state.vectors, state.records.to_columns(), state.index, name=name)
+            fs, directory, seq, state.vectors, state.records.to_columns(), state.index, name=name,
+            child=None if tuning is None or not tuning.graph_in_child else (
+                min(tuning.maintenance_threads, tuning.index_threads), tuning.maintenance_nice))
         built_from = state.vectors.filename  # a compaction-style file a seal or merge wrote, or None
         old = state.vectors.rebase(directory / written / disk.VECTORS)
         del old
