@@ -40,6 +40,8 @@ def status(key):
             return int(line.split()[1]) / 1024
 rows = n // segments if segments else 0
 tuning = Tuning(seal_rows=rows, max_segment_rows=rows, compact_min_dead=1 << 40)
+if hasattr(tuning, "graph_in_child"):  # a tree of before the flag has no such setting (--compare-tree)
+    tuning.graph_in_child = sys.argv[5:6] == ["child"]
 rng = np.random.default_rng(1)
 centers = rng.normal(size=(64, dim)).astype(np.float32)
 vectors = (centers[rng.integers(0, 64, n)] + 0.5 * rng.normal(size=(n, dim))).astype(np.float32)
@@ -139,6 +141,8 @@ def main() -> None:
                              "src/vectord/<part> linked to its packages), before this one's: an A/B in one run")
     parser.add_argument("--no-one-state", action="store_true", help="skip the one-state engine")
     parser.add_argument("--out", help="write the results as JSON to this path")
+    parser.add_argument("--graph-in-child", action="store_true",
+                        help="segment graphs saved by a child process (Tuning.graph_in_child; off by default)")
     args = parser.parse_args()
     results = {}
     runs = [] if args.no_one_state else [("one state", 0, None)]
@@ -151,7 +155,7 @@ def main() -> None:
         if tree:
             env["PYTHONPATH"] = f"{tree}/src:{tree}"
         proc = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(segments),
-                               str(args.seconds)], capture_output=True, text=True, timeout=3600, env=env)
+                               str(args.seconds)] + (["child"] if args.graph_in_child else []), capture_output=True, text=True, timeout=3600, env=env)
         if proc.returncode:
             sys.exit(proc.stderr[-3000:])
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
