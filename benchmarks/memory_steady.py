@@ -142,6 +142,21 @@ def during(pid: int, work) -> tuple[int, list[int]]:
     return max(samples or [0]), samples
 
 
+def _restarted(server, data_dir, data):
+    """Stops the server cleanly and starts it again on ``data_dir``, after one query (the
+    collection opened, as a client would find it)."""
+    import vectord
+    from vectord.testing import start_server
+
+    code = server.terminate(timeout=600)
+    if code != 0:
+        raise RuntimeError(f"vectord exited {code}: {server.log()[-2000:]}")
+    server = start_server(data_dir, timeout=600)
+    with vectord.Client(server.address, timeout=600) as again:
+        again.get_collection("mem").query(query_embeddings=data[:1], n_results=10)
+    return server
+
+
 def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: Path, log) -> dict:
     import vectord
     from vectord.testing import start_server
@@ -188,12 +203,7 @@ def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: P
             f"peak {out['rss_compaction_peak'] / MiB:,.0f}, after {out['rss_after_compaction'] / MiB:,.0f} "
             f"({out['compaction_s']:.1f} s)")
         client.close()
-        code = server.terminate(timeout=600)
-        if code != 0:
-            raise RuntimeError(f"vectord exited {code}: {server.log()[-2000:]}")
-        server = start_server(workdir / name, timeout=600)
-        with vectord.Client(server.address, timeout=600) as again:
-            again.get_collection("mem").query(query_embeddings=data[:1], n_results=10)
+        server = _restarted(server, workdir / name, data)
         out["rss_restarted"] = vm_rss_bytes(server.proc.pid)
         out["live_after"] = n - len(gone)
         log(f"  {name}: after restart ({out['live_after']:,} live) {out['rss_restarted'] / MiB:,.0f} MiB")
@@ -206,12 +216,7 @@ def run_one(name: str, data: np.ndarray, source: str, seconds: float, workdir: P
             for s in range(0, len(halved), 5000):
                 again.get_collection("mem").delete(ids=[str(i) for i in halved[s:s + 5000]])
             again._call("Admin", "Checkpoint", admin_pb2.CheckpointRequest(collection="mem", compact=True), 900)
-        code = server.terminate(timeout=600)
-        if code != 0:
-            raise RuntimeError(f"vectord exited {code}: {server.log()[-2000:]}")
-        server = start_server(workdir / name, timeout=600)
-        with vectord.Client(server.address, timeout=600) as again:
-            again.get_collection("mem").query(query_embeddings=data[:1], n_results=10)
+        server = _restarted(server, workdir / name, data)
         out["rss_restarted_half"] = vm_rss_bytes(server.proc.pid)
         out["live_after_half"] = out["live_after"] - len(halved)
         log(f"  {name}: after deleting half, compacting and restarting ({out['live_after_half']:,} live) "

@@ -335,11 +335,7 @@ class IdIndex:
         hashes = np.zeros(len(column), np.uint32)
         hashes[labels] = fragments
         index._hashes = array("I", hashes.tobytes())
-        size = 16
-        while len(labels) > _MAX_LOAD * size:
-            size *= 2
-        index._refill(size, labels, len(column))
-        return index
+        return index._filled(labels)
 
     @classmethod
     def build_hashed(cls, column: IdColumn, hashes: np.ndarray, labels: np.ndarray) -> "IdIndex":
@@ -351,11 +347,15 @@ class IdIndex:
         by_label = np.zeros(len(column), np.uint32)
         by_label[labels] = fragments
         index._hashes = array("I", by_label.tobytes())
+        return index._filled(labels)
+
+    def _filled(self, labels: np.ndarray) -> "IdIndex":
+        """This index with ``labels`` placed, its table sized to the load limit."""
         size = 16
         while len(labels) > _MAX_LOAD * size:
             size *= 2
-        index._refill(size, labels, len(column))
-        return index
+        self._refill(size, labels, len(self._column))
+        return self
 
 
 class _AtLabels:

@@ -57,13 +57,6 @@ class PackedBytes:
         values = [value or b"" for value in values]
         self._set(b"".join(values), np.fromiter(map(len, values), np.int64, len(values)))
 
-    def _share_metadata(self, live: np.ndarray) -> None:
-        """Groups a new store's metadata once: repeated values kept once in the buffer
-        (``PackedBytes.share``), the groups handed to the next ``metadata_groups`` (every
-        caller of the constructors builds its metadata index from them)."""
-        self._groups = self.metadatas.groups(live)
-        self.metadatas.share(self._groups)
-
     @classmethod
     def from_packed(cls, data: bytes, lens: np.ndarray) -> "PackedBytes":
         """The column of the values packed end to end in ``data``, slot i ``lens[i]`` bytes long."""
