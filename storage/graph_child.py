@@ -35,8 +35,6 @@ from typing import Any
 #: child's start.
 MIN_BYTES = 16 << 20
 
-#: The seed HnswIndex.create gives hnswlib (storage/index.py), for the same graph.
-SEED = 100
 
 
 def wanted(index, slots: int) -> bool:
@@ -45,8 +43,8 @@ def wanted(index, slots: int) -> bool:
 
 def save(path: Path, vectors: Path, index, threads: int, nice: int) -> dict[str, Any]:
     """Builds ``index``'s graph (every row of ``vectors`` live, labels 0..n-1, as a segment
-    holds them) in a child process, which saves it to ``path``, fsyncs it and returns what
-    the MANIFEST lists of it (size, sha256, crc32c).
+    holds them) in a child process, which saves it to ``path`` and returns what
+    the MANIFEST lists of it (size, sha256, crc32c); the caller fsyncs it.
 
     Raises:
         RuntimeError: the child failed (its error output in the message).
@@ -69,6 +67,7 @@ def _main(argv: list[str]) -> int:
     import hnswlib
     import numpy as np
 
+    from .index import SEED
     from .layout import _HashingWriter, _feed
 
     args = json.loads(argv[1])
@@ -83,12 +82,7 @@ def _main(argv: list[str]) -> int:
     for start in range(0, args["count"], 65536):
         stop = min(args["count"], start + 65536)
         index.add_items(np.asarray(vectors[start:stop]), np.arange(start, stop), num_threads=args["threads"])
-    index.save_index(args["out"])
-    fd = os.open(args["out"], os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    index.save_index(args["out"])  # fsynced by the parent (layout.write_generation), as its own saves
     checksums = _HashingWriter()
     _feed(Path(args["out"]), checksums)
     print(json.dumps(checksums.entry()))

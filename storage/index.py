@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 _SPACES = {"cosine": "cosine", "l2": "l2", "ip": "ip"}
 
 
+#: hnswlib's random seed for every graph (storage/graph_child.py builds the same graph again).
+SEED = 100
+
+
 class IndexSearchFailed(Exception):
     """hnswlib could not return k results (too many deletions for this ef)."""
 
@@ -164,7 +168,7 @@ class HnswIndex:
                capacity: int, threads: int = 1) -> "HnswIndex":
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
         index._index.init_index(max_elements=max(capacity, 16), M=m,
-                                ef_construction=ef_construction, random_seed=100)
+                                ef_construction=ef_construction, random_seed=SEED)
         index._set_initial_ef(ef_search)
         return index
 
