@@ -234,12 +234,17 @@ class RecordStore:
         by_slot[at] = metadatas
         store.metadatas = PackedBytes(by_slot.tolist())
         del by_slot
-        store._alive = np.zeros(max(16, slots), np.bool_)
-        store._alive[at] = True
-        store._share_metadata(at)
-        store.labels = IdIndex.build(store.ids, ids, at)
-        store._order = IdOrder(store.ids)
-        return store
+        return store._opened(slots, at, IdIndex.build(store.ids, ids, at))
+
+    def _opened(self, slots: int, live: np.ndarray, id_index: IdIndex) -> "RecordStore":
+        """The rest of a new store whose columns are set: ``live`` alive, its metadata shared,
+        its id index and id order."""
+        self._alive = np.zeros(max(16, slots), np.bool_)
+        self._alive[live] = True
+        self._share_metadata(live)
+        self.labels = id_index
+        self._order = IdOrder(self.ids)
+        return self
 
     def _share_metadata(self, live: np.ndarray) -> None:
         """Groups a new store's metadata once: repeated values kept once in the buffer
@@ -289,12 +294,7 @@ class RecordStore:
             column = np.full(slots, None, object)
             column[labels] = documents
             store.documents = Documents(column.tolist())
-        store._alive = np.zeros(max(16, slots), np.bool_)
-        store._alive[labels] = True
-        store._share_metadata(labels)
-        store.labels = IdIndex.build_hashed(store.ids, id_hashes, labels)
-        store._order = IdOrder(store.ids)
-        return store
+        return store._opened(slots, labels, IdIndex.build_hashed(store.ids, id_hashes, labels))
 
     def to_columns(self) -> dict[str, Any]:
         """The live records as a checkpoint stores them (see ``from_columns``)."""
