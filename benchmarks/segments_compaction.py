@@ -10,8 +10,9 @@ back to back for ``--seconds`` (steady state), then while ``checkpoint(compact=T
 runs: one state rebuilds everything; segments compact one segment at a time. Reported:
 p50 / p99 / longest query of both phases, and the process's RSS: median in the steady
 state, and the peak during compaction (VmHWM, reset before it through /proc/self/clear_refs);
-and the peak RSS of the largest child process of the whole run (the graph writers of
-storage/graph_child.py, outside the process's RSS). The 10 longest queries during
+and, sampled every 20 ms from this process, the peak of the process's RSS plus its child
+processes' anonymous memory (the graph writers of storage/graph_child.py, on by default;
+``--no-graph-in-child``: saved in-process). The 10 longest queries during
 compaction are attributed: the longest gap within each of a ticker thread of the engine's
 process and of a ticker process beside it (a gap in both: the machine's scheduling; in the
 process only: the engine, e.g. a C call holding the GIL, or a lock).
@@ -29,11 +30,15 @@ import os
 import subprocess
 import sys
 
+from compaction import Sampler  # benchmarks/compaction.py: RSS and child processes' memory
+
 CHILD = r"""
 import json, sys, threading, time, tempfile
 import numpy as np
 from vectord.storage import Database, Tuning
 n, dim, segments, seconds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+if float(sys.argv[6]):
+    sys.setswitchinterval(float(sys.argv[6]) / 1000)  # --switch-interval-ms
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -41,7 +46,7 @@ def status(key):
 rows = n // segments if segments else 0
 tuning = Tuning(seal_rows=rows, max_segment_rows=rows, compact_min_dead=1 << 40)
 if hasattr(tuning, "graph_in_child"):  # a tree of before the flag has no such setting (--compare-tree)
-    tuning.graph_in_child = sys.argv[5:6] == ["child"]
+    tuning.graph_in_child = sys.argv[5] == "child"
 rng = np.random.default_rng(1)
 centers = rng.normal(size=(64, dim)).astype(np.float32)
 vectors = (centers[rng.integers(0, 64, n)] + 0.5 * rng.normal(size=(n, dim))).astype(np.float32)
@@ -97,7 +102,9 @@ with Database(tempfile.mkdtemp() + "/d", tuning=tuning, checkpoint_interval_s=36
             last = now
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
+    window = [time.monotonic()]  # of the compaction, for the RSS sampled from outside
     during, took = phase(lambda: col.checkpoint(compact=True))
+    window.append(time.monotonic())
     ticking.set(); ticker.join()
     peak = status("VmHWM:")
     # the 10 longest queries during compaction (wall-clock start, ms), and this process's tick gaps
@@ -106,10 +113,8 @@ with Database(tempfile.mkdtemp() + "/d", tuning=tuning, checkpoint_interval_s=36
         ms = np.asarray(lat) * 1000
         return {"queries": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                 "max_ms": float(ms.max())}
-    import resource  # the largest child process's peak (storage/graph_child.py's graph writers)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"segments": len(col.sealed), "live": col.count(), "compact_s": took,
-                      "children_peak_rss_mib": children, "stalls": stalls, "process_gaps": gaps,
+                      "window": window, "stalls": stalls, "process_gaps": gaps,
                       "steady": summary(steady_lat), "during": summary(during),
                       "rss_steady_mib": float(np.median(rss)), "rss_peak_mib": peak}))
 """
@@ -141,8 +146,10 @@ def main() -> None:
                              "src/vectord/<part> linked to its packages), before this one's: an A/B in one run")
     parser.add_argument("--no-one-state", action="store_true", help="skip the one-state engine")
     parser.add_argument("--out", help="write the results as JSON to this path")
-    parser.add_argument("--graph-in-child", action="store_true",
-                        help="segment graphs saved by a child process (Tuning.graph_in_child; off by default)")
+    parser.add_argument("--graph-in-child", action=argparse.BooleanOptionalAction, default=True,
+                        help="segment graphs saved by a child process (Tuning.graph_in_child; the default)")
+    parser.add_argument("--switch-interval-ms", type=float, default=0.0,
+                        help="sys.setswitchinterval in the engine's process (default 0: Python's, 5 ms)")
     args = parser.parse_args()
     results = {}
     runs = [] if args.no_one_state else [("one state", 0, None)]
@@ -154,11 +161,21 @@ def main() -> None:
         env = dict(os.environ)
         if tree:
             env["PYTHONPATH"] = f"{tree}/src:{tree}"
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(segments),
-                               str(args.seconds)] + (["child"] if args.graph_in_child else []), capture_output=True, text=True, timeout=3600, env=env)
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(segments),
+                                 str(args.seconds), "child" if args.graph_in_child else "in-process",
+                                 str(args.switch_interval_ms)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        sampler = Sampler(proc.pid)  # from this process: no /proc scans in the engine's
+        sampler.start()
+        out, err = proc.communicate(timeout=3600)
+        sampler.stop.set()
+        sampler.join()
         if proc.returncode:
-            sys.exit(proc.stderr[-3000:])
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            sys.exit(err[-3000:])
+        result = results[name] = json.loads(out.strip().splitlines()[-1])
+        start, end = result.pop("window")
+        result["rss_with_children_peak_mib"] = max(sampler.with_children_between(start, end), default=0.0)
+        result["children_anon_peak_mib"] = max((c for t, _, c in sampler.samples if start <= t <= end), default=0.0)
     machine.terminate()
     machine_gaps = [tuple(map(float, line.split())) for line in machine.communicate()[0].splitlines()]
     for r in results.values():  # each long query: the longest gap of this process's and the machine's ticker in it
@@ -176,8 +193,11 @@ def main() -> None:
               f"steady p50/p99/max {r['steady']['p50_ms']:.2f}/{r['steady']['p99_ms']:.2f}/{r['steady']['max_ms']:.1f} ms; "
               f"during p50/p99/max {r['during']['p50_ms']:.2f}/{r['during']['p99_ms']:.2f}/{r['during']['max_ms']:.1f} ms "
               f"({r['during']['queries']} queries); p99 ratio {r['p99_ratio']:.2f}; "
-              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}; "
-              f"largest child process peak {r.get('children_peak_rss_mib', 0):.0f} MiB")
+              f"RSS steady {r['rss_steady_mib']:.0f} MiB, peak {r['rss_peak_mib']:.0f} MiB, ratio {r['rss_ratio']:.2f}")
+        r["rss_with_children_ratio"] = r["rss_with_children_peak_mib"] / r["rss_steady_mib"]
+        print(f"    with its child processes (sampled every 20 ms: RSS + their anonymous memory): peak "
+              f"{r['rss_with_children_peak_mib']:.0f} MiB, ratio {r['rss_with_children_ratio']:.2f} (target <= 1.2); "
+              f"children's anonymous memory at most {r['children_anon_peak_mib']:.0f} MiB")
         for stall in r["stalls"][:5]:
             print(f"    query of {stall['ms']:.0f} ms: this process's longest tick gap in it {stall['process_gap_ms']:.0f} ms, "
                   f"the machine ticker's {stall['machine_gap_ms']:.0f} ms")

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-segment-mib", type=int, help=_setting_help("max_segment_mib"))
     serve.add_argument("--max-segment-rows", type=int, help=_setting_help("max_segment_rows"))
     serve.add_argument("--merge-factor", type=int, help=_setting_help("merge_factor"))
-    serve.add_argument("--graph-in-child", action="store_true", default=None, help=_setting_help("graph_in_child"))
+    serve.add_argument("--graph-in-child", action=argparse.BooleanOptionalAction, default=None,
+                       help=_setting_help("graph_in_child"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))

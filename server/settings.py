@@ -60,9 +60,9 @@ class Settings(BaseSettings):
         4, ge=2, description="merge this many sealed segments of one size tier into one (docs/segments.md); "
                              "at least 2")
     graph_in_child: bool = Field(
-        False, description="save a large segment's graph from a child process that builds it again, so that no "
-                           "query waits behind hnswlib's save, which holds the GIL; costs a second graph build "
-                           "per segment (docs/segments.md)")
+        True, description="save a large segment's graph from a child process that builds it again, so that no "
+                          "query waits behind hnswlib's save, which holds the GIL; costs a second graph build "
+                          "per segment (docs/segments.md); --no-graph-in-child: saved by the server")
     models_dir: Path | None = Field(
         None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
                           "model.json), served beside the built-in model; a bad one stops the start "

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import graph_child
 from .fsio import FileSystem
 from .fulltext import FullTextIndex
 from .index import HnswIndex
@@ -53,6 +54,9 @@ class Compacted:
     fulltext: FullTextIndex | None
     index: HnswIndex | None
     dropped: int
+    #: ``index`` as a child process wrote it beside the rows file (storage/graph_child.py):
+    #: (path, MANIFEST entry), for ``Segment.write`` to move into place; None: none written.
+    graph_file: tuple[Path, dict] | None = None
 
 
 def due(slots: int, live: int, has_index: bool, min_dead: int, ratio: float, force: bool) -> bool:
@@ -119,11 +123,13 @@ def write_rows(fs: FileSystem | None, directory: Path | None, blocks, live: int,
 
 
 def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path | None,
-          nice: int = 0) -> Compacted:
+          nice: int = 0, child: tuple[int, int] | None = None) -> Compacted:
     """Builds the compacted state of ``frozen`` (labels 0..n-1 in the old label order).
 
     Runs under no lock. ``directory`` None builds the vectors in memory. The graph, the
-    CPU-heavy part, is built by a thread ``nice`` steps lower in priority (``_fill_graph``).
+    CPU-heavy part, is built by a thread ``nice`` steps lower in priority (``_fill_graph``);
+    with ``child`` (threads, nice: a new segment's, ``segment.graph_child_of``), a large one
+    is first written by a child process (``fill_graph``).
 
     Raises:
         OSError: writing the new vector file failed (nothing was changed; the caller
@@ -138,6 +144,7 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
                                  hnsw["ef_search"], capacity=max(live, 16),
                                  threads=min(tuning.maintenance_threads, tuning.index_threads))
     vectors = write_rows(fs, directory, lambda: frozen.vectors.blocks(labels), live, config.dim, frozen.sqnorms)
+    graph_file = None
     if index is not None:
         if directory is None:
             rows = vectors.all()
@@ -145,7 +152,7 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
         else:
             # read again, block by block, with plain reads: mapping the new file's pages
             # would add them to the footprint during the build
-            _fill_graph(index, lambda: frozen.vectors.blocks(labels), nice)
+            graph_file = fill_graph(index, lambda: frozen.vectors.blocks(labels), nice, vectors, child)
     if index is not None:
         index.threads = tuning.index_threads  # searches and later adds use the usual count
     order = labels.tolist()
@@ -158,7 +165,20 @@ def build(frozen: Frozen, config, tuning, fs: FileSystem | None, directory: Path
     if frozen.analyze is not None:
         documents = records.documents
         fulltext = FullTextIndex.build(frozen.analyze, ((label, documents[label]) for label in range(live)))
-    return Compacted(vectors, records, meta_index, fulltext, index, frozen.slots - live)
+    return Compacted(vectors, records, meta_index, fulltext, index, frozen.slots - live, graph_file)
+
+
+def fill_graph(index: HnswIndex, blocks, nice: int, rows: VectorStore,
+               child: tuple[int, int] | None) -> tuple[Path, dict] | None:
+    """Fills ``index`` with ``blocks()`` (``_fill_graph``), the rows of the file ``rows``
+    maps. With ``child`` (threads, nice), a child process first writes the same graph to a
+    file beside ``rows`` (storage/graph_child.py; before this process's build, so that the
+    two graphs are never in memory at once); returns (its path, MANIFEST entry), or None."""
+    saved = None
+    if child is not None and rows.filename is not None:
+        saved = graph_child.prepare(rows.filename, index, rows.slots, *child)
+    _fill_graph(index, blocks, nice)
+    return saved
 
 
 def _fill_graph(index: HnswIndex, blocks, nice: int) -> None:
@@ -200,8 +220,9 @@ def _fill_graph(index: HnswIndex, blocks, nice: int) -> None:
 def remove_leftovers(fs: FileSystem, directory: Path, keep: Path | None = None) -> None:
     """Removes compaction vector files no generation needs any longer (all but ``keep``,
     the one the collection maps now): after a checkpoint copied them into its generation,
-    or after a crash."""
-    for path in directory.glob(f"{PREFIX}*.npy"):
+    or after a crash; and graph files a child wrote beside them that no segment took (a
+    crash's, or a seal's that failed)."""
+    for path in [*directory.glob(f"{PREFIX}*.npy"), *directory.glob(f"{PREFIX}*{graph_child.SUFFIX}")]:
         if keep is None or path.name != keep.name:
             try:
                 fs.remove(path)

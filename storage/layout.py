@@ -33,7 +33,7 @@ import hnswlib
 import numpy as np
 
 from vectord.errors import DataLossError
-from . import framing, graph_child, record_file
+from . import framing, record_file
 from .fsio import FileSystem, replace_atomically
 from .records import RecordStore, encode_metadata
 from .types import CollectionConfig
@@ -159,12 +159,12 @@ def write_generation(
     records: dict[str, Any],
     index,
     name: str | None = None,
-    child: tuple[int, int] | None = None,
+    graph_file: tuple[Path, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any] | None]:
     """Writes gen-<seq>/ (or ``name``/: a segment, storage/segment.py) durably; returns
-    (name, files with sha256 and crc32c, index description). With ``child`` (threads,
-    nice), a large graph of every slot live (a segment's) is written by a child process
-    (storage/graph_child.py), so that this process never holds the GIL to save it."""
+    (name, files with sha256 and crc32c, index description). ``graph_file`` (path,
+    MANIFEST entry): ``index`` as a child process already wrote it (storage/graph_child.py),
+    moved into place instead of saved by this process, which holds the GIL to save."""
     name = name or f"gen-{seq:020d}"
     gen = directory / name
     if gen.exists():
@@ -192,16 +192,13 @@ def write_generation(
 
     index_meta = None
     if index is not None:
-        entry = None
-        if child is not None and graph_child.wanted(index, vectors.slots):
-            try:
-                entry = graph_child.save(gen / INDEX, gen / VECTORS, index, *child)
-            except (OSError, RuntimeError) as exc:
-                log.warning("%s: %s; the graph is saved by this process instead", gen / INDEX, exc)
-        if entry is None:
+        if graph_file is not None:
+            fs.rename(graph_file[0], gen / INDEX)
+            entry = graph_file[1]
+        else:
             index.save(gen / INDEX)
         fs.fsync_path(gen / INDEX)
-        if entry is None:
+        if graph_file is None:
             checksums = _HashingWriter()
             _feed(gen / INDEX, checksums)
             entry = checksums.entry()

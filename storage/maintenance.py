@@ -19,7 +19,7 @@ import numpy as np
 from . import layout as disk
 from . import compaction
 from .fsio import storage_error
-from .segment import Segment, merge_all, merge_build, tiered_merge
+from .segment import Segment, graph_child_of, merge_all, merge_build, tiered_merge
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,13 @@ class Maintenance:
                 c._delta = []
             try:
                 # the vectors go to a file beside (mapped), not to memory: compaction.build
-                built = compaction.build(frozen, c.config, c.tuning, c.fs, c.path, nice=c.tuning.maintenance_nice)
+                built = compaction.build(frozen, c.config, c.tuning, c.fs, c.path, nice=c.tuning.maintenance_nice,
+                                         child=graph_child_of(c.tuning))
                 segment = Segment.build(built.vectors, built.records, c.config, c.tuning, built.index,
                                         built.fulltext, built.meta_index)
+                segment.graph_file = built.graph_file
                 if c.path is not None:
-                    segment.write(c.fs, c.path, seq, c.tuning)
+                    segment.write(c.fs, c.path, seq)
             except BaseException as exc:
                 with c._writers:
                     c._delta = None
@@ -201,7 +203,7 @@ class Maintenance:
             try:
                 merged = merge_build(frozen, c.config, c.tuning, c.fs, c.path)
                 if c.path is not None:
-                    merged.write(c.fs, c.path, seq, c.tuning)
+                    merged.write(c.fs, c.path, seq)
             except OSError as exc:
                 raise storage_error(exc, f"collection {c.config.name!r}: merge") from exc
             with c._writers, c._lock.write():

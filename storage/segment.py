@@ -65,6 +65,9 @@ class Segment:
     #: whether deletes were made since it was written.
     deletes_file: dict[str, Any] | None = None
     dirty: bool = False
+    #: Its graph as a child process wrote it before it was written (storage/graph_child.py):
+    #: (path, MANIFEST entry), moved into its directory by ``write``; None: saved by ``write``.
+    graph_file: tuple[Path, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ reading
     @property
@@ -208,19 +211,18 @@ class Segment:
         state = State(vectors, records, meta_index, fulltext, index)
         return cls(name or f"{PREFIX}new-{uuid.uuid4().hex[:8]}", state)
 
-    def write(self, fs: FileSystem, directory: Path, seq: int, tuning: Tuning | None = None) -> None:
+    def write(self, fs: FileSystem, directory: Path, seq: int) -> None:
         """Writes the segment's directory durably and maps its vectors from it; names it
-        ``seg-<seq>-<tag>`` (a fresh name: a directory is never written twice). With
-        ``tuning``, a large graph is written by a child process built with its maintenance
-        threads and nice (storage/graph_child.py)."""
+        ``seg-<seq>-<tag>`` (a fresh name: a directory is never written twice). Its graph
+        is the file a child wrote (``graph_file``) when there is one, else saved here."""
         name = f"{PREFIX}{seq:020d}-{uuid.uuid4().hex[:8]}"
         state = self.state
         if len(state.records) != state.vectors.slots:
             raise AssertionError(f"segment {name}: written with deleted slots (build it compacted)")
         written, files, index_meta = disk.write_generation(
             fs, directory, seq, state.vectors, state.records.to_columns(), state.index, name=name,
-            child=None if tuning is None or not tuning.graph_in_child else (
-                min(tuning.maintenance_threads, tuning.index_threads), tuning.maintenance_nice))
+            graph_file=self.graph_file)
+        self.graph_file = None  # moved
         built_from = state.vectors.filename  # a compaction-style file a seal or merge wrote, or None
         old = state.vectors.rebase(directory / written / disk.VECTORS)
         del old
@@ -300,7 +302,7 @@ def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: File
     memory. The graph is built by a thread ``tuning.maintenance_nice`` steps lower,
     reading the sources again with plain reads (``compaction._fill_graph``).
     """
-    from .compaction import _fill_graph, write_rows  # compaction's rows file and graph thread
+    from .compaction import fill_graph, write_rows  # compaction's rows file and graph thread
     live = sum(len(view.labels) for view in frozen)
 
     def blocks():
@@ -318,18 +320,28 @@ def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: File
         documents += [view.documents[label] for label in order]
         metadatas += [view.metadatas[label] for label in order]
     records = RecordStore.from_columns(list(range(live)), ids, documents, metadatas, slots=live)
-    index = None
+    index, graph_file = None, None
     if live >= tuning.exact_threshold:
         hnsw = config.hnsw
         index = HnswIndex.create(config.metric, config.dim, hnsw["m"], hnsw["ef_construction"], hnsw["ef_search"],
                                  capacity=max(live, 16), threads=min(tuning.maintenance_threads, tuning.index_threads))
-        _fill_graph(index, blocks, tuning.maintenance_nice)
+        graph_file = fill_graph(index, blocks, tuning.maintenance_nice, vectors, graph_child_of(tuning))
         index.threads = tuning.index_threads
     fulltext = None
     analyze = frozen[0].analyze if frozen else None
     if analyze is not None:
         fulltext = FullTextIndex.build(analyze, enumerate(documents))
-    return Segment.build(vectors, records, config, tuning, index, fulltext)
+    segment = Segment.build(vectors, records, config, tuning, index, fulltext)
+    segment.graph_file = graph_file
+    return segment
+
+
+def graph_child_of(tuning: Tuning) -> tuple[int, int] | None:
+    """(threads, nice) of the child process that writes a new segment's large graph
+    (storage/graph_child.py), or None: ``Tuning.graph_in_child`` off."""
+    if not tuning.graph_in_child:
+        return None
+    return min(tuning.maintenance_threads, tuning.index_threads), tuning.maintenance_nice
 
 
 def merge_all(segments: list["Segment"], max_rows: int = 0) -> list[int] | None:

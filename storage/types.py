@@ -100,12 +100,12 @@ class Tuning:
     maintenance_threads: int = max(1, (os.cpu_count() or 1) - 1)
     #: How much lower a compaction's build runs in CPU priority (nice steps; 0: as queries).
     maintenance_nice: int = 10
-    #: Save a large segment's graph from a child process that builds it again
+    #: Save a large segment's graph from a child process that builds it first
     #: (storage/graph_child.py), so that no query waits behind hnswlib's save_index, which
-    #: holds the GIL (284 ms for 50k x 384). Off by default: the graph is built twice, and
-    #: compactions took 3-3.5 x as long (benchmarks/results/graph-gil-2026-11-30.md). For
-    #: deployments where the longest query matters more than maintenance CPU.
-    graph_in_child: bool = False
+    #: holds the GIL (284 ms for 50k x 384). The price: each large graph is built twice,
+    #: and a seal, merge or compaction takes about twice as long
+    #: (benchmarks/results/segments-compaction-quiet-2026-11-30.md). False: saved in-process.
+    graph_in_child: bool = True
     #: Seal the mutable tail into an immutable segment once its live records' vectors hold
     #: ``seal_bytes`` (``seal_rows_for``: 43,690 records of 384 floats; storage/segment.py,
     #: docs/segments.md), or once it holds ``seal_rows`` records when that is set. Both 0:

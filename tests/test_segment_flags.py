@@ -28,10 +28,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_flags_and_environment_reach_the_settings(tmp_path):
     result = run("serve", "--print-config", "--seal-rows", "100", "--max-segment-rows", "500", "--merge-factor", "3",
-                 "--graph-in-child", "--data-dir", str(tmp_path / "d"))
+                 "--no-graph-in-child", "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert {"seal_rows = 100", "max_segment_rows = 500", "merge_factor = 3", "graph_in_child = true"} <= set(lines)
+    assert {"seal_rows = 100", "max_segment_rows = 500", "merge_factor = 3", "graph_in_child = false"} <= set(lines)
     result = run("serve", "--print-config", "--data-dir", str(tmp_path / "d"),
                  env={"VECTORD_MAX_SEGMENT_ROWS": "700", "VECTORD_MERGE_FACTOR": "6"})
     assert {"max_segment_rows = 700", "merge_factor = 6"} <= set(result.stdout.splitlines())
@@ -44,7 +44,7 @@ def test_settings_become_the_engines_tuning():
     defaults = cli.engine_tuning(Settings())
     assert (defaults.seal_rows, defaults.max_segment_rows, defaults.merge_factor) == (0, 0, 4)
     assert (defaults.seal_bytes, defaults.max_segment_bytes) == (64 << 20, 256 << 20)  # sealing by size
-    assert not defaults.graph_in_child and cli.engine_tuning(Settings(graph_in_child=True)).graph_in_child
+    assert defaults.graph_in_child and not cli.engine_tuning(Settings(graph_in_child=False)).graph_in_child
     never = cli.engine_tuning(Settings(seal_mib=0))
     assert never.seal_rows_for(384) == 0  # --seal-mib 0: never sealed
 

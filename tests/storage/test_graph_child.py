@@ -114,11 +114,44 @@ def test_a_small_graph_is_saved_in_this_process(tmp_path, monkeypatch):
     assert calls == []  # 300 x 16 floats, far below MIN_BYTES
 
 
-def test_by_default_no_child_is_started(tmp_path, children, monkeypatch):
-    """graph_in_child is off by default: the graph is built once and saved by this process."""
-    assert not Tuning().graph_in_child
+def test_with_graph_in_child_off_no_child_is_started(tmp_path, children, monkeypatch):
+    """graph_in_child is on by default; off, the graph is built once and saved by this process."""
+    assert Tuning().graph_in_child
     monkeypatch.setattr(sys.modules[__name__], "TUNING", dataclasses.replace(TUNING, graph_in_child=False))
     db, col = _sealed(tmp_path / "d")
     assert col.sealed
     db.close()
     assert children == []
+
+
+def test_a_graph_file_a_crash_left_beside_its_rows_is_removed_at_the_next_start(tmp_path, children):
+    db, col = _sealed(tmp_path / "d")
+    directory = col.path
+    db.close()
+    # as a crash between the child's save and the segment's write leaves them
+    (directory / "compact-000007-1.npy").write_bytes(b"\x93NUMPY partial")
+    (directory / f"compact-000007-1{graph_child.SUFFIX}").write_bytes(b"partial graph")
+    with Database(tmp_path / "d", tuning=TUNING, checkpoint_interval_s=3600) as db:
+        assert len(db.get_collection("c").sealed) == 3
+    assert not list(directory.glob("compact-*"))
+
+
+def test_the_child_runs_without_the_package(tmp_path):
+    """The child imports numpy and hnswlib only (its memory is beside the server's), and the
+    storage folder's own modules (its types.py) never shadow the standard library's."""
+    import json
+    import subprocess
+
+    rows = tmp_path / "rows.npy"
+    np.save(rows, VECTORS[:100])
+    args = {"space": "l2", "dim": DIM, "m": 8, "ef_construction": 40, "count": 100, "vectors": str(rows),
+            "out": str(tmp_path / "g.hnsw"), "seed": 100, "threads": 1, "nice": 0}
+    # graph_child.save's command line, run through runpy to list the modules it imported
+    script = (f"import runpy, sys\nsys.argv = [{graph_child.__file__!r}, {json.dumps(args)!r}]\n"
+              "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+              "except SystemExit as exc:\n    assert not exc.code, exc\n"
+              "print(sorted(m for m in sys.modules if m.startswith('vectord')))")
+    done = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "g.hnsw").stat().st_size > 0
