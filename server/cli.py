@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help=_setting_help("host", "listen address"))
     serve.add_argument("--port", type=int, help=_setting_help("port", "listen port, 0 for any free one"))
     serve.add_argument("--max-workers", type=int, help=_setting_help("max_workers"))
+    serve.add_argument("--switch-interval-ms", type=float, help=_setting_help("switch_interval_ms"))
     serve.add_argument("--index-threads", type=int, help=_setting_help("index_threads"))
     serve.add_argument("--encoder-threads", type=int, help=_setting_help("encoder_threads"))
     serve.add_argument("--planner-cost-per-ef", type=int, help=_setting_help("planner_cost_per_ef"))
@@ -228,6 +229,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.load(config=args.config, data_dir=args.data_dir, host=args.host, port=args.port,
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
+                                 switch_interval_ms=args.switch_interval_ms,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
@@ -254,6 +256,7 @@ def serve(args: argparse.Namespace) -> int:
     from . import logs
 
     logs.configure(settings.log_level, settings.log_format)
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
     tuning = engine_tuning(settings)
     metrics = None
     if settings.metrics_port is not None:

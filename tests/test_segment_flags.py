@@ -38,6 +38,13 @@ def test_flags_and_environment_reach_the_settings(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_the_gil_switch_interval_is_a_setting_of_one_millisecond_by_default(tmp_path):
+    """The server's sys.setswitchinterval (server/settings.py says why 1 ms, not Python's 5)."""
+    assert Settings().switch_interval_ms == 1.0
+    result = run("serve", "--print-config", "--switch-interval-ms", "2.5", "--data-dir", str(tmp_path / "d"))
+    assert "switch_interval_ms = 2.5" in result.stdout.splitlines(), result.stderr
+
+
 def test_settings_become_the_engines_tuning():
     tuning = cli.engine_tuning(Settings(seal_rows=50, max_segment_rows=200, merge_factor=3))
     assert (tuning.seal_rows, tuning.max_segment_rows, tuning.merge_factor) == (50, 200, 3)
@@ -55,6 +62,8 @@ def test_settings_become_the_engines_tuning():
     (["--max-segment-rows", "-5"], {}, "invalid setting max_segment_rows = -5 (--max-segment-rows, "
                                        "VECTORD_MAX_SEGMENT_ROWS): Input should be greater than or equal to 0"),
     ([], {"VECTORD_MERGE_FACTOR": "0"}, "invalid setting merge_factor = '0' (--merge-factor, VECTORD_MERGE_FACTOR)"),
+    (["--switch-interval-ms", "0"], {}, "invalid setting switch_interval_ms = 0.0 (--switch-interval-ms, "
+                                        "VECTORD_SWITCH_INTERVAL_MS): Input should be greater than 0"),
     (["--seal-rows", "100", "--max-segment-rows", "50"], {},
      "max_segment_rows (--max-segment-rows) is 50, below seal_rows (--seal-rows) 100: it must be at least "
      "seal_rows, or 0 (no bound)"),
