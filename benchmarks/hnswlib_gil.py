@@ -64,8 +64,6 @@ class Ticker:
 def _engine_paths(ticker: Ticker, index, loaded, data, tmp: str, args, out: dict) -> None:
     """hnswlib's pickle state (tried as the graph file first, a560c37) and the child process
     that writes a segment's graph now (storage/graph_child.py), timed as the calls above."""
-    from types import SimpleNamespace
-
     from vectord.storage import graph_child
 
     took, gap = ticker.measure(lambda: index.__getstate__())
@@ -77,7 +75,7 @@ def _engine_paths(ticker: Ticker, index, loaded, data, tmp: str, args, out: dict
     del state, fresh
     vectors = os.path.join(tmp, "vectors.npy")
     np.save(vectors, data)
-    described = SimpleNamespace(metric="l2", dim=args.dim, m=16, ef_construction=40, count=args.n)
+    described = {"space": "l2", "dim": args.dim, "m": 16, "ef_construction": 40, "count": args.n}
     child = os.path.join(tmp, "child.hnsw")
     took, gap = ticker.measure(lambda: graph_child.save(Path(child), Path(vectors), described, 1, 0))
     out["calls"]["engine: graph_child.save (a child builds and saves; 1 thread)"] = {
