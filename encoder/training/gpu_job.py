@@ -68,6 +68,21 @@ def load_data(data: Path, max_texts: int = 0):
     return texts + extra, pairs, val, len(texts)
 
 
+def pair_probabilities(data: Path, pairs: np.ndarray, weights: dict[str, float]) -> np.ndarray | None:
+    """How likely each of ``pairs`` (load_data's, filtered or not) is drawn into a batch: its
+    source's weight (pairs.tsv's third column: faq, heading, jargon, man; 1 when not named),
+    normalised; None when no weight is given (every pair once a pass)."""
+    if not weights:
+        return None
+    pairs_path = data / "pairs.tsv.xz" if (data / "pairs.tsv.xz").exists() else data / "pairs.tsv"
+    source = {}
+    for ln in read_lines(pairs_path):
+        cols = ln.split("\t")
+        source[(int(cols[0]), int(cols[1]))] = cols[2] if len(cols) > 2 else ""
+    w = np.array([weights.get(source.get((int(a), int(b)), ""), 1.0) for a, b in pairs], dtype=np.float64)
+    return w / w.sum()
+
+
 def tokenize(tokenizer_json: Path, texts: list[str]):
     from tokenizers import Tokenizer
 
@@ -124,6 +139,9 @@ def main(argv=None) -> None:
     ap.add_argument("--emb", type=int, default=TrainConfig.emb, help="token embedding width")
     ap.add_argument("--batch", type=int, default=TrainConfig.batch, help="texts per distillation batch")
     ap.add_argument("--pair-batch", type=int, default=TrainConfig.pair_batch, help="source pairs per batch")
+    ap.add_argument("--pair-weight", action="append", default=[], metavar="SOURCE=W",
+                    help="draw the pairs of one source W times as often as the others (repeatable; sources: faq, "
+                         "heading, jargon, man); e.g. faq=8: FAQ questions are 1.3%% of the pairs")
     ap.add_argument("--label-cache", type=Path, default=DEFAULT_LABEL_CACHE,
                     help="root of label_job.py's cache: labels found there are used, only the rest is labelled "
                          "(absent on a lent GPU machine: everything is labelled there)")
@@ -137,6 +155,12 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if not a.steps and not a.seconds:
         ap.error("give --steps or --seconds")
+    try:
+        weights = {k: float(v) for k, v in (item.split("=", 1) for item in a.pair_weight)}
+    except ValueError:
+        ap.error(f"--pair-weight: expected SOURCE=W, got {a.pair_weight}")
+    if any(w <= 0 for w in weights.values()):
+        ap.error(f"--pair-weight: weights must be > 0, got {weights}")
     import torch
 
     t0 = time.time()
@@ -194,7 +218,10 @@ def main(argv=None) -> None:
     cfg = TrainConfig(hidden=a.hidden, emb=a.emb, batch=a.batch, pair_batch=a.pair_batch, steps=a.steps,
                       seconds=max(30.0, a.seconds - (time.time() - t0) - 25) if a.seconds else 0)
     extra = {"texts": len(texts), "base_texts": n_base, "pairs": int(len(pairs)), "val_texts": int(len(val)),
-             "labelled_texts": int(have.sum()), "device": device}
+             "labelled_texts": int(have.sum()), "device": device, "pair_weights": weights}
+    pair_p = pair_probabilities(a.data, pairs, weights)
+    if pair_p is not None:
+        log(f"pairs drawn by source weight {weights}")
 
     def checkpoint(model, step):
         save_twin(model, cfg, a.out / "student.npz", {**extra, "checkpoint_step": step})
@@ -211,7 +238,7 @@ def main(argv=None) -> None:
         start_step = int(before.get("checkpoint_step", before["config"]["steps"]))
         log(f"resuming {a.resume} at step {start_step}")
     model = train(ids, tv, pairs, train_idx, val, cfg, device=device, log=log, checkpoint=checkpoint,
-                  init_state=init_state, start_step=start_step)
+                  init_state=init_state, start_step=start_step, pair_p=pair_p)
     save_twin(model, cfg, a.out / "student.npz", {**extra, "seconds": round(time.time() - t0, 1),
                                                   "checkpoint_step": cfg.steps})
     log(f"done: {cfg.steps} steps, final {cfg.history[-1] if cfg.history else ''}")

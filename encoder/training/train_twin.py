@@ -72,10 +72,28 @@ def length_batches(lens: np.ndarray, items: np.ndarray, batch: int, rng) -> list
     return bs
 
 
+def pair_batches(n_pairs: int, batch: int, rng, p: np.ndarray | None = None):
+    """Batches of pair indices, forever: shuffled passes over all pairs, or, with ``p`` (one
+    probability per pair, summing to 1), ``batch`` distinct pairs drawn by ``p`` each time (so
+    that a scarce source, such as FAQ questions, is seen more often). None forever when there
+    are fewer pairs than a batch."""
+    if n_pairs < batch:
+        while True:
+            yield None
+    while True:
+        if p is not None:
+            yield rng.choice(n_pairs, size=batch, replace=False, p=p)
+            continue
+        perm = rng.permutation(n_pairs)
+        for i in range(0, len(perm) - batch + 1, batch):
+            yield perm[i:i + batch]
+
+
 def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
           cfg: TrainConfig, *, device: str = "cpu", log=print, checkpoint=None, checkpoint_every_s: float = 90.0,
-          init_state: dict[str, np.ndarray] | None = None, start_step: int = 0):
-    """Returns the trained twin (on `device`). pairs: (P, 2) indices into ids/teacher.
+          init_state: dict[str, np.ndarray] | None = None, start_step: int = 0, pair_p: np.ndarray | None = None):
+    """Returns the trained twin (on `device`). pairs: (P, 2) indices into ids/teacher; ``pair_p``:
+    how likely each pair is drawn into a batch (``pair_batches``; None: every pair once a pass).
 
     ``init_state`` (``load_twin_state`` of an earlier run's checkpoint) and ``start_step`` (its
     ``checkpoint_step``) continue that run: its weights, the learning-rate schedule from that
@@ -123,15 +141,6 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
         while True:
             yield from length_batches(ids.lens, train_idx, cfg.batch, rng)
 
-    def pair_batches_forever():
-        if len(pairs) < cfg.pair_batch:
-            while True:
-                yield None
-        while True:
-            perm = rng.permutation(len(pairs))
-            for i in range(0, len(perm) - cfg.pair_batch + 1, cfg.pair_batch):
-                yield perm[i:i + cfg.pair_batch]
-
     def val_cos():
         model.eval()
         out = []
@@ -142,7 +151,7 @@ def train(ids: Ragged, teacher: np.ndarray, pairs: np.ndarray, train_idx: np.nda
         model.train()
         return float(np.concatenate(out).mean()) if out else float("nan")
 
-    db, pb = batches_forever(), pair_batches_forever()
+    db, pb = batches_forever(), pair_batches(len(pairs), cfg.pair_batch, rng, pair_p)
     total = cfg.steps or 10 ** 9
     t0 = time.time()
     last_ckpt = t0

@@ -164,9 +164,12 @@ def test_gpu_job_trains_on_the_labelled_subset_and_labels_only_what_is_missing(p
     assert have.sum() == 128
     tiny = ["--hidden", "8", "--emb", "8", "--batch", "16", "--pair-batch", "2", "--steps", "2", "--device", "cpu",
             "--label-cache", str(tmp_path / "cache")]
-    gpu_job.main(["--data", str(pack), "--out", str(tmp_path / "sub"), "--labelled-only"] + tiny)
+    gpu_job.main(["--data", str(pack), "--out", str(tmp_path / "sub"), "--labelled-only", "--pair-weight", "faq=8"]
+                 + tiny)
     meta = json.loads((tmp_path / "sub" / "student.json").read_text())
     assert meta["labelled_texts"] == 128 and meta["texts"] > 128
+    assert meta["pair_weights"] == {"faq": 8.0}
+    assert "pairs drawn by source weight {'faq': 8.0}" in (tmp_path / "sub" / "job.log").read_text()
     ls = label_job.label_set(pack)
     assert meta["pairs"] == int(have[ls.pairs].all(1).sum()) and meta["val_texts"] == int(have[ls.val].sum()) > 0
     gpu_job.main(["--data", str(pack), "--out", str(tmp_path / "all")] + tiny)
