@@ -156,8 +156,7 @@ class Maintenance:
                 built = compaction.build(frozen, c.config, c.tuning, c.fs, c.path, nice=c.tuning.maintenance_nice,
                                          child=graph_child_of(c.tuning))
                 segment = Segment.build(built.vectors, built.records, c.config, c.tuning, built.index,
-                                        built.fulltext, built.meta_index)
-                segment.graph_file = built.graph_file
+                                        built.fulltext, built.meta_index, graph_file=built.graph_file)
                 if c.path is not None:
                     segment.write(c.fs, c.path, seq)
             except BaseException as exc:

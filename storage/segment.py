@@ -194,9 +194,11 @@ class Segment:
     @classmethod
     def build(cls, vectors: VectorStore, records: RecordStore, config: CollectionConfig, tuning: Tuning,
               index: HnswIndex | None, fulltext: FullTextIndex | None,
-              meta_index: MetadataIndex | None = None, name: str | None = None) -> "Segment":
+              meta_index: MetadataIndex | None = None, name: str | None = None,
+              graph_file: tuple[Path, dict[str, Any]] | None = None) -> "Segment":
         """A segment of compacted structures (labels 0..n-1, all live), e.g. from
-        ``compaction.build``; builds the graph when there is none and it is large enough."""
+        ``compaction.build``; builds the graph when there is none and it is large enough.
+        ``graph_file``: that graph as a child process wrote it (``Segment.graph_file``)."""
         if index is None and len(records) >= tuning.exact_threshold:
             hnsw = config.hnsw
             index = HnswIndex.create(config.metric, config.dim, hnsw["m"], hnsw["ef_construction"],
@@ -209,7 +211,7 @@ class Segment:
         if meta_index is None:
             meta_index = MetadataIndex.build_groups(records.metadata_groups())
         state = State(vectors, records, meta_index, fulltext, index)
-        return cls(name or f"{PREFIX}new-{uuid.uuid4().hex[:8]}", state)
+        return cls(name or f"{PREFIX}new-{uuid.uuid4().hex[:8]}", state, graph_file=graph_file)
 
     def write(self, fs: FileSystem, directory: Path, seq: int) -> None:
         """Writes the segment's directory durably and maps its vectors from it; names it
@@ -331,9 +333,7 @@ def merge_build(frozen: list, config: CollectionConfig, tuning: Tuning, fs: File
     analyze = frozen[0].analyze if frozen else None
     if analyze is not None:
         fulltext = FullTextIndex.build(analyze, enumerate(documents))
-    segment = Segment.build(vectors, records, config, tuning, index, fulltext)
-    segment.graph_file = graph_file
-    return segment
+    return Segment.build(vectors, records, config, tuning, index, fulltext, graph_file=graph_file)
 
 
 def graph_child_of(tuning: Tuning) -> tuple[int, int] | None:
