@@ -47,6 +47,12 @@ def test_smoke_run_writes_tables_plots_and_numeric_ratios(tmp_path):
     assert [row for row in results["targets"] if row["target"].endswith("remote / bare-gRPC floor")]
     for name in ("50%", "20%", "10%", "5%", "2%", "1%", "0.5%", "0.1%"):
         assert systems["vectord remote"][f"f{name}_qps"] > 0, name
+    # the gRPC + hnswlib ceiling: the floor's server searching raw hnswlib for the query it
+    # was sent (recall as hnswlib's), set beside the floor and vectord remote
+    ceiling = systems["gRPC + hnswlib ceiling"]
+    assert ceiling["qps_t1"] > 0 and ceiling["batch_qps"] > 0 and 0.9 <= ceiling["recall"] <= 1.0
+    assert abs(ceiling["batch_recall"] - systems["hnswlib (in-process)"]["batch_recall"]) < 0.05
+    assert "| vectord remote / (gRPC + hnswlib ceiling) |" in text and "| (gRPC + hnswlib ceiling) / floor |" in text
     # the systems were measured in alternating rounds (benchmarks/suite/rounds.py; the smoke
     # run: 2 ingest chunks, 3 rounds): a ratio is the median of its rounds, within their spread
     assert len(dataset["rounds"]["ingest"]["vectord remote"]) == 2

@@ -8,7 +8,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-SYSTEMS = ["vectord remote", "vectord embedded", "hnswlib (in-process)", "Chroma embedded", "Chroma server"]
+#: The gRPC + hnswlib ceiling (suite/floor.py): a bare grpcio server answering with raw hnswlib.
+CEILING = "gRPC + hnswlib ceiling"
+SYSTEMS = ["vectord remote", "vectord embedded", "hnswlib (in-process)", "Chroma embedded", "Chroma server", CEILING]
 MiB = 2**20
 
 
@@ -56,7 +58,7 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
         head = ["system"] + [f"{name}: QPS / recall" for name in filters]
         lines += ["Filtered single queries (`bucket < t`, 1 thread, k=10; recall against exact search over "
                   "the matching records):", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(filters)]
-        for s in systems:
+        for s in [s for s in systems if s != CEILING]:  # the ceiling answers unfiltered queries only
             row = [s] + [f"{_num(_get(res, s, f'f{n}_qps'))} / {_num(_get(res, s, f'f{n}_recall'), 4)}"
                          for n in filters]
             lines.append("| " + " | ".join(row) + " |")
@@ -114,7 +116,9 @@ def dataset_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
 
 def floor_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The bare-gRPC floor of this data set (suite/floor.py) and every remote figure as a
-    fraction of it: floor's time per call / the system's (1.0 = no cost over gRPC itself)."""
+    fraction of it: floor's time per call / the system's (1.0 = no cost over gRPC itself);
+    with the gRPC + hnswlib ceiling, vectord remote as a fraction of it and it as a multiple
+    of Chroma's server."""
     fl = ds.get("floor")
     if not fl:
         return []
@@ -127,13 +131,22 @@ def floor_tables(ds: dict[str, Any], config: dict[str, Any]) -> list[str]:
     lines = [f"Bare-gRPC floor (a grpcio echo with vectord's payload sizes: {fl['request_bytes']} B out, "
              f"{fl['reply_bytes']} B back per query; batched {fl['batch_request_bytes']:,} B / "
              f"{fl['batch_reply_bytes']:,} B), measured in this run; the remote systems as a fraction of it "
-             "(their QPS / the floor's QPS):", "",
+             "(their QPS / the floor's QPS)"
+             + (f", and beside them the {CEILING}: the same server searching raw hnswlib (`knn_query` in its "
+                "handler, for the query floats each request carries), the fastest a Python gRPC server answers "
+                "with this index" if CEILING in res else "") + ":", "",
              "| | " + " | ".join(label for _, label in keys) + " |", "|---|" + "---:|" * len(keys),
              "| floor, queries/s | " + " | ".join(_num(fl.get(key)) for key, _ in keys) + " |"]
-    for s in ("vectord remote", "Chroma server"):
-        if s in res and "error" not in res[s]:
-            lines.append(f"| {s} / floor | " + " | ".join(
-                _num(_get(res, s, key) / fl[key] if _get(res, s, key) and fl.get(key) else None, 3)
+    figures = {FLOOR: fl, **{s: res[s] for s in ("vectord remote", "Chroma server", CEILING)
+                             if s in res and "error" not in res[s]}}
+    ceiling = f"({CEILING})"
+    for label, a, b in (("vectord remote / floor", "vectord remote", FLOOR),
+                        ("Chroma server / floor", "Chroma server", FLOOR), (f"{ceiling} / floor", CEILING, FLOOR),
+                        (f"vectord remote / {ceiling}", "vectord remote", CEILING),
+                        (f"{ceiling} / Chroma server", CEILING, "Chroma server")):
+        if a in figures and b in figures:  # a's QPS / b's
+            lines.append(f"| {label} | " + " | ".join(
+                _num(figures[a][key] / figures[b][key] if figures[a].get(key) and figures[b].get(key) else None, 3)
                 for key, _ in keys) + " |")
     filters = [n for n in config["filters"] if _get(res, "vectord remote", f"f{n}_qps")]
     if filters and fl.get("qps_t1"):
@@ -296,6 +309,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if fl.get(f"qps_t{t}"):
                 ratio_row(f"single-query QPS, {t} threads: remote / bare-gRPC floor (context)", "vectord remote",
                           f"qps_t{t}", FLOOR, f"qps_t{t}", None, fl)
+        if _get(res, CEILING, "qps_t1"):
+            ratio_row(f"single-query QPS, 1 thread: {CEILING} / Chroma server (context)", CEILING, "qps_t1",
+                      "Chroma server", "qps_t1", None)
         for mode in ("remote", "embedded"):
             system = res.get(f"vectord {mode}") or {}
             curve = [n for n in ds.get("config", {}).get("filters", []) if system.get(f"f{n}_qps")]

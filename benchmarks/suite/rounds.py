@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import systems as sy
+from .report import CEILING
 
 #: The bare-gRPC floor (floor.py) is measured in the rounds like a system.
 FLOOR = "bare-gRPC floor"
+#: Systems that only answer queries (floor.py): no ingest (the ceiling's server builds its
+#: index from the data when it starts), no filters, no get or count.
+QUERY_ONLY = (FLOOR, CEILING)
 #: The order within a round (then reversed): the systems a target compares sit side by side.
-ORDER = ["vectord remote", "Chroma server", FLOOR, "vectord embedded", "Chroma embedded", "hnswlib (in-process)"]
+ORDER = [CEILING, "vectord remote", "Chroma server", FLOOR, "vectord embedded", "Chroma embedded",
+         "hnswlib (in-process)"]
 #: Filters with a target against Chroma (report.py): Chroma runs them in the rounds too.
 CHROMA_ROUND_FILTERS = ["1%", "0.1%"]
 #: Per-round keys kept in the results (the recall of each query is folded into the totals).
@@ -90,9 +95,10 @@ def run_dataset(ds, config: dict[str, Any], wanted: list[str], workdir: Path, ch
         "hnswlib (in-process)": sy.open_hnswlib,
         "Chroma embedded": lambda *a: sy.ChromaDriver("embedded", *a, chroma_venv),
         "Chroma server": lambda *a: sy.ChromaDriver("server", *a, chroma_venv),
-        FLOOR: sy.open_floor,
+        FLOOR: sy.open_floor, CEILING: sy.open_ceiling,
     }
-    names = [s for s in ORDER if s in wanted or (s == FLOOR and "vectord remote" in wanted)]
+    # the floor is the yardstick of every system answering over gRPC
+    names = [s for s in ORDER if s in wanted or (s == FLOOR and {"vectord remote", CEILING} & set(wanted))]
     systems: dict[str, Any] = {}
     errors: dict[str, str] = {}
     figures: dict[str, dict[str, Any]] = {name: {} for name in names}
@@ -107,7 +113,7 @@ def run_dataset(ds, config: dict[str, Any], wanted: list[str], workdir: Path, ch
             except Exception as exc:  # noqa: BLE001 - the others go on without it
                 errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 log(f"  FAILED: {errors[name]}")
-        engines = [s for s in names if s != FLOOR]
+        engines = [s for s in names if s not in QUERY_ONLY]
 
         # ingest: chunk i goes into every system in turn (the index is as large in each)
         edges = _edges(len(ds.data), config["ingest_rounds"], config["batch"])

@@ -3,8 +3,9 @@
 ``measure.Session`` operation) and ``close()`` (figures taken at the end: memory, restart).
 
 vectord remote and embedded and raw hnswlib run in this process (vectord remote's server in
-a subprocess); Chroma (embedded and its server) runs in ``chroma_worker.py`` under Chroma's
-own virtualenv (chromadb pins clash with ours), driven by JSON lines: see ``ChromaDriver``.
+a subprocess, as are the servers of the bare-gRPC floor and the gRPC + hnswlib ceiling,
+floor.py); Chroma (embedded and its server) runs in ``chroma_worker.py`` under Chroma's own
+virtualenv (chromadb pins clash with ours), driven by JSON lines: see ``ChromaDriver``.
 """
 
 from __future__ import annotations
@@ -204,13 +205,27 @@ def open_hnswlib(ds, config, workdir: Path, log) -> LocalSystem:
     return LocalSystem(session, lambda: {"index_file_bytes": adapter.index_file_bytes()})
 
 
-def open_floor(ds, config, workdir: Path, log) -> LocalSystem:
-    """The bare-gRPC floor (floor.py) as a system: single and batched steps only."""
-    from .floor import FloorAdapter
-
-    adapter = FloorAdapter(ds.dim, config["k"], config["query_batches"])
+def _served(adapter, ds, config, log) -> LocalSystem:
+    """A floor.py server and its adapter as a system: single and batched steps only."""
     session = Session(adapter, ds.data, ds.queries, ds.truth, ds.filtered_truth, config, [], log)
     return LocalSystem(session, lambda: (adapter.close(), {})[1], adapter.figures())
+
+
+def open_floor(ds, config, workdir: Path, log) -> LocalSystem:
+    """The bare-gRPC floor (floor.py)."""
+    from .floor import FloorAdapter
+
+    return _served(FloorAdapter(ds.dim, config["k"], config["query_batches"]), ds, config, log)
+
+
+def open_ceiling(ds, config, workdir: Path, log) -> LocalSystem:
+    """The gRPC + hnswlib ceiling (floor.py): the data reach its server as a .npy file, which
+    builds its index before it answers (not timed: the ceiling has no ingest)."""
+    from .floor import CeilingAdapter
+
+    data_file = workdir / "ceiling-data.npy"
+    np.save(data_file, ds.data)
+    return _served(CeilingAdapter(data_file, ds.dim, config["k"], config["query_batches"]), ds, config, log)
 
 
 def rebuild_recalls(ds, config, log) -> list[float]:
