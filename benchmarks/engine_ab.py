@@ -1,7 +1,11 @@
-"""Single-query QPS and recall of two storage engines, embedded, in one run (issue 12's gate).
+"""Query throughput and recall of two code trees, embedded or through a server, in one run
+(issue 12's gate; issue 13's batched path).
 
     python benchmarks/engine_ab.py --a /work/base-tree --b . [--n 100000] [--queries 1000] \
-        [--rounds 5] [--out benchmarks/results/NAME.json]
+        [--rounds 5] [--batch 1] [--remote] [--out benchmarks/results/NAME.json]
+
+``--batch B`` sends B queries per call (1: single queries); ``--remote`` starts each tree's
+own ``vectord serve`` on the worker's data directory and queries it over gRPC.
 
 Each tree is a checkout whose ``src/vectord/<part>`` links to its own packages (run each
 worker with ``PYTHONPATH=<tree>/src:<tree>``). Both engines load GloVe 100k x 50 (cosine, M=16,
@@ -33,7 +37,7 @@ sys.path.insert(0, str(HERE))
 M, EF_CONSTRUCTION, EF, BATCH = 16, 100, 100, 1000
 
 
-def _worker(n: int, nq: int, workdir: str) -> None:
+def _worker(n: int, nq: int, workdir: str, batch: int = 1, remote: bool = False) -> None:
     """Runs in a child: ingest, then answers "round" lines with one JSON line each."""
     import vectord
     from core import load_glove
@@ -60,6 +64,14 @@ def _worker(n: int, nq: int, workdir: str) -> None:
     print(json.dumps({"ready": True, "ingest_per_s": n / ingest_s, "ingest_s": ingest_s,
                       "tail_at_end": tail_at_end, "catch_up_s": catch_up,
                       "storage": sys.modules[type(engine).__module__].__file__}), flush=True)
+    server = None
+    if remote:  # the same data, served by this tree's own server
+        from vectord.testing import start_server
+
+        client.close()
+        server = start_server(Path(workdir), timeout=300)
+        client = vectord.Client(server.address, timeout=600)
+        col = client.get_collection("bench")
     for q in queries[:20]:
         col.query(query_embeddings=q[None, :], n_results=10, include=[])
     for line in sys.stdin:
@@ -67,23 +79,25 @@ def _worker(n: int, nq: int, workdir: str) -> None:
             break
         latencies, found = [], []
         t_start = time.perf_counter()
-        for q in queries:
+        for at in range(0, len(queries), batch):
             t0 = time.perf_counter()
-            found.append([int(i) for i in col.query(query_embeddings=q[None, :], n_results=10,
-                                                    include=[])["ids"][0]])
+            rows = col.query(query_embeddings=queries[at:at + batch], n_results=10, include=[])["ids"]
             latencies.append(time.perf_counter() - t0)
+            found.extend([int(i) for i in row] for row in rows)
         elapsed = time.perf_counter() - t_start
         lat = np.array(latencies) * 1000
         print(json.dumps({"qps": len(queries) / elapsed, "p50": float(np.percentile(lat, 50)),
                           "p99": float(np.percentile(lat, 99)), "found": found}), flush=True)
     client.close()
+    if server is not None:
+        server.terminate(timeout=300)
 
 
-def _start(tree: Path, n: int, nq: int, workdir: Path) -> subprocess.Popen:
+def _start(tree: Path, n: int, nq: int, workdir: Path, batch: int, remote: bool) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=f"{tree}/src:{tree}")
     return subprocess.Popen([sys.executable, __file__, "--worker", "--n", str(n), "--queries", str(nq),
-                             "--workdir", str(workdir)], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=str(tree))
+                             "--workdir", str(workdir), "--batch", str(batch)] + (["--remote"] if remote else []),
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(tree))
 
 
 def _read(proc: subprocess.Popen) -> dict:
@@ -100,23 +114,26 @@ def main() -> int:
     p.add_argument("--n", type=int, default=100_000, help="GloVe vectors loaded (default 100,000)")
     p.add_argument("--queries", type=int, default=1000, help="single queries per round (default 1,000)")
     p.add_argument("--rounds", type=int, default=5, help="query rounds per engine, alternating (default 5)")
+    p.add_argument("--batch", type=int, default=1, help="queries per call (default 1: single queries)")
+    p.add_argument("--remote", action="store_true", help="query each tree's own server over gRPC")
     p.add_argument("--out", type=Path, help="write the results to this JSON file")
     p.add_argument("--worker", action="store_true", help="internal: run as one engine's worker")
     p.add_argument("--workdir", help="internal: the worker's data directory")
     args = p.parse_args()
     if args.worker:
-        _worker(args.n, args.queries, args.workdir)
+        _worker(args.n, args.queries, args.workdir, args.batch, args.remote)
         return 0
     from core import exact_top10, load_glove, recall
 
     everything = load_glove(args.n + args.queries)
     truth = exact_top10(everything[:args.n], everything[args.n:])
     load_before = os.getloadavg()
-    out: dict = {"n": args.n, "queries": args.queries, "rounds": args.rounds, "load_before": load_before}
+    out: dict = {"n": args.n, "queries": args.queries, "rounds": args.rounds, "batch": args.batch,
+                 "remote": args.remote, "load_before": load_before}
     with tempfile.TemporaryDirectory(prefix="engine-ab-") as tmp:
         procs = {}
         for name, tree in (("A", args.a), ("B", args.b)):
-            procs[name] = _start(tree.resolve(), args.n, args.queries, Path(tmp) / name)
+            procs[name] = _start(tree.resolve(), args.n, args.queries, Path(tmp) / name, args.batch, args.remote)
             out[name] = {"tree": str(tree), **_read(procs[name])}  # ingest finished before the next starts
             out[name]["rounds"] = []
             print(name, {k: v for k, v in out[name].items() if k != "rounds"}, flush=True)

@@ -260,16 +260,17 @@ def query_request(collection: str, query_embeddings, n_results, where, where_doc
 
 
 def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, explain: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {key: [] if key == "ids" or getattr(include, key) else None
-                           for key in ("ids", "distances", "embeddings", "documents", "metadatas")}
-    for result in response.results:
-        cols = columns(result, include, dim)
-        out["ids"].append(cols["ids"])
-        if include.distances:
-            out["distances"].append(list(result.distances))
-        for key in ("embeddings", "documents", "metadatas"):
-            if out[key] is not None:
-                out[key].append(cols[key])
+    results = response.results
+    out: dict[str, Any] = {"ids": [list(result.ids) for result in results],
+                           "distances": [list(result.distances) for result in results] if include.distances else None}
+    for key in ("embeddings", "documents", "metadatas"):  # the optional columns: one pass for all three
+        out[key] = [] if getattr(include, key) else None
+    if include.embeddings or include.documents or include.metadatas:
+        for result in results:
+            cols = columns(result, include, dim)
+            for key in ("embeddings", "documents", "metadatas"):
+                if out[key] is not None:
+                    out[key].append(cols[key])
     if explain:
         plan = response.plan
         out["plan"] = {"strategy": plan.strategy, "candidates": plan.candidates, "ef": plan.ef,

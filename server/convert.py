@@ -96,7 +96,7 @@ def _fill_columns(out, records: Records, size=None):
     ``budgets.ReplySize``), stops as soon as the reply passes the message limit."""
     n = len(records.ids)
     if size is not None:
-        size.add(sum(len(i) for i in records.ids) + 2 * n, 0)  # chars: a lower bound of the bytes
+        size.add(sum(map(len, records.ids)) + 2 * n, 0)  # chars: a lower bound of the bytes
     if records.embeddings is not None:
         if size is not None:
             size.add(records.embeddings.size * 4, n)  # exact, and known before any copy

@@ -61,7 +61,7 @@ from .rwlock import RWLock
 from .search import Searcher
 from .segment import Segment
 from .state import State
-from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult
+from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult, split_rows
 from .vectors import VectorStore
 from .wal import WriteAheadLog
 
@@ -834,10 +834,31 @@ class Collection:
             out.metadatas = [records.metadata(label) for label in labels]
         return out
 
+    def _select_hits(self, labels: np.ndarray, distances: np.ndarray, max_distance: float | None,
+                     include: frozenset[str]) -> list[Records]:
+        """Each query's hits (the rows of ``labels``, -1 padded, and their ``distances``) as
+        Records, nearer than ``max_distance`` when given (read lock held). The records of
+        every row are read in one ``_select``: a batch of queries looks its ids up at once
+        rather than row by row (~10 us a query, issue 13's batched path)."""
+        keep = labels >= 0
+        if max_distance is not None:
+            keep &= distances <= max_distance
+        everything = self._select(labels[keep].tolist(), include)
+        return split_rows(everything, keep.sum(axis=1).tolist(), distances[keep] if "distances" in include else None)
+
     def _select_pairs(self, pairs: list[tuple[State, int]], include: frozenset[str]) -> Records:
         """The records at (state, label) pairs, in order (read lock held): ``_select`` over
         the sealed segments and the tail."""
-        out = Records(ids=[state.records.ids[label] for state, label in pairs])
+        ids: list[str] = [""] * len(pairs)
+        by_state: dict[int, tuple[State, list[int], list[int]]] = {}
+        for i, (state, label) in enumerate(pairs):  # each holder's ids looked up at once
+            positions, labels = by_state.setdefault(id(state), (state, [], []))[1:]
+            positions.append(i)
+            labels.append(label)
+        for state, positions, labels in by_state.values():
+            for i, id_ in zip(positions, state.records.ids.take(labels)):
+                ids[i] = id_
+        out = Records(ids=ids)
         if "embeddings" in include:
             rows = np.empty((len(pairs), self.config.dim), np.float32)
             for i, (state, label) in enumerate(pairs):
@@ -1001,3 +1022,4 @@ class Collection:
         with self._lock.read():
             self._check_open()
             return CollectionInfo(config=self.config, count=self._live_count(), seq=self._wal.last_seq)
+

@@ -29,7 +29,7 @@ from .planner import EF_PER_FETCH, Plan, choose, segment_ef
 from .ranking import Ranker, check_rank
 from .segment import SegmentPlan, merge_topk
 from .state import StateReader
-from .types import Records
+from .types import Records, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,13 @@ class Searcher(StateReader):
                                               group_parts, group_size, started)
             if group_parts is None:
                 labels, distances, plan = self._search(queries, n_results, where, predicate)
-                rows = [_within(row_labels, row_dist, max_distance) + (None,)
-                        for row_labels, row_dist in zip(labels, distances)]
-            else:
-                rows = []
-                for i in range(len(queries)):
-                    row, plan = self._grouped(queries[i:i + 1], n_results, group_size, group_parts,
-                                              where, predicate, max_distance)
-                    rows.append(row)
+                plan.elapsed_ms = (time.perf_counter() - started) * 1000
+                return self._host._select_hits(labels, distances, max_distance, include), plan
+            rows = []
+            for i in range(len(queries)):
+                row, plan = self._grouped(queries[i:i + 1], n_results, group_size, group_parts,
+                                          where, predicate, max_distance)
+                rows.append(row)
             results = []
             for row_labels, row_dist, row_groups in rows:
                 records = self._host._select(row_labels.tolist(), include)
@@ -147,25 +146,30 @@ class Searcher(StateReader):
         searched by its own plan, the hits merged by distance (docs/segments.md)."""
         host = self._host
         states = [host.state] + [segment.state for segment in host.sealed]  # holder 0: the tail
+        if group_parts is None:  # every query's hits read at once, then cut per query
+            holders, labels, distances, plan = self._search_segmented(queries, n_results, where, predicate)
+            keep = labels >= 0
+            if max_distance is not None:
+                keep &= distances <= max_distance
+            everything = host._select_pairs([(states[h], label) for h, label in
+                                             zip(holders[keep].tolist(), labels[keep].tolist())], include)
+            results = split_rows(everything, keep.sum(axis=1).tolist(),
+                                 distances[keep] if "distances" in include else None)
+            plan.elapsed_ms = (time.perf_counter() - started) * 1000
+            return results, plan
         results = []
-        for i in range(len(queries)) if group_parts is not None else [None]:
-            if group_parts is None:
-                holders, labels, distances, plan = self._search_segmented(queries, n_results, where, predicate)
-                rows = [(h, l, d, None) for h, l, d in zip(holders, labels, distances)]
-            else:
-                row, plan = self._grouped_segmented(queries[i:i + 1], states, n_results, group_size, group_parts,
-                                                    where, predicate, max_distance)
-                rows = [row]
-            for row_holders, row_labels, row_dist, row_groups in rows:
-                keep = row_labels >= 0
-                if max_distance is not None:
-                    keep &= row_dist <= max_distance
-                pairs = [(states[h], label) for h, label in zip(row_holders[keep].tolist(), row_labels[keep].tolist())]
-                records = host._select_pairs(pairs, include)
-                if "distances" in include:
-                    records.distances = row_dist[keep]
-                records.groups = row_groups
-                results.append(records)
+        for i in range(len(queries)):  # group_by: each query's groups on their own
+            (row_holders, row_labels, row_dist, row_groups), plan = self._grouped_segmented(
+                queries[i:i + 1], states, n_results, group_size, group_parts, where, predicate, max_distance)
+            keep = row_labels >= 0
+            if max_distance is not None:
+                keep &= row_dist <= max_distance
+            pairs = [(states[h], label) for h, label in zip(row_holders[keep].tolist(), row_labels[keep].tolist())]
+            records = host._select_pairs(pairs, include)
+            if "distances" in include:
+                records.distances = row_dist[keep]
+            records.groups = row_groups
+            results.append(records)
         plan.elapsed_ms = (time.perf_counter() - started) * 1000
         return results, plan
 

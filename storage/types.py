@@ -60,6 +60,26 @@ class Records:
     next_after: str | None = None
 
 
+def split_rows(everything: Records, counts: list[int], distances: np.ndarray | None) -> list[Records]:
+    """``everything`` (the records of several queries' hits, one query after another) cut
+    into one Records per query of ``counts[i]`` records, with their ``distances`` when given."""
+    results, at = [], 0
+    for count in counts:
+        end = at + count
+        records = Records(ids=everything.ids[at:end])
+        if everything.embeddings is not None:
+            records.embeddings = everything.embeddings[at:end]
+        if everything.documents is not None:
+            records.documents = everything.documents[at:end]
+        if everything.metadatas is not None:
+            records.metadatas = everything.metadatas[at:end]
+        if distances is not None:
+            records.distances = distances[at:end]
+        results.append(records)
+        at = end
+    return results
+
+
 @dataclass
 class CollectionInfo:
     config: CollectionConfig
