@@ -16,7 +16,7 @@ from vectord.errors import InvalidArgumentError
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
-from vectord.wire import (metadata_from_proto, metadata_to_proto, value_from_proto, vectors_from_proto,
+from vectord.wire import (metadata_from_proto, metadata_into, metadata_to_proto, value_from_proto, vectors_from_proto,
                           vectors_to_proto)
 
 from . import checks
@@ -153,9 +153,9 @@ def write_requests(collection: str, ids, embeddings, documents, metadatas) -> li
             pb.OptionalString() if d is None else pb.OptionalString(value=d)
             for d in checks.optional_texts(documents, "documents"))
     if metadatas is not None:
-        request.metadatas.values.extend(
-            metadata_to_proto({} if m is None else m, f"metadatas[{i}]")
-            for i, m in enumerate(as_list(metadatas, "metadatas")))
+        values = request.metadatas.values
+        for i, m in enumerate(as_list(metadatas, "metadatas")):
+            metadata_into(values.add(), {} if m is None else m, f"metadatas[{i}]")
     return list(_split(request))
 
 

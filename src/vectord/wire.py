@@ -101,9 +101,15 @@ def value_from_proto(msg: pb.Value) -> Any:
 
 def metadata_to_proto(mapping: Mapping[str, Any], path: str = "metadata", depth: int = 1) -> pb.Metadata:
     """Converts a metadata dict (at nesting level ``depth``) into a ``Metadata`` message."""
+    return metadata_into(pb.Metadata(), mapping, path, depth)
+
+
+def metadata_into(out: pb.Metadata, mapping: Mapping[str, Any], path: str = "metadata",
+                  depth: int = 1) -> pb.Metadata:
+    """``metadata_to_proto`` filling ``out`` (an empty message, e.g. a repeated field's
+    ``add()``) in place: no copy of a finished message into its parent."""
     if not isinstance(mapping, Mapping):
         raise InvalidArgumentError(f"{path}: expected a dict, got {type(mapping).__name__} {mapping!r:.60}")
-    out = pb.Metadata()
     fields = out.fields
     if mapping and depth >= limits.MAX_METADATA_DEPTH:
         raise _too_deep(f"{path}.{next(iter(mapping))}")
