@@ -138,9 +138,10 @@ def test_a_filtered_graph_search_pays_for_checking_its_results():
     """Issue 13: at 10% of 100k records exact search is twice as fast as the graph (which
     checks ~100 results in Python); a low calibration (14) must not flip that, while 20%
     and 50% stay on the graph (at ef 165 and the collection's 100)."""
-    assert choose(10_000, 100_000, 10, 100, True, cost_per_ef=14) == ("exact", 0)
-    assert choose(20_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", int(EF_PER_FETCH * 110))
-    assert choose(50_000, 100_000, 10, 100, True, cost_per_ef=14) == ("hnsw", 100)  # fetch 50: ef_search
+    for cost in (8, 10, 14):  # 10: a faster machine's calibration (its graph ran 10% at 0.6 x exact)
+        assert choose(10_000, 100_000, 10, 100, True, cost_per_ef=cost) == ("exact", 0)
+        assert choose(20_000, 100_000, 10, 100, True, cost_per_ef=cost) == ("hnsw", int(EF_PER_FETCH * 110))
+        assert choose(50_000, 100_000, 10, 100, True, cost_per_ef=cost) == ("hnsw", 100)  # fetch 50: ef_search
 
 
 def test_segment_ef_gives_each_part_its_share_of_the_collections_ef():
