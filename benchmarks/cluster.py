@@ -338,7 +338,7 @@ Load {args.records:,} records (batches of 1,000): cluster {results['load_s']['cl
 
 before: every shard searches at the collection's ef_search (100; gateway --shard-ef-scale 0);
 after: a collection made by a gateway at the default --shard-ef-scale (each shard at
-ceil(100 x 1.5 / 3) = 50; explain's ef: {results['shard_ef_after']}). Both servers plan with
+ceil(100 x 1.3 / 3) = 44, cluster/replica.py shard_ef; explain's ef: {results['shard_ef_after']}). Both servers plan with
 --planner-cost-per-ef {cost} (measured here for dim {args.dim}). Single queries: default include,
 n_results 10; batches: 100 queries, distances only, three passes over 1,000 queries; the two
 servers' queries alternate ("median of pairs": the median over the 30 pairs of alternating

@@ -34,7 +34,6 @@ def no_usage_stats() -> None:
 
 def register(sub) -> None:
     """Adds the `cluster` command and its subcommands to the `vectord` parser."""
-    from .replica import EF_SCALE
     cluster = sub.add_parser("cluster", help="run a sharded, replicated cluster on Ray (vectord[cluster])",
                              description="A vectord cluster: shard actors on Ray nodes behind one gRPC gateway.")
     commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION", help="one of:")
@@ -56,9 +55,9 @@ def register(sub) -> None:
                     help="the shard replicas' query planner: cost of one unit of graph-search ef in exact vector "
                     "comparisons, as `vectord serve --planner-cost-per-ef` (default: $VECTORD_PLANNER_COST_PER_EF, "
                     "else the engine's)")
-    up.add_argument("--shard-ef-scale", type=float, default=EF_SCALE,
-                    help="a new collection's shards search at ef_search x this / shards (default "
-                    f"{EF_SCALE}: the merged recall matches one node's, docs/cluster.md); 0: every shard at the "
+    up.add_argument("--shard-ef-scale", type=float, default=None,
+                    help="a new collection's shards search at ef_search x this / shards (default 1 + 0.1 x "
+                    "shards: the merged recall matches one node's, docs/cluster.md); 0: every shard at the "
                     "collection's full ef_search")
     up.set_defaults(func=up_command)
     join = commands.add_parser("join", help="add this machine to a cluster (`ray start --address`)")

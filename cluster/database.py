@@ -20,7 +20,7 @@ from vectord.storage import Collection, CollectionConfig, Database, Tuning
 from . import routing
 from .controller import NAMESPACE, controller_actor
 from .engine import REPLICAS_KEY, SHARDS_KEY, ClusterCollection, unimplemented
-from .replica import EF_SCALE, ShardReplica, replica_dir, replica_name, shard_ef
+from .replica import ShardReplica, replica_dir, replica_name, shard_ef
 from .shards import IN_SYNC, LEVELS, Replica, Shard, ShardSet
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ClusterDatabase:
 
     def __init__(self, data_root: str, *, encoders=None, write_level: str = "quorum", shards: int = 3,
                  replicas: int = 2, timeout_s: float = 10.0, read_timeout_s: float = 2.0,
-                 health_interval_s: float = 1.0, planner_cost_per_ef: int = 0, ef_scale: float = EF_SCALE) -> None:
+                 health_interval_s: float = 1.0, planner_cost_per_ef: int = 0, ef_scale: float | None = None) -> None:
         if write_level not in LEVELS:
             raise InvalidArgumentError(f"write level: must be one of {', '.join(LEVELS)}, got {write_level!r}")
         routing.check_layout(shards, replicas)

@@ -40,18 +40,29 @@ from vectord.storage.chunking import CHUNK_KEY, SOURCE_KEY
 from vectord.storage.rwlock import RWLock
 
 SHARD_COLLECTION = "shard"
-#: A shard searches with ``ef_search x EF_SCALE / shards`` of the collection's ef (at least 1,
-#: at most the collection's): the merged top k of S shards each searched at ef e has about
-#: the recall of one graph of the whole at ef S x e / 1.5 (measured with hnswlib on 20k and
-#: 60k x 64 random vectors at 3 shards, 20k at 6: the cluster's recall@10 at 1.5 / S is at or
-#: above one node's at ef 100, and at ef / 1 it was 0.96 against 0.83, for 3 x the graph
-#: work; docs/cluster.md, "Search depth per shard").
-EF_SCALE = 1.5
+#: A shard searches with ``ef_search x scale / shards`` of the collection's ef (at least 1, at
+#: most the collection's), where the scale grows with the shards: ``1 + EF_SCALE_PER_SHARD x
+#: shards`` (1.2 at 2 shards, 1.3 at 3, 1.6 at 6). The merged top k of S shards each searched
+#: at ef e recalls about as one graph of the whole at a lower ef, and the more shards the
+#: more each must search: hnswlib, cosine, 20k and 60k x 64 random vectors, ef 100 (one node:
+#: 0.832 and 0.667): 3 shards at 1.2 recalled 0.815 (short), at 1.3 0.836 and 0.680, at 1.5
+#: 0.864 and 0.713; 6 shards at 1.5 0.829 (short), at 1.6 0.847 and 0.685; 2 shards at 1.2
+#: 0.836 (docs/cluster.md, "Search depth per shard"). A constant 1.5 searched 15% deeper than
+#: one node's recall needs at 3 shards and fell just short of it at 6.
+EF_SCALE_PER_SHARD = 0.1
 
 
-def shard_ef(ef: int, shards: int, scale: float = EF_SCALE) -> int:
+def ef_scale(shards: int) -> float:
+    """The default scale of a shard's search depth at ``shards`` shards (see above)."""
+    return 1 + EF_SCALE_PER_SHARD * shards
+
+
+def shard_ef(ef: int, shards: int, scale: float | None = None) -> int:
     """The ef_search of one shard of a collection searched at ``ef`` over ``shards`` shards
-    (``scale`` 0: the collection's own ef, every shard as deep as one node)."""
+    (``scale`` None: ``ef_scale(shards)``; 0: the collection's own ef, every shard as deep
+    as one node)."""
+    if scale is None:
+        scale = ef_scale(shards)
     if scale <= 0 or shards <= 1:
         return ef
     return max(1, min(ef, math.ceil(ef * scale / shards)))

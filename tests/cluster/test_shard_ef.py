@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vectord.cluster.replica import EF_SCALE, ShardReplica, shard_ef
+from vectord.cluster.replica import ShardReplica, ef_scale, shard_ef
 from vectord.storage import Database, Tuning
 
 DIM = 16
@@ -25,12 +25,13 @@ def config(ef: int, dim: int = DIM) -> dict:
 
 
 def test_shard_ef_scales_with_the_shards_and_stays_within_the_collections():
-    assert shard_ef(100, 3) == 50 and shard_ef(100, 6) == 25 and shard_ef(100, 2) == 75
+    assert shard_ef(100, 3) == 44 and shard_ef(100, 6) == 27 and shard_ef(100, 2) == 60  # 1.3, 1.6, 1.2
+    assert shard_ef(100, 3, scale=1.5) == 50  # --shard-ef-scale 1.5
     assert shard_ef(100, 1) == 100  # one shard searches as one node
     assert shard_ef(100, 3, scale=0) == 100  # --shard-ef-scale 0: the full ef on every shard
-    assert shard_ef(1, 3) == 1 and shard_ef(100, 1000) == 1
+    assert shard_ef(1, 3) == 1 and shard_ef(100, 1000, scale=1.5) == 1
     assert all(shard_ef(ef, s) <= ef for ef in (1, 10, 100, 4096) for s in range(1, 20))
-    assert EF_SCALE > 1  # below 1 the merged recall falls under one node's (docs/cluster.md)
+    assert all(ef_scale(s) > 1 for s in range(2, 20))  # below 1 the merged recall falls under one node's
 
 
 def test_a_replica_searches_at_its_shards_ef_and_keeps_it_when_reopened(tmp_path):
@@ -38,11 +39,11 @@ def test_a_replica_searches_at_its_shards_ef_and_keeps_it_when_reopened(tmp_path
     replica = replica_at(tmp_path / "r", shard_ef(100, 3))
     replica.apply(1, "put", {"ids": [f"i{n}" for n in range(600)], "embeddings": data})
     _, plan = replica.collection.query_with_plan(data[:1], n_results=10)
-    assert (plan.strategy, plan.ef) == ("hnsw", 50)
+    assert (plan.strategy, plan.ef) == ("hnsw", 44)
     replica.close()
     # a gateway with another scale (or an older one, with the full ef) adopts it unchanged
     again = replica_at(tmp_path / "r", 100)
-    assert again.collection.config.hnsw["ef_search"] == 50 and again.count() == 600
+    assert again.collection.config.hnsw["ef_search"] == 44 and again.count() == 600
     again.close()
 
 
