@@ -121,3 +121,36 @@ def test_concurrent_writers_and_readers_across_resizes(db):
         t.join()
     assert not errors, errors
     assert col.count() == 4000 - 80
+
+
+@pytest.mark.parametrize("seal", [False, True])
+def test_a_batch_of_queries_answers_each_row_as_that_query_alone(tmp_path, seal):
+    """A batch's hits are read at once and cut per query (Collection._select_hits, the
+    segmented answer): every column, distances and max_distance, in one graph or in sealed
+    segments plus the tail, must equal what each query gets on its own."""
+    tuning = Tuning(exact_threshold=1 << 30, checkpoint_min_bytes=1 << 40, compact_min_dead=1 << 30,
+                    **({"seal_rows": 50, "merge_factor": 10} if seal else {}))
+    with Database(tmp_path / "d", tuning=tuning) as database:
+        col = database.create_collection("c", dim=8, metric="l2")
+        vectors = clustered(400, 8)
+        for start in range(0, 400, 40):  # several writes: with seal_rows 50, several segments
+            rows = range(start, start + 40)
+            col.add([f"v{i}" for i in rows], vectors[start:start + 40], documents=[f"doc {i}" for i in rows],
+                    metadatas=[{"i": i} for i in rows])
+            col.checkpoint()
+        col.delete(ids=[f"v{i}" for i in range(0, 400, 7)])
+        assert bool(col.sealed) == seal
+        queries = clustered(12, 8, seed=3)
+        include = ["embeddings", "documents", "metadatas", "distances"]
+        limit = float(np.median(col.query(queries, n_results=10, include=["distances"])[0].distances))
+        for max_distance in (None, limit):
+            batch = col.query(queries, n_results=10, include=include, max_distance=max_distance)
+            for q, records in enumerate(batch):
+                alone = col.query(queries[q:q + 1], n_results=10, include=include, max_distance=max_distance)[0]
+                assert records.ids == alone.ids and records.documents == alone.documents
+                assert records.metadatas == alone.metadatas
+                np.testing.assert_array_equal(records.embeddings, alone.embeddings)
+                # a batch's distances come from one matrix product: the same to the float's last bits or so
+                np.testing.assert_allclose(records.distances, alone.distances, rtol=1e-5)
+            if max_distance is not None:  # the cut left some rows short, and some long
+                assert {len(r.ids) for r in batch} != {10}
