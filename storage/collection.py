@@ -852,9 +852,11 @@ class Collection:
         ids: list[str] = [""] * len(pairs)
         by_state: dict[int, tuple[State, list[int], list[int]]] = {}
         for i, (state, label) in enumerate(pairs):  # each holder's ids looked up at once
-            positions, labels = by_state.setdefault(id(state), (state, [], []))[1:]
-            positions.append(i)
-            labels.append(label)
+            entry = by_state.get(id(state))
+            if entry is None:
+                entry = by_state[id(state)] = (state, [], [])
+            entry[1].append(i)
+            entry[2].append(label)
         for state, positions, labels in by_state.values():
             for i, id_ in zip(positions, state.records.ids.take(labels)):
                 ids[i] = id_

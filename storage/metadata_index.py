@@ -204,10 +204,13 @@ class MetadataIndex:
                         entry[1].append(label)
         for (path, key), (value, group) in grouped.items():
             index = self._path(path)
-            # a value held by one record of the batch (ids, timestamps, i % 1000 in 1,000-record
-            # batches): the scalar insert, without numpy's fixed cost per array (~8 us a record)
-            if index.insert(group[0], value) if len(group) == 1 else \
-                    index.insert_many(key, np.asarray(group, np.int64)):
+            if len(group) == 1:  # a value held by one record of the batch (ids, timestamps,
+                # i % 1000 in 1,000-record batches): the scalar insert, without numpy's fixed
+                # cost per array (~8 us a record)
+                new_number = index.insert(group[0], value)
+            else:
+                new_number = index.insert_many(key, np.asarray(group, np.int64))
+            if new_number:
                 index.numbers.add(value)
 
     @classmethod
