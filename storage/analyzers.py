@@ -34,9 +34,12 @@ ANALYZERS = ("standard", "cjk", "none")
 #: the full-text index existed).
 DEFAULT_FULLTEXT: dict[str, Any] = {"analyzer": "standard", "stemming": True, "stop_words": True}
 
-# UAX #29 word segments; a segment is a word when it holds a letter, a digit or a mark
-# (punctuation and spaces are segments of their own).
-_WORDS = regex.compile(r"(?wV1)\b\w(?:.*?\w)??\b")
+# UAX #29 word segments; a segment is a word when it starts with a letter, a digit or a mark
+# (punctuation and spaces are segments of their own). One segment a match: from a boundary
+# through every character not preceded by one (\B), so a word that ends in a character
+# that is not \w ("0\u00b8", a digit and a cedilla, one segment for the regex module) ends
+# there, never reaching over a space to the next \w.
+_WORDS = regex.compile(r"(?swV1)\b\w(?:\B.)*")
 
 
 #: Characters that end a word when they lead or trail it (UAX #29 never keeps them at a

@@ -89,6 +89,14 @@ def test_fast_path_segments_as_the_regex_does(text):
     assert words(text) == _WORDS.findall(text)
 
 
+def test_a_word_ending_in_a_non_word_character_does_not_reach_over_a_space():
+    """Found by test_fast_path_segments_as_the_regex_does in CI: "0\u00b8" (a digit and a
+    cedilla) is one UAX #29 segment, and the word pattern ran on from it over the space to
+    the next digit ("0\u00b8 0" as one word)."""
+    assert _WORDS.findall("0\u00b8 0") == words("0\u00b8 0") == ["0\u00b8", "0"]
+    assert _WORDS.findall("don't stop. foo.bar") == ["don't", "stop", "foo.bar"]
+
+
 def test_fulltext_config_defaults_and_errors():
     assert fulltext_config(None) == {"analyzer": "standard", "stemming": True, "stop_words": True}
     assert fulltext_config({"analyzer": "cjk"})["analyzer"] == "cjk"
