@@ -4,7 +4,8 @@ and bare-gRPC floor (issue 13, item 1: where a remote call's time goes).
     python benchmarks/remote_cpu.py [--n 100000] [--seconds 5] [--rounds 3] [--out RESULT.json]
 
 Three servers on GloVe n x 50 (cosine, M=16, ef_construction=100, ef=100, k=10, as the suite):
-`vectord serve` (loaded through an embedded client first, graph complete), the ceiling (a bare
+`vectord serve` (loaded through an embedded client first, graph complete; asked by the SDK as it
+comes, queries over Records.QueryStream, and by one set to send Query calls), the ceiling (a bare
 grpcio server whose handler runs raw hnswlib's ``knn_query``, benchmarks/suite/floor.py) and the
 floor (the same server echoing bytes of vectord's sizes). Each is asked single queries from 1
 and then 8 client threads for ``--seconds``, in rounds that alternate the servers; the CPU
@@ -97,6 +98,11 @@ def main() -> int:
         remote = client.get_collection("bench")
         servers["vectord remote"] = (lambda q: remote.query(query_embeddings=q, n_results=K, include=[]),
                                      proc.proc.pid, (client, proc))
+        unary_client = vectord.Client(proc.address, timeout=600)
+        unary_client._transport.stream_queries = False  # every query a Records.Query call, as before streams
+        unary = unary_client.get_collection("bench")
+        servers["vectord remote, Query calls"] = (
+            lambda q: unary.query(query_embeddings=q, n_results=K, include=[]), proc.proc.pid, (unary_client, None))
         np.save(work / "data.npy", data)
         ceiling = CeilingAdapter(work / "data.npy", data.shape[1], K, [1])
         search = ceiling.searcher()
@@ -126,9 +132,10 @@ def main() -> int:
                                             "medians": summary, "runs": results}, indent=1) + "\n")
     finally:
         for name, (_, _, owner) in servers.items():
-            if name == "vectord remote":
+            if name.startswith("vectord remote"):
                 owner[0].close()
-                owner[1].terminate(timeout=300)
+                if owner[1] is not None:
+                    owner[1].terminate(timeout=300)
             else:
                 owner.close()
         shutil.rmtree(work, ignore_errors=True)

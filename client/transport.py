@@ -7,15 +7,25 @@ the SDK above them has one code path. Both raise ``vectord.errors`` classes.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import grpc
 
 from vectord import limits
-from vectord.errors import BY_STATUS, InternalError, InvalidArgumentError, UnavailableError, VectordError
-from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2_grpc
+from vectord.errors import (
+    BY_STATUS,
+    DeadlineExceededError,
+    InternalError,
+    InvalidArgumentError,
+    UnavailableError,
+    VectordError,
+)
+from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2, records_pb2_grpc
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -38,10 +48,14 @@ def error_from_rpc(exc: grpc.RpcError, address: str | None = None) -> VectordErr
     """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    cls = BY_STATUS.get(code.name, InternalError if code != grpc.StatusCode.UNAVAILABLE else UnavailableError)
     if code == grpc.StatusCode.UNAVAILABLE and address and details:
         details = unreachable_message(address, details)
-    return cls(details or code.name)
+    return error_for(code.name, details)
+
+
+def error_for(status: str, details: str | None) -> VectordError:
+    """The ``vectord.errors`` instance for a status name (``"NOT_FOUND"``) and its message."""
+    return BY_STATUS.get(status, InternalError)(details or status)
 
 
 def unreachable_message(address: str, details: str) -> str:
@@ -100,16 +114,131 @@ IDEMPOTENT = frozenset({
 RETRIES, BACKOFF_S = 4, 0.1
 
 
+#: How long the SDK sends its queries as Query calls after the server refused a stream
+#: (RESOURCE_EXHAUSTED: its stream cap), before it tries to open one again (s).
+STREAM_RETRY_AFTER_S = 1.0
+#: How often the watchdog looks for stream queries past their deadline (s): a query's
+#: timeout is enforced to within this.
+WATCHDOG_PERIOD_S = 0.05
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def _until_none(requests: queue.SimpleQueue) -> Iterator[Any]:
+    while (request := requests.get()) is not None:
+        yield request
+
+
+class _QueryStream:
+    """One open Records.QueryStream, used by one thread: one query at a time, in order."""
+
+    def __init__(self, open_stream, metadata) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._answers = open_stream(_until_none(self._requests), metadata=metadata)
+        self.deadline: float | None = None  # of the query in flight (time.monotonic()), for the watchdog
+        self.expired = False  # the watchdog cancelled the stream: that query's deadline passed
+
+    def ask(self, request, timeout_s: float | None) -> records_pb2.QueryStreamResponse:
+        """Sends one query and waits for its answer; raises grpc.RpcError or StopIteration
+        when the stream fails or ends."""
+        self.expired = False  # a cancel that came after the last answer is no verdict on this query
+        if timeout_s is not None:
+            self.deadline = time.monotonic() + timeout_s
+        self._requests.put(records_pb2.QueryStreamRequest(query=request, timeout_ms=(timeout_s or 0) * 1000))
+        try:
+            return next(self._answers)
+        finally:
+            self.deadline = None
+
+    def cancel(self) -> None:
+        self._answers.cancel()
+
+    def close(self) -> None:
+        self._requests.put(None)  # ends the request stream: the server's handler returns
+
+    def __del__(self) -> None:  # its thread ended: free the server's worker thread now
+        self._requests.put(None)
+
+
 class GrpcTransport:
+    """Calls the servicers over one gRPC channel.
+
+    Queries go over Records.QueryStream, one stream per calling thread (it costs the server
+    about half of a Query call; server/query_stream.py), and fall back to Query calls when a
+    stream cannot be had (an older server, the server's stream cap) or breaks. A query is a
+    read, so sending it again after a broken stream is safe. ``stream_queries=False`` sends
+    every query as a Query call.
+    """
+
     def __init__(self, address: str, api_key: str | None = None,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+                 credentials: grpc.ChannelCredentials | None = None, stream_queries: bool = True) -> None:
         self.address = address
         self._channel = (grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
                          else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stubs = {name: stub(self._channel) for name, stub in _STUBS.items()}
+        self._records = records_pb2_grpc.RecordsStub(self._channel)  # typed: QueryStream
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+        self.stream_queries = stream_queries
+        self._local = threading.local()
+        self._streams: weakref.WeakSet[_QueryStream] = weakref.WeakSet()
+        self._streams_lock = threading.Lock()
+        self._no_streams_until = 0.0
+        self._watchdog: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
+        if method == "Query" and self.stream_queries:
+            return self._stream_query(request, timeout_s)
+        return self._unary(service, method, request, timeout_s)
+
+    def _stream_query(self, request, timeout_s: float | None):
+        stream = getattr(self._local, "stream", None) or self._open_stream()
+        if stream is None:
+            return self._unary("Records", "Query", request, timeout_s)
+        started = time.monotonic()
+        try:
+            answer = stream.ask(request, timeout_s)
+        except (grpc.RpcError, StopIteration) as exc:
+            self._local.stream = None
+            if stream.expired:
+                raise DeadlineExceededError(f"Query: no answer within the deadline ({timeout_s} s)") from None
+            stream.cancel()
+            code = exc.code() if isinstance(exc, grpc.RpcError) else None
+            if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED):
+                # the stream cap, or a server without streams: Query calls for a while
+                forever = code == grpc.StatusCode.UNIMPLEMENTED
+                self._no_streams_until = float("inf") if forever else time.monotonic() + STREAM_RETRY_AFTER_S
+            left = None if timeout_s is None else timeout_s - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                raise DeadlineExceededError(f"Query: no answer within the deadline ({timeout_s} s)") from None
+            return self._unary("Records", "Query", request, left)  # the same query once more, as a call
+        if answer.status_code:
+            raise error_for(_CODE_NAMES.get(answer.status_code, "UNKNOWN"), answer.status_message)
+        return answer.response
+
+    def _open_stream(self) -> _QueryStream | None:
+        if time.monotonic() < self._no_streams_until or self._closed.is_set():
+            return None
+        stream = _QueryStream(self._records.QueryStream, self._metadata)
+        self._local.stream = stream
+        with self._streams_lock:
+            self._streams.add(stream)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, name="vectord-query-watchdog", daemon=True)
+                self._watchdog.start()
+        return stream
+
+    def _watch(self) -> None:
+        """Cancels a stream whose query is past its deadline (``next()`` on a stream has no
+        timeout of its own); the waiting thread then raises DeadlineExceededError."""
+        while not self._closed.wait(WATCHDOG_PERIOD_S):
+            now = time.monotonic()
+            with self._streams_lock:
+                late = [s for s in self._streams if s.deadline is not None and s.deadline < now]
+            for stream in late:
+                stream.expired = True
+                stream.cancel()
+
+    def _unary(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         rpc = getattr(self._stubs[service], method)
         tries = RETRIES + 1 if method in IDEMPOTENT else 1
         for attempt in range(tries):
@@ -122,6 +251,11 @@ class GrpcTransport:
             time.sleep(BACKOFF_S * 2**attempt)
 
     def close(self) -> None:
+        self._closed.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
         self._channel.close()
 
 

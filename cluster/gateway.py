@@ -48,7 +48,7 @@ CLUSTER_LABEL = "+cluster"
 #: naming itself, instead of reaching a servicer method that expects a storage.Database.
 SUPPORTED = {
     "Collections": {"CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "ModifyCollection"},
-    "Records": {"Add", "Upsert", "Update", "Delete", "Get", "Query", "Count", "Classify"},
+    "Records": {"Add", "Upsert", "Update", "Delete", "Get", "Query", "QueryStream", "Count", "Classify"},
     "Admin": {"GetServerInfo", "Reset", "CreateSnapshot", "ListSnapshots", "RestoreSnapshot", "Checkpoint"},
     "Encoder": {"Embed", "ListModels"},
 }
@@ -130,7 +130,9 @@ def create_gateway(settings: Settings, database) -> RunningServer:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     collections_pb2_grpc.add_CollectionsServicer_to_server(
         ClusterCollectionsServicer(database), server)
-    records_pb2_grpc.add_RecordsServicer_to_server(ClusterRecordsServicer(database), server)
+    records = ClusterRecordsServicer(database, settings.query_stream_cap,
+                                     settings.query_stream_idle_s)
+    records_pb2_grpc.add_RecordsServicer_to_server(records, server)
     admin_pb2_grpc.add_AdminServicer_to_server(ClusterAdminServicer(database, settings.allow_reset), server)
     encoder_pb2_grpc.add_EncoderServicer_to_server(gateway_servicer(EncoderServicer, "Encoder")(database), server)
     health_servicer = health.HealthServicer()
@@ -146,4 +148,4 @@ def create_gateway(settings: Settings, database) -> RunningServer:
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
-    return RunningServer(server, port, health_servicer)
+    return RunningServer(server, port, health_servicer, records.query_streams)

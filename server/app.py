@@ -26,6 +26,7 @@ from vectord.v1 import (
 
 from .auth import AuthInterceptor, load_api_keys, warn_if_exposed
 from .interceptors import ErrorInterceptor
+from .query_stream import QueryStreams
 from .servicers import servicers
 from .settings import Settings
 
@@ -56,11 +57,20 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    #: Records.QueryStream's open streams (server/query_stream.py), ended idle at stop.
+    query_streams: QueryStreams | None = None
 
     def stop(self, grace_s: float | None) -> None:
-        """Health NOT_SERVING first, then let in-flight calls finish within ``grace_s``."""
+        """Health NOT_SERVING first, then let in-flight calls finish within ``grace_s``.
+
+        Idle query streams are cancelled at once: they are open calls, and gRPC would
+        otherwise wait the whole grace period for them.
+        """
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
+        stopped = self.server.stop(grace_s)
+        if self.query_streams is not None:
+            self.query_streams.close()
+        stopped.wait()
 
 
 def create_server(settings: Settings, database: Database, metrics=None) -> RunningServer:
@@ -82,7 +92,9 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    services = servicers(database, allow_reset=settings.allow_reset)
+    services = servicers(database, allow_reset=settings.allow_reset,
+                         max_query_streams=settings.query_stream_cap,
+                         query_stream_idle_s=settings.query_stream_idle_s)
     collections_pb2_grpc.add_CollectionsServicer_to_server(services["Collections"], server)
     records_pb2_grpc.add_RecordsServicer_to_server(services["Records"], server)
     admin_pb2_grpc.add_AdminServicer_to_server(services["Admin"], server)
@@ -110,7 +122,7 @@ def create_server(settings: Settings, database: Database, metrics=None) -> Runni
              "mutual (client certificates required)" if settings.tls_client_ca else
              "on" if credentials else "off")
     warn_if_exposed(settings.host, keys, tls=credentials is not None)
-    return RunningServer(server, port, health_servicer)
+    return RunningServer(server, port, health_servicer, services["Records"].query_streams)
 
 
 def _port_in_use(host: str, port: int) -> bool:

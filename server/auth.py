@@ -60,6 +60,7 @@ READ_METHODS = frozenset({
     "vectord.v1.Collections/ListCollections",
     "vectord.v1.Records/Get",
     "vectord.v1.Records/Query",
+    "vectord.v1.Records/QueryStream",
     "vectord.v1.Records/Count",
     "vectord.v1.Records/Classify",  # a vote over stored labels: reads, writes nothing
     "vectord.v1.Admin/GetServerInfo",

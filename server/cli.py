@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=_setting_help("graph_in_child"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
+    serve.add_argument("--max-query-streams", type=int, help=_setting_help("max_query_streams"))
+    serve.add_argument("--query-stream-idle-s", type=float, help=_setting_help("query_stream_idle_s"))
     serve.add_argument("--grace-period-s", type=float, help=_setting_help("grace_period_s"))
     serve.add_argument("--log-level", help=_setting_help("log_level"))
     serve.add_argument("--log-format", choices=["text", "json"], help=_setting_help("log_format"))
@@ -231,6 +233,8 @@ def serve(args: argparse.Namespace) -> int:
                                  max_workers=args.max_workers, grace_period_s=args.grace_period_s,
                                  switch_interval_ms=args.switch_interval_ms,
                                  max_concurrent_rpcs=args.max_concurrent_rpcs,
+                                 max_query_streams=args.max_query_streams,
+                                 query_stream_idle_s=args.query_stream_idle_s,
                                  index_threads=args.index_threads, encoder_threads=args.encoder_threads,
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
                                  seal_mib=args.seal_mib, max_segment_mib=args.max_segment_mib,

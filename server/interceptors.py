@@ -72,6 +72,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return _unary_stream(handler, method)
         if handler.stream_unary is not None and method.startswith("/vectord."):
             return _stream_unary(handler, method)
+        if handler.stream_stream is not None and method.startswith("/vectord."):
+            return _stream_stream(handler, method)
         if handler.unary_unary is None:
             return handler  # other streaming rpcs (reflection, health) handle their own errors
         inner = handler.unary_unary
@@ -121,25 +123,46 @@ def _unary_stream(handler, method: str) -> grpc.RpcMethodHandler:
         response_serializer=handler.response_serializer)
 
 
+def _checked(request_iterator, context, method: str):
+    """The stream's messages; one that is not a valid protobuf message ends the call
+    INVALID_ARGUMENT (its bytes say nothing to answer in-band)."""
+    for request in request_iterator:
+        if isinstance(request, _Undecodable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"{method}: a message is not a valid protobuf message ({request.error})")
+        yield request
+
+
 def _stream_unary(handler, method: str) -> grpc.RpcMethodHandler:
     """vectord's client-streaming rpcs (Admin.RestoreSnapshot), mapped like unary ones."""
     inner = handler.stream_unary
 
-    def messages(request_iterator, context):
-        for request in request_iterator:
-            if isinstance(request, _Undecodable):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"{method}: a message is not a valid protobuf message ({request.error})")
-            yield request
-
     def call(request_iterator, context):
         try:
-            return inner(messages(request_iterator, context), context)
+            return inner(_checked(request_iterator, context, method), context)
         except Exception as exc:
             if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
                 _abort_for(exc, method, context)
             raise
 
     return grpc.stream_unary_rpc_method_handler(
+        call, request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer)
+
+
+def _stream_stream(handler, method: str) -> grpc.RpcMethodHandler:
+    """vectord's bidirectional rpcs (Records.QueryStream, which answers a failed query
+    in-band): errors raised outside a message's answer end the call with their status."""
+    inner = handler.stream_stream
+
+    def call(request_iterator, context):
+        try:
+            yield from inner(_checked(request_iterator, context, method), context)
+        except Exception as exc:
+            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
+                _abort_for(exc, method, context)
+            raise
+
+    return grpc.stream_stream_rpc_method_handler(
         call, request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer)

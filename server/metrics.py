@@ -39,7 +39,7 @@ class Metrics:
 
     def __init__(self, database=None) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("vectord_requests", "gRPC calls finished, by method and status code",
+        self.requests = Counter("vectord_requests", "gRPC calls finished (for QueryStream: queries answered), by method and status code",
                                 ["method", "code"], registry=self.registry)
         self.latency = Histogram("vectord_request_duration_seconds",
                                  "gRPC call duration (until the last response message), by method and status code",
@@ -149,7 +149,41 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kwargs)
+        if method.startswith("/vectord."):  # Records.QueryStream: a call per answer
+            return grpc.stream_stream_rpc_method_handler(_per_answer(handler.stream_stream, method, observe),
+                                                         **kwargs)
         return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+
+
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def _per_answer(inner, method: str, observe):
+    """vectord's request-response streams (Records.QueryStream, server/query_stream.py):
+    each answer is counted and timed as a call of its own, from its request's arrival, by
+    its in-band status; the stream itself only when it ends in a failure of its own (a
+    refused key, the stream cap), so that the counts mean queries, as Query's do."""
+
+    def call(request_iterator, context):
+        started = [time.perf_counter()]
+
+        def timed(requests):
+            for request in requests:
+                started[0] = time.perf_counter()
+                yield request
+
+        try:
+            for response in inner(timed(request_iterator), context):
+                code = getattr(response, "status_code", 0)
+                observe(method, _CODE_NAMES.get(code, str(code)), time.perf_counter() - started[0])
+                yield response
+        except Exception:
+            code = _code(context, "UNKNOWN")
+            if code not in ("OK", "CANCELLED"):
+                observe(method, code, time.perf_counter() - started[0])
+            raise
+
+    return call
 
 
 def _non_blocking(inner, method: str, observe):

@@ -23,6 +23,7 @@ from vectord.v1 import records_pb2_grpc
 from vectord.wire import metadata_from_proto, vectors_from_proto, vectors_to_proto
 
 from . import budgets, convert
+from .query_stream import QueryStreams
 
 
 def _check_deadline(context) -> None:
@@ -83,8 +84,9 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
 
 
 class RecordsServicer(records_pb2_grpc.RecordsServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, max_query_streams: int = 8, query_stream_idle_s: float = 30.0) -> None:
         self.db = database
+        self.query_streams = QueryStreams(self.Query, max_query_streams, query_stream_idle_s)
 
     def _write(self, method: str, request: rpb.WriteRequest, context):
         collection = self.db.get_collection(request.collection)
@@ -167,6 +169,9 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
                                                                            candidates=p.candidates, ef=p.ef)
                                                            for p in plan.segments]))
         return response
+
+    def QueryStream(self, request_iterator, context):
+        return self.query_streams.serve(request_iterator, context)
 
     def Count(self, request: rpb.CountRequest, context) -> rpb.CountResponse:
         collection = self.db.get_collection(request.collection)
@@ -312,14 +317,17 @@ def _snapshot_info(info: dict) -> admin_pb2.SnapshotInfo:
                                   seq=info["seq"], size_bytes=info["size_bytes"], dim=info["dim"])
 
 
-def servicers(database: Database, allow_reset: bool = False) -> dict[str, object]:
+def servicers(database: Database, allow_reset: bool = False, max_query_streams: int = 8,
+              query_stream_idle_s: float = 30.0) -> dict[str, object]:
     """The servicers of every vectord service, keyed by service name (as the SDK calls them).
 
-    ``allow_reset`` lets Admin.Reset delete every collection (``--allow-reset``).
+    ``allow_reset`` lets Admin.Reset delete every collection (``--allow-reset``);
+    ``max_query_streams`` and ``query_stream_idle_s`` bound Records.QueryStream
+    (server/query_stream.py).
     """
     return {
         "Collections": CollectionsServicer(database),
-        "Records": RecordsServicer(database),
+        "Records": RecordsServicer(database, max_query_streams, query_stream_idle_s),
         "Admin": AdminServicer(database, allow_reset),
         "Encoder": EncoderServicer(database),
     }

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
                                         "wait less behind background maintenance")
     max_concurrent_rpcs: int = Field(
         256, ge=1, description="calls in flight before new ones get RESOURCE_EXHAUSTED")
+    max_query_streams: int = Field(
+        0, ge=0, description="Records.QueryStream streams open at once (each holds a worker thread while open; the "
+                             "SDK sends its queries over one per client thread and falls back to Query calls past "
+                             "the limit); 0 = half of max_workers")
+    query_stream_idle_s: float = Field(
+        30.0, gt=0, description="a query stream with no query for this many seconds is cancelled, freeing its "
+                                "worker thread (the SDK opens a new one when it next queries)")
     grace_period_s: float = Field(10.0, ge=0, description="time in-flight calls get at shutdown")
     index_threads: int = Field(0, ge=0, description="hnswlib threads for builds and batched queries; 0 = all cores")
     encoder_threads: int = Field(0, ge=0, description="onnxruntime threads of the built-in encoder; 0 = min(cores, 4)")
@@ -91,6 +98,11 @@ class Settings(BaseSettings):
         None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)")
     allow_reset: bool = Field(
         False, description="allow the Reset rpc (the SDK's client.reset()) to delete every collection")
+
+    @property
+    def query_stream_cap(self) -> int:
+        """``max_query_streams``, or its default: half of the worker threads (at least 1)."""
+        return self.max_query_streams or max(1, self.max_workers // 2)
 
     @model_validator(mode="after")
     def _segment_bound_holds_a_seal(self) -> "Settings":

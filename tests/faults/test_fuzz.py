@@ -152,6 +152,7 @@ METHODS = {
     "/vectord.v1.Records/Add": rpb.WriteRequest, "/vectord.v1.Records/Upsert": rpb.WriteRequest,
     "/vectord.v1.Records/Update": rpb.WriteRequest, "/vectord.v1.Records/Delete": rpb.DeleteRequest,
     "/vectord.v1.Records/Get": rpb.GetRequest, "/vectord.v1.Records/Query": rpb.QueryRequest,
+    "/vectord.v1.Records/QueryStream": rpb.QueryStreamRequest,
     "/vectord.v1.Records/Count": rpb.CountRequest, "/vectord.v1.Records/Classify": rpb.ClassifyRequest,
     "/vectord.v1.Collections/CreateCollection": cpb.CreateCollectionRequest,
     "/vectord.v1.Collections/GetCollection": cpb.GetCollectionRequest,
@@ -238,11 +239,18 @@ def _state(channel):
     return sorted((c.name, c.count, c.seq) for c in infos), records, [s.name for s in snaps(b"", timeout=30).snapshots]
 
 
+_CODE_NAMES = {code.value[0]: code for code in grpc.StatusCode}
+
+
 def _invoke(channel, method, payload):
     """Calls ``method`` with raw bytes (identity serializers: they go out as they are);
     a client-streaming rpc takes a list of messages, a server-streaming one is read out."""
     rpc = RPCS[method]
-    if rpc.client_streaming:
+    if rpc.client_streaming and rpc.server_streaming:  # QueryStream: failures are answered in-band
+        for answer in channel.stream_stream(method)(iter(payload), timeout=30):
+            code = rpb.QueryStreamResponse.FromString(answer).status_code
+            assert _CODE_NAMES[code] not in BAD, (method, payload, _CODE_NAMES[code])
+    elif rpc.client_streaming:
         channel.stream_unary(method)(iter(payload), timeout=30)
     elif rpc.server_streaming:
         for _ in channel.unary_stream(method)(payload, timeout=30):

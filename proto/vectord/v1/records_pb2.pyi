@@ -123,6 +123,28 @@ class QueryResponse(_message.Message):
     plan: QueryPlan
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
 
+class QueryStreamRequest(_message.Message):
+    __slots__ = ("request_id", "timeout_ms", "query")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    timeout_ms: float
+    query: QueryRequest
+    def __init__(self, request_id: _Optional[int] = ..., timeout_ms: _Optional[float] = ..., query: _Optional[_Union[QueryRequest, _Mapping]] = ...) -> None: ...
+
+class QueryStreamResponse(_message.Message):
+    __slots__ = ("request_id", "status_code", "status_message", "response")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    status_code: int
+    status_message: str
+    response: QueryResponse
+    def __init__(self, request_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[_Union[QueryResponse, _Mapping]] = ...) -> None: ...
+
 class QueryPlan(_message.Message):
     __slots__ = ("strategy", "candidates", "ef", "filter_path", "elapsed_ms", "rank", "postings", "fusion", "tail", "segments")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
