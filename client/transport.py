@@ -159,6 +159,15 @@ class _QueryStream:
         self._requests.put(None)
 
 
+def _end_streams(streams: weakref.WeakSet, lock: threading.Lock) -> None:
+    """Ends every open query stream: its request stream closed, its call cancelled."""
+    with lock:
+        open_streams = list(streams)
+    for stream in open_streams:
+        stream.close()
+        stream.cancel()
+
+
 class GrpcTransport:
     """Calls the servicers over one gRPC channel.
 
@@ -184,6 +193,10 @@ class GrpcTransport:
         self._no_streams_until = 0.0
         self._watchdog: threading.Thread | None = None
         self._closed = threading.Event()
+        # at interpreter exit too (a client never closed): gRPC's request-consuming threads
+        # are daemons, and one frozen by the exit while it holds a call's lock would hang the
+        # collection of that call
+        self._end_streams = weakref.finalize(self, _end_streams, self._streams, self._streams_lock)
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         if method == "Query" and self.stream_queries:
@@ -252,10 +265,7 @@ class GrpcTransport:
 
     def close(self) -> None:
         self._closed.set()
-        with self._streams_lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
+        self._end_streams()
         self._channel.close()
 
 
