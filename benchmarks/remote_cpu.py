@@ -5,7 +5,8 @@ and bare-gRPC floor (issue 13, item 1: where a remote call's time goes).
 
 Three servers on GloVe n x 50 (cosine, M=16, ef_construction=100, ef=100, k=10, as the suite):
 `vectord serve` (loaded through an embedded client first, graph complete; asked by the SDK as it
-comes, queries over Records.QueryStream, and by one set to send Query calls), the ceiling (a bare
+comes, queries over Records.QueryStream and concurrent ones batched, and by one set to send each
+query as a Query call of its own), the ceiling (a bare
 grpcio server whose handler runs raw hnswlib's ``knn_query``, benchmarks/suite/floor.py) and the
 floor (the same server echoing bytes of vectord's sizes). Each is asked single queries from 1
 and then 8 client threads for ``--seconds``, in rounds that alternate the servers; the CPU
@@ -99,7 +100,8 @@ def main() -> int:
         servers["vectord remote"] = (lambda q: remote.query(query_embeddings=q, n_results=K, include=[]),
                                      proc.proc.pid, (client, proc))
         unary_client = vectord.Client(proc.address, timeout=600)
-        unary_client._transport.stream_queries = False  # every query a Records.Query call, as before streams
+        unary_client._transport.stream_queries = False  # every query a Records.Query call of its own,
+        unary_client._transport.coalesce_queries = False  # as before streams and batching (client/coalesce.py)
         unary = unary_client.get_collection("bench")
         servers["vectord remote, Query calls"] = (
             lambda q: unary.query(query_embeddings=q, n_results=K, include=[]), proc.proc.pid, (unary_client, None))

@@ -27,6 +27,8 @@ from vectord.errors import (
 )
 from vectord.v1 import admin_pb2_grpc, collections_pb2_grpc, encoder_pb2_grpc, records_pb2, records_pb2_grpc
 
+from .coalesce import QueryCoalescer
+
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
@@ -176,10 +178,14 @@ class GrpcTransport:
     stream cannot be had (an older server, the server's stream cap) or breaks. A query is a
     read, so sending it again after a broken stream is safe. ``stream_queries=False`` sends
     every query as a Query call.
+
+    Single queries that threads send at the same time go as batches when calls are already
+    out (client/coalesce.py); ``coalesce_queries=False`` sends each on its own.
     """
 
     def __init__(self, address: str, api_key: str | None = None,
-                 credentials: grpc.ChannelCredentials | None = None, stream_queries: bool = True) -> None:
+                 credentials: grpc.ChannelCredentials | None = None, stream_queries: bool = True,
+                 coalesce_queries: bool = True) -> None:
         self.address = address
         self._channel = (grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
                          else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
@@ -187,6 +193,8 @@ class GrpcTransport:
         self._records = records_pb2_grpc.RecordsStub(self._channel)  # typed: QueryStream
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self.stream_queries = stream_queries
+        self.coalesce_queries = coalesce_queries
+        self._coalescer = QueryCoalescer(self._send_query)
         self._local = threading.local()
         self._streams: weakref.WeakSet[_QueryStream] = weakref.WeakSet()
         self._streams_lock = threading.Lock()
@@ -199,9 +207,15 @@ class GrpcTransport:
         self._end_streams = weakref.finalize(self, _end_streams, self._streams, self._streams_lock)
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
-        if method == "Query" and self.stream_queries:
-            return self._stream_query(request, timeout_s)
+        if method == "Query":
+            return self._coalescer.query(request, timeout_s) if self.coalesce_queries \
+                else self._send_query(request, timeout_s)
         return self._unary(service, method, request, timeout_s)
+
+    def _send_query(self, request, timeout_s: float | None):
+        if self.stream_queries:
+            return self._stream_query(request, timeout_s)
+        return self._unary("Records", "Query", request, timeout_s)
 
     def _stream_query(self, request, timeout_s: float | None):
         stream = getattr(self._local, "stream", None) or self._open_stream()
