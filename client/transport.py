@@ -161,13 +161,28 @@ class _QueryStream:
         self._requests.put(None)
 
 
-def _end_streams(streams: weakref.WeakSet, lock: threading.Lock) -> None:
-    """Ends every open query stream: its request stream closed, its call cancelled."""
+def _end_streams(streams: weakref.WeakSet, lock: threading.Lock, closed: threading.Event) -> None:
+    """Ends every open query stream (its request stream closed, its call cancelled) and the
+    watchdog."""
+    closed.set()
     with lock:
         open_streams = list(streams)
     for stream in open_streams:
         stream.close()
         stream.cancel()
+
+
+def _watch(streams: weakref.WeakSet, lock: threading.Lock, closed: threading.Event) -> None:
+    """Cancels a stream whose query is past its deadline (``next()`` on a stream has no
+    timeout of its own); the waiting thread then raises DeadlineExceededError. It holds no
+    reference to the transport, so a client dropped without close() is still collected."""
+    while not closed.wait(WATCHDOG_PERIOD_S):
+        now = time.monotonic()
+        with lock:
+            late = [s for s in streams if s.deadline is not None and s.deadline < now]
+        for stream in late:
+            stream.expired = True
+            stream.cancel()
 
 
 class GrpcTransport:
@@ -201,10 +216,10 @@ class GrpcTransport:
         self._no_streams_until = 0.0
         self._watchdog: threading.Thread | None = None
         self._closed = threading.Event()
-        # at interpreter exit too (a client never closed): gRPC's request-consuming threads
-        # are daemons, and one frozen by the exit while it holds a call's lock would hang the
-        # collection of that call
-        self._end_streams = weakref.finalize(self, _end_streams, self._streams, self._streams_lock)
+        # when the client is dropped, and at interpreter exit (a client never closed): gRPC's
+        # request-consuming threads are daemons, and one frozen by the exit while it holds a
+        # call's lock would hang the collection of that call
+        self._end_streams = weakref.finalize(self, _end_streams, self._streams, self._streams_lock, self._closed)
 
     def call(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         if method == "Query":
@@ -250,20 +265,10 @@ class GrpcTransport:
         with self._streams_lock:
             self._streams.add(stream)
             if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch, name="vectord-query-watchdog", daemon=True)
+                self._watchdog = threading.Thread(target=_watch, args=(self._streams, self._streams_lock, self._closed),
+                                                  name="vectord-query-watchdog", daemon=True)
                 self._watchdog.start()
         return stream
-
-    def _watch(self) -> None:
-        """Cancels a stream whose query is past its deadline (``next()`` on a stream has no
-        timeout of its own); the waiting thread then raises DeadlineExceededError."""
-        while not self._closed.wait(WATCHDOG_PERIOD_S):
-            now = time.monotonic()
-            with self._streams_lock:
-                late = [s for s in self._streams if s.deadline is not None and s.deadline < now]
-            for stream in late:
-                stream.expired = True
-                stream.cancel()
 
     def _unary(self, service: str, method: str, request: Any, timeout_s: float | None) -> Any:
         rpc = getattr(self._stubs[service], method)
@@ -278,7 +283,6 @@ class GrpcTransport:
             time.sleep(BACKOFF_S * 2**attempt)
 
     def close(self) -> None:
-        self._closed.set()
         self._end_streams()
         self._channel.close()
 
