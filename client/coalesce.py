@@ -3,10 +3,11 @@
 Why: a single query costs the server far more in gRPC's per-message work than in its search
 (benchmarks/remote_cpu.py: about 450 us of server CPU a query, of which the hnswlib search is
 about 50). When threads of one client query the same collection at the same time, the queries
-that arrive while ``MAX_IN_FLIGHT`` calls are already out wait, and the next thread to go
-sends all of them (up to ``MAX_BATCH``) as one Query of several vectors; each thread gets its
-own row of the answer. A thread never waits for a batch unless that many calls are in flight,
-so a single-threaded client sends every query at once, as before.
+that arrive while ``MAX_IN_FLIGHT`` calls of this client are already out wait, and when a call
+ends, the queries that have waited longest (of one kind, up to ``MAX_BATCH``) go as one Query of
+several vectors; each thread gets its own row of the answer. A thread never waits for a batch
+unless that many calls are in flight, so a single-threaded client sends every query at once, as
+before, and pays only a lock for it.
 
 Only plain vector queries are joined, and only with queries identical in every field but the
 vector (collection, n_results, include, filters, ranking options): the server answers a batch
@@ -31,7 +32,7 @@ from vectord.errors import (
 )
 from vectord.v1 import records_pb2 as rpb
 
-#: Calls of one kind of query out at once before more queries of that kind wait to be batched.
+#: Calls out at once before more single queries wait to be batched.
 MAX_IN_FLIGHT = 2
 #: The most queries one batch carries.
 MAX_BATCH = 16
@@ -50,16 +51,6 @@ class _Waiter:
         self.batch: list[_Waiter] | None = None  # set when this waiter is to send the batch
 
 
-class _Kind:
-    """Queries that differ only in their vector: the calls out, and those waiting."""
-
-    __slots__ = ("in_flight", "waiting")
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.waiting: list[_Waiter] = []
-
-
 def joinable(request: rpb.QueryRequest) -> bool:
     """A plain query of one vector (no texts to embed, no plan to report)."""
     return request.HasField("queries") and request.queries.count == 1 and not request.query_texts \
@@ -72,49 +63,54 @@ class QueryCoalescer:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._lock = threading.Lock()
-        self._kinds: dict[bytes, _Kind] = {}
+        self._in_flight = 0
+        # queries waiting, by kind (the request without its vector), oldest kind first
+        self._waiting: dict[bytes, list[_Waiter]] = {}
 
     def query(self, request: rpb.QueryRequest, timeout_s: float | None) -> rpb.QueryResponse:
-        if not joinable(request):
-            return self._send(request, timeout_s)
-        vector = request.queries.data_f32le  # the kind: the request without its vector
-        request.queries.data_f32le = b""
-        key = request.SerializeToString(deterministic=True)
-        request.queries.data_f32le = vector
         with self._lock:
-            kind = self._kinds.get(key)
-            if kind is None:
-                kind = self._kinds[key] = _Kind()
-            alone = kind.in_flight < MAX_IN_FLIGHT
+            alone = self._in_flight < MAX_IN_FLIGHT or not joinable(request)
             if alone:
-                kind.in_flight += 1
-            else:
-                me = _Waiter(request)
-                kind.waiting.append(me)
+                self._in_flight += 1
         if alone:  # the common case, and every query of a single-threaded client
             try:
                 return self._send(request, timeout_s)
             finally:
-                self._next(key, kind)
-        self._wait(me, kind, timeout_s)
+                self._next()
+        vector = request.queries.data_f32le  # its kind: the request without its vector
+        request.queries.data_f32le = b""
+        key = request.SerializeToString(deterministic=True)
+        request.queries.data_f32le = vector
+        me = _Waiter(request)
+        with self._lock:
+            if self._in_flight < MAX_IN_FLIGHT:  # a call ended meanwhile
+                self._in_flight += 1
+                me.batch = [me]
+            else:
+                self._waiting.setdefault(key, []).append(me)
+        if me.batch is None:
+            self._wait(me, key, timeout_s)
         if me.batch is not None:  # this thread sends the queries that queued up
             try:
                 self._send_batch(me.batch, timeout_s)
             finally:
-                self._next(key, kind)
+                self._next()
         if me.error is not None:
             raise me.error
         assert me.response is not None
         return me.response
 
-    def _wait(self, me: _Waiter, kind: _Kind, timeout_s: float | None) -> None:
+    def _wait(self, me: _Waiter, key: bytes, timeout_s: float | None) -> None:
         """Until this query is answered or is to lead a batch; past its deadline while still
         queued, DeadlineExceededError (once taken into a batch it waits for that batch)."""
         if me.done.wait(timeout_s):
             return
         with self._lock:
-            if me in kind.waiting:
-                kind.waiting.remove(me)
+            queued = self._waiting.get(key, [])
+            if me in queued:
+                queued.remove(me)
+                if not queued:
+                    del self._waiting[key]
                 raise DeadlineExceededError(f"Query: no answer within the deadline ({timeout_s} s)")
         me.done.wait()
 
@@ -157,15 +153,19 @@ class QueryCoalescer:
         finally:
             waiter.done.set()
 
-    def _next(self, key: bytes, kind: _Kind) -> None:
-        """After a call: the queries that queued behind it go as the next batch, led by the
-        first of them (this thread returns to its caller at once)."""
+    def _next(self) -> None:
+        """After a call: the queries of the kind that has waited longest go as the next batch,
+        led by the first of them (this thread returns to its caller at once)."""
         with self._lock:
-            if not kind.waiting:
-                kind.in_flight -= 1
-                if kind.in_flight == 0:
-                    del self._kinds[key]
+            if not self._waiting:
+                self._in_flight -= 1
                 return
-            batch, kind.waiting = kind.waiting[:MAX_BATCH], kind.waiting[MAX_BATCH:]
+            key = next(iter(self._waiting))
+            queued = self._waiting[key]
+            batch = queued[:MAX_BATCH]
+            if len(queued) > MAX_BATCH:
+                self._waiting[key] = queued[MAX_BATCH:]
+            else:
+                del self._waiting[key]
             batch[0].batch = batch
         batch[0].done.set()

@@ -234,3 +234,19 @@ def test_an_open_idle_stream_does_not_hold_up_shutdown(tmp_path):
         started = time.monotonic()
         assert proc.terminate() == 0
         assert time.monotonic() - started < 10  # not the 20 s grace period
+
+
+def test_a_client_dropped_without_close_ends_its_streams(server):
+    import gc
+    import weakref
+
+    client = vectord.Client(server.address)
+    _fill(client).query(query_embeddings=[[0.1] * DIM])
+    transport = weakref.ref(client._transport)
+    del client
+    gc.collect()
+    assert transport() is None  # nothing (the watchdog thread included) keeps the transport alive
+    deadline = time.monotonic() + 5
+    while any(t.name == "vectord-query-watchdog" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "vectord-query-watchdog" for t in threading.enumerate())
