@@ -96,6 +96,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 
 def _abort_for(exc: Exception, method: str, context) -> None:
+    """Ends a streaming call with ``exc``'s status: a VectordError's own, anything else
+    INTERNAL; nothing when ``exc`` is the call's own abort (its status is set already)."""
+    if not isinstance(exc, VectordError) and context.code() is not None:
+        return
     if isinstance(exc, VectordError):
         context.abort(grpc.StatusCode[exc.status], exc.message)
     log.error("unexpected error in %s", method, exc_info=exc)
@@ -114,8 +118,7 @@ def _unary_stream(handler, method: str) -> grpc.RpcMethodHandler:
         try:
             yield from inner(request, context)
         except Exception as exc:
-            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
-                _abort_for(exc, method, context)
+            _abort_for(exc, method, context)
             raise
 
     return grpc.unary_stream_rpc_method_handler(
@@ -141,8 +144,7 @@ def _stream_unary(handler, method: str) -> grpc.RpcMethodHandler:
         try:
             return inner(_checked(request_iterator, context, method), context)
         except Exception as exc:
-            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
-                _abort_for(exc, method, context)
+            _abort_for(exc, method, context)
             raise
 
     return grpc.stream_unary_rpc_method_handler(
@@ -159,8 +161,7 @@ def _stream_stream(handler, method: str) -> grpc.RpcMethodHandler:
         try:
             yield from inner(_checked(request_iterator, context, method), context)
         except Exception as exc:
-            if isinstance(exc, VectordError) or context.code() is None:  # not aborted already
-                _abort_for(exc, method, context)
+            _abort_for(exc, method, context)
             raise
 
     return grpc.stream_stream_rpc_method_handler(
