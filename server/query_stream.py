@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import grpc
 
-from vectord.errors import VectordError
+from vectord.errors import InvalidArgumentError, VectordError
 from vectord.v1 import records_pb2 as rpb
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class QueryStreams:
 
     def _answer(self, message: rpb.QueryStreamRequest, context) -> rpb.QueryStreamResponse:
         try:
+            if not message.timeout_ms >= 0:  # negative or NaN
+                raise InvalidArgumentError(f"QueryStream: timeout_ms must be >= 0 (0: no limit), "
+                                           f"got {message.timeout_ms}")
             response = self._query(message.query, _MessageContext(context, message.timeout_ms))
         except VectordError as exc:
             return rpb.QueryStreamResponse(request_id=message.request_id, status_code=_CODES[exc.status],

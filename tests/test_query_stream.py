@@ -103,6 +103,18 @@ def test_a_message_whose_time_ran_out_fails_deadline_exceeded(server):
     assert answer.status_code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
+def test_a_negative_or_nan_time_limit_is_refused_in_band(server):
+    with vectord.Client(server.address) as client:
+        _fill(client)
+    channel, stub = _stub(server.address)
+    with channel:
+        answers = list(stub.QueryStream(iter([_request(1, timeout_ms=-5), _request(2, timeout_ms=float("nan")),
+                                              _request(3)])))
+    assert [a.status_code for a in answers[:2]] == [grpc.StatusCode.INVALID_ARGUMENT.value[0]] * 2
+    assert "timeout_ms must be >= 0" in answers[0].status_message and "-5" in answers[0].status_message
+    assert answers[2].status_code == 0  # and the stream goes on
+
+
 def test_streams_past_the_cap_are_refused_and_the_sdk_falls_back(server):
     with vectord.Client(server.address) as client:
         _fill(client)
