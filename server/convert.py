@@ -125,8 +125,7 @@ def records_to_get_response(records: Records, size=None) -> rpb.GetResponse:
     return response
 
 
-def records_to_query_result(records: Records, size=None) -> rpb.QueryResult:
-    out = rpb.QueryResult(ids=records.ids)
+def _fill_query_result(out: rpb.QueryResult, records: Records, size=None) -> None:
     if records.distances is not None:
         if size is not None:
             size.add(4 * len(records.distances), 0)
@@ -137,7 +136,7 @@ def records_to_query_result(records: Records, size=None) -> rpb.QueryResult:
         if size is not None:
             size.add(4 * len(records.scores), 0)
         out.scores.extend(records.scores.tolist())
-    return _fill_columns(out, records, size)
+    _fill_columns(out, records, size)
 
 
 def classifications_to_proto(results) -> rpb.ClassifyResponse:
@@ -152,12 +151,29 @@ def classifications_to_proto(results) -> rpb.ClassifyResponse:
     return response
 
 
+#: The most bytes one hit without documents, metadata or vectors can take in a reply: its
+#: id, its distance or score, and the field tags.
+_BARE_HIT_BYTES = limits.MAX_ID_BYTES + 16
+
+
 def records_to_query_response(results, size=None) -> rpb.QueryResponse:
-    """The QueryResponse of every query's records, built under ``size`` when given."""
-    response = rpb.QueryResponse(results=[records_to_query_result(r, size) for r in results])
+    """The QueryResponse of every query's records, built under ``size`` when given.
+
+    Hits checked row by row against ``size`` only when the reply could pass the message
+    limit before the end (documents, metadata or vectors in it, or so many ids that even
+    at their longest they might): a batch of 100 queries of 10 bare hits is measured once,
+    at the end, rather than with 100 estimates on the way.
+    """
+    response = rpb.QueryResponse()
+    columns = any(r.embeddings is not None or r.documents is not None or r.metadatas is not None for r in results)
+    hits = sum(len(r.ids) for r in results)
+    row_size = size if columns or hits * _BARE_HIT_BYTES > limits.MAX_MESSAGE_BYTES else None
+    add = response.results.add
+    for records in results:
+        _fill_query_result(add(ids=records.ids), records, row_size)
     if size is not None:
         size.bytes = 0
-        size.add(response.ByteSize(), sum(len(r.ids) for r in results))
+        size.add(response.ByteSize(), hits)
     return response
 
 
