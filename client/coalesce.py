@@ -88,11 +88,13 @@ class QueryCoalescer:
                 me.batch = [me]
             else:
                 self._waiting.setdefault(key, []).append(me)
+        queued_at = time.monotonic()
         if me.batch is None:
             self._wait(me, key, timeout_s)
-        if me.batch is not None:  # this thread sends the queries that queued up
+        if me.batch is not None:  # this thread sends the queries that queued up, in its time left
+            left = None if timeout_s is None else max(timeout_s - (time.monotonic() - queued_at), 0.001)
             try:
-                self._send_batch(me.batch, timeout_s)
+                self._send_batch(me.batch, left)
             finally:
                 self._next()
         if me.error is not None:
