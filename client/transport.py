@@ -158,7 +158,7 @@ class _QueryStream:
         self._requests.put(None)  # ends the request stream: the server's handler returns
 
     def __del__(self) -> None:  # its thread ended: free the server's worker thread now
-        self._requests.put(None)
+        self.close()
 
 
 def _end_streams(streams: weakref.WeakSet, lock: threading.Lock, closed: threading.Event) -> None:
@@ -205,7 +205,7 @@ class GrpcTransport:
         self._channel = (grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
                          else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stubs = {name: stub(self._channel) for name, stub in _STUBS.items()}
-        self._records = records_pb2_grpc.RecordsStub(self._channel)  # typed: QueryStream
+        self._records: records_pb2_grpc.RecordsStub = self._stubs["Records"]  # type: ignore[assignment]
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self.stream_queries = stream_queries
         self.coalesce_queries = coalesce_queries

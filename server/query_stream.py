@@ -2,7 +2,7 @@
 
 Why it exists: a unary call through grpcio's synchronous server costs the server about twice
 the CPU of a message on an open stream (per-call setup, the thread-pool hand-off, status
-sending; ``benchmarks/query_stream.py``), and for a small query that setup is most of the
+sending; ``benchmarks/remote_cpu.py``), and for a small query that setup is most of the
 work. The SDK sends its queries this way and falls back to Query when a stream cannot be had.
 
 What keeps it as safe as Query:
@@ -32,6 +32,9 @@ from vectord.v1 import records_pb2 as rpb
 log = logging.getLogger(__name__)
 
 METHOD = "/vectord.v1.Records/QueryStream"
+#: Defaults of ``vectord serve``'s max_query_streams (half of its 16 workers) and
+#: query_stream_idle_s, for servers built without Settings (embedded, tests).
+DEFAULT_MAX_STREAMS, DEFAULT_IDLE_S = 8, 30.0
 _CODES = {code.name: code.value[0] for code in grpc.StatusCode}
 
 
@@ -145,8 +148,3 @@ class QueryStreams:
             idle = [s for s in self._open if s.idle_since is not None]
         for stream in idle:
             stream.context.cancel()
-
-    def open_count(self) -> int:
-        """Streams open now."""
-        with self._lock:
-            return len(self._open)

@@ -23,7 +23,7 @@ from vectord.v1 import records_pb2_grpc
 from vectord.wire import metadata_from_proto, vectors_from_proto, vectors_to_proto
 
 from . import budgets, convert
-from .query_stream import QueryStreams
+from .query_stream import DEFAULT_IDLE_S, DEFAULT_MAX_STREAMS, QueryStreams
 
 
 def _check_deadline(context) -> None:
@@ -84,7 +84,8 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
 
 
 class RecordsServicer(records_pb2_grpc.RecordsServicer):
-    def __init__(self, database: Database, max_query_streams: int = 8, query_stream_idle_s: float = 30.0) -> None:
+    def __init__(self, database: Database, max_query_streams: int = DEFAULT_MAX_STREAMS,
+                 query_stream_idle_s: float = DEFAULT_IDLE_S) -> None:
         self.db = database
         self.query_streams = QueryStreams(self.Query, max_query_streams, query_stream_idle_s)
 
@@ -317,8 +318,8 @@ def _snapshot_info(info: dict) -> admin_pb2.SnapshotInfo:
                                   seq=info["seq"], size_bytes=info["size_bytes"], dim=info["dim"])
 
 
-def servicers(database: Database, allow_reset: bool = False, max_query_streams: int = 8,
-              query_stream_idle_s: float = 30.0) -> dict[str, object]:
+def servicers(database: Database, allow_reset: bool = False, max_query_streams: int = DEFAULT_MAX_STREAMS,
+              query_stream_idle_s: float = DEFAULT_IDLE_S) -> dict[str, object]:
     """The servicers of every vectord service, keyed by service name (as the SDK calls them).
 
     ``allow_reset`` lets Admin.Reset delete every collection (``--allow-reset``);
