@@ -21,9 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import hnswlib
 import numpy as np
@@ -107,8 +105,12 @@ class EfGate:
     def _may_enter(self, ef: int) -> bool:
         return self._active == 0 or self._ef == ef
 
-    @contextmanager
-    def using(self, ef: int) -> Iterator[None]:
+    def using(self, ef: int) -> "_Using":
+        """``with gate.using(ef):`` (a class, not a generator: it is on every search's path)."""
+        return _Using(self, ef)
+
+    def enter(self, ef: int) -> None:
+        """Waits until a search with ``ef`` may run, and counts it in; ``leave()`` after."""
         with self._cond:
             if self._queue or not self._may_enter(ef):
                 ticket = self._tickets = self._tickets + 1
@@ -121,13 +123,25 @@ class EfGate:
                 self._set_ef(ef)  # no search is running (checked above)
                 self._ef = ef
             self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                if self._active == 0:
-                    self._cond.notify_all()
+
+    def leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0:
+                self._cond.notify_all()
+
+
+class _Using:
+    __slots__ = ("_gate", "_ef")
+
+    def __init__(self, gate: EfGate, ef: int) -> None:
+        self._gate, self._ef = gate, ef
+
+    def __enter__(self) -> None:
+        self._gate.enter(self._ef)
+
+    def __exit__(self, *exc) -> None:
+        self._gate.leave()
 
 
 #: Above this capacity the graph grows by an eighth, not double (see ``grown_capacity``).

@@ -9,8 +9,6 @@ that a steady stream of queries cannot starve a write.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterator
 
 
 class RWLock:
@@ -22,11 +20,24 @@ class RWLock:
         #: Readers waiting for the lock: a writer that takes it again and again (the
         #: background indexer, storage/indexer.py) pauses between steps while there are any.
         self.readers_waiting = 0
+        self._shared, self._exclusive = _Shared(self), _Exclusive(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> "_Shared":
+        """``with lock.read():`` holds the lock shared (with other readers)."""
+        return self._shared
+
+    def checked_read(self, check) -> "_Shared":
+        """A reusable ``with`` guard that holds the lock shared and then calls ``check()``
+        (a collection's "is it open?"); if ``check`` raises, the lock is released again."""
+        return _Shared(self, check)
+
+    def write(self) -> "_Exclusive":
+        """``with lock.write():`` holds the lock alone."""
+        return self._exclusive
+
+    def _acquire_read(self) -> None:
         with self._cond:
-            if self._writer or self._writers_waiting:
+            if self._writer or self._writers_waiting:  # rare: a writer holds it or waits
                 self.readers_waiting += 1
                 try:
                     while self._writer or self._writers_waiting:
@@ -34,16 +45,14 @@ class RWLock:
                 finally:
                     self.readers_waiting -= 1
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def _acquire_write(self) -> None:
         with self._cond:
             self._writers_waiting += 1
             try:
@@ -52,9 +61,43 @@ class RWLock:
             finally:
                 self._writers_waiting -= 1
             self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+
+    def _release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+# The guards are classes, not @contextmanager generators: a query takes the read lock once
+# or twice, and a generator-based one cost it ~1.5 us each (storage/rwlock.py's callers are
+# on every query's path; issue 13). They hold no state, so one of each serves every thread.
+class _Shared:
+    __slots__ = ("_lock", "_check")
+
+    def __init__(self, lock: RWLock, check=None) -> None:
+        self._lock, self._check = lock, check
+
+    def __enter__(self) -> None:
+        self._lock._acquire_read()
+        if self._check is not None:
+            try:
+                self._check()
+            except BaseException:
+                self._lock._release_read()
+                raise
+
+    def __exit__(self, *exc) -> None:
+        self._lock._release_read()
+
+
+class _Exclusive:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._acquire_write()
+
+    def __exit__(self, *exc) -> None:
+        self._lock._release_write()

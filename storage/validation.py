@@ -103,6 +103,14 @@ def vectors(array: Any, count: int, expected_dim: int, metric_name: str, ids_: S
             f"{field}: collection expects dim {expected_dim}, got {array.shape[1]}"
         )
     array = np.ascontiguousarray(array, dtype=np.float32)
+    if count == 1:
+        # a single query: its squared norm, in float64 (no float32 value overflows or
+        # underflows it), is finite and non-zero exactly when the vector is (this check: 3.1 us
+        # against 4.6 with the reductions below)
+        row = array[0].astype(np.float64)
+        square = float(np.dot(row, row))
+        if square < math.inf and (square > 0.0 or metric_name != "cosine"):
+            return array
     # one whole-array reduction on the common path; the row is looked for only on failure
     # (a single query's validation was 16-30 us, most of it per-row reductions)
     if not np.isfinite(array).all():
