@@ -11,6 +11,9 @@ run it measures, end to end:
   reply sizes of a real vectord Query), the least any Python gRPC round trip can cost here;
 - floor + knn: the same echo, its handler running a bare hnswlib search first (what a
   GIL-releasing C call costs inside a gRPC worker thread);
+- stream floor, stream floor + knn: the same two handlers answering messages on one open
+  bidi stream, sent from a request queue as the SDK sends its queries (Records.QueryStream):
+  the floor and ceiling of the path the SDK takes;
 - embedded: ``vectord.Client(path=...)`` (no network);
 - remote SDK: ``vectord.Client(address)`` against a real ``vectord serve`` subprocess;
 - remote raw stub: the generated ``RecordsStub.Query`` on a prebuilt request (no SDK);
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
@@ -80,9 +84,13 @@ ECHO_SERVER = textwrap.dedent("""
     else:
         def echo(request, context):
             return reply
+    def stream(requests, context):  # one reply per message on an open stream, as Records.QueryStream
+        for request in requests:
+            yield echo(request, context)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})])
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo),
+                       "Stream": grpc.stream_stream_rpc_method_handler(stream)})])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
@@ -180,6 +188,20 @@ def top_frames(collapsed: Path, n: int = 25) -> dict:
     return {"samples": total, "inclusive_share": {name: round(c / total, 3) for name, c in top}}
 
 
+def stream_caller(channel: grpc.Channel):
+    """A call on one open bidi stream of the echo server, sent as the SDK sends its queries
+    (client/transport.py: a request queue the stream reads, one answer per message); and
+    the function that ends the stream."""
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    answers = channel.stream_stream("/bench.Echo/Stream")(iter(requests.get, None))
+
+    def call(payload: bytes) -> bytes:
+        requests.put(payload)
+        return next(answers)
+
+    return call, lambda: requests.put(None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20_000)
@@ -238,9 +260,14 @@ def main() -> None:
             i[0] = (i[0] + 1) % len(qlist)
             return i[0]
 
+        stream_echo, end_echo_stream = stream_caller(echo_channel)
+        stream_knn, end_knn_stream = stream_caller(knn_channel)
         modes = {
             "floor: bare grpcio echo": lambda: echo(payload, timeout=30),
             "floor + bare hnswlib knn_query in the handler": lambda: knn_echo(payload, timeout=30),
+            # the SDK's queries go over a stream (Records.QueryStream): these are its floor and ceiling
+            "stream floor: a message on an open bare grpcio stream": lambda: stream_echo(payload),
+            "stream floor + bare hnswlib knn_query in the handler": lambda: stream_knn(payload),
             "remote raw stub": lambda: stub.Query(raw_requests[nxt()], timeout=30),
             "remote SDK": lambda: r_coll.query(query_embeddings=qlist[nxt()], n_results=K, include=INCLUDE),
             "embedded SDK": lambda: e_coll.query(query_embeddings=qlist[nxt()], n_results=K, include=INCLUDE),
@@ -391,6 +418,8 @@ def main() -> None:
         }
         Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report, indent=2))
+        end_echo_stream()
+        end_knn_stream()
         remote.close()
         embedded.close()
         channel.close()
