@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, ContextManager, Iterable, Sequence
 
 import numpy as np
 
@@ -231,7 +231,7 @@ class Collection:
     def _index(self, value: HnswIndex | None) -> None:
         self.state.index = value
 
-    def reading(self):
+    def reading(self) -> ContextManager[None]:
         """The read lock, the collection checked open (what a query holds): ``with
         collection.reading():``."""
         return self._reading
@@ -839,14 +839,14 @@ class Collection:
         every row are read in one ``_select``: a batch of queries looks its ids up at once
         rather than row by row (~10 us a query, issue 13's batched path)."""
         if max_distance is None and (labels.size == 0 or labels.min() >= 0):  # every row full: no mask (~3 us)
-            rows, width = labels.shape
-            everything = self._select(labels.ravel().tolist(), include)
-            return split_rows(everything, [width] * rows, distances.reshape(-1) if "distances" in include else None)
-        keep = labels >= 0
-        if max_distance is not None:
-            keep &= distances <= max_distance
-        everything = self._select(labels[keep].tolist(), include)
-        return split_rows(everything, keep.sum(axis=1).tolist(), distances[keep] if "distances" in include else None)
+            hits, counts, hit_distances = labels.ravel(), [labels.shape[1]] * len(labels), distances.reshape(-1)
+        else:
+            keep = labels >= 0
+            if max_distance is not None:
+                keep &= distances <= max_distance
+            hits, counts, hit_distances = labels[keep], keep.sum(axis=1).tolist(), distances[keep]
+        everything = self._select(hits.tolist(), include)
+        return split_rows(everything, counts, hit_distances if "distances" in include else None)
 
     def _select_pairs(self, pairs: list[tuple[State, int]], include: frozenset[str]) -> Records:
         """The records at (state, label) pairs, in order (read lock held): ``_select`` over
