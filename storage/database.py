@@ -14,14 +14,22 @@ directory, no lock, no log and no checkpoints (storage/memory.py); its data last
 as the object. Snapshots need a directory and are refused there.
 
 Thread-safety: all methods are safe to call from many threads.
+
+A database still open when the interpreter exits is closed then (``_close_at_exit``): its
+background indexer runs inside hnswlib's ``add_items``, whose C++ worker threads abort the
+whole process ("terminate called without an active exception") if the interpreter tears
+the daemon thread down mid-call; and a script that just ends expects what it wrote to be
+there, graph included, at the next open.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,18 @@ from .fsio import REAL, FileSystem, storage_error
 from .types import CollectionConfig, EncoderRegistry, Tuning
 
 log = logging.getLogger(__name__)
+
+#: Databases open in this process, closed at interpreter exit if the program did not.
+_OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for database in list(_OPEN):
+        try:
+            database.close()
+        except Exception:  # the others still get closed; the log keeps every write anyway
+            log.exception("closing data directory %s at exit failed", database.path)
 
 
 class Database:
@@ -74,6 +94,7 @@ class Database:
             self.recovery_seconds = 0.0
             self._stop = threading.Event()
             self._checkpointer: threading.Thread | None = None
+            _OPEN.add(self)
             return
         self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -102,6 +123,7 @@ class Database:
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(checkpoint_interval_s,),
                                               name="vectord-checkpointer", daemon=True)
         self._checkpointer.start()
+        _OPEN.add(self)
 
     # ------------------------------------------------------------------ lifecycle
     def _recover(self) -> None:
@@ -149,6 +171,7 @@ class Database:
                 return
             self._closed = True
             collections = list(self._collections.values())
+        _OPEN.discard(self)
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
