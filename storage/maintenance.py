@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 #: ``seal_due``: a tail of more than this many times the segment bound is never sealed.
 SEAL_HEADROOM = 4
+#: The fewest graph slots, unsaved once the indexer has caught up, that make a checkpoint due
+#: (``Maintenance.unsaved_graph_slots``): re-indexing fewer at a restart costs less than a
+#: rewrite of the generation.
+GRAPH_SAVE_MIN_SLOTS = 4096
 
 
 class Maintenance:
@@ -48,9 +52,34 @@ class Maintenance:
             return False
         if self.seal_due() or self.merge_pick() is not None:
             return True
+        unsaved = self.unsaved_graph_slots()
+        if unsaved and unsaved >= max(GRAPH_SAVE_MIN_SLOTS, c.state.vectors.slots // 4) \
+                and c._indexer.tail_slots() == 0:
+            return True  # once, when the indexer has caught up: see unsaved_graph_slots
         data_bytes = c.state.vectors.slots * (c.config.dim * 4 + 64)
         threshold = max(c.tuning.checkpoint_min_bytes, c.tuning.checkpoint_ratio * data_bytes)
         return c._wal.size_bytes > threshold
+
+    def unsaved_graph_slots(self) -> int:
+        """Slots the graph covers beyond what the generation on disk saved of it.
+
+        The background indexer goes on after a checkpoint: a bulk load checkpointed (by log
+        size) while its graph covered 7k of 100k slots, with no write after it, left the log
+        empty, so no later checkpoint was due, and every restart indexed the other 93k
+        slots again, their queries scanning them exactly meanwhile. Such a graph is saved
+        once the indexer has caught up, when it is a quarter of the slots or more (and
+        at least ``GRAPH_SAVE_MIN_SLOTS``)
+        (``needs_checkpoint``: a trickle of writes, each indexed at once, must not rewrite
+        the generation every second), and by any checkpoint, close included.
+        """
+        c = self._host
+        index = c.state.index
+        if c.path is None or index is None:
+            return 0
+        saved = c._manifest.get("index") or {}
+        # a MANIFEST from before ``covered`` was recorded: its graph covered its slots
+        covered = saved.get("covered", c._manifest.get("slots", 0)) if saved else 0
+        return max(0, index.covered - covered)
 
     def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
         """Writes a new generation and truncates the log; returns whether it wrote one.
@@ -231,7 +260,8 @@ class Maintenance:
             c._check_writable()
             seq = c._wal.last_seq
             dead = c.state.vectors.slots - len(c.state.records)
-            if seq == c._applied_seq and not force and not compacted and not (compact and dead):
+            if seq == c._applied_seq and not force and not compacted and not (compact and dead) \
+                    and not self.unsaved_graph_slots():
                 return False
             if (seq == c._applied_seq and c._manifest["generation"] is not None) or \
                     (c.path / f"gen-{seq:020d}").exists():
