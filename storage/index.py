@@ -96,7 +96,8 @@ class EfGate:
         self._active = 0  # searches running with it
         self._queue: deque[int] = deque()  # waiting searches' tickets, oldest first
         self._tickets = 0
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()  # the fast paths take it directly (a C-level with)
+        self._cond = threading.Condition(self._mutex)
 
     @property
     def ef(self) -> int:
@@ -111,7 +112,7 @@ class EfGate:
 
     def enter(self, ef: int) -> None:
         """Waits until a search with ``ef`` may run, and counts it in; ``leave()`` after."""
-        with self._cond:
+        with self._mutex:
             if self._queue or not self._may_enter(ef):
                 ticket = self._tickets = self._tickets + 1
                 self._queue.append(ticket)
@@ -125,9 +126,9 @@ class EfGate:
             self._active += 1
 
     def leave(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._active -= 1
-            if self._active == 0:
+            if self._active == 0 and self._queue:  # whoever waits is in the queue
                 self._cond.notify_all()
 
 

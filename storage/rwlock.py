@@ -13,7 +13,10 @@ import threading
 
 class RWLock:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # taken directly on the fast paths (a C-level ``with``; the Condition's own
+        # __enter__ is a Python call), and through the Condition only to wait or notify
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -36,7 +39,7 @@ class RWLock:
         return self._exclusive
 
     def _acquire_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             if self._writer or self._writers_waiting:  # rare: a writer holds it or waits
                 self.readers_waiting += 1
                 try:
@@ -47,13 +50,15 @@ class RWLock:
             self._readers += 1
 
     def _release_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
-            if self._readers == 0:
+            # only a writer waits for the readers to leave (a waiting reader waits for a
+            # writer, and is woken when that writer releases): no notify on every query
+            if self._readers == 0 and self._writers_waiting:
                 self._cond.notify_all()
 
     def _acquire_write(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._writers_waiting += 1
             try:
                 while self._writer or self._readers:
@@ -63,7 +68,7 @@ class RWLock:
             self._writer = True
 
     def _release_write(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._writer = False
             self._cond.notify_all()
 
