@@ -372,6 +372,12 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["serve"] and not {"-h", "--help", "--print-config"} & set(sys.argv):
+        # first, before the parser's imports (0.3 s): the re-run pays them once. Only as the
+        # process's own command: main(["serve", ...]) called from Python never re-runs.
+        from .huge_pages import reexec_with_huge_pages
+
+        reexec_with_huge_pages()
     args = _parser().parse_args(argv)
     if getattr(args, "func", None) is not None:  # the client commands (server/commands/)
         return args.func(args)

@@ -1,0 +1,66 @@
+"""`vectord serve` asks glibc for transparent huge pages under its large allocations.
+
+Why: hnswlib keeps every vector and its level-0 links in one malloc'd block (34 MB for
+GloVe 100k x 50, ~1.6 GB for 1M x 384), and a search reads it at random. With 4 KiB pages
+nearly every hop of a search misses the TLB; with 2 MiB pages the same block takes a few
+dozen entries. Measured (benchmarks/huge_pages_ab.py, results/huge-pages-2026-12-01.md), as
+time with / without: a remote single query on GloVe 100k x 50 0.97 x (a batch of 100: 0.99 x,
+within the noise); raw hnswlib on 300k x 128 (a 190 MB block) 0.93 x for single queries and
+0.87 x for a batch of 1,000. The larger the graph, the more it helps. Memory: +0.5 MiB RSS.
+
+The block is allocated inside hnswlib, so vectord cannot madvise it itself, and on most
+distributions the kernel's THP mode is ``madvise`` (only regions that ask get huge pages).
+glibc's ``glibc.malloc.hugetlb=1`` tunable (glibc 2.35+) makes malloc ask for every region
+it maps, but glibc reads tunables only at process start: so ``vectord serve`` runs itself
+again, once, with the tunable added to ``GLIBC_TUNABLES``, before it has started anything
+(same process id, same arguments, same open files). Numpy asks for huge pages for its own
+large arrays already.
+
+It does nothing off Linux, with another libc or a glibc before 2.35, with THP set to
+``never``, when ``GLIBC_TUNABLES`` already names the tunable (the user's choice wins), or
+when ``VECTORD_HUGE_PAGES=0``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+TUNABLE = "glibc.malloc.hugetlb"
+#: Set to 0 to run without huge pages (no re-execution).
+OPT_OUT = "VECTORD_HUGE_PAGES"
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def wanted(environ=os.environ) -> bool:
+    """Whether this process should run itself again with the tunable."""
+    if not sys.platform.startswith("linux") or environ.get(OPT_OUT, "1") == "0":
+        return False
+    if TUNABLE in environ.get("GLIBC_TUNABLES", ""):
+        return False
+    libc, version = platform.libc_ver()
+    try:
+        if libc != "glibc" or tuple(int(part) for part in version.split(".")[:2]) < (2, 35):
+            return False
+        return "[never]" not in THP_MODE.read_text()
+    except (OSError, ValueError):
+        return False
+
+
+def tunables_with_huge_pages(current: str) -> str:
+    """``GLIBC_TUNABLES`` with the tunable added to what is there (colon-separated)."""
+    return f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"
+
+
+def reexec_with_huge_pages() -> None:
+    """Replaces this process with itself run again with the tunable, when ``wanted()``;
+    returns only when it is not. Call before any thread or server starts."""
+    if not wanted():
+        return
+    os.environ["GLIBC_TUNABLES"] = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # orig_argv: the interpreter's own flags and `-m vectord` or the script, as first run
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
