@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import uuid
@@ -60,6 +61,8 @@ _OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()
 @atexit.register
 def _close_at_exit() -> None:
     for database in list(_OPEN):
+        if database._owner_pid != os.getpid():
+            continue  # a forked child's copy: the parent owns the directory and closes it
         try:
             database.close()
         except Exception:  # the others still get closed; the log keeps every write anyway
@@ -81,6 +84,7 @@ class Database:
                  fs: FileSystem = REAL, checkpoint_interval_s: float = 1.0,
                  encoders: EncoderRegistry | None = None) -> None:
         self.encoders = encoders
+        self._owner_pid = os.getpid()  # the process that closes it at exit (not a forked child)
         self.fs = fs
         self.tuning = tuning or Tuning()
         if path is None:  # in memory: no directory, lock, recovery or checkpointer thread

@@ -68,3 +68,32 @@ def test_a_database_closed_by_the_program_is_not_closed_again_at_exit(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "closed"
+
+
+def test_a_forked_child_that_exits_leaves_its_parents_database_alone(tmp_path):
+    script = textwrap.dedent("""
+        import os, subprocess, sys
+        from vectord.storage import Database
+        db = Database(sys.argv[1])
+        docs = db.create_collection("docs", dim=2)
+        docs.add(["a"], [[1.0, 0.0]])
+        collections = os.path.join(sys.argv[1], "collections")
+        manifest = lambda: open(os.path.join(collections, os.listdir(collections)[0], "MANIFEST"), "rb").read()
+        before = manifest()
+        child = os.fork()
+        if child == 0:
+            sys.exit(0)  # a normal exit: atexit hooks run in the child
+        os.waitpid(child, 0)
+        # the child neither checkpointed nor let go of the directory's lock (flock is shared across fork)
+        opener = "import sys; from vectord.storage import Database; Database(sys.argv[1])"
+        other = subprocess.run([sys.executable, "-c", opener, sys.argv[1]], capture_output=True, text=True)
+        print(manifest() == before, "DataDirectoryLockedError" in other.stderr, flush=True)
+        docs.add(["b"], [[0.0, 1.0]])
+        db.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
+    with Database(tmp_path / "data") as db:
+        assert db.get_collection("docs").count() == 2
