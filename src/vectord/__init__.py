@@ -46,6 +46,10 @@ def __getattr__(name: str):
         return value
     raise AttributeError(f"module 'vectord' has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:  # tab completion lists the SDK before its first use
+    return sorted(set(globals()) | _SDK)
+
 __all__ = [
     "AlreadyExistsError", "AsyncClient", "AsyncCollection", "Client", "Collection", "DataDirectoryLockedError", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError", "InvalidArgumentError",
