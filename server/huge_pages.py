@@ -17,8 +17,8 @@ again, once, with the tunable added to ``GLIBC_TUNABLES``, before it has started
 large arrays already.
 
 It does nothing off Linux, with another libc or a glibc before 2.35, with THP set to
-``never``, when ``GLIBC_TUNABLES`` already names the tunable (the user's choice wins), or
-when ``VECTORD_HUGE_PAGES=0``.
+``never``, or when ``GLIBC_TUNABLES`` already names the tunable (the user's choice wins);
+the ``huge_pages`` setting (``--no-huge-pages``, ``VECTORD_HUGE_PAGES=0``) turns it off.
 """
 
 from __future__ import annotations
@@ -29,14 +29,12 @@ import sys
 from pathlib import Path
 
 TUNABLE = "glibc.malloc.hugetlb"
-#: Set to 0 to run without huge pages (no re-execution).
-OPT_OUT = "VECTORD_HUGE_PAGES"
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def wanted(environ=os.environ) -> bool:
     """Whether this process should run itself again with the tunable."""
-    if not sys.platform.startswith("linux") or environ.get(OPT_OUT, "1") == "0":
+    if not sys.platform.startswith("linux"):
         return False
     if TUNABLE in environ.get("GLIBC_TUNABLES", ""):
         return False
@@ -56,7 +54,7 @@ def tunables_with_huge_pages(current: str) -> str:
 
 def reexec_with_huge_pages() -> None:
     """Replaces this process with itself run again with the tunable, when ``wanted()``;
-    returns only when it is not. Call before any thread or server starts."""
+    returns only when it is not. Call before any thread, file or server is opened."""
     if not wanted():
         return
     os.environ["GLIBC_TUNABLES"] = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         True, description="save a large segment's graph from a child process that builds it again, so that no "
                           "query waits behind hnswlib's save, which holds the GIL; costs a second graph build "
                           "per segment (docs/segments.md); --no-graph-in-child: saved by the server")
+    huge_pages: bool = Field(
+        True, description="back large allocations (hnswlib's vectors and graph) with transparent huge pages: the "
+                          "server runs itself again once at start with glibc.malloc.hugetlb=1 (Linux, glibc 2.35+, "
+                          "THP not 'never'; docs/running-as-a-service.md); --no-huge-pages: as allocated")
     models_dir: Path | None = Field(
         None, description="folder of your own ONNX sentence encoders (one subfolder each: model.onnx, tokenizer.json, "
                           "model.json), served beside the built-in model; a bad one stops the start "

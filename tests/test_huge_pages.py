@@ -22,8 +22,7 @@ import vectord
 from vectord.server import huge_pages
 from vectord.testing import start_server
 
-SUPPORTED = huge_pages.wanted({k: v for k, v in os.environ.items()
-                               if k not in ("GLIBC_TUNABLES", huge_pages.OPT_OUT)})
+SUPPORTED = huge_pages.wanted({k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"})
 needs_support = pytest.mark.skipif(not SUPPORTED, reason="needs Linux, glibc >= 2.35 and THP not 'never'")
 
 
@@ -58,13 +57,12 @@ def test_the_tunable_is_added_to_what_is_there_and_named_only_once():
     assert huge_pages.tunables_with_huge_pages("glibc.malloc.arena_max=2") == \
         "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
     assert not huge_pages.wanted({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})  # the user's choice wins
-    assert not huge_pages.wanted({huge_pages.OPT_OUT: "0"})
 
 
 @needs_support
-def test_the_server_runs_with_huge_pages_under_its_graph_and_the_opt_out_turns_them_off(tmp_path):
+def test_the_server_runs_with_huge_pages_under_its_graph_and_the_setting_turns_them_off(tmp_path):
     with_pages = start_server(tmp_path / "on")
-    without = start_server(tmp_path / "off", env={huge_pages.OPT_OUT: "0"})
+    without = start_server(tmp_path / "off", env={"VECTORD_HUGE_PAGES": "0"})
     try:
         # the pid started is the pid that answers: the re-run replaced the process in place
         assert "glibc.malloc.hugetlb=1" in _environ(with_pages.proc.pid)["GLIBC_TUNABLES"]
@@ -76,6 +74,15 @@ def test_the_server_runs_with_huge_pages_under_its_graph_and_the_opt_out_turns_t
     finally:
         with_pages.terminate()
         without.terminate()
+
+
+@needs_support
+def test_the_flag_turns_them_off_too(tmp_path):
+    server = start_server(tmp_path / "d", "--no-huge-pages")
+    try:
+        assert "GLIBC_TUNABLES" not in _environ(server.proc.pid)
+    finally:
+        assert server.terminate() == 0
 
 
 @needs_support
