@@ -223,9 +223,6 @@ def engine_tuning(settings):
 
 def serve(args: argparse.Namespace, own_process: bool = False) -> int:
     _limit_malloc_arenas()
-    from vectord.storage import Database
-
-    from .app import create_server
     from .settings import Settings
 
     from pydantic import ValidationError
@@ -259,10 +256,13 @@ def serve(args: argparse.Namespace, own_process: bool = False) -> int:
 
         print_settings(settings.effective())
         return 0
-    if settings.huge_pages and own_process:  # before anything starts: logging, threads, files
-        from .huge_pages import reexec_with_huge_pages
+    if own_process:  # before anything starts (logging, threads, files) or is imported
+        from . import huge_pages
 
-        reexec_with_huge_pages()
+        huge_pages.settle(settings.huge_pages)
+    from vectord.storage import Database
+
+    from .app import create_server
     from . import logs
 
     logs.configure(settings.log_level, settings.log_format)
@@ -378,6 +378,10 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["serve"] and not {"-h", "--help", "--print-config"} & set(sys.argv):
+        from . import huge_pages  # first, before the parser's imports (server/huge_pages.py)
+
+        huge_pages.early(sys.argv)
     args = _parser().parse_args(argv)
     if getattr(args, "func", None) is not None:  # the client commands (server/commands/)
         return args.func(args)

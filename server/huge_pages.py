@@ -19,6 +19,13 @@ large arrays already.
 It does nothing off Linux, with another libc or a glibc before 2.35, with THP set to
 ``never``, or when ``GLIBC_TUNABLES`` already names the tunable (the user's choice wins);
 the ``huge_pages`` setting (``--no-huge-pages``, ``VECTORD_HUGE_PAGES=0``) turns it off.
+
+When: the settings (flag, environment, TOML file) are read with pydantic, whose import alone
+costs ~0.25 s, and a re-run after them paid that twice. So ``vectord serve`` re-runs first,
+before its parser (``early``), unless the flag or the variable already says no; once the
+settings are read, ``settle`` re-runs again in the rare case they disagree (a TOML file with
+``huge_pages = false``: back to the environment as it was; ``--huge-pages`` over
+``VECTORD_HUGE_PAGES=0``: with the tunable).
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ import sys
 from pathlib import Path
 
 TUNABLE = "glibc.malloc.hugetlb"
+#: Set by the re-run to what GLIBC_TUNABLES was before it (not VECTORD_: no setting of its own).
+BEFORE = "_VECTORD_GLIBC_TUNABLES_BEFORE"
+#: Set when ``settle`` took the tunable back out, so that the run after it does not add it again.
+DECLINED = "_VECTORD_HUGE_PAGES_DECLINED"
+#: How pydantic reads a false bool (VECTORD_HUGE_PAGES).
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
@@ -52,13 +65,43 @@ def tunables_with_huge_pages(current: str) -> str:
     return f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"
 
 
+def _run_again() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # orig_argv: the interpreter's own flags and `-m vectord` or the script, as first run
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def reexec_with_huge_pages() -> None:
     """Replaces this process with itself run again with the tunable, when ``wanted()``;
     returns only when it is not. Call before any thread, file or server is opened."""
     if not wanted():
         return
-    os.environ["GLIBC_TUNABLES"] = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # orig_argv: the interpreter's own flags and `-m vectord` or the script, as first run
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    before = os.environ.get("GLIBC_TUNABLES", "")
+    os.environ[BEFORE] = before
+    os.environ["GLIBC_TUNABLES"] = tunables_with_huge_pages(before)
+    _run_again()
+
+
+def early(argv: list[str], environ=os.environ) -> None:
+    """``vectord serve``'s first step: the re-run, unless ``--no-huge-pages`` or a false
+    ``VECTORD_HUGE_PAGES`` already says no (``settle`` has the last word)."""
+    if "--no-huge-pages" in argv or environ.get("VECTORD_HUGE_PAGES", "").strip().lower() in _FALSE \
+            or DECLINED in environ:
+        return
+    reexec_with_huge_pages()
+
+
+def settle(enabled: bool) -> None:
+    """Once the settings are read: runs again if the process does not run as they say
+    (rare: see the module's docstring); returns when it does."""
+    if enabled:
+        reexec_with_huge_pages()
+    elif BEFORE in os.environ:  # the early re-run added the tunable, and the settings say no
+        before = os.environ.pop(BEFORE)
+        if before:
+            os.environ["GLIBC_TUNABLES"] = before
+        else:
+            del os.environ["GLIBC_TUNABLES"]
+        os.environ[DECLINED] = "1"
+        _run_again()

@@ -86,6 +86,31 @@ def test_the_flag_turns_them_off_too(tmp_path):
 
 
 @needs_support
+def test_a_config_file_that_says_no_is_obeyed_and_the_users_tunables_come_back_as_they_were(tmp_path):
+    # the early re-run (before the settings are read) cannot know the file: settle() undoes it
+    config = tmp_path / "vectord.toml"
+    config.write_text("huge_pages = false\n")
+    server = start_server(tmp_path / "d", "--config", str(config), env={"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    try:
+        environ = _environ(server.proc.pid)
+        assert environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+        assert huge_pages.BEFORE not in environ
+        with vectord.Client(server.address) as client:
+            assert client.list_collections() == []
+    finally:
+        assert server.terminate() == 0
+
+
+@needs_support
+def test_the_flag_wins_over_the_variable(tmp_path):
+    server = start_server(tmp_path / "d", "--huge-pages", env={"VECTORD_HUGE_PAGES": "0"})
+    try:
+        assert "glibc.malloc.hugetlb=1" in _environ(server.proc.pid)["GLIBC_TUNABLES"]
+    finally:
+        assert server.terminate() == 0
+
+
+@needs_support
 def test_a_users_own_tunables_are_kept_and_the_process_runs_again_once():
     code = ("import os; from vectord.server import huge_pages; "
             "print(os.getpid(), os.environ['GLIBC_TUNABLES'], flush=True); huge_pages.reexec_with_huge_pages()")
