@@ -61,7 +61,7 @@ class Maintenance:
         return c._wal.size_bytes > threshold
 
     def unsaved_graph_slots(self) -> int:
-        """Slots the graph covers beyond what the generation on disk saved of it.
+        """Slots of the generation on disk that the graph covers now but its saved graph did not.
 
         The background indexer goes on after a checkpoint: a bulk load checkpointed (by log
         size) while its graph covered 7k of 100k slots, with no write after it, left the log
@@ -76,10 +76,14 @@ class Maintenance:
         index = c.state.index
         if c.path is None or index is None:
             return 0
+        slots = c._manifest.get("slots", 0)
         saved = c._manifest.get("index") or {}
         # a MANIFEST from before ``covered`` was recorded: its graph covered its slots
-        covered = saved.get("covered", c._manifest.get("slots", 0)) if saved else 0
-        return max(0, index.covered - covered)
+        covered = saved.get("covered", slots) if saved else 0
+        # only the generation's own slots: those written since are in the log, and the next
+        # checkpoint by log size saves them with their graph (a restart replays and indexes
+        # them either way); counting them made a bulk load checkpoint after every pause
+        return max(0, min(index.covered, slots) - covered)
 
     def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
         """Writes a new generation and truncates the log; returns whether it wrote one.
