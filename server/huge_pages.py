@@ -31,7 +31,6 @@ settings are read, ``settle`` re-runs again in the rare case they disagree (a TO
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -51,8 +50,10 @@ def wanted(environ=os.environ) -> bool:
         return False
     if TUNABLE in environ.get("GLIBC_TUNABLES", ""):
         return False
-    libc, version = platform.libc_ver()
     try:
+        # the C library this process runs on ("glibc 2.36"; musl has no such name), not the
+        # one platform.libc_ver() guesses from the interpreter's file
+        libc, _, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").partition(" ")
         if libc != "glibc" or tuple(int(part) for part in version.split(".")[:2]) < (2, 35):
             return False
         return "[never]" not in THP_MODE.read_text()
@@ -83,11 +84,11 @@ def reexec_with_huge_pages() -> None:
     _run_again()
 
 
-def early(argv: list[str], environ=os.environ) -> None:
+def early(argv: list[str]) -> None:
     """``vectord serve``'s first step: the re-run, unless ``--no-huge-pages`` or a false
     ``VECTORD_HUGE_PAGES`` already says no (``settle`` has the last word)."""
-    if "--no-huge-pages" in argv or environ.get("VECTORD_HUGE_PAGES", "").strip().lower() in _FALSE \
-            or DECLINED in environ:
+    if "--no-huge-pages" in argv or os.environ.get("VECTORD_HUGE_PAGES", "").strip().lower() in _FALSE \
+            or DECLINED in os.environ:
         return
     reexec_with_huge_pages()
 

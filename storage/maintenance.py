@@ -52,8 +52,7 @@ class Maintenance:
             return False
         if self.seal_due() or self.merge_pick() is not None:
             return True
-        unsaved = self.unsaved_graph_slots()
-        if unsaved and unsaved >= max(GRAPH_SAVE_MIN_SLOTS, c.state.vectors.slots // 4) \
+        if self.unsaved_graph_slots() >= max(GRAPH_SAVE_MIN_SLOTS, c.state.vectors.slots // 4) \
                 and c._indexer.tail_slots() == 0:
             return True  # once, when the indexer has caught up: see unsaved_graph_slots
         data_bytes = c.state.vectors.slots * (c.config.dim * 4 + 64)
@@ -66,11 +65,10 @@ class Maintenance:
         The background indexer goes on after a checkpoint: a bulk load checkpointed (by log
         size) while its graph covered 7k of 100k slots, with no write after it, left the log
         empty, so no later checkpoint was due, and every restart indexed the other 93k
-        slots again, their queries scanning them exactly meanwhile. Such a graph is saved
-        once the indexer has caught up, when it is a quarter of the slots or more (and
-        at least ``GRAPH_SAVE_MIN_SLOTS``)
-        (``needs_checkpoint``: a trickle of writes, each indexed at once, must not rewrite
-        the generation every second), and by any checkpoint, close included.
+        slots again, their queries scanning them exactly meanwhile. ``needs_checkpoint``
+        saves such a graph once the indexer has caught up, when it is at least a quarter of
+        the slots and ``GRAPH_SAVE_MIN_SLOTS`` (fewer cost a restart less than a rewrite of
+        the generation); any checkpoint, close included, saves it too.
         """
         c = self._host
         index = c.state.index
