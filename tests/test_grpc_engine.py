@@ -1,0 +1,123 @@
+"""gRPC's I/O engine: the SDK and `vectord serve` import grpc on the polling I/O manager
+(src/vectord/grpc_engine.py), only where nobody chose otherwise, and leave no trace in the
+environment. Each case runs in a fresh interpreter: the choice is made once, at grpc's import.
+
+How much it saves is measured in benchmarks/grpc_engine_ab.py, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vectord import grpc_engine
+
+#: Reports the GRPC_EXPERIMENTS that grpc's import sees (gRPC reads it then, once).
+RECORDER = """
+import os, sys
+class _Recorder:
+    def find_spec(self, name, path=None, target=None):
+        if name == "grpc":
+            print("GRPC_EXPERIMENTS at grpc's import:", repr(os.environ.get("GRPC_EXPERIMENTS")), flush=True)
+        return None
+sys.meta_path.insert(0, _Recorder())
+"""
+
+
+def run(code: str, **env: str) -> list[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    out = subprocess.run([sys.executable, "-c", RECORDER + code], capture_output=True, text=True,
+                         env={**environ, **env}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+_VERSION = grpc_engine.grpcio_version()
+GRPCIO_TESTED = _VERSION is not None and grpc_engine.TESTED[0] <= _VERSION < grpc_engine.TESTED[1]
+
+
+AFTER = "import vectord.client\nprint('after:', repr(os.environ.get('GRPC_EXPERIMENTS')))\n"
+
+
+@pytest.mark.skipif(not GRPCIO_TESTED, reason="an untested grpcio keeps its default engine")
+def test_the_sdk_imports_grpc_on_the_polling_io_manager_and_restores_the_environment():
+    assert run(AFTER) == [f"GRPC_EXPERIMENTS at grpc's import: {grpc_engine.POLLING_IO!r}", "after: None"]
+
+
+def test_a_users_own_setting_is_left_as_it_is():
+    # an empty value too: that is how a user keeps gRPC's default engine
+    assert run(AFTER, GRPC_EXPERIMENTS="") == ["GRPC_EXPERIMENTS at grpc's import: ''", "after: ''"]
+    assert run(AFTER, GRPC_EXPERIMENTS="-event_engine_client") == [
+        "GRPC_EXPERIMENTS at grpc's import: '-event_engine_client'", "after: '-event_engine_client'"]
+
+
+def test_grpc_imported_before_vectord_is_not_touched():
+    assert run("import grpc\n" + AFTER) == ["GRPC_EXPERIMENTS at grpc's import: None", "after: None"]
+
+
+def test_an_untested_grpcio_keeps_its_default_engine():
+    # a release past TESTED may have dropped the old I/O manager: naming its experiments
+    # would log "Unknown experiment" at every start
+    code = "import vectord.grpc_engine as g\ng.grpcio_version = lambda: (g.TESTED[1][0], g.TESTED[1][1])\n" + AFTER
+    assert run(code) == ["GRPC_EXPERIMENTS at grpc's import: None", "after: None"]
+    code = "import vectord.grpc_engine as g\ng.grpcio_version = lambda: None\n" + AFTER
+    assert run(code) == ["GRPC_EXPERIMENTS at grpc's import: None", "after: None"]
+
+
+def test_applies_reads_the_version_range_and_the_environment():
+    inside, past = grpc_engine.TESTED[0], grpc_engine.TESTED[1]
+    saved = sys.modules.pop("grpc", None)
+    try:
+        assert grpc_engine.applies({}, inside)
+        assert not grpc_engine.applies({}, past)
+        assert not grpc_engine.applies({}, (inside[0], inside[1] - 1))
+        assert not grpc_engine.applies({"GRPC_EXPERIMENTS": ""}, inside)
+        sys.modules["grpc"] = saved or sys  # grpc imported already: too late, whatever the rest says
+        assert not grpc_engine.applies({}, inside)
+    finally:
+        if saved is None:
+            del sys.modules["grpc"]
+        else:
+            sys.modules["grpc"] = saved
+
+
+@pytest.mark.skipif(not GRPCIO_TESTED, reason="an untested grpcio keeps its default engine")
+def test_vectord_serve_imports_grpc_on_the_polling_io_manager(tmp_path):
+    code = ("import runpy\n"
+            f"sys.argv = ['vectord', 'serve', '--data-dir', {str(tmp_path / 'data')!r}, '--port', '0', '--no-huge-pages']\n"
+            "runpy.run_module('vectord', run_name='__main__')\n")
+    environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    proc = subprocess.Popen([sys.executable, "-c", RECORDER + code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environ)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line.strip())
+            if line.startswith("vectord listening on ") or not line:
+                break
+        assert lines[-1].startswith("vectord listening on "), (lines, proc.stderr.read() if proc.poll() else "")
+        assert lines[:-1] == [f"GRPC_EXPERIMENTS at grpc's import: {grpc_engine.POLLING_IO!r}"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_sdk_works_on_grpcs_default_engine_too(tmp_path):
+    # a user who keeps the EventEngine (GRPC_EXPERIMENTS set, even empty) loses nothing but speed
+    from vectord.testing import start_server
+
+    server = start_server(tmp_path / "data", env={"GRPC_EXPERIMENTS": ""})
+    try:
+        code = ("import vectord\n"
+                f"col = vectord.Client({server.address!r}).create_collection('c', dim=2)\n"
+                "col.add(ids=['a', 'b'], embeddings=[[1, 0], [0, 1]])\n"
+                "print([col.query(query_embeddings=[[1, 0.1]], n_results=1)['ids'][0] for _ in range(3)])\n")
+        assert run(code, GRPC_EXPERIMENTS="")[-1] == "[['a'], ['a'], ['a']]"
+    finally:
+        server.terminate()
