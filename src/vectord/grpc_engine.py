@@ -8,8 +8,9 @@ thread that polls. grpcio up to at least 1.85 still has it behind three experime
 from ``GRPC_EXPERIMENTS`` once, when grpc is imported.
 
 Measured on this project's 2-core machines (benchmarks/grpc_engine_ab.py,
-results/grpc-engine-2026-12-01.md): on iomgr a bare bidi-stream echo takes ~0.7 x the time
-and the CPU, and a vectord single query through the SDK ~0.8 x the time.
+results/grpc-engine-2026-12-01.md): on iomgr a bare bidi-stream echo takes ~0.75 x the time
+and ~0.8 x the CPU, and a vectord single query from one thread through the SDK ~0.85 x the
+time (8 threads and batches of 100, whose calls are fewer and fuller, ~1 x).
 
 So the SDK (client/__init__.py), ``vectord serve`` (server/cli.py) and the cluster's gateway
 (cluster/cli.py) import grpc through ``import_grpc()``, which turns the three experiments off
