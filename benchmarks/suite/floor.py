@@ -33,7 +33,8 @@ from .systems import EF, EF_CONSTRUCTION, M
 _IMPORTS = textwrap.dedent("""
     import sys
     from concurrent import futures
-    import grpc
+    from vectord.grpc_engine import import_grpc
+    grpc = import_grpc()  # the I/O engine of vectord serve: a floor of the same gRPC
     from vectord.server.app import SERVER_OPTIONS
 """)
 #: Arguments: the reply sizes; a request's first 4 bytes say which reply to send.
