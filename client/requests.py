@@ -7,6 +7,7 @@ Everything here is pure: no calls are made. ``Collection`` (sync) and ``AsyncCol
 from __future__ import annotations
 
 import numbers
+from itertools import accumulate
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -256,13 +257,32 @@ def query_request(collection: str, query_embeddings, n_results, where, where_doc
     where_msg = filter_to_proto(where, where_document)
     if where_msg is not None:
         request.where.CopyFrom(where_msg)
+    # a batch's hits packed in one message when they are bare (server/convert.py): cheaper to
+    # build and to read; a single query is left as it is (the coalescer joins those itself)
+    request.packed_results = (request.queries.count or len(request.query_texts)) > 1
     return request, include_msg
+
+
+def packed_rows(packed: rpb.PackedHits, distances: bool) -> tuple[list[list[str]], list[list[float]] | None]:
+    """A packed reply's ids (and distances) cut into one list per query."""
+    ends = list(accumulate(packed.counts))
+    bounds = list(zip([0] + ends[:-1], ends))
+    ids = list(packed.ids)
+    if not distances:
+        return [ids[a:b] for a, b in bounds], None
+    flat = list(packed.distances)
+    return [ids[a:b] for a, b in bounds], [flat[a:b] for a, b in bounds]
 
 
 def query_result(response: rpb.QueryResponse, include: pb.Include, dim: int, explain: bool) -> dict[str, Any]:
     results = response.results
-    out: dict[str, Any] = {"ids": [list(result.ids) for result in results],
-                           "distances": [list(result.distances) for result in results] if include.distances else None}
+    out: dict[str, Any]
+    if response.HasField("packed"):  # asked for by query_request, sent by servers that know it
+        ids, distances = packed_rows(response.packed, include.distances)
+        out = {"ids": ids, "distances": distances}
+    else:
+        out = {"ids": [list(result.ids) for result in results],
+               "distances": [list(result.distances) for result in results] if include.distances else None}
     for key in ("embeddings", "documents", "metadatas"):  # the optional columns: one pass for all three
         out[key] = [] if getattr(include, key) else None
     if include.embeddings or include.documents or include.metadatas:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import numpy as np
+
 from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.storage import filters as f
@@ -156,25 +158,44 @@ def classifications_to_proto(results) -> rpb.ClassifyResponse:
 _BARE_HIT_BYTES = limits.MAX_ID_BYTES + 16
 
 
-def records_to_query_response(results, size=None) -> rpb.QueryResponse:
+def records_to_query_response(results, size=None, packed: bool = False) -> rpb.QueryResponse:
     """The QueryResponse of every query's records, built under ``size`` when given.
 
     Hits checked row by row against ``size`` only when the reply could pass the message
     limit before the end (documents, metadata or vectors in it, or so many ids that even
     at their longest they might): a batch of 100 queries of 10 bare hits is measured once,
     at the end, rather than with 100 estimates on the way.
+
+    ``packed`` (the request's packed_results): hits of ids and distances only go end to end
+    in ``response.packed``, one message instead of one QueryResult per query (a batch of 100
+    queries of 10 hits: ~60 us to build instead of ~360, and ~100 us to read instead of ~500;
+    benchmarks/results/packed-hits-2026-12-01.md).
     """
     response = rpb.QueryResponse()
     columns = any(r.embeddings is not None or r.documents is not None or r.metadatas is not None for r in results)
     hits = sum(len(r.ids) for r in results)
     row_size = size if columns or hits * _BARE_HIT_BYTES > limits.MAX_MESSAGE_BYTES else None
-    add = response.results.add
-    for records in results:
-        _fill_query_result(add(ids=records.ids), records, row_size)
+    if packed and row_size is None and all(r.scores is None and r.groups is None for r in results):
+        _fill_packed(response.packed, results)
+    else:
+        add = response.results.add
+        for records in results:
+            _fill_query_result(add(ids=records.ids), records, row_size)
     if size is not None:
         size.bytes = 0
         size.add(response.ByteSize(), hits)
     return response
+
+
+def _fill_packed(out: rpb.PackedHits, results) -> None:
+    """Every query's ids and distances end to end, and each query's count."""
+    out.counts.extend([len(r.ids) for r in results])
+    ids: list[str] = []
+    for records in results:
+        ids += records.ids
+    out.ids.extend(ids)
+    if results and results[0].distances is not None:  # included for every query or for none
+        out.distances.extend(np.concatenate([r.distances for r in results]).tolist())
 
 
 def collection_info_to_proto(info: CollectionInfo) -> cpb.CollectionInfo:

@@ -160,7 +160,8 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
                 queries, n_results=n_results, where=where, include=include, texts=texts,
                 max_distance=max_distance, group_by=group_by, group_size=group_size,
                 rank=rank, fusion=fusion, hybrid_alpha=alpha)
-        response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE))
+        response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE),
+                                                     packed=request.packed_results)
         if request.explain:
             response.plan.CopyFrom(rpb.QueryPlan(strategy=plan.strategy, candidates=plan.candidates, ef=plan.ef,
                                                  filter_path=plan.filter_path, elapsed_ms=plan.elapsed_ms,
