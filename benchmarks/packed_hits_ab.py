@@ -29,10 +29,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vectord.grpc_engine import import_grpc  # noqa: E402
-
-import_grpc()  # the engine vectord's users get (src/vectord/grpc_engine.py)
-
 from benchmarks.remote_profile import load_data  # noqa: E402
 
 BATCH, BATCHES = 100, 10

@@ -118,9 +118,9 @@ def up_command(args: argparse.Namespace) -> int:
     from vectord.errors import VectordError
     from vectord.server.settings import Settings
 
-    from vectord.grpc_engine import import_grpc
+    from vectord.server.grpc_engine import import_grpc
 
-    import_grpc()  # before Ray imports grpc: it picks gRPC's I/O engine for the gateway (vectord/grpc_engine.py)
+    import_grpc()  # before Ray imports grpc: it picks gRPC's I/O engine for the gateway (server/grpc_engine.py)
     try:
         import ray  # noqa: F401
     except ImportError:

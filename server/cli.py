@@ -260,9 +260,9 @@ def serve(args: argparse.Namespace, own_process: bool = False) -> int:
         from . import huge_pages
 
         huge_pages.settle(settings.huge_pages)
-    from vectord.grpc_engine import import_grpc
+    from .grpc_engine import import_grpc
 
-    import_grpc()  # first: it picks gRPC's I/O engine for this process (vectord/grpc_engine.py)
+    import_grpc()  # first: it picks gRPC's I/O engine for this process (server/grpc_engine.py)
     from vectord.storage import Database
 
     from .app import create_server

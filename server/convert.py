@@ -168,8 +168,8 @@ def records_to_query_response(results, size=None, packed: bool = False) -> rpb.Q
 
     ``packed`` (the request's packed_results): hits of ids and distances only go end to end
     in ``response.packed``, one message instead of one QueryResult per query (a batch of 100
-    queries of 10 hits: ~60 us to build instead of ~360, and ~100 us to read instead of ~500;
-    benchmarks/results/packed-hits-2026-12-01.md).
+    queries of 10 hits with distances: ~90 us to build instead of ~190, and ~130 us for the
+    SDK to read instead of ~250; benchmarks/results/packed-hits-2026-12-01.md).
     """
     response = rpb.QueryResponse()
     columns = any(r.embeddings is not None or r.documents is not None or r.metadatas is not None for r in results)

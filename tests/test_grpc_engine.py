@@ -1,6 +1,7 @@
-"""gRPC's I/O engine: the SDK and `vectord serve` import grpc on the polling I/O manager
-(src/vectord/grpc_engine.py), only where nobody chose otherwise, and leave no trace in the
-environment. Each case runs in a fresh interpreter: the choice is made once, at grpc's import.
+"""gRPC's I/O engine: `vectord serve` imports grpc on the polling I/O manager
+(server/grpc_engine.py), only where nobody chose otherwise, and leaves no trace in the
+environment; the SDK keeps gRPC's default, which forked children can use. Each case runs in a
+fresh interpreter: the choice is made once, at grpc's import.
 
 How much it saves is measured in benchmarks/grpc_engine_ab.py, not here.
 """
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from vectord import grpc_engine
+from vectord.server import grpc_engine
 
 #: Reports the GRPC_EXPERIMENTS that grpc's import sees (gRPC reads it then, once).
 RECORDER = """
@@ -40,12 +41,17 @@ _VERSION = grpc_engine.grpcio_version()
 GRPCIO_TESTED = _VERSION is not None and grpc_engine.TESTED[0] <= _VERSION < grpc_engine.TESTED[1]
 
 
-AFTER = "import vectord.client\nprint('after:', repr(os.environ.get('GRPC_EXPERIMENTS')))\n"
+AFTER = ("from vectord.server.grpc_engine import import_grpc\nimport_grpc()\n"
+         "print('after:', repr(os.environ.get('GRPC_EXPERIMENTS')))\n")
 
 
 @pytest.mark.skipif(not GRPCIO_TESTED, reason="an untested grpcio keeps its default engine")
-def test_the_sdk_imports_grpc_on_the_polling_io_manager_and_restores_the_environment():
+def test_import_grpc_chooses_the_polling_io_manager_and_restores_the_environment():
     assert run(AFTER) == [f"GRPC_EXPERIMENTS at grpc's import: {grpc_engine.POLLING_IO!r}", "after: None"]
+
+
+def test_the_sdk_keeps_grpcs_default_engine():
+    assert run("import vectord\nvectord.Client('127.0.0.1:1')\n") == ["GRPC_EXPERIMENTS at grpc's import: None"]
 
 
 def test_a_users_own_setting_is_left_as_it_is():
@@ -62,9 +68,9 @@ def test_grpc_imported_before_vectord_is_not_touched():
 def test_an_untested_grpcio_keeps_its_default_engine():
     # a release past TESTED may have dropped the old I/O manager: naming its experiments
     # would log "Unknown experiment" at every start
-    code = "import vectord.grpc_engine as g\ng.grpcio_version = lambda: (g.TESTED[1][0], g.TESTED[1][1])\n" + AFTER
+    code = "import vectord.server.grpc_engine as g\ng.grpcio_version = lambda: (g.TESTED[1][0], g.TESTED[1][1])\n" + AFTER
     assert run(code) == ["GRPC_EXPERIMENTS at grpc's import: None", "after: None"]
-    code = "import vectord.grpc_engine as g\ng.grpcio_version = lambda: None\n" + AFTER
+    code = "import vectord.server.grpc_engine as g\ng.grpcio_version = lambda: None\n" + AFTER
     assert run(code) == ["GRPC_EXPERIMENTS at grpc's import: None", "after: None"]
 
 
@@ -108,16 +114,31 @@ def test_vectord_serve_imports_grpc_on_the_polling_io_manager(tmp_path):
         proc.wait(30)
 
 
-def test_the_sdk_works_on_grpcs_default_engine_too(tmp_path):
-    # a user who keeps the EventEngine (GRPC_EXPERIMENTS set, even empty) loses nothing but speed
+FORKED = """
+import multiprocessing, sys
+import vectord
+address = sys.argv[1]
+collection = vectord.Client(address).get_or_create_collection("forked", dim=2)
+collection.upsert(ids=["a"], embeddings=[[1, 0]])
+collection.query(query_embeddings=[[1, 0]], n_results=1)  # the parent's query stream is open at the fork
+def child(i):
+    return vectord.Client(address).get_collection("forked").query(query_embeddings=[[1, 0]], n_results=1)["ids"]
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    print(pool.map_async(child, range(4)).get(timeout=60))
+"""
+
+
+def test_an_sdk_user_can_fork_children_that_make_their_own_clients(tmp_path):
+    # The polling I/O manager has no fork support: with the SDK on it, a child of a fork
+    # hung in its first call. Only servers, which never fork once started, take it.
     from vectord.testing import start_server
 
-    server = start_server(tmp_path / "data", env={"GRPC_EXPERIMENTS": ""})
+    server = start_server(tmp_path / "data")
     try:
-        code = ("import vectord\n"
-                f"col = vectord.Client({server.address!r}).create_collection('c', dim=2)\n"
-                "col.add(ids=['a', 'b'], embeddings=[[1, 0], [0, 1]])\n"
-                "print([col.query(query_embeddings=[[1, 0.1]], n_results=1)['ids'][0] for _ in range(3)])\n")
-        assert run(code, GRPC_EXPERIMENTS="")[-1] == "[['a'], ['a'], ['a']]"
+        environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+        out = subprocess.run([sys.executable, "-c", FORKED, server.address], capture_output=True, text=True,
+                             env=environ, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == str([[["a"]]] * 4)
     finally:
         server.terminate()

@@ -20,14 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vectord.grpc_engine import import_grpc
-
-# first, before anything here imports grpc: the suite's clients (vectord's SDK and the floor's)
-# run on the I/O engine that vectord's users get (src/vectord/grpc_engine.py). Here, not in the
-# package: the Chroma workers import it in a virtualenv without vectord.
-import_grpc()
-
-from . import datasets, report, rounds, systems  # noqa: E402
+from . import datasets, report, rounds, systems
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMA_VENV = Path(os.environ.get("VECTORD_BENCH_CHROMA_VENV", ROOT.parent / "venv-chroma"))

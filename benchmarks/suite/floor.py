@@ -33,7 +33,7 @@ from .systems import EF, EF_CONSTRUCTION, M
 _IMPORTS = textwrap.dedent("""
     import sys
     from concurrent import futures
-    from vectord.grpc_engine import import_grpc
+    from vectord.server.grpc_engine import import_grpc
     grpc = import_grpc()  # the I/O engine of vectord serve: a floor of the same gRPC
     from vectord.server.app import SERVER_OPTIONS
 """)

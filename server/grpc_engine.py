@@ -1,21 +1,25 @@
-"""Which I/O engine gRPC runs on in a vectord process: chosen once, as grpc is first imported.
+"""Which I/O engine gRPC runs on in a vectord server process: chosen once, as grpc is imported.
 
 grpcio 1.80 made gRPC's EventEngine the default I/O layer for Python. On an open stream of
 small messages (how the SDK sends single queries: server/query_stream.py) it hands each read
-and each write to a pool thread: three ``event_engine`` threads wake for every message, on
-both sides. The I/O manager every grpcio before 1.80 used (iomgr) does that work on the
-thread that polls. grpcio up to at least 1.85 still has it behind three experiments, read
-from ``GRPC_EXPERIMENTS`` once, when grpc is imported.
+and each write to a pool thread: three ``event_engine`` threads wake for every message. The
+I/O manager every grpcio before 1.80 used (iomgr) does that work on the thread that polls.
+grpcio up to at least 1.85 still has it behind three experiments, read from
+``GRPC_EXPERIMENTS`` once, when grpc is imported.
 
 Measured on this project's 2-core machines (benchmarks/grpc_engine_ab.py,
-results/grpc-engine-2026-12-01.md): on iomgr a bare bidi-stream echo takes ~0.75 x the time
-and ~0.8 x the CPU, and a vectord single query from one thread through the SDK ~0.85 x the
-time (8 threads and batches of 100, whose calls are fewer and fuller, ~1 x).
+results/grpc-engine-2026-12-01.md): a vectord single query from one SDK thread took 0.84 x
+and 0.95 x the time in two runs with the server on iomgr (8 threads and batches of 100,
+whose calls are fewer and fuller, ~1 x); a bare bidi-stream echo with an hnswlib search,
+both sides on it, 0.78 x and 0.90 x.
 
-So the SDK (client/__init__.py), ``vectord serve`` (server/cli.py) and the cluster's gateway
-(cluster/cli.py) import grpc through ``import_grpc()``, which turns the three experiments off
-for that import only (the variable is restored at once, so the processes a
-user starts inherit nothing), and only where it can work and nobody chose otherwise:
+So the server processes import grpc through ``import_grpc()``: ``vectord serve``
+(server/cli.py) and the cluster's gateway (cluster/cli.py). The SDK does not: it runs in the
+user's process, and there iomgr has no fork support (a child of ``multiprocessing``'s fork
+hangs in its first call; tests/test_grpc_engine.py), while a server never forks once started.
+``import_grpc()`` turns the three experiments off for that import only (the variable is
+restored at once, so the processes a server starts inherit nothing), and only where it can
+work and nobody chose otherwise:
 
 - grpc is not imported yet (afterwards the choice is made: nothing to do);
 - ``GRPC_EXPERIMENTS`` is not set (a user's own value, even empty, is left as it is: that
