@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.remote_profile import load_data  # noqa: E402
+from benchmarks.remote_profile import ECHO_SERVER, load_data  # noqa: E402
 
 from vectord.server.grpc_engine import POLLING_IO  # noqa: E402
 
@@ -51,39 +51,6 @@ EVENT_ENGINE = {"GRPC_EXPERIMENTS": ""}
 POLLING = {"GRPC_EXPERIMENTS": POLLING_IO}
 #: As a user runs it: vectord serve chooses the polling I/O manager, the SDK gRPC's default.
 AS_SHIPPED: dict[str, str] = {}
-
-ECHO_SERVER = textwrap.dedent("""
-    import sys
-    from concurrent import futures
-    from vectord.server.grpc_engine import import_grpc
-    grpc = import_grpc()
-    import numpy as np
-    reply = b"r" * 200
-    search = None
-    if len(sys.argv) > 1:  # an hnswlib search per message (GIL released, as vectord's)
-        import hnswlib
-        data, queries = np.load(sys.argv[1]), np.load(sys.argv[2])
-        index = hnswlib.Index(space="cosine", dim=data.shape[1])
-        index.init_index(max_elements=len(data), M=16, ef_construction=100)
-        index.add_items(data, np.arange(len(data)))
-        index.set_ef(100)
-        turn = [0]
-        def search():
-            turn[0] = (turn[0] + 1) % len(queries)
-            index.knn_query(queries[turn[0]:turn[0] + 1], k=10, num_threads=1)
-    def stream(requests, context):
-        for request in requests:
-            if search:
-                search()
-            yield reply
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Stream": grpc.stream_stream_rpc_method_handler(stream)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(port, flush=True)
-    server.wait_for_termination()
-""")
 
 # A client process: waits for a line naming a mode, runs it, prints
 # "seconds_per_call server_cpu_s_per_call client_cpu_s_per_call".
@@ -97,8 +64,7 @@ CLIENT = textwrap.dedent("""
 
     if kind == "echo":
         import queue
-        from vectord.server.grpc_engine import import_grpc
-        grpc = import_grpc()
+        import grpc  # on the engine GRPC_EXPERIMENTS names (set for every pair)
         requests = queue.SimpleQueue()
         answers = grpc.insecure_channel(target).stream_stream("/bench.Echo/Stream")(iter(requests.get, None))
         payload = b"q" * 260
@@ -152,7 +118,8 @@ class Pair:
         self.name = name
         clean = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
         if kind == "echo":
-            self.server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, *(server_argv or [])],
+            # remote_profile's echo server: 200 B replies, and a search per message given data
+            self.server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, "200", *(server_argv or [])],
                                            stdout=subprocess.PIPE, text=True, env={**clean, **server_env})
             target, pid = f"127.0.0.1:{int(self.server.stdout.readline())}", self.server.pid
             self.vectord = None

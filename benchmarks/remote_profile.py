@@ -65,7 +65,8 @@ INCLUDE = ["distances"]
 ECHO_SERVER = textwrap.dedent("""
     import sys, time
     from concurrent import futures
-    import grpc
+    from vectord.server.grpc_engine import import_grpc
+    grpc = import_grpc()  # the I/O engine of vectord serve: a floor of the same gRPC
     from vectord.server.app import SERVER_OPTIONS
     reply = b"r" * int(sys.argv[1])
     if len(sys.argv) > 2:  # the floor plus a bare hnswlib search in the handler (GIL released)

@@ -52,12 +52,16 @@ def grpcio_version() -> tuple[int, int] | None:
         return None
 
 
+def tested(version: tuple[int, int] | None) -> bool:
+    """Whether a grpcio (major, minor) is one that the engine choice was measured on."""
+    return version is not None and TESTED[0] <= version < TESTED[1]
+
+
 def applies(environ=os.environ, version: tuple[int, int] | None = None) -> bool:
     """Whether ``import_grpc`` would choose the engine in this process now."""
     if "grpc" in sys.modules or "GRPC_EXPERIMENTS" in environ:
         return False
-    version = version or grpcio_version()
-    return version is not None and TESTED[0] <= version < TESTED[1]
+    return tested(version or grpcio_version())
 
 
 def import_grpc() -> ModuleType:

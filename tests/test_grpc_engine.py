@@ -29,16 +29,19 @@ sys.meta_path.insert(0, _Recorder())
 """
 
 
+def unset_environ() -> dict[str, str]:
+    """This process's environment without GRPC_EXPERIMENTS: as a user who never set it."""
+    return {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+
+
 def run(code: str, **env: str) -> list[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
     out = subprocess.run([sys.executable, "-c", RECORDER + code], capture_output=True, text=True,
-                         env={**environ, **env}, timeout=120)
+                         env={**unset_environ(), **env}, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
 
-_VERSION = grpc_engine.grpcio_version()
-GRPCIO_TESTED = _VERSION is not None and grpc_engine.TESTED[0] <= _VERSION < grpc_engine.TESTED[1]
+GRPCIO_TESTED = grpc_engine.tested(grpc_engine.grpcio_version())
 
 
 AFTER = ("from vectord.server.grpc_engine import import_grpc\nimport_grpc()\n"
@@ -96,7 +99,7 @@ def test_vectord_serve_imports_grpc_on_the_polling_io_manager(tmp_path):
     code = ("import runpy\n"
             f"sys.argv = ['vectord', 'serve', '--data-dir', {str(tmp_path / 'data')!r}, '--port', '0', '--no-huge-pages']\n"
             "runpy.run_module('vectord', run_name='__main__')\n")
-    environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    environ = unset_environ()
     proc = subprocess.Popen([sys.executable, "-c", RECORDER + code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=environ)
     try:
@@ -135,7 +138,7 @@ def test_an_sdk_user_can_fork_children_that_make_their_own_clients(tmp_path):
 
     server = start_server(tmp_path / "data")
     try:
-        environ = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+        environ = unset_environ()
         out = subprocess.run([sys.executable, "-c", FORKED, server.address], capture_output=True, text=True,
                              env=environ, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
