@@ -537,8 +537,9 @@ class Collection:
                 self._fulltext.remove(label)
         index = self._index
         if labels and index is not None:
-            # labels of the exact tail are not in the graph; the indexer skips them
-            index.mark_deleted([label for label in labels if label < index.covered])
+            # marked in the graph; labels of the exact tail are not in it (the indexer skips
+            # them), and those of an indexer step in flight are marked by that step
+            index.mark_deleted(labels)
 
     def _apply_delete(self, ids: Sequence[str]) -> None:
         found = self._records.lookup(ids)

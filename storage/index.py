@@ -5,15 +5,22 @@ grown geometrically before adding, ``k`` clamped to the live count, ``ef >= k``,
 "contiguous 2D array" failure turned into a signal to fall back to exact search, ``ef``
 set after every load, and ``replace_deleted`` never used (an update is mark-deleted plus an
 add under a new label). Adding and searching must not overlap (hnswlib 0.8's README:
-``add_items`` is "thread-safe with other add_items calls, but not with knn_query"): the
-collection's read/write lock guards that, and the background indexer (storage/indexer.py)
-adds in short steps under the write lock.
+``add_items`` is "thread-safe with other add_items calls, but not with knn_query"): every
+change to the graph (``add``, ``mark_deleted``) holds the ``EfGate`` alone, so it waits for
+the searches running and holds back new ones, and the searches hold it shared. The
+background indexer (storage/indexer.py) adds in short steps that way, holding no collection
+lock, so that writes go on beside it.
 
 hnswlib's ``ef`` is a property of the index, not of a call, and ``knn_query`` releases the
 GIL: two searches under the shared read lock that each ``set_ef`` then search could run with
 the other's ef (and ``explain`` report one that did not run). ``EfGate`` admits concurrent
 searches only while they share one ef; a search needing another ef waits until those finish
 and then sets it. Searches come in FIFO order, so a stream of one ef cannot starve another.
+
+An indexer step runs beside the writes, so a write may delete a label of the step's rows
+while hnswlib is adding them: such a label is not yet in the graph (``covered`` is below it)
+and is marked deleted by the step itself, once added, before the step makes its rows part of
+the graph (``covered``) and lets searches in again (``add_step``).
 """
 
 from __future__ import annotations
@@ -96,6 +103,8 @@ class EfGate:
         self._active = 0  # searches running with it
         self._queue: deque[int] = deque()  # waiting searches' tickets, oldest first
         self._tickets = 0
+        self._alone = False  # a graph change holds the gate (``exclusive``)
+        self.searches = 0  # searches let in so far (the indexer sizes its steps by it)
         self._mutex = threading.Lock()  # the fast paths take it directly (a C-level with)
         self._cond = threading.Condition(self._mutex)
 
@@ -104,11 +113,27 @@ class EfGate:
         return self._ef
 
     def _may_enter(self, ef: int) -> bool:
-        return self._active == 0 or self._ef == ef
+        return self._active == 0 or (self._ef == ef and not self._alone)
 
     def using(self, ef: int) -> "_Using":
         """``with gate.using(ef):`` (a class, not a generator: it is on every search's path)."""
         return _Using(self, ef)
+
+    def exclusive(self) -> "_Alone":
+        """``with gate.exclusive():`` returns once no search runs, and holds new ones back
+        (in their FIFO turn) until the block ends: for changes to the graph."""
+        return _Alone(self)
+
+    def enter_alone(self) -> None:
+        with self._mutex:
+            if self._queue or self._active:
+                ticket = self._tickets = self._tickets + 1
+                self._queue.append(ticket)
+                while not (self._queue[0] == ticket and self._active == 0):
+                    self._cond.wait()
+                self._queue.popleft()
+            self._alone = True
+            self._active += 1
 
     def enter(self, ef: int) -> None:
         """Waits until a search with ``ef`` may run, and counts it in; ``leave()`` after."""
@@ -124,12 +149,15 @@ class EfGate:
                 self._set_ef(ef)  # no search is running (checked above)
                 self._ef = ef
             self._active += 1
+            self.searches += 1
 
     def leave(self) -> None:
         with self._mutex:
             self._active -= 1
-            if self._active == 0 and self._queue:  # whoever waits is in the queue
-                self._cond.notify_all()
+            if self._active == 0:
+                self._alone = False
+                if self._queue:  # whoever waits is in the queue
+                    self._cond.notify_all()
 
 
 class _Using:
@@ -140,6 +168,19 @@ class _Using:
 
     def __enter__(self) -> None:
         self._gate.enter(self._ef)
+
+    def __exit__(self, *exc) -> None:
+        self._gate.leave()
+
+
+class _Alone:
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: EfGate) -> None:
+        self._gate = gate
+
+    def __enter__(self) -> None:
+        self._gate.enter_alone()
 
     def __exit__(self, *exc) -> None:
         self._gate.leave()
@@ -173,6 +214,12 @@ class HnswIndex:
         #: (storage/indexer.py), searched beside the graph.
         self.covered = 0
         self._gate: EfGate | None = None  # once ef is set (after init or load)
+        # An indexer step in flight (``begin_step`` .. ``add_step``): its rows end at
+        # ``_adding_end``; labels of its rows deleted meanwhile wait in ``_dying``.
+        # ``_cover`` guards the three with ``covered`` and ``deleted``.
+        self._cover = threading.Lock()
+        self._adding_end: int | None = None
+        self._dying: list[int] = []
 
     def _set_initial_ef(self, ef: int) -> None:
         self._index.set_ef(ef)
@@ -211,13 +258,56 @@ class HnswIndex:
         return self._index.get_current_count()
 
     def add(self, vectors: np.ndarray, labels: np.ndarray) -> None:
+        """Adds rows (labels ascending) and covers them; waits for the searches running."""
+        with self._gate.exclusive():
+            self._add_items(vectors, labels)
+            if len(labels):
+                with self._cover:
+                    self.covered = max(self.covered, int(labels[-1]) + 1)
+
+    def _add_items(self, vectors: np.ndarray, labels: np.ndarray) -> None:
         needed = self.count + len(labels)
         capacity = self._index.get_max_elements()
         if needed > capacity:
             self._index.resize_index(max(needed, grown_capacity(capacity)))
         if len(labels):
             self._index.add_items(vectors, labels, num_threads=self.threads)
-            self.covered = max(self.covered, int(labels[-1]) + 1)
+
+    def begin_step(self, end: int) -> None:
+        """An indexer step will add the live rows of [covered, end) (called while the
+        collection's writes are held back, with the rows read): a label there deleted from
+        now on is left to ``add_step`` to mark."""
+        with self._cover:
+            self._adding_end = end
+
+    def add_step(self, vectors: np.ndarray, labels: np.ndarray, end: int) -> None:
+        """The indexer step begun by ``begin_step(end)``: adds the rows, marks deleted those
+        deleted meanwhile, and covers [covered, end), all before a search runs again."""
+        with self._gate.exclusive():
+            try:
+                self._add_items(vectors, labels)
+                added = True
+            except BaseException:
+                added = False
+                raise
+            finally:
+                with self._cover:
+                    dying, self._dying, self._adding_end = self._dying, [], None
+                    for label in dying:
+                        try:
+                            self._index.mark_deleted(label)
+                        except RuntimeError:  # a failed add may not have reached it
+                            if added:
+                                raise
+                            continue
+                        self.deleted += 1
+                    if added:
+                        self.covered = max(self.covered, end)
+
+    @property
+    def searches(self) -> int:
+        """Graph searches run so far."""
+        return self._gate.searches
 
     @property
     def live(self) -> int:
@@ -225,9 +315,20 @@ class HnswIndex:
         return self.count - self.deleted
 
     def mark_deleted(self, labels) -> None:
-        for label in labels:
-            self._index.mark_deleted(int(label))
-            self.deleted += 1
+        """Labels deleted from the collection: those in the graph are marked deleted there
+        (waiting for the searches running), those an indexer step is adding are marked by
+        that step, and those of the exact tail need nothing (the indexer skips them)."""
+        with self._cover:
+            now = [int(label) for label in labels if label < self.covered]
+            if self._adding_end is not None:
+                self._dying.extend(int(label) for label in labels
+                                   if self.covered <= label < self._adding_end)
+        if now:
+            with self._gate.exclusive():
+                for label in now:
+                    self._index.mark_deleted(label)
+                with self._cover:
+                    self.deleted += len(now)
 
     def search(self, queries: np.ndarray, k: int,
                ef: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:

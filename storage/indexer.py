@@ -12,10 +12,18 @@ graph in short steps, so that:
   graph: benchmarks/results/restart-1m-2026-11-30.md measured 141 s for 100k records),
   and the graph catches up here, in the background, after the collection is open.
 
-hnswlib 0.8 documents ``add_items`` as "thread-safe with other add_items calls, but not
-with knn_query" (its README), so a step holds the collection's write lock; a step's size
-adapts to take about ``index_step_ms``, and the thread pauses between steps while queries
-wait on the (writer-preferring) lock, so that they get in.
+A step reads its rows under the collection's read lock (writes held back for that copy) and
+then adds them to the graph holding no collection lock, so that writes go on beside it: a
+write's Python (checks, log, columns) runs on one core while hnswlib adds on the others
+(benchmarks/ingest_overlap.py). hnswlib 0.8 documents ``add_items`` as "thread-safe with
+other add_items calls, but not with knn_query" (its README): the graph's ``EfGate`` keeps
+searches out while a step adds (storage/index.py), and a label deleted while its step is in
+flight is marked by the step before its rows count as covered. A step's size adapts to take
+about ``index_step_ms``; searches that wait for a step go before the next one (the gate is
+FIFO).
+
+``busy`` is held from a step's read to its end: a checkpoint takes it to save the graph and
+its ``covered`` as one (storage/maintenance.py).
 
 Backpressure: a write first waits (``wait_for_room``, holding no lock) while the tail holds
 more than ``Tuning.tail_max`` slots, so that a query never reads a large tail exactly
@@ -48,10 +56,13 @@ class Indexer:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._step = _FIRST_STEP
+        self._searches_seen = -1  # graph searches counted at the last step (none seen: not quiet)
         #: The error that stopped the thread, if any (writes then stop waiting for room).
         self.failed: BaseException | None = None
         self.steps = 0
         self.indexed_total = 0
+        #: Held while a step is under way (see the module's docstring).
+        self.busy = threading.Lock()
 
     # ------------------------------------------------------------------ reading
     def tail_slots(self) -> int:
@@ -110,14 +121,7 @@ class Indexer:
                         self._cond.wait()
                     if self._stopped:
                         return
-                if self.step():
-                    # the lock prefers writers: let the queries that waited for this step in
-                    # before the next one (a reader increments readers_waiting first)
-                    for _ in range(20):
-                        if not self._host._lock.readers_waiting:
-                            break
-                        time.sleep(0.0002)
-                else:
+                if not self.step():  # (searches that waited for a step go before the next: the gate is FIFO)
                     time.sleep(0.01)  # nothing indexable now (closed, failed, no graph)
         except BaseException as exc:  # never silent: writes stop waiting, queries read the tail
             self.failed = exc
@@ -128,10 +132,10 @@ class Indexer:
 
     def step(self, rows: int | None = None) -> bool:
         """Indexes one step of the tail (``rows`` slots, or as many as take about
-        ``index_step_ms``) under the write lock; returns whether it did."""
+        ``index_step_ms``): its rows read under the read lock, added under none; returns
+        whether it did."""
         c = self._host
-        target = c.tuning.index_step_ms / 1000
-        with c._lock.write():
+        with c._lock.read():
             if c._closed or c._failed is not None:
                 return False
             state = c.state
@@ -143,11 +147,22 @@ class Indexer:
             if start >= end:
                 return False
             alive = state.records.live_between(start, end)
+            vectors = state.vectors.take(alive)  # a copy: writes may grow the store meanwhile
+            # waits only for a checkpoint saving the graph, which holds the read lock too
+            # and waits for nothing this thread holds
+            self.busy.acquire()
+            index.begin_step(end)
+        searches = index.searches
+        try:
             started = time.perf_counter()
-            if len(alive):
-                index.add(state.vectors.take(alive), alive)
-            index.covered = end
+            index.add_step(vectors, alive, end)
             took = time.perf_counter() - started
+        finally:
+            self.busy.release()
+        # short steps while queries come, long ones in a bulk load (Tuning.index_step_quiet_ms)
+        quiet = searches == self._searches_seen
+        self._searches_seen = searches
+        target = (c.tuning.index_step_quiet_ms if quiet else c.tuning.index_step_ms) / 1000
         self.steps += 1
         self.indexed_total += len(alive)
         if len(alive):

@@ -281,7 +281,7 @@ class Maintenance:
                 segment.write_deletes(c.fs, c.path, seq)
         except OSError as exc:
             raise storage_error(exc, f"collection {c.config.name!r}: checkpoint") from exc
-        with c._lock.read():
+        with c._lock.read(), c._indexer.busy:  # the graph saved with its ``covered`` (storage/indexer.py)
             try:
                 name, files, index_meta = disk.write_generation(
                     c.fs, c.path, seq, c.state.vectors, c.state.records.to_columns(), c.state.index)

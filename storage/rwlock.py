@@ -1,8 +1,9 @@
 """A writer-preferring read/write lock.
 
-hnswlib's ``add_items`` and ``knn_query`` both release the GIL and must never overlap
-(nmslib/hnswlib#29, #205), so every collection guards its state with one of these:
-queries and reads share it, writes and checkpoints take it alone. Writers are preferred so
+Every collection guards its state with one of these: queries and reads share it, writes
+and checkpoints take it alone. (hnswlib's ``add_items`` and ``knn_query`` both release the
+GIL and must never overlap, nmslib/hnswlib#29, #205: the graph's own gate keeps them apart,
+storage/index.py, so that the background indexer adds beside the writes.) Writers are preferred so
 that a steady stream of queries cannot starve a write.
 """
 
@@ -20,8 +21,7 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
-        #: Readers waiting for the lock: a writer that takes it again and again (the
-        #: background indexer, storage/indexer.py) pauses between steps while there are any.
+        #: Readers waiting for the lock (for tests and diagnostics).
         self.readers_waiting = 0
         self._shared, self._exclusive = _Shared(self), _Exclusive(self)
 

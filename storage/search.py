@@ -252,6 +252,10 @@ class Searcher(StateReader):
         ef_search = ef_search or self.config.hnsw["ef_search"]
         live = len(self._records)
         index = self._index
+        # the exact tail starts where the graph ended before any graph search here: an
+        # indexer step may add rows meanwhile (storage/indexer.py), found then by both
+        # (``_with_tail`` keeps them once), never by neither
+        covered = index.covered if index is not None else 0
         has_graph = index is not None and live >= self.tuning.exact_threshold and index.live > 0
         if where is not None and has_graph:
             # Estimate first (index sizes only): a filter that the graph search should
@@ -272,7 +276,7 @@ class Searcher(StateReader):
                         found = None
                     if found is not None:
                         labels, distances, ran_ef = found
-                        tail = self._tail(where, predicate, allowed)
+                        tail = self._tail(where, predicate, allowed, covered)
                         labels, distances = self._with_tail(queries, min(k, estimate[0]), labels, distances, tail)
                         return labels, distances, Plan("hnsw", estimate[0], ran_ef, "estimate", tail=len(tail))
         if where is None:  # every live record: listed only for an exact search (8 bytes a record)
@@ -286,7 +290,7 @@ class Searcher(StateReader):
         plan = Plan(strategy, matched, ef, filter_path)
         if strategy == "hnsw":
             try:
-                tail = self._tail(where, predicate, candidates)
+                tail = self._tail(where, predicate, candidates, covered)
                 plan.tail = len(tail)
                 if where is None:
                     labels, distances, plan.ef = index.search(queries, min(k, index.live), ef=ef)
@@ -304,10 +308,11 @@ class Searcher(StateReader):
         labels, distances = self._exact(candidates, queries, k)
         return labels, distances, plan
 
-    def _tail(self, where, predicate, allowed: np.ndarray | None) -> np.ndarray:
-        """The exact tail's live labels that the filter allows (``allowed``: the sorted
-        matches, when the caller has them). Empty once the indexer has caught up."""
-        tail = self._records.live_between(self._index.covered, self._vectors.slots)
+    def _tail(self, where, predicate, allowed: np.ndarray | None, covered: int) -> np.ndarray:
+        """The exact tail's live labels (from ``covered``, the graph's end as the caller read
+        it) that the filter allows (``allowed``: the sorted matches, when the caller has
+        them). Empty once the indexer has caught up."""
+        tail = self._records.live_between(covered, self._vectors.slots)
         if not len(tail) or where is None:
             return tail
         if allowed is not None:

@@ -138,3 +138,23 @@ def test_concurrent_queries_and_their_explain_match_serial_runs(tmp_path):
         with ThreadPoolExecutor(8) as pool:
             found = list(pool.map(lambda job: (job, ask(job[0], filters[job[1]])), jobs))
         assert [job for job, answer in found if answer != serial[job]] == []
+
+
+def test_a_graph_change_waits_for_running_searches_and_holds_back_later_ones():
+    """``exclusive`` (an indexer step, a mark_deleted): no search runs beside it; searches that
+    came before it go first, those that came after wait for it (FIFO)."""
+    gate = EfGate(lambda ef: None, 10)
+    order: list[str] = []
+    gate.enter(10)  # a search running
+    alone = threading.Thread(target=lambda: (gate.enter_alone(), order.append("change"), gate.leave()))
+    alone.start()
+    time.sleep(0.1)
+    assert order == []  # waits for the running search
+    later = threading.Thread(target=lambda: (gate.enter(10), order.append("search"), gate.leave()))
+    later.start()
+    time.sleep(0.1)
+    assert order == []  # same ef as the running one, but behind the change in the queue
+    gate.leave()
+    alone.join(5)
+    later.join(5)
+    assert order == ["change", "search"] and gate.searches == 2
