@@ -57,6 +57,9 @@ class Indexer:
         self._stopped = False
         self._step = _FIRST_STEP
         self._searches_seen = -1  # graph searches counted at the last step (none seen: not quiet)
+        #: The duration the next step is sized for (ms): Tuning.index_step_ms while searches
+        #: come, index_step_quiet_ms when none ran since the step before.
+        self.target_ms = 0.0
         #: The error that stopped the thread, if any (writes then stop waiting for room).
         self.failed: BaseException | None = None
         self.steps = 0
@@ -162,7 +165,8 @@ class Indexer:
         # short steps while queries come, long ones in a bulk load (Tuning.index_step_quiet_ms)
         quiet = searches == self._searches_seen
         self._searches_seen = searches
-        target = (c.tuning.index_step_quiet_ms if quiet else c.tuning.index_step_ms) / 1000
+        self.target_ms = c.tuning.index_step_quiet_ms if quiet else c.tuning.index_step_ms
+        target = self.target_ms / 1000
         self.steps += 1
         self.indexed_total += len(alive)
         if len(alive):

@@ -186,3 +186,20 @@ def test_concurrent_writes_deletes_and_searches_while_the_indexer_runs(tmp_path)
         sample = [int(i[1:]) for i in live[:: max(1, len(live) // 200)]]
         found = [r.ids[0] for r in col.query(data[sample], n_results=1)]
         assert np.mean([f == ids[s] for f, s in zip(found, sample)]) >= 0.98
+
+
+def test_steps_are_long_in_a_bulk_load_and_short_while_searches_come(tmp_path):
+    tuning = Tuning(exact_threshold=64, checkpoint_min_bytes=1 << 40, graph_cost_per_ef=0, seal_rows=0,
+                    index_step_ms=10.0, index_step_quiet_ms=40.0)
+    with Database(tmp_path / "d", tuning=tuning) as db:
+        col = db.create_collection("c", dim=8)
+        col.add(IDS[:200], VECTORS[:200])
+        indexer = col._indexer
+        col._indexing = False  # the thread is not woken: steps run here, one at a time
+        col.add(IDS[200:600], VECTORS[200:600])
+        assert indexer.steps == 0
+        assert indexer.step(20) and indexer.target_ms == 10.0  # the first step: nothing seen yet
+        assert indexer.step(20) and indexer.target_ms == 40.0  # no search since: a bulk load
+        col.query(VECTORS[:1], n_results=1)
+        assert indexer.step(20) and indexer.target_ms == 10.0  # a search came
+        assert indexer.step(20) and indexer.target_ms == 40.0
