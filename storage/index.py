@@ -284,12 +284,10 @@ class HnswIndex:
         """The indexer step begun by ``begin_step(end)``: adds the rows, marks deleted those
         deleted meanwhile, and covers [covered, end), all before a search runs again."""
         with self._gate.exclusive():
+            added = False
             try:
                 self._add_items(vectors, labels)
                 added = True
-            except BaseException:
-                added = False
-                raise
             finally:
                 with self._cover:
                     dying, self._dying, self._adding_end = self._dying, [], None
