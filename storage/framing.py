@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -29,8 +30,18 @@ MAX_FRAME_BYTES = 1 << 31
 _SEARCH_CHUNK = 1 << 20
 
 
+_local = threading.local()
+
+
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    """``msgpack.packb(obj, use_bin_type=True)``, on this thread's own ``Packer``: packb
+    builds a new Packer every call, ~0.3 us of a small map's ~0.5 (every record of a
+    write is packed on its own, storage/records.py). A Packer is not thread-safe, hence
+    one per thread; it resets itself after each call, a failed one included."""
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)
 
 
 def unpack(data: bytes) -> Any:
