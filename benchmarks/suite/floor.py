@@ -148,6 +148,10 @@ class FloorAdapter:
         self.call(self.requests[len(queries)], timeout=600)
         return [[] for _ in queries]
 
+    @staticmethod
+    def batch_labels(answer) -> list[list[int]]:
+        return answer
+
     def close(self) -> None:
         if getattr(self, "channel", None) is not None:
             self.channel.close()
@@ -182,4 +186,8 @@ class CeilingAdapter(FloorAdapter):
     def search_batch(self, queries, k):
         head, pad = self.frames[len(queries)]
         reply = self.call(head + np.asarray(queries, np.float32).tobytes() + pad, timeout=600)
-        return np.frombuffer(reply, np.uint32, k * len(queries)).reshape(len(queries), k).tolist()
+        return np.frombuffer(reply, np.uint32, k * len(queries)).reshape(len(queries), k)
+
+    @staticmethod
+    def batch_labels(labels) -> list[list[int]]:
+        return labels.tolist()

@@ -77,7 +77,11 @@ class HnswlibAdapter:
         return search
 
     def search_batch(self, queries, k):
-        return self.index.knn_query(queries, k=k, num_threads=-1)[0].tolist()
+        return self.index.knn_query(queries, k=k, num_threads=-1)[0]
+
+    @staticmethod
+    def batch_labels(labels) -> list[list[int]]:
+        return labels.tolist()
 
     get_where = count_where = explain = None
 
