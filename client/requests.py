@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from vectord import limits
-from vectord.errors import InvalidArgumentError
+from vectord.errors import InternalError, InvalidArgumentError
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
@@ -260,17 +260,30 @@ def query_request(collection: str, query_embeddings, n_results, where, where_doc
     # a batch's hits packed in one message when they are bare (server/convert.py): cheaper to
     # build and to read; a single query is left as it is (the coalescer joins those itself)
     request.packed_results = (request.queries.count or len(request.query_texts)) > 1
+    request.packed_columns = request.packed_results  # as byte columns, where the server can
     return request, include_msg
 
 
 def packed_rows(packed: rpb.PackedHits, distances: bool) -> tuple[list[list[str]], list[list[float]] | None]:
-    """A packed reply's ids (and distances) cut into one list per query."""
+    """A packed reply's ids (and distances) cut into one list per query, from its byte
+    columns (QueryRequest.packed_columns) or its repeated fields, whichever the server set."""
     ends = list(accumulate(packed.counts))
     bounds = list(zip([0] + ends[:-1], ends))
-    ids = list(packed.ids)
+    hits = ends[-1] if ends else 0
+    if packed.ids_joined:  # one decode and one split, both in C (0xFF: see the proto)
+        ids = packed.ids_joined.decode("utf-8", "surrogateescape").split("\udcff")
+    else:
+        ids = list(packed.ids)
+    if len(ids) != hits:
+        raise InternalError(f"query: the server's packed reply holds {len(ids)} ids for {hits} hits")
     if not distances:
         return [ids[a:b] for a, b in bounds], None
-    flat = list(packed.distances)
+    if packed.distances_f32le:
+        flat = np.frombuffer(packed.distances_f32le, "<f4").tolist()
+    else:
+        flat = list(packed.distances)
+    if len(flat) != hits:
+        raise InternalError(f"query: the server's packed reply holds {len(flat)} distances for {hits} hits")
     return [ids[a:b] for a, b in bounds], [flat[a:b] for a, b in bounds]
 
 

@@ -10,7 +10,7 @@ from vectord import limits
 from vectord.errors import InvalidArgumentError
 from vectord.storage import filters as f
 from vectord.storage.analyzers import fulltext_config
-from vectord.storage.types import CollectionInfo, Records, WriteResult
+from vectord.storage.types import CollectionInfo, HitColumns, Records, WriteResult
 from vectord.v1 import collections_pb2 as cpb
 from vectord.v1 import records_pb2 as rpb
 from vectord.v1 import types_pb2 as pb
@@ -172,6 +172,15 @@ def records_to_query_response(results, size=None, packed: bool = False) -> rpb.Q
     SDK to read instead of ~250; benchmarks/results/packed-hits-2026-12-01.md).
     """
     response = rpb.QueryResponse()
+    if isinstance(results, HitColumns):  # QueryRequest.packed_columns: the engine's columns as they are
+        hits = sum(results.counts)
+        if size is not None:  # before any copy: the columns' own bytes, nearly the whole reply
+            size.add(len(results.ids_joined) + 4 * hits, hits)
+        _fill_packed_columns(response.packed, results)
+        if size is not None:
+            size.bytes = 0
+            size.add(response.ByteSize(), hits)
+        return response
     columns = any(r.embeddings is not None or r.documents is not None or r.metadatas is not None for r in results)
     hits = sum(len(r.ids) for r in results)
     row_size = size if columns or hits * _BARE_HIT_BYTES > limits.MAX_MESSAGE_BYTES else None
@@ -185,6 +194,14 @@ def records_to_query_response(results, size=None, packed: bool = False) -> rpb.Q
         size.bytes = 0
         size.add(response.ByteSize(), hits)
     return response
+
+
+def _fill_packed_columns(out: rpb.PackedHits, hits: HitColumns) -> None:
+    """The hits' columns as bytes: no field per hit to build (or, for the client, to read)."""
+    out.counts.extend(hits.counts)
+    out.ids_joined = hits.ids_joined
+    if hits.distances is not None:
+        out.distances_f32le = hits.distances.astype("<f4", copy=False).tobytes()
 
 
 def _fill_packed(out: rpb.PackedHits, results) -> None:

@@ -156,10 +156,13 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
                 rank, texts, queries, n_results=n_results, where=where, include=include, fusion=fusion,
                 hybrid_alpha=alpha, max_distance=max_distance, group_by=group_by, group_size=group_size)
         else:
+            # the bare hits of a packed batch as the engine's columns (convert.py); a cluster's
+            # collection answers with Records, packed as before
+            columns = request.packed_results and request.packed_columns and isinstance(collection, Collection)
             results, plan = collection.query_with_plan(
                 queries, n_results=n_results, where=where, include=include, texts=texts,
                 max_distance=max_distance, group_by=group_by, group_size=group_size,
-                rank=rank, fusion=fusion, hybrid_alpha=alpha)
+                rank=rank, fusion=fusion, hybrid_alpha=alpha, **({"columns": True} if columns else {}))
         response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE),
                                                      packed=request.packed_results)
         if request.explain:

@@ -4,7 +4,7 @@ directory, durable through a write-ahead log and checkpoints. Knows nothing of g
 from .collection import Collection
 from .database import Database
 from .filters import And, Document, Field, Not, Or
-from .types import CollectionConfig, CollectionInfo, Records, Tuning, WriteResult
+from .types import CollectionConfig, CollectionInfo, HitColumns, Records, Tuning, WriteResult
 
 __all__ = ["And", "Collection", "CollectionConfig", "CollectionInfo", "Database", "Document",
            "Field", "Not", "Or", "Records", "Tuning", "WriteResult"]

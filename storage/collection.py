@@ -60,7 +60,8 @@ from .rwlock import RWLock
 from .search import Searcher
 from .segment import Segment
 from .state import State
-from .types import CollectionConfig, CollectionInfo, EncoderRegistry, Records, Tuning, WriteResult, split_rows
+from .types import (CollectionConfig, CollectionInfo, EncoderRegistry, HitColumns, Records, Tuning, WriteResult,
+                    split_rows)
 from .vectors import VectorStore
 from .wal import WriteAheadLog
 
@@ -359,10 +360,12 @@ class Collection:
                         include: Iterable[str] | None = None,
                         texts: Sequence[str] | None = None, max_distance: float | None = None,
                         group_by: str | None = None, group_size: int = 1, rank: str = "vector",
-                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
-        """``query``, plus the plan that answered it (for ``explain``)."""
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5,
+                        columns: bool = False) -> tuple[list[Records] | HitColumns, Plan]:
+        """``query``, plus the plan that answered it (for ``explain``); ``columns``: see
+        ``Searcher.query_with_plan``."""
         return self._searcher.query_with_plan(queries, n_results, where, include, texts, max_distance,
-                                              group_by, group_size, rank, fusion, hybrid_alpha)
+                                              group_by, group_size, rank, fusion, hybrid_alpha, columns)
 
     def query_ranked(self, rank: str, texts: Sequence[str], queries=None, n_results: int = 10,
                      where: Filter | None = None, include: Iterable[str] | None = None, fusion: str = "rrf",
@@ -863,6 +866,20 @@ class Collection:
             hits, counts, hit_distances = labels[keep], keep.sum(axis=1).tolist(), distances[keep]
         everything = self._select(hits.tolist(), include)
         return split_rows(everything, counts, hit_distances if "distances" in include else None)
+
+    def _hit_columns(self, labels: np.ndarray, distances: np.ndarray, max_distance: float | None,
+                     include: frozenset[str]) -> HitColumns:
+        """``_select_hits`` of bare hits (``include`` at most distances) as HitColumns: the
+        ids' bytes gathered at once, no Records and no ``str`` per hit (read lock held)."""
+        if max_distance is None and (labels.size == 0 or labels.min() >= 0):
+            hits, counts, hit_distances = labels.ravel(), [labels.shape[1]] * len(labels), distances.reshape(-1)
+        else:
+            keep = labels >= 0
+            if max_distance is not None:
+                keep &= distances <= max_distance
+            hits, counts, hit_distances = labels[keep], keep.sum(axis=1).tolist(), distances[keep]
+        joined = self._records.ids.joined(hits.astype(np.int64, copy=False))
+        return HitColumns(counts, joined, hit_distances if "distances" in include else None)
 
     def _select_pairs(self, pairs: list[tuple[State, int]], include: frozenset[str]) -> Records:
         """The records at (state, label) pairs, in order (read lock held): ``_select`` over

@@ -106,19 +106,41 @@ class IdColumn:
             text = data.decode("ascii")
             return [text[offsets[label]:offsets[label + 1]] for label in labels]
         # some: their bytes gathered by numpy into one buffer, decoded once if ASCII, then sliced
-        at = as_numpy(offsets)
-        chosen = np.asarray(labels, np.int64)
-        starts = at[chosen].astype(np.int64)
-        lens = at[chosen + 1].astype(np.int64) - starts
-        ends = np.cumsum(lens)
-        blob = np.frombuffer(data, np.uint8)[np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]))]
-        blob = blob.tobytes()
+        blob, ends = self.gather(np.asarray(labels, np.int64))
         ends_list = ends.tolist()
         bounds = zip([0] + ends_list[:-1], ends_list)
         if blob.isascii():
             text = blob.decode("ascii")
             return [text[a:b] for a, b in bounds]
         return [blob[a:b].decode(_ENCODING, _ERRORS) for a, b in bounds]
+
+    def gather(self, labels: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """The utf-8 bytes of the ids of ``labels`` (an int64 array) end to end, and where
+        each ends in them (int64, exclusive)."""
+        if not len(labels):
+            return b"", np.zeros(0, np.int64)
+        data, src, lens = self._sources(labels)
+        return data[src].tobytes(), np.cumsum(lens)
+
+    def joined(self, labels: np.ndarray, separator: int = 0xFF) -> bytes:
+        """The utf-8 bytes of the ids of ``labels`` (an int64 array) with the byte
+        ``separator`` between two (0xFF: a byte UTF-8 never uses): gathered at once, no
+        ``str`` per id (a batch's packed reply, QueryRequest.packed_columns)."""
+        if not len(labels):
+            return b""
+        data, src, lens = self._sources(labels)
+        out = np.full(len(src) + len(labels) - 1, separator, np.uint8)
+        out[np.arange(len(src)) + np.repeat(np.arange(len(labels)), lens)] = data[src]
+        return out.tobytes()
+
+    def _sources(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The buffer as uint8, the positions of the ids' bytes in it (in order) and their lengths."""
+        at = as_numpy(self._offsets)
+        starts = at[labels].astype(np.int64)
+        lens = at[labels + 1].astype(np.int64) - starts
+        ends = np.cumsum(lens)
+        src = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]))
+        return np.frombuffer(self._data, np.uint8), src, lens
 
     def append(self, id_: str) -> None:
         self._data += encode(id_)

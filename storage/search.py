@@ -29,11 +29,13 @@ from .planner import EF_PER_FETCH, Plan, choose, segment_ef
 from .ranking import Ranker, check_rank
 from .segment import SegmentPlan, merge_topk
 from .state import StateReader
-from .types import Records, split_rows
+from .types import HitColumns, Records, split_rows
 
 log = logging.getLogger(__name__)
 
 QUERY_INCLUDE_DEFAULT = frozenset({"documents", "metadatas", "distances"})
+#: What a query of bare hits includes at most (``query_with_plan(columns=True)``).
+_BARE = frozenset({"distances"})
 #: A query with group_by searches for more hits than it returns, growing the search (x4 at a
 #: time) until it has n_results groups of group_size hits, the candidates run out, or the
 #: hits pass max_distance; it never looks past this many nearest hits per query, so groups
@@ -83,8 +85,14 @@ class Searcher(StateReader):
                         include: Iterable[str] | None = None,
                         texts: Sequence[str] | None = None, max_distance: float | None = None,
                         group_by: str | None = None, group_size: int = 1, rank: str = "vector",
-                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
-        """``query``, plus the plan that answered it (for ``explain``)."""
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5,
+                        columns: bool = False) -> tuple[list[Records] | HitColumns, Plan]:
+        """``query``, plus the plan that answered it (for ``explain``).
+
+        ``columns``: a vector ranking of bare hits (``include`` at most distances, no
+        ``group_by``) comes back as one HitColumns for all the queries (storage/types.py,
+        what a batch's packed reply carries) instead of a Records per query; any other
+        query as without it."""
         started = time.perf_counter()
         include = self._host._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
@@ -118,12 +126,20 @@ class Searcher(StateReader):
                 # embedded or checked: never search new vectors with it; a retry is right
                 raise UnavailableError(f"query: collection {self.config.name!r} switched to model "
                                        f"{self.config.encoder['name']!r} during the query; retry")
+            columns = columns and group_parts is None and include <= _BARE
             if self._host.sealed:  # the pinned list: sealed segments and the tail, merged
-                return self._answer_segmented(queries, n_results, where, predicate, include, max_distance,
-                                              group_parts, group_size, started)
+                results, plan = self._answer_segmented(queries, n_results, where, predicate, include, max_distance,
+                                                       group_parts, group_size, started)
+                if columns:  # hits from several holders: read as Records, then packed
+                    results = HitColumns.of([i for r in results for i in r.ids], [len(r.ids) for r in results],
+                                            np.concatenate([r.distances for r in results])
+                                            if "distances" in include else None)
+                return results, plan
             if group_parts is None:
                 labels, distances, plan = self._search(queries, n_results, where, predicate)
                 plan.elapsed_ms = (time.perf_counter() - started) * 1000
+                if columns:
+                    return self._host._hit_columns(labels, distances, max_distance, include), plan
                 return self._host._select_hits(labels, distances, max_distance, include), plan
             rows = []
             for i in range(len(queries)):

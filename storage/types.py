@@ -81,6 +81,41 @@ def split_rows(everything: Records, counts: list[int], distances: np.ndarray | N
 
 
 @dataclass
+class HitColumns:
+    """Several queries' bare hits (ids and, when asked for, distances: nothing else) as
+    flat columns, the shape of a batch's packed reply (QueryRequest.packed_columns): no
+    Records per query and no ``str`` per id on the server.
+
+    ``counts[i]`` hits belong to query i, after those of the queries before it;
+    ``ids_joined`` holds every hit's id in UTF-8 with the byte 0xFF between two (a byte
+    UTF-8 never uses; empty without hits); ``distances`` is parallel, or None.
+    """
+
+    counts: list[int]
+    ids_joined: bytes
+    distances: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, ids: Sequence[str], counts: list[int], distances: np.ndarray | None) -> "HitColumns":
+        """The columns of hits given as ids (a query after another, ``counts`` each)."""
+        return cls(counts, b"\xff".join(id_.encode("utf-8") for id_ in ids), distances)
+
+    def ids(self) -> list[str]:
+        """Every hit's id, in order."""
+        return split_joined(self.ids_joined)
+
+    def rows(self) -> list[Records]:
+        """One Records per query, as a query without columns returns them."""
+        return split_rows(Records(ids=self.ids()), self.counts, self.distances)
+
+
+def split_joined(joined: bytes) -> list[str]:
+    """The ids of ``HitColumns.ids_joined``: one decode and one split, both in C (0xFF decodes
+    to the lone surrogate U+DCFF under "surrogateescape", which no valid id holds)."""
+    return joined.decode("utf-8", "surrogateescape").split("\udcff") if joined else []
+
+
+@dataclass
 class CollectionInfo:
     config: CollectionConfig
     count: int

@@ -86,7 +86,7 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_types_pb2.OptionalString, _Mapping]]] = ..., metadatas: _Optional[_Iterable[_Union[_types_pb2.Metadata, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain", "rank", "fusion", "hybrid_alpha", "max_distance", "group_by", "group_size", "packed_results")
+    __slots__ = ("collection", "queries", "n_results", "where", "include", "query_texts", "explain", "rank", "fusion", "hybrid_alpha", "max_distance", "group_by", "group_size", "packed_results", "packed_columns")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     N_RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class QueryRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     PACKED_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _types_pb2.Vectors
     n_results: int
@@ -115,7 +116,8 @@ class QueryRequest(_message.Message):
     group_by: str
     group_size: int
     packed_results: bool
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., rank: _Optional[str] = ..., fusion: _Optional[str] = ..., hybrid_alpha: _Optional[float] = ..., max_distance: _Optional[float] = ..., group_by: _Optional[str] = ..., group_size: _Optional[int] = ..., packed_results: _Optional[bool] = ...) -> None: ...
+    packed_columns: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_types_pb2.Vectors, _Mapping]] = ..., n_results: _Optional[int] = ..., where: _Optional[_Union[_types_pb2.Filter, _Mapping]] = ..., include: _Optional[_Union[_types_pb2.Include, _Mapping]] = ..., query_texts: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., rank: _Optional[str] = ..., fusion: _Optional[str] = ..., hybrid_alpha: _Optional[float] = ..., max_distance: _Optional[float] = ..., group_by: _Optional[str] = ..., group_size: _Optional[int] = ..., packed_results: _Optional[bool] = ..., packed_columns: _Optional[bool] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("results", "plan", "packed")
@@ -128,14 +130,18 @@ class QueryResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ..., packed: _Optional[_Union[PackedHits, _Mapping]] = ...) -> None: ...
 
 class PackedHits(_message.Message):
-    __slots__ = ("counts", "ids", "distances")
+    __slots__ = ("counts", "ids", "distances", "ids_joined", "distances_f32le")
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     DISTANCES_FIELD_NUMBER: _ClassVar[int]
+    IDS_JOINED_FIELD_NUMBER: _ClassVar[int]
+    DISTANCES_F32LE_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     distances: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ...) -> None: ...
+    ids_joined: bytes
+    distances_f32le: bytes
+    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[float]] = ..., ids_joined: _Optional[bytes] = ..., distances_f32le: _Optional[bytes] = ...) -> None: ...
 
 class QueryStreamRequest(_message.Message):
     __slots__ = ("request_id", "timeout_ms", "query")
