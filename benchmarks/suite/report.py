@@ -410,12 +410,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if rss:
             r = rss / d["baseline_bytes"]
             idle = _get(d["systems"], "vectord remote", "rss_idle") or 0
-            # the target is for 1M x 384 (--large); small or low-dimensional collections are
+            # the 1.3 x target is for 1M x 384 (--large); small or low-dimensional collections are
             # reported for scale: fixed and per-record costs weigh more against their few bytes
-            add(f"memory, {d['label']}: server RSS after restart / (vectors + graph) (not a target)", r,
-                "<= 1.3 x", r <= 1.3,
+            add(f"memory, {d['label']}: server RSS after restart / (vectors + graph) (context: the 1.3 x "
+                "target is for 1M x 384)", r, "", None,
                 f"{rss / MiB:,.0f} MiB / {d['baseline_bytes'] / MiB:,.0f} MiB; without the empty server's "
                 f"{idle / MiB:,.0f} MiB: {(rss - idle) / d['baseline_bytes']:.2f} x")
+            if idle:  # issue 13: what a record costs beyond its vector and graph, against the vector's bytes
+                overhead = (rss - idle - d["baseline_bytes"]) / d["n"]
+                vector = 4 * d["dim"]
+                add(f"memory, {d['label']}: per-record overhead after restart / the vector's bytes", overhead / vector,
+                    "<= 1 x", overhead <= vector,
+                    f"(RSS after restart - the empty server) / records - (vectors + graph) / records = "
+                    f"{overhead:,.0f} B against {vector:,} B (the empty server read 0.5 s after its start)")
     return rows
 
 
