@@ -99,6 +99,18 @@ def _merge(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def _kept_hits(labels: np.ndarray, distances: np.ndarray,
+               max_distance: float | None) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The hits of a search's rows (``labels`` -1 padded), nearer than ``max_distance`` when
+    given: their labels and distances flat, and each row's count."""
+    if max_distance is None and (labels.size == 0 or labels.min() >= 0):  # every row full: no mask (~3 us)
+        return labels.ravel(), [labels.shape[1]] * len(labels), distances.reshape(-1)
+    keep = labels >= 0
+    if max_distance is not None:
+        keep &= distances <= max_distance
+    return labels[keep], keep.sum(axis=1).tolist(), distances[keep]
+
+
 def _check_manifest(path: Path, manifest: dict[str, Any], config: CollectionConfig) -> None:
     """A MANIFEST that passed its checksum must still describe a collection this engine
     could have written; sizes from it are trusted only within the limits (a crafted dim or
@@ -857,13 +869,7 @@ class Collection:
         Records, nearer than ``max_distance`` when given (read lock held). The records of
         every row are read in one ``_select``: a batch of queries looks its ids up at once
         rather than row by row (~10 us a query, issue 13's batched path)."""
-        if max_distance is None and (labels.size == 0 or labels.min() >= 0):  # every row full: no mask (~3 us)
-            hits, counts, hit_distances = labels.ravel(), [labels.shape[1]] * len(labels), distances.reshape(-1)
-        else:
-            keep = labels >= 0
-            if max_distance is not None:
-                keep &= distances <= max_distance
-            hits, counts, hit_distances = labels[keep], keep.sum(axis=1).tolist(), distances[keep]
+        hits, counts, hit_distances = _kept_hits(labels, distances, max_distance)
         everything = self._select(hits.tolist(), include)
         return split_rows(everything, counts, hit_distances if "distances" in include else None)
 
@@ -871,13 +877,7 @@ class Collection:
                      include: frozenset[str]) -> HitColumns:
         """``_select_hits`` of bare hits (``include`` at most distances) as HitColumns: the
         ids' bytes gathered at once, no Records and no ``str`` per hit (read lock held)."""
-        if max_distance is None and (labels.size == 0 or labels.min() >= 0):
-            hits, counts, hit_distances = labels.ravel(), [labels.shape[1]] * len(labels), distances.reshape(-1)
-        else:
-            keep = labels >= 0
-            if max_distance is not None:
-                keep &= distances <= max_distance
-            hits, counts, hit_distances = labels[keep], keep.sum(axis=1).tolist(), distances[keep]
+        hits, counts, hit_distances = _kept_hits(labels, distances, max_distance)
         joined = self._records.ids.joined(hits.astype(np.int64, copy=False))
         return HitColumns(counts, joined, hit_distances if "distances" in include else None)
 
