@@ -68,6 +68,23 @@ def hnsw_params(params: dict[str, Any] | None) -> dict[str, int]:
     return out
 
 
+def _is_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8 (no lone surrogate): what the log can store."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_text(path: str, value: str) -> InvalidArgumentError:
+    at = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), "?")
+    return InvalidArgumentError(f"{path}: not valid Unicode text (a lone surrogate at position {at}; "
+                                "strings must encode as UTF-8)")
+
+
 def ids(values: Sequence[Any], *, allow_empty_batch: bool = False) -> list[str]:
     """Checks ids: strings, non-empty, within the byte limit, unique in the batch."""
     if len(values) > limits.MAX_BATCH_RECORDS:
@@ -80,6 +97,8 @@ def ids(values: Sequence[Any], *, allow_empty_batch: bool = False) -> list[str]:
     for i, value in enumerate(values):
         if not isinstance(value, str) or not value:
             raise InvalidArgumentError(f"ids[{i}]: id must be a non-empty string, got {value!r}")
+        if not _is_text(value):
+            raise _not_text(f"ids[{i}]", value)
         if len(value.encode("utf-8", "surrogatepass")) > limits.MAX_ID_BYTES:
             raise InvalidArgumentError(
                 f"ids[{i}]: id {value[:40]!r}... is longer than {limits.MAX_ID_BYTES} bytes"
@@ -134,6 +153,8 @@ def documents(values: Sequence[Any], count: int) -> list[str | None]:
             continue
         if not isinstance(value, str):
             raise InvalidArgumentError(f"documents[{i}]: expected a string, got {type(value).__name__}")
+        if not _is_text(value):
+            raise _not_text(f"documents[{i}]", value)
         if len(value) > limits.MAX_DOCUMENT_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > limits.MAX_DOCUMENT_BYTES:
             raise InvalidArgumentError(
                 f"documents[{i}]: document is longer than {limits.MAX_DOCUMENT_BYTES} bytes"
@@ -150,6 +171,8 @@ def _check_value(value: Any, path: str, depth: int, dotted_keys: bool = True) ->
                 raise InvalidArgumentError(
                     f"{path}: key {key!r} must be a non-empty string not starting with '$'"
                 )
+            if not _is_text(key):
+                raise _not_text(f"{path}: key {key!r}", key)
             # Filters address nested maps by dotted paths ("tags.kind"), so a key holding a
             # dot could never be filtered on. A top-level dotted key set to None is allowed:
             # in an update or upsert it removes that key from data written before this rule.
@@ -169,7 +192,10 @@ def _check_value(value: Any, path: str, depth: int, dotted_keys: bool = True) ->
     elif isinstance(value, int) and not isinstance(value, bool):
         if not -(2**63) <= value < 2**63:
             raise InvalidArgumentError(f"{path}: integer does not fit in int64")
-    elif value is not None and not isinstance(value, (str, bool)):
+    elif isinstance(value, str):
+        if not _is_text(value):
+            raise _not_text(path, value)
+    elif value is not None and not isinstance(value, bool):
         raise InvalidArgumentError(f"{path}: unsupported type {type(value).__name__}")
 
 
@@ -189,11 +215,12 @@ def _plain(value: dict[str, Any], records: bool) -> bool:
     if len(value) > _PLAIN_KEYS:
         return False
     for key, item in value.items():
-        if type(key) is not str or not key or len(key) > _PLAIN_STR or key[0] == "$" or (records and "." in key):
+        if (type(key) is not str or not key or len(key) > _PLAIN_STR or key[0] == "$" or (records and "." in key)
+                or not key.isascii() and not _is_text(key)):
             return False
         kind = type(item)
         if kind is str:
-            if len(item) > _PLAIN_STR:
+            if len(item) > _PLAIN_STR or not item.isascii() and not _is_text(item):
                 return False
         elif kind is int:
             if not -(2**63) <= item < 2**63:

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from vectord.errors import InvalidArgumentError
 from vectord.storage import Database, Field, framing, validation
 
-keys = st.one_of(st.sampled_from(["a", "b.c", "$x", "", "k" * 300]), st.text(max_size=6))
+keys = st.one_of(st.sampled_from(["a", "b.c", "$x", "", "k" * 300, "é\ud800"]), st.text(max_size=6))
 values = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**64), max_value=2**64),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3), st.just("s" * 300),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3), st.just("s" * 300), st.just("x\udc80"),
     st.lists(st.integers(0, 3), max_size=2), st.fixed_dictionaries({"n": st.integers(0, 3)}),
 )
 
@@ -135,3 +135,19 @@ def test_a_batch_of_new_ids_stores_what_upserts_store_and_replays_the_same(tmp_p
         assert fast.count(where=Field("b", "eq", 3)) == slow.count(where=Field("b", "eq", 3)) > 0
         assert _records(fast, ids[:1])["id0"][1] == {"b": 100}
         assert _records(fast, ids[299:])["id299"][1] == {"b": 299 % 7, "s": "v299"}
+
+
+@pytest.mark.parametrize("write", [
+    dict(ids=["a\ud800"]), dict(ids=["a"], documents=["x\ud800"]), dict(ids=["a"], metadatas=[{"k": "v\ud800"}]),
+    dict(ids=["a"], metadatas=[{"k\ud800": 1}]), dict(ids=["a"], metadatas=[{"k": ["\udc00"]}]),
+])
+def test_a_lone_surrogate_is_refused_by_name_and_nothing_is_written(tmp_path, write):
+    """Regression: the storage API let a lone surrogate reach the log, whose msgpack raised a bare
+    UnicodeEncodeError (the gRPC API and the SDK refuse such strings before)."""
+    with Database(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=2)
+        with pytest.raises(InvalidArgumentError, match="lone surrogate"):
+            col.add(write["ids"], np.ones((1, 2), np.float32), write.get("documents"), write.get("metadatas"))
+        assert col.count() == 0
+        col.add(["é"], np.ones((1, 2), np.float32), ["ü"], [{"ä": "ö"}])  # other non-ASCII text is fine
+        assert col.get(ids=["é"], include=["metadatas", "documents"]).metadatas == [{"ä": "ö"}]
