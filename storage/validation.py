@@ -216,11 +216,11 @@ def _plain(value: dict[str, Any], records: bool) -> bool:
         return False
     for key, item in value.items():
         if (type(key) is not str or not key or len(key) > _PLAIN_STR or key[0] == "$" or (records and "." in key)
-                or not key.isascii() and not _is_text(key)):
+                or not _is_text(key)):
             return False
         kind = type(item)
         if kind is str:
-            if len(item) > _PLAIN_STR or not item.isascii() and not _is_text(item):
+            if len(item) > _PLAIN_STR or not _is_text(item):
                 return False
         elif kind is int:
             if not -(2**63) <= item < 2**63:
