@@ -32,6 +32,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: How long past the grace period a stop waits for gRPC's own shutdown to finish.
+STOP_SLACK_S = 5.0
+
 #: Channel options for both ends: the same explicit message-size limit (grpcio's default
 #: receive limit is 4 MiB, and the two ends must agree).
 CHANNEL_OPTIONS = [
@@ -70,7 +73,12 @@ class RunningServer:
         stopped = self.server.stop(grace_s)
         if self.query_streams is not None:
             self.query_streams.close()
-        stopped.wait()
+        # gRPC cancels what is left when the grace ends; its shutdown event should follow at
+        # once. Should it not (gRPC has been seen to hang there), the caller still closes the
+        # database and exits rather than wait forever.
+        if not stopped.wait((grace_s or 0) + STOP_SLACK_S):
+            log.warning("gRPC did not report its shutdown %.0f s after the grace period ended; going on",
+                        STOP_SLACK_S)
 
 
 def create_server(settings: Settings, database: Database, metrics=None) -> RunningServer:

@@ -7,7 +7,9 @@
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, in-flight calls get the grace period to
 finish, every collection writes a final checkpoint, the data directory is unlocked, and the
-process exits 0. A second signal stops without waiting for in-flight calls.
+process exits 0. A second signal stops without waiting for in-flight calls. SIGUSR1 writes
+every thread's Python stack to stderr (faulthandler) and changes nothing: for a server that
+seems stuck.
 """
 
 from __future__ import annotations
@@ -313,6 +315,10 @@ def serve(args: argparse.Namespace, own_process: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if own_process:  # a library caller's process keeps its own SIGUSR1
+        import faulthandler
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     collections = database.list_collections()
     log.info("recovered %s (%s) from %s", plural(len(collections), "collection"),
              plural(sum(c.info().count for c in collections), "record"), database.path)

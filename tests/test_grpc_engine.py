@@ -16,6 +16,7 @@ import time
 import pytest
 
 from vectord.server import grpc_engine
+from vectord.testing import stop_or_explain
 
 #: Reports the GRPC_EXPERIMENTS that grpc's import sees (gRPC reads it then, once).
 RECORDER = """
@@ -100,8 +101,9 @@ def test_vectord_serve_imports_grpc_on_the_polling_io_manager(tmp_path):
             f"sys.argv = ['vectord', 'serve', '--data-dir', {str(tmp_path / 'data')!r}, '--port', '0', '--no-huge-pages']\n"
             "runpy.run_module('vectord', run_name='__main__')\n")
     environ = unset_environ()
+    stderr = tmp_path / "stderr.log"  # a file, not a pipe nobody reads: the server never blocks on its log
     proc = subprocess.Popen([sys.executable, "-c", RECORDER + code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environ)
+                            stderr=stderr.open("w"), text=True, env=environ)
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -110,11 +112,10 @@ def test_vectord_serve_imports_grpc_on_the_polling_io_manager(tmp_path):
             lines.append(line.strip())
             if line.startswith("vectord listening on ") or not line:
                 break
-        assert lines[-1].startswith("vectord listening on "), (lines, proc.stderr.read() if proc.poll() else "")
+        assert lines[-1].startswith("vectord listening on "), (lines, stderr.read_text())
         assert lines[:-1] == [f"GRPC_EXPERIMENTS at grpc's import: {grpc_engine.POLLING_IO!r}"]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        assert stop_or_explain(proc, 30, stderr.read_text) == 0
 
 
 FORKED = """

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import vectord
-from vectord.testing import start_server
+from vectord.testing import start_server, stop_or_explain
 from vectord.v1 import admin_pb2, admin_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +89,35 @@ def test_a_signal_stops_gracefully_with_a_final_checkpoint(tmp_path, signum):
             assert client.get_collection("docs").count() == 2
     finally:
         assert again.terminate() == 0
+
+
+def test_sigusr1_writes_every_threads_stack_and_the_server_serves_on(tmp_path):
+    server = start_server(tmp_path / "data")
+    try:
+        server.proc.send_signal(signal.SIGUSR1)
+        log = _wait_for_log(server, "most recent call first")
+        assert "Thread 0x" in log
+        assert 'File "' in log and "cli.py" in log  # the main thread, waiting in serve()
+        with vectord.Client(server.address) as client:
+            assert client.list_collections() == []
+    finally:
+        assert server.terminate() == 0
+
+
+def test_a_server_that_does_not_stop_is_killed_and_its_stacks_reported(tmp_path):
+    stuck = ("import faulthandler, signal, time\n"
+             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+             "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+             "print('ready', flush=True)\n"
+             "def waiting_forever():\n    time.sleep(600)\n"
+             "waiting_forever()\n")
+    stderr = tmp_path / "stderr.log"
+    proc = subprocess.Popen([sys.executable, "-c", stuck], stdout=subprocess.PIPE, stderr=stderr.open("w"), text=True)
+    assert proc.stdout.readline() == "ready\n"
+    with pytest.raises(AssertionError, match="did not stop within 1 s of SIGTERM") as caught:
+        stop_or_explain(proc, 1, stderr.read_text)
+    assert "waiting_forever" in str(caught.value)
+    assert proc.poll() is not None
 
 
 def _wait_for_log(server, text: str, timeout: float = 10) -> str:

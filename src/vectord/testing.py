@@ -39,10 +39,12 @@ class ServerProcess:
     stderr_path: Path
 
     def terminate(self, timeout: float = 30) -> int:
-        """SIGTERM and wait: the graceful path. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        """SIGTERM and wait: the graceful path. Returns the exit code.
+
+        A server still running after ``timeout`` is asked for its threads' stacks, killed,
+        and reported (``AssertionError`` with the end of its log, the stacks included).
+        """
+        return stop_or_explain(self.proc, timeout, self.log)
 
     def kill(self) -> None:
         """SIGKILL: the crash path."""
@@ -53,6 +55,27 @@ class ServerProcess:
     def log(self) -> str:
         """What the server logged (stderr)."""
         return self.stderr_path.read_text(errors="replace")
+
+
+def stop_or_explain(proc: subprocess.Popen, timeout: float = 30, log=None) -> int:
+    """SIGTERM ``proc`` (a `vectord serve`) and wait for its exit code.
+
+    Should it still run after ``timeout``, SIGUSR1 makes it write every thread's stack to
+    its stderr (server/cli.py), then it is killed and an ``AssertionError`` carries the
+    end of ``log()`` (its stderr), so a stop that hangs says where.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        proc.wait(30)
+        tail = log()[-20000:] if log is not None else ""
+        raise AssertionError(f"vectord serve did not stop within {timeout:g} s of SIGTERM; "
+                             f"its log, with every thread's stack at the end:\n{tail}") from None
 
 
 def start_server(data_dir: str | Path, *extra: str, env: dict[str, str] | None = None,
