@@ -9,9 +9,11 @@ connection must present first: the listener then answers only callers that Ray's
 channel has told (the same trust as Ray, no weaker).
 
 Frames are ``[4-byte big-endian length][msgpack]``. Arrays travel as raw float32 bytes
-with their shape; a filter (``where``, a tree of storage.filters dataclasses) as a pickle,
-which the replica unpickles only on a connection that presented the token (replies are
-msgpack only: the gateway never unpickles what a socket sends it). A request is ``[method, kwargs]``; a reply is ``["ok", value]`` or
+with their shape; a batch's bare hits as the engine's HitColumns (every id's UTF-8 in one
+byte string, 0xFF between two: one split in C at the gateway, no string per hit in
+msgpack); a filter (``where``, a tree of storage.filters dataclasses) as a pickle, which
+the replica unpickles only on a connection that presented the token (replies are msgpack
+only: the gateway never unpickles what a socket sends it). A request is ``[method, kwargs]``; a reply is ``["ok", value]`` or
 ``["error", class name, message]`` for the engine's own errors (raised again at the
 gateway as the same class). Any other failure (refused connection, timeout, closed
 socket, a bad token) is the replica's failure: the gateway marks it out of sync and asks
@@ -37,6 +39,7 @@ import numpy as np
 from vectord import errors as vectord_errors
 from vectord.errors import VectordError
 from vectord.storage import Records
+from vectord.storage.types import HitColumns, split_joined
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +135,25 @@ def pack_hits(hits: list) -> Any:
             "distances": pack_array(np.concatenate([hit[1] for hit in hits]) if hits else None)}
 
 
+def pack_hit_columns(hits: HitColumns) -> dict[str, Any]:
+    """Bare hits as the engine's columns (a replica's ``query`` without columns): the ids
+    as one byte string (0xFF between two), read back as FlatHits by ``decode``."""
+    return {"lengths": hits.counts, "joined": hits.ids_joined, "distances": pack_array(hits.distances)}
+
+
+def _query(replica, vectors: np.ndarray, columns=None, **kw) -> Any:
+    if columns:  # a small k's hits with their documents or metadata: one round (cluster/engine.py)
+        return pack_hits(replica.query(vectors, columns=columns, **kw))
+    return pack_hit_columns(replica.query_columns(vectors, **kw))
+
+
 def decode(method: str, value: Any) -> Any:
     """A read's reply as the Ray path returns it (the gateway's side)."""
     if method == "query":
         if isinstance(value, dict):
             distances = unpack_array(value["distances"])
-            return FlatHits(value["lengths"], value["ids"], np.empty(0, np.float32) if distances is None else distances)
+            ids = split_joined(value["joined"]) if "joined" in value else value["ids"]
+            return FlatHits(value["lengths"], ids, np.empty(0, np.float32) if distances is None else distances)
         return [(hit[0], unpack_array(hit[1]), *([unpack_records(hit[2])] if len(hit) > 2 else []))
                 for hit in value]
     if method == "get":
@@ -151,7 +167,7 @@ def decode(method: str, value: Any) -> Any:
 def replica_handlers(replica) -> dict[str, Callable[..., Any]]:
     """The ReadServer's handlers of a ShardReplica: its read methods, in and out of the wire format."""
     return {
-        "query": lambda vectors, **kw: pack_hits(replica.query(unpack_array(vectors), **_where(kw))),
+        "query": lambda vectors, **kw: _query(replica, unpack_array(vectors), **_where(kw)),
         "get": lambda **kw: pack_records(replica.get(**_where(kw))),
         "count": lambda **kw: replica.count(**_where(kw)),
         "ranked": lambda vectors, **kw: [

@@ -32,6 +32,7 @@ from vectord.storage import Collection, CollectionConfig, CollectionInfo, Record
 from vectord.storage import chunking, validation
 from vectord.storage.collection import GET_INCLUDE_DEFAULT
 from vectord.storage.search import QUERY_INCLUDE_DEFAULT
+from vectord.storage.types import HitColumns
 from vectord.storage.planner import Plan
 from vectord.storage.ranking import check_query_texts, check_rank
 from vectord.storage.search import check_group, check_max_distance
@@ -83,6 +84,9 @@ def unimplemented(what: str) -> UnimplementedError:
 
 class ClusterCollection:
     """A collection spread over shard actors, with the methods the servicers call."""
+
+    #: its query_with_plan answers ``columns=True`` (server/servicers.py asks for a packed batch)
+    answers_hit_columns = True
 
     def __init__(self, cluster: "ClusterDatabase", table: routing.RoutingTable, shards: ShardSet) -> None:
         self.cluster = cluster
@@ -354,10 +358,14 @@ class ClusterCollection:
 
     def query_with_plan(self, queries=None, n_results: int = 10, where=None, include=None, texts=None,
                         max_distance=None, group_by=None, group_size: int = 1, rank: str = "vector",
-                        fusion: str = "rrf", hybrid_alpha: float = 0.5) -> tuple[list[Records], Plan]:
+                        fusion: str = "rrf", hybrid_alpha: float = 0.5,
+                        columns: bool = False) -> tuple[list[Records] | HitColumns, Plan]:
         """As one server's query, over the shards: every shard is asked for the full depth
         (the global top k may all live on one shard), the lists are merged, ranked and
-        grouped here (cluster/ranked.py), and the final hits' columns read last."""
+        grouped here (cluster/ranked.py), and the final hits' columns read last.
+
+        ``columns``: as the engine's (storage/search.py): bare hits of a vector ranking come
+        back as one HitColumns for all the queries, the packed reply's shape."""
         started = time.perf_counter()
         include = self._include(include, QUERY_INCLUDE_DEFAULT)
         n_results = validation.n_results(n_results)
@@ -372,18 +380,18 @@ class ClusterCollection:
             queries = self._ranked_inputs(rank, queries, texts, max_distance)
             count = len(texts)
 
-        columns = sorted(include - {"distances"})
+        wanted = sorted(include - {"distances"})  # the hits' columns beyond their distances
         # a small k: the shards send their hits' columns with them, so one round answers (a
         # second round, for the final k's columns only, costs a loopback round trip and the
         # slowest shard's wake-up, more than (shards - 1) x k extra rows)
-        inline = rank == "vector" and parts is None and bool(columns) and n_results <= INLINE_COLUMNS_MAX
+        inline = rank == "vector" and parts is None and bool(wanted) and n_results <= INLINE_COLUMNS_MAX
         replies: dict[int, Any] = {}
 
         def gather(depth: int) -> tuple[list[list[ranked.Hit]], list[bool]]:
             """Each query's merged ranking ``depth`` deep, and whether the shards ran out."""
             if rank == "vector":
                 asked = {"vectors": queries, "n_results": depth, "where": where, "max_distance": max_distance,
-                         **({"columns": columns} if inline else {})}  # one object: its frame is built once
+                         **({"columns": wanted} if inline else {})}  # one object: its frame is built once
                 found = self.shards.fanout({s: ("query", (), asked) for s in range(self.table.shards)})
                 replies.update(found)
                 merged = ranked.merge_vector_many([found[s] for s in sorted(found)], count, depth)
@@ -423,6 +431,8 @@ class ClusterCollection:
                     else:
                         still.append(q)
                 pending, depth = still, min(depth * 4, limit)
+        if columns and rank == "vector" and parts is None and not wanted:
+            return self._hit_columns(tops, "distances" in include), self._plan(started, tops, n_results, rank, fusion)
         if inline:
             results = [_inline(top, [replies[s][q][2] for s in replies], include, self.config.dim)
                        for q, top in enumerate(tops)]
@@ -437,14 +447,23 @@ class ClusterCollection:
                 records.scores = np.asarray([top[n][2] for n in rows], np.float32)
             if groups is not None:
                 records.groups = [groups[n] for n in rows]
+        return results, self._plan(started, tops, n_results, rank, fusion)
+
+    def _plan(self, started: float, tops: list[list[ranked.Hit]], n_results: int, rank: str, fusion: str) -> Plan:
         # explain's ef: the depth each shard searched at (shard_ef of the gateway that made the
         # collection; a shard made by an older gateway searches at the collection's ef)
-        plan = Plan(strategy="cluster", candidates=sum(len(t) for t in tops),
+        return Plan(strategy="cluster", candidates=sum(len(t) for t in tops),
                     ef=max(n_results, shard_ef(self.config.hnsw["ef_search"], self.table.shards,
                                                self.cluster.ef_scale)) if rank == "vector" else 0,
                     elapsed_ms=(time.perf_counter() - started) * 1000, rank=rank,
                     fusion=fusion if rank == "hybrid" else "")
-        return results, plan
+
+    @staticmethod
+    def _hit_columns(tops: list[list[ranked.Hit]], with_distances: bool) -> HitColumns:
+        """The merged hits as one HitColumns: no Records per query (a batch's packed reply)."""
+        hits = [hit for top in tops for hit in top]
+        distances = np.fromiter((hit[1] for hit in hits), np.float32, len(hits)) if with_distances else None
+        return HitColumns.of([hit[0] for hit in hits], [len(top) for top in tops], distances)
 
     def _query_vectors(self, queries, texts) -> np.ndarray:
         """The query vectors of a vector query: given, or the texts embedded once, here."""

@@ -38,6 +38,7 @@ import numpy as np
 from vectord.errors import VectordError
 from vectord.storage.chunking import CHUNK_KEY, SOURCE_KEY
 from vectord.storage.rwlock import RWLock
+from vectord.storage.types import HitColumns
 
 SHARD_COLLECTION = "shard"
 #: A shard searches with ``ef_search x scale / shards`` of the collection's ef (at least 1, at
@@ -278,6 +279,15 @@ class ShardReplica:
         if columns:
             return [(r.ids, r.distances, r) for r in results]
         return [(r.ids, r.distances) for r in results]
+
+    def query_columns(self, vectors, n_results: int, where=None, max_distance=None) -> HitColumns:
+        """Bare hits (ids and distances) of every query as one HitColumns (storage/types.py):
+        the engine gathers the ids' bytes with numpy, with no Records and no ``str`` per hit,
+        and they travel to the gateway as they are (cluster/dataplane.py)."""
+        with self._swap.read():
+            hits, _ = self.collection.query_with_plan(vectors, n_results=n_results, where=where, include=["distances"],
+                                                      max_distance=max_distance, columns=True)
+        return hits
 
     def ranked(self, rank: str, texts, vectors=None, depth: int = 10, where=None, max_distance=None) -> list:
         """Per query text, this shard's candidate lists for the gateway (cluster/ranked.py):

@@ -156,9 +156,10 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
                 rank, texts, queries, n_results=n_results, where=where, include=include, fusion=fusion,
                 hybrid_alpha=alpha, max_distance=max_distance, group_by=group_by, group_size=group_size)
         else:
-            # the bare hits of a packed batch as the engine's columns (convert.py); a cluster's
-            # collection answers with Records, packed as before
-            columns = request.packed_results and request.packed_columns and isinstance(collection, Collection)
+            # the bare hits of a packed batch as the engine's (or a cluster gateway's) columns
+            # (convert.py)
+            columns = (request.packed_results and request.packed_columns
+                       and getattr(collection, "answers_hit_columns", False))
             results, plan = collection.query_with_plan(
                 queries, n_results=n_results, where=where, include=include, texts=texts,
                 max_distance=max_distance, group_by=group_by, group_size=group_size,

@@ -98,7 +98,9 @@ class HitColumns:
     @classmethod
     def of(cls, ids: Sequence[str], counts: list[int], distances: np.ndarray | None) -> "HitColumns":
         """The columns of hits given as ids (a query after another, ``counts`` each)."""
-        return cls(counts, b"\xff".join(id_.encode("utf-8") for id_ in ids), distances)
+        # one join and one encode, in C: U+DCFF encodes to the byte 0xFF under "surrogateescape"
+        # (no stored id holds a lone surrogate: storage/validation.py refuses them)
+        return cls(counts, "\udcff".join(ids).encode("utf-8", "surrogateescape"), distances)
 
     def ids(self) -> list[str]:
         """Every hit's id, in order."""

@@ -249,6 +249,41 @@ def test_exact_results_equal_a_single_node(client, tmp_path):
     client.delete_collection("exact")
 
 
+def test_a_packed_batch_comes_back_as_byte_columns_equal_to_the_repeated_fields(client, cluster):
+    import grpc
+
+    from vectord.client import requests as rq
+    from vectord.v1 import records_pb2_grpc
+
+    data, queries = vectors(300, 11), vectors(6, 12)
+    col = client.create_collection("columns", dim=DIM, metric="l2")
+    col.add(ids=[f"ünï-{i}" for i in range(300)], embeddings=data)  # ids beyond ASCII cross the wire as bytes
+    stub = records_pb2_grpc.RecordsStub(grpc.insecure_channel(cluster.gateway))
+
+    def ask(columns: bool, include=("distances",), **fields):
+        request, _ = rq.query_request("columns", queries, 10, None, None, list(include), None, False)
+        request.packed_results, request.packed_columns = True, columns
+        for name, value in fields.items():
+            setattr(request, name, value)
+        return stub.Query(request, timeout=60)
+
+    for fields in ({}, {"max_distance": 4.0}):
+        packed, repeated = ask(True, **fields), ask(False, **fields)
+        assert packed.packed.ids_joined and not packed.packed.ids, fields
+        assert list(packed.packed.counts) == list(repeated.packed.counts), fields
+        ids = packed.packed.ids_joined.decode("utf-8", "surrogateescape").split("\udcff")
+        assert ids == list(repeated.packed.ids), fields
+        distances = np.frombuffer(packed.packed.distances_f32le, "<f4")
+        assert np.array_equal(distances, np.asarray(repeated.packed.distances, np.float32)), fields
+    bare = ask(True, include=())  # without distances: the ids alone
+    assert bare.packed.ids_joined and not bare.packed.distances_f32le
+    assert not ask(True, include=("documents",)).HasField("packed")  # documents: never columns
+    # the SDK reads the columns as a single server's batch
+    got = col.query(query_embeddings=queries, n_results=10, include=["distances"])
+    assert [len(row) for row in got["ids"]] == [10] * 6 and got["ids"][0][0].startswith("ünï-")
+    client.delete_collection("columns")
+
+
 def test_texts_are_embedded_once_at_the_gateway_as_one_node_would(client, tmp_path):
     docs = ["the cat sat on the mat", "stock markets fell sharply", "a kitten naps in the sun",
             "interest rates and inflation", "dogs chase balls in the park", "bond yields rose"]

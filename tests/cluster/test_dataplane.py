@@ -140,6 +140,38 @@ def test_a_batch_without_columns_travels_flat_and_merges_as_per_query(served):
                                                             for q in range(3)]
 
 
+def test_bare_hits_travel_as_the_engines_joined_id_bytes(tmp_path):
+    replica = ShardReplica(str(tmp_path / "r"), CONFIG)
+    ids = ["a", "é", "日本", "x y"]
+    replica.apply(1, "put", {"ids": ids, "embeddings": VECTORS})
+    try:
+        handler = dataplane.replica_handlers(replica)["query"]
+        queries = np.array([[0, 0, 0.1], [0, 2, 0]], np.float32)
+        wire = handler(dataplane.pack_array(queries), n_results=4)
+        assert set(wire) == {"lengths", "joined", "distances"} and isinstance(wire["joined"], bytes)
+        flat = dataplane.decode("query", wire)
+        local = replica.query(queries, 4)
+        assert [list(flat[q][0]) for q in range(2)] == [ids_ for ids_, _ in local]
+        assert all(np.array_equal(flat[q][1], local[q][1]) for q in range(2))
+        off = queries + np.float32(0.1)  # no record at distance 0 of these
+        empty = dataplane.decode("query", handler(dataplane.pack_array(off), n_results=4, max_distance=0.0))
+        assert empty.lengths == [0, 0] and empty.ids == []
+    finally:
+        replica.close()
+
+
+def test_the_gateways_hit_columns_are_the_merged_hits_in_order():
+    from vectord.cluster.engine import ClusterCollection
+
+    tops = [[("b", 0.5, None), ("日本", 0.75, None)], [], [("a", 1.0, None)]]
+    columns = ClusterCollection._hit_columns(tops, True)
+    assert columns.counts == [2, 0, 1] and columns.ids() == ["b", "日本", "a"]
+    assert columns.ids_joined == "b".encode() + b"\xff" + "日本".encode() + b"\xff" + b"a"
+    assert columns.distances.dtype == np.float32 and columns.distances.tolist() == [0.5, 0.75, 1.0]
+    assert ClusterCollection._hit_columns(tops, False).distances is None
+    assert ClusterCollection._hit_columns([[], []], True).ids_joined == b""
+
+
 def test_the_batch_merge_equals_the_per_query_merge_with_ties_twins_nan_and_short_lists():
     from vectord.cluster import ranked
 
