@@ -425,6 +425,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "<= 1 x", overhead <= vector,
                     f"(RSS after restart - the empty server) / records - (vectors + graph) / records = "
                     f"{overhead:,.0f} B against {vector:,} B (the empty server: its collection made, one query answered)")
+                held = _get(d["systems"], "vectord remote", "hnswlib_rss")
+                if held:  # how that overhead splits: hnswlib's own bookkeeping, and vectord's
+                    hnswlib_own = (held - d["baseline_bytes"]) / d["n"]
+                    add(f"memory, {d['label']}: of that overhead, raw hnswlib's own per record (context)", hnswlib_own,
+                        "", None,
+                        f"vectord's graph files loaded by raw hnswlib in a fresh process: {held / MiB:,.1f} MiB, "
+                        f"{hnswlib_own:,.0f} B a record beyond vectors + links (a mutex, a label-map entry and a "
+                        f"level per element, which raw hnswlib pays as much); vectord's own records, ids, metadata "
+                        f"and indexes: {overhead - hnswlib_own:,.0f} B a record")
     return rows
 
 

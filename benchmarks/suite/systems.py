@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,43 @@ def hnsw_baseline_bytes(n: int, dim: int, m: int = M) -> int:
     level0 = dim * 4 + (2 * m * 4 + 4) + 8
     upper = (m * 4 + 4) / (m - 1)
     return int(n * (level0 + upper))
+
+
+#: Run in a fresh process: the anonymous memory (bytes) raw hnswlib takes to hold the given
+#: graph files, each loaded with its slot count as vectord loads it (argv: dim, then path=slots).
+_HNSWLIB_RSS = """
+import re, sys
+from pathlib import Path
+import hnswlib
+def anon():
+    return int(re.search(r"RssAnon:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+dim, before, held = int(sys.argv[1]), anon(), []
+for arg in sys.argv[2:]:
+    path, slots = arg.rsplit("=", 1)
+    held.append(hnswlib.Index(space="cosine", dim=dim))
+    held[-1].load_index(path, max_elements=int(slots))
+print(anon() - before)
+"""
+
+
+def hnswlib_rss_bytes(data_dir: Path, dim: int) -> int | None:
+    """What raw hnswlib itself holds for a data directory's graphs: every graph file its
+    collections' MANIFESTs list, loaded in a fresh process. Beyond hnsw_baseline_bytes'
+    vectors and links, hnswlib keeps a mutex, a label-map entry and a level per element:
+    memory raw hnswlib pays as much as vectord does, reported apart from vectord's own."""
+    from vectord.storage.layout import read_manifest
+
+    args = []
+    for directory in sorted((data_dir / "collections").iterdir()):
+        manifest = read_manifest(directory)
+        for entry in [manifest] + list(manifest.get("segments", [])):
+            name = entry.get("generation") or entry.get("name")
+            if entry.get("index") and name:
+                args.append(f"{directory / name / entry['index']['file']}={entry['slots']}")
+    if not args:
+        return None
+    done = subprocess.run([sys.executable, "-c", _HNSWLIB_RSS, str(dim), *args], capture_output=True, text=True)
+    return int(done.stdout.strip()) if done.returncode == 0 else None
 
 
 # ---------------------------------------------------------------------- raw hnswlib
@@ -198,6 +236,7 @@ def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
                 raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
             out["restart_s"], state["proc"] = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
             out["rss_restarted"] = vm_rss_bytes(state["proc"].proc.pid)
+            out["hnswlib_rss"] = hnswlib_rss_bytes(data_dir, ds.dim)
             log(f"  vectord remote: restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB "
                 f"after the run, {out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
             return out
