@@ -126,7 +126,8 @@ def replica_timers(replica) -> None:
     """Run in a replica actor (``__ray_call__``): timers around its read handler and engine query."""
     import time as _time
 
-    stats = replica.profile = {"replica read handler (query)": [], "replica engine query": []}
+    stats = replica.profile = {"replica read handler (query)": [], "replica engine query": [],
+                               "replica engine query_with_plan (a batch's bare hits)": []}
 
     def wrap(fn, stage):
         def wrapper(*args, **kwargs):
@@ -139,6 +140,9 @@ def replica_timers(replica) -> None:
 
     replica.reads.handlers["query"] = wrap(replica.reads.handlers["query"], "replica read handler (query)")
     replica.collection.query = wrap(replica.collection.query, "replica engine query")
+    # a batch of bare hits reaches the engine here instead (ShardReplica.query_columns)
+    replica.collection.query_with_plan = wrap(replica.collection.query_with_plan,
+                                              "replica engine query_with_plan (a batch's bare hits)")
 
 
 def replica_stats(replica) -> dict:
