@@ -374,11 +374,12 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
             data = np.concatenate([vectors for _, vectors, _ in batches(0, n, dim, batch)])
             counts = mixed(col, data, mixed_seconds, np.random.default_rng(1))
         rss_mixed, parts = vm_rss_bytes(proc.proc.pid), rss_parts(proc.proc.pid)
+        held = hnswlib_rss_bytes(data_dir, dim)  # the graphs as raw hnswlib holds them (report.py)
         log(f"  large: after the mixed workload {rss_mixed / 2**20:,.0f} MiB {parts} ({counts})")
     finally:
         proc.terminate(timeout=900)
     return {"n": n, "dim": dim, "ingest_rps": ingest_rps, "restart_s": restart_s, "open_s": open_s, "rss_restarted": rss,
-            "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts,
+            "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts, "hnswlib_rss": held,
             "from_base": str(base) if base is not None else None}
 
 
