@@ -22,7 +22,6 @@ another replica, as for a failed Ray call.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import pickle
 import secrets
@@ -127,12 +126,9 @@ class FlatHits:
 
 
 def pack_hits(hits: list) -> Any:
-    """A replica's ``query`` result for the wire: flat (FlatHits) without columns, else per
-    query [ids, distances, records]."""
-    if hits and len(hits[0]) > 2:
-        return [[hit[0], pack_array(hit[1]), pack_records(hit[2])] for hit in hits]
-    return {"lengths": [len(hit[0]) for hit in hits], "ids": list(itertools.chain.from_iterable(hit[0] for hit in hits)),
-            "distances": pack_array(np.concatenate([hit[1] for hit in hits]) if hits else None)}
+    """A replica's ``query`` result with columns for the wire: per query [ids, distances,
+    records] (bare hits travel as ``pack_hit_columns``)."""
+    return [[hit[0], pack_array(hit[1]), pack_records(hit[2])] for hit in hits]
 
 
 def pack_hit_columns(hits: HitColumns) -> dict[str, Any]:
@@ -152,10 +148,9 @@ def decode(method: str, value: Any) -> Any:
     if method == "query":
         if isinstance(value, dict):
             distances = unpack_array(value["distances"])
-            ids = split_joined(value["joined"]) if "joined" in value else value["ids"]
-            return FlatHits(value["lengths"], ids, np.empty(0, np.float32) if distances is None else distances)
-        return [(hit[0], unpack_array(hit[1]), *([unpack_records(hit[2])] if len(hit) > 2 else []))
-                for hit in value]
+            return FlatHits(value["lengths"], split_joined(value["joined"]),
+                            np.empty(0, np.float32) if distances is None else distances)
+        return [(hit[0], unpack_array(hit[1]), unpack_records(hit[2])) for hit in value]
     if method == "get":
         return unpack_records(value)
     if method == "ranked":

@@ -85,9 +85,6 @@ def unimplemented(what: str) -> UnimplementedError:
 class ClusterCollection:
     """A collection spread over shard actors, with the methods the servicers call."""
 
-    #: its query_with_plan answers ``columns=True`` (server/servicers.py asks for a packed batch)
-    answers_hit_columns = True
-
     def __init__(self, cluster: "ClusterDatabase", table: routing.RoutingTable, shards: ShardSet) -> None:
         self.cluster = cluster
         self.table = table

@@ -158,12 +158,11 @@ class RecordsServicer(records_pb2_grpc.RecordsServicer):
         else:
             # the bare hits of a packed batch as the engine's (or a cluster gateway's) columns
             # (convert.py)
-            columns = (request.packed_results and request.packed_columns
-                       and getattr(collection, "answers_hit_columns", False))
             results, plan = collection.query_with_plan(
                 queries, n_results=n_results, where=where, include=include, texts=texts,
                 max_distance=max_distance, group_by=group_by, group_size=group_size,
-                rank=rank, fusion=fusion, hybrid_alpha=alpha, **({"columns": True} if columns else {}))
+                rank=rank, fusion=fusion, hybrid_alpha=alpha,
+                columns=request.packed_results and request.packed_columns)
         response = convert.records_to_query_response(results, budgets.ReplySize("Query", budgets.QUERY_ADVICE),
                                                      packed=request.packed_results)
         if request.explain:

@@ -161,8 +161,6 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
 class Collection:
     #: Why the checkpoint's index file could not be loaded (it was rebuilt), for `verify`.
     index_problem: str | None = None
-    #: query_with_plan answers ``columns=True`` (server/servicers.py asks for a packed batch)
-    answers_hit_columns = True
 
     def __init__(self, fs: FileSystem | None, path: Path | None, config: CollectionConfig, tuning: Tuning,
                  manifest: dict[str, Any]) -> None:
