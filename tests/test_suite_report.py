@@ -140,3 +140,35 @@ def test_the_filtered_curve_takes_each_rounds_slowest_filter_against_its_own_unf
     assert row["per_round"] == [0.55, 0.4, 0.375]  # 10% in round 1 and 2, 50% in round 3
     assert row["value"] == 0.4 and row["ok"] is False
     assert "slowest by median 10% (0.55)" in row["detail"]
+
+
+def _memory_results(**remote) -> dict:
+    systems = {"vectord remote": {"rss_restarted": 130 * 2**20, "rss_idle": 75 * 2**20, **remote}}
+    ds = {"name": "glove-100k", "label": "GloVe 100k x 50", "n": 100_000, "dim": 50,
+          "baseline_bytes": 34_450_000, "systems": systems, "config": {"filters": []}}
+    return {"datasets": [ds]}
+
+
+def test_per_record_memory_is_the_growth_from_a_small_collection_so_a_graphs_fixed_costs_cancel():
+    # 55 MiB over the empty server: 232 B a record beyond vectors + graph, 2.5 MiB of it fixed
+    small = 75 * 2**20 + int(2.5 * 2**20) + 5_000 * (344.5 + 180)
+    rows = report.targets(_memory_results(rss_small=small, small_n=5_000, hnswlib_rss=46_500_000,
+                                          hnswlib_rss_fixed=2_633_728))
+    goal = _row(rows, "memory, GloVe 100k x 50: per-record overhead after restart / the vector's bytes")
+    marginal = (130 * 2**20 - small) / 95_000 - 344.5
+    assert abs(goal["value"] - marginal / 200) < 1e-9 and goal["ok"] is (marginal <= 200)
+    assert "first 5,000 records" in goal["detail"] and "95,000 records" in goal["detail"]
+    spread = [r for r in rows if "against the empty server" in r["target"]][0]
+    assert spread["ok"] is None and abs(spread["value"] - ((55 * 2**20) / 100_000 - 344.5) / 200) < 1e-9
+    assert spread["value"] > goal["value"]  # the fixed costs, spread over the records, weigh on the old figure
+    split = [r for r in rows if "raw hnswlib's own per record" in r["target"]][0]
+    assert abs(split["value"] - (46_500_000 - 2_633_728 - 34_450_000) / 100_000) < 1e-9
+
+
+def test_per_record_memory_without_a_small_collection_is_read_against_the_empty_server():
+    rows = report.targets(_memory_results(hnswlib_rss=46_500_000, hnswlib_rss_fixed=2_633_728))
+    goal = _row(rows, "memory, GloVe 100k x 50: per-record overhead after restart / the vector's bytes")
+    assert abs(goal["value"] - ((55 * 2**20) / 100_000 - 344.5) / 200) < 1e-9 and goal["ok"] is False
+    assert not [r for r in rows if "against the empty server" in r["target"]]
+    split = [r for r in rows if "raw hnswlib's own per record" in r["target"]][0]
+    assert abs(split["value"] - (46_500_000 - 34_450_000) / 100_000) < 1e-9  # nothing cancels: nothing subtracted

@@ -62,15 +62,22 @@ for arg in sys.argv[2:]:
     path, slots = arg.rsplit("=", 1)
     held.append(hnswlib.Index(space="cosine", dim=dim))
     held[-1].load_index(path, max_elements=int(slots))
-print(anon() - before)
+loaded = anon()
+for arg in sys.argv[2:]:  # what a graph costs whatever its size: an index of 16 slots per file
+    held.append(hnswlib.Index(space="cosine", dim=dim))
+    held[-1].init_index(max_elements=16, M=16, ef_construction=100)
+print(loaded - before, anon() - loaded)
 """
 
 
-def hnswlib_rss_bytes(data_dir: Path, dim: int) -> int | None:
+def hnswlib_rss_bytes(data_dir: Path, dim: int) -> tuple[int, int] | None:
     """What raw hnswlib itself holds for a data directory's graphs: every graph file its
     collections' MANIFESTs list, loaded in a fresh process. Beyond hnsw_baseline_bytes'
     vectors and links, hnswlib keeps a mutex, a label-map entry and a level per element:
-    memory raw hnswlib pays as much as vectord does, reported apart from vectord's own."""
+    memory raw hnswlib pays as much as vectord does, reported apart from vectord's own.
+
+    Returns (held, fixed): the anonymous bytes the loaded graphs take, and of them what as
+    many empty indexes take (65,536 label-operation mutexes each, 2.5 MiB, whatever the size)."""
     from vectord.storage.layout import read_manifest
 
     args = []
@@ -83,7 +90,10 @@ def hnswlib_rss_bytes(data_dir: Path, dim: int) -> int | None:
     if not args:
         return None
     done = subprocess.run([sys.executable, "-c", _HNSWLIB_RSS, str(dim), *args], capture_output=True, text=True)
-    return int(done.stdout.strip()) if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    held, fixed = map(int, done.stdout.split())
+    return held, fixed
 
 
 # ---------------------------------------------------------------------- raw hnswlib
@@ -210,10 +220,66 @@ def _first_query_after_start(data_dir: Path, query: np.ndarray, *flags: str) -> 
     return time.perf_counter() - started, proc
 
 
+#: Records in the small collection whose restarted server is the per-record baseline: past
+#: Tuning.exact_threshold (4,096), so that it holds a graph as the full one does.
+SMALL_N = 5000
+#: Restarts whose median RSS a restarted server's memory figure is (one restart's RSS moves
+#: by 1-2 MiB with the threads and allocator arenas the start happened to use).
+RSS_RESTARTS = 3
+
+
+def _restarted_rss(data_dir: Path, query: np.ndarray, *flags: str) -> int:
+    """Median VmRSS of RSS_RESTARTS servers started on data_dir, each after one query."""
+    import vectord
+    from vectord.testing import start_server
+
+    found = []
+    for _ in range(RSS_RESTARTS):
+        proc = start_server(data_dir, *flags, timeout=900)
+        try:
+            with vectord.Client(proc.address, timeout=900) as client:
+                client.get_collection("bench").query(query_embeddings=query[None, :], n_results=K, include=[])
+            time.sleep(0.5)
+            found.append(vm_rss_bytes(proc.proc.pid))
+        finally:
+            proc.terminate(timeout=900)
+    return int(np.median(found))
+
+
+def small_collection_rss(ds, config, workdir: Path) -> tuple[int, int]:
+    """(RSS, records) of a restarted server whose collection holds the data set's first
+    SMALL_N records, ingested as the suite ingests (ids, metadata, batches), with its graph.
+
+    The per-record memory figure is the difference to the full collection's restarted server
+    over the records between them (report.py): every cost of a collection with a graph that
+    does not grow with its records (hnswlib's 65,536 label-operation mutexes, 2.5 MiB per
+    graph; code and tables its first search pages in) cancels, as in memory_steady.py."""
+    import vectord
+    from vectord.testing import start_server
+
+    from .measure import BUCKETS
+
+    data_dir, n = workdir / "vectord-small", min(SMALL_N, len(ds.data) // 2)
+    proc = start_server(data_dir, *planner_flags(config), timeout=120)
+    try:
+        with vectord.Client(proc.address, timeout=600) as client:
+            adapter = VectordAdapter(client, ds.dim)
+            for s in range(0, n, config["batch"]):
+                e = min(s + config["batch"], n)
+                adapter.ingest([str(i) for i in range(s, e)], ds.data[s:e],
+                               [{"bucket": i % BUCKETS} for i in range(s, e)])
+            adapter.wait_indexed()
+    finally:
+        proc.terminate(timeout=600)
+    return _restarted_rss(data_dir, ds.queries[0], *planner_flags(config)), n
+
+
 def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
     import vectord
     from vectord.testing import start_server
 
+    small = small_collection_rss(ds, config, workdir)
+    log(f"  vectord remote: restarted server with {small[1]:,} records: {small[0] / 2**20:,.1f} MiB")
     data_dir = workdir / "vectord-remote"
     proc = start_server(data_dir, *planner_flags(config), timeout=120)
     client = vectord.Client(proc.address, timeout=600)
@@ -235,8 +301,11 @@ def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
             if code != 0:
                 raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
             out["restart_s"], state["proc"] = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
-            out["rss_restarted"] = vm_rss_bytes(state["proc"].proc.pid)
-            out["hnswlib_rss"] = hnswlib_rss_bytes(data_dir, ds.dim)
+            out["rss_restarted_first"] = vm_rss_bytes(state["proc"].proc.pid)
+            state["proc"].terminate(timeout=600)
+            out["rss_restarted"] = _restarted_rss(data_dir, ds.queries[0], *planner_flags(config))
+            out["hnswlib_rss"], out["hnswlib_rss_fixed"] = hnswlib_rss_bytes(data_dir, ds.dim) or (None, None)
+            out["rss_small"], out["small_n"] = small
             log(f"  vectord remote: restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB "
                 f"after the run, {out['rss_restarted'] / 2**20:,.0f} MiB after restart, {idle_rss / 2**20:,.0f} MiB empty")
             return out
@@ -374,12 +443,13 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
             data = np.concatenate([vectors for _, vectors, _ in batches(0, n, dim, batch)])
             counts = mixed(col, data, mixed_seconds, np.random.default_rng(1))
         rss_mixed, parts = vm_rss_bytes(proc.proc.pid), rss_parts(proc.proc.pid)
-        held = hnswlib_rss_bytes(data_dir, dim)  # the graphs as raw hnswlib holds them (report.py)
+        held = hnswlib_rss_bytes(data_dir, dim) or (None, None)  # the graphs as raw hnswlib holds them
         log(f"  large: after the mixed workload {rss_mixed / 2**20:,.0f} MiB {parts} ({counts})")
     finally:
         proc.terminate(timeout=900)
     return {"n": n, "dim": dim, "ingest_rps": ingest_rps, "restart_s": restart_s, "open_s": open_s, "rss_restarted": rss,
-            "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts, "hnswlib_rss": held,
+            "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts, "hnswlib_rss": held[0],
+            "hnswlib_rss_fixed": held[1],
             "from_base": str(base) if base is not None else None}
 
 
