@@ -16,13 +16,17 @@ generation is removed.
 Squared norms (for cosine and l2 exact search) are kept in memory, 4 bytes a slot, so that
 a search never has to read every mapped page.
 
-The map's resident pages are bounded (``RESIDENT_BUDGET_BYTES``): once reads through it
-have touched more than that since the last release, its pages are released with
-``madvise(MADV_DONTNEED)``. The data stays in the kernel's page cache, so the next read of
-a released page is a minor fault, not a disk read; but a server that has returned every
+The maps' resident pages are bounded, all maps of the process together
+(``RESIDENT_BUDGET_BYTES``, one ``ResidentBudget``): once reads through them have touched
+more than that since the last release, the pages of every map read meanwhile are released
+with ``madvise(MADV_DONTNEED)``. The data stays in the kernel's page cache, so the next read
+of a released page is a minor fault, not a disk read; but a server that has returned every
 embedding once does not carry a second copy of its vectors in its own resident memory
-(1M x 384: 1.5 GiB, as much as the graph's copy; benchmarks/memory_steady.py). A map
-smaller than the budget is never released, so small collections never fault again.
+(1M x 384: 1.5 GiB, as much as the graph's copy; benchmarks/memory_steady.py). The budget is
+one for all maps, not one per map, because a collection holds a map per sealed segment and
+a server may hold many collections: a budget per map let a 1M x 384 collection ingested in
+segments keep 230 MiB of its maps resident. While every map of the process together is
+smaller than the budget nothing is released, so small collections never fault again.
 
 Not thread-safe: the collection's read/write lock guards it.
 """
@@ -30,6 +34,8 @@ Not thread-safe: the collection's read/write lock guards it.
 from __future__ import annotations
 
 import mmap
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -77,21 +83,69 @@ def read_sqnorms(path: Path, dim: int, digest=None) -> np.ndarray:
     return sqnorms
 
 
+class ResidentBudget:
+    """How much the originals' maps of several stores may have made resident, together,
+    before the pages of those read meanwhile are released (``VectorStore.release``).
+
+    Thread-safe: stores of different collections charge it from their own readers. A
+    store may be released by another's read; that is safe (a released page faults in
+    again), and it is why a release never happens under this lock's callers' locks."""
+
+    def __init__(self, limit_bytes: int | None = None) -> None:
+        self._limit = limit_bytes  # None: RESIDENT_BUDGET_BYTES, read when charged
+        self._lock = threading.Lock()
+        self._touched = 0
+        self._mapped: weakref.WeakSet[VectorStore] = weakref.WeakSet()  # every store with a map
+        self._read: weakref.WeakSet[VectorStore] = weakref.WeakSet()  # read since the last release
+
+    @property
+    def limit_bytes(self) -> int:
+        return RESIDENT_BUDGET_BYTES if self._limit is None else self._limit
+
+    def track(self, store: "VectorStore") -> None:
+        """Counts ``store``'s map among the process's (see ``charge``)."""
+        with self._lock:
+            self._mapped.add(store)
+
+    def charge(self, store: "VectorStore", nbytes: int) -> None:
+        """Counts ``nbytes`` that a read through ``store``'s map may have made resident;
+        past the limit, releases every store read since the last release, unless all maps
+        together fit in the limit."""
+        limit = self.limit_bytes
+        with self._lock:
+            self._read.add(store)
+            self._touched += nbytes
+            if self._touched <= limit:
+                return
+            self._touched = 0
+            if sum(s.base_bytes for s in self._mapped) <= limit:
+                return
+            stores, self._read = list(self._read), weakref.WeakSet()
+        for read in stores:
+            read.release()
+
+
+#: The budget every store of this process charges (tests give a store its own).
+PROCESS_BUDGET = ResidentBudget()
+
+
 class VectorStore:
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, budget: ResidentBudget | None = None) -> None:
         self.dim = dim
         self._base = np.empty((0, dim), np.float32)
         self._tail = np.zeros((16, dim), np.float32)
         self._tail_n = 0
         self._sqnorms = np.zeros(16, np.float32)
-        self._touched = 0  # bytes read through the map since its pages were last released
+        self._budget = PROCESS_BUDGET if budget is None else budget
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def mapped(cls, path: Path, dim: int, sqnorms: np.ndarray | None = None) -> "VectorStore":
+    def mapped(cls, path: Path, dim: int, sqnorms: np.ndarray | None = None,
+               budget: ResidentBudget | None = None) -> "VectorStore":
         """Maps a verified vectors.npy read-only; its squared norms are ``sqnorms`` (one per
-        row) when the caller has them, as compaction and opening do, else ``read_sqnorms``."""
-        store = cls(dim)
+        row) when the caller has them, as compaction and opening do, else ``read_sqnorms``.
+        ``budget``: what bounds its map's resident pages (default: the process's)."""
+        store = cls(dim, budget)
         store._map(path)
         if sqnorms is None:
             sqnorms = read_sqnorms(path, dim)
@@ -115,6 +169,8 @@ class VectorStore:
                              f"expected (*, {self.dim}) float32")
         # np.load maps an empty array as a plain array, with no offset
         self._base = base if len(base) else np.empty((0, self.dim), np.float32)
+        if len(base):
+            self._budget.track(self)
 
     def rebase(self, path: Path) -> np.ndarray:
         """After a checkpoint wrote exactly this store's vectors to ``path``: map that file
@@ -143,6 +199,11 @@ class VectorStore:
     @property
     def base_slots(self) -> int:
         return len(self._base)
+
+    @property
+    def base_bytes(self) -> int:
+        """Bytes of the mapped part."""
+        return self._base.nbytes
 
     @property
     def sqnorms(self) -> np.ndarray:
@@ -217,23 +278,22 @@ class VectorStore:
         return np.concatenate([self._base, self._tail[: self._tail_n]])
 
     def _charge(self, rows: int, span: int) -> None:
-        """Counts a read of ``rows`` mapped rows lying within ``span`` consecutive rows (what
-        it may have made resident: a fault-around window a row, at most the span) and
-        releases the map's pages past the budget."""
-        mapped = self._base.nbytes
-        if mapped <= RESIDENT_BUDGET_BYTES:
-            return
-        self._touched += min(rows * _FAULT_AROUND_BYTES, span * self.dim * 4 + _FAULT_AROUND_BYTES)
-        if self._touched > RESIDENT_BUDGET_BYTES:
-            self._touched = 0
-            self.release()
+        """Charges the budget with a read of ``rows`` mapped rows lying within ``span``
+        consecutive rows: what it may have made resident, a fault-around window a row, at
+        most the span."""
+        if rows:
+            self._budget.charge(self, min(rows * _FAULT_AROUND_BYTES, span * self.dim * 4 + _FAULT_AROUND_BYTES))
 
     def release(self) -> None:
         """Drops the map's pages from this process's resident memory (they stay in the page
-        cache). Safe while other readers use the map: a released page faults in again."""
+        cache). Safe while other readers use the map, from any thread: a released page
+        faults in again."""
         handle = getattr(self._base, "_mmap", None)
         if handle is not None and hasattr(handle, "madvise"):
-            handle.madvise(mmap.MADV_DONTNEED)
+            try:
+                handle.madvise(mmap.MADV_DONTNEED)
+            except ValueError:  # unmapped meanwhile (a rebase dropped it): nothing resident
+                pass
 
     # ------------------------------------------------------------------ writing
     def append(self, vectors: np.ndarray) -> int:
