@@ -7,8 +7,8 @@ after kill -9 with many records still in the log (issue 12's recovery targets).
 Steps, each timed from the server process's start to its first answered query:
 
 1. a base collection of ``--n`` clustered vectors (metadata ``{"bucket": i % 1000}``) is
-   built once in-process (the embedded client, same engine and files as the server) and
-   closed cleanly; ``--work`` keeps it for later runs of the same code (``--rebuild`` to
+   built once in-process (the embedded client, same engine and files as the server),
+   checkpointed (sealed and merged) and closed cleanly; ``--work`` keeps it for later runs of the same code (``--rebuild`` to
    build again, e.g. after the on-disk format changed);
 2. **clean**: a server starts on a copy of it (empty log) and answers one query;
 3. **crash**: on that copy, the server is sent ``--log-records`` more records (acknowledged,
@@ -70,6 +70,7 @@ def build_base(base: Path, n: int, dim: int, batch: int) -> float:
         if done % 20 == 0:
             print(f"  base: {len(ids) * (done + 1):,} / {n:,} "
                   f"({time.perf_counter() - started:,.0f} s)", flush=True)
+    client.checkpoint(NAME)  # sealed and merged, as maintenance leaves it (a close does neither)
     client.close()
     return time.perf_counter() - started
 

@@ -579,7 +579,8 @@ def write(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
     if results.get("large"):
         large = results["large"]
         loaded = (f"copied from {large['from_base']}" if large.get("from_base")
-                  else f"ingested into a vectord server ({large['ingest_rps']:,.0f} rec/s)")
+                  else f"ingested into a vectord server ({large['ingest_rps']:,.0f} rec/s)"
+                  + (f", sealed and merged by a checkpoint ({large['settle_s']:,.0f} s)" if large.get("settle_s") else ""))
         mixed = (f"; after the mixed workload (benchmarks/memory_steady.py) {large['rss_mixed'] / MiB:,.0f} MiB "
                  f"({large['rss_mixed_parts']})" if large.get("rss_mixed") else "")
         lines += ["### --large", "", f"{large['n']:,} x {large['dim']} clustered vectors {loaded}, clean shutdown, "

@@ -411,7 +411,7 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
     from benchmarks.restart import batches  # the same vectors as the ingest below and the prebuilt base
 
     data_dir = workdir / "vectord-large"
-    ingest_rps = None
+    ingest_rps = settle_s = None
     if base is not None:
         log(f"  large: copying {base}")
         shutil.copytree(base, data_dir)
@@ -426,6 +426,14 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
                 log(f"  large: {int(ids[-1]) + 1:,} / {n:,} ({(int(ids[-1]) + 1) / (time.perf_counter() - started):,.0f} rec/s)")
         ingest_rps = n / (time.perf_counter() - started)
         client.close()
+        # settled as the background maintenance leaves a collection once its ingest stops:
+        # sealed and merged (a stop seals and merges nothing, so without this the restart
+        # would open ~17 segments and merge them while the workload below runs)
+        started = time.perf_counter()
+        with vectord.Client(proc.address, timeout=3600) as client:
+            client.checkpoint("bench")
+        settle_s = time.perf_counter() - started
+        log(f"  large: sealed and merged in {settle_s:.0f} s")
         code = proc.terminate(timeout=900)
         if code != 0:
             raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
@@ -447,7 +455,7 @@ def run_large_restart(n: int, dim: int, workdir: Path, log, batch: int = 5000,
         log(f"  large: after the mixed workload {rss_mixed / 2**20:,.0f} MiB {parts} ({counts})")
     finally:
         proc.terminate(timeout=900)
-    return {"n": n, "dim": dim, "ingest_rps": ingest_rps, "restart_s": restart_s, "open_s": open_s, "rss_restarted": rss,
+    return {"n": n, "dim": dim, "ingest_rps": ingest_rps, "settle_s": settle_s, "restart_s": restart_s, "open_s": open_s, "rss_restarted": rss,
             "rss_mixed": rss_mixed, "rss_mixed_parts": parts, "mixed_counts": counts, "hnswlib_rss": held[0],
             "hnswlib_rss_fixed": held[1],
             "from_base": str(base) if base is not None else None}

@@ -29,6 +29,7 @@ def _fill(path, tuning=TUNING):
             col = db.create_collection(name, dim=8)
             col.add([f"r{i}" for i in range(300)], VECTORS, metadatas=[{"i": i} for i in range(300)])
             col.delete(ids=["r0", "r1"])
+            col.checkpoint()  # SEALING seals here: a close's final checkpoint seals nothing
     collection = next(p for p in (path / "collections").iterdir() if _name(p) == "hurt")
     if tuning.seal_rows:
         from vectord.storage.checkpoint import read_manifest

@@ -413,3 +413,37 @@ def test_a_tail_far_past_the_segment_bound_stays_one_state(tmp_path):
         col = db.get_collection("c")
         col.checkpoint(force=True)
         assert len(col.sealed) >= 1 and col.count() == 500
+
+
+def test_a_close_seals_and_merges_nothing_and_the_next_start_does_it(tmp_path, monkeypatch):
+    """Regression (s9-a, issue 13's suite): a 1M x 384 ingest stopped right after its last
+    write sealed its tail and merged six times in the final checkpoint, 15 minutes before
+    the server exited. A close writes what the log holds and no more; the next start's
+    maintenance seals and merges (nothing is lost either way)."""
+    from vectord.storage import maintenance
+
+    tuning = Tuning(**EXACT, seal_rows=40, merge_factor=100)
+    rebuilt: list[str] = []
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as db:
+        col = db.create_collection("c", dim=DIM)
+        col.add([f"r{i}" for i in range(80)], VECTORS[:80])
+        col.checkpoint()
+        col.add([f"r{i}" for i in range(80, 130)], VECTORS[80:130])  # a tail past seal_rows
+        assert len(col.sealed) == 1 and col._maintenance.seal_due()
+        for name in ("seal", "merge", "_compact_beside"):  # what rebuilds graphs, counted from here
+            def counted(self, *args, _name=name, _original=getattr(maintenance.Maintenance, name), **kwargs):
+                rebuilt.append(_name)
+                return _original(self, *args, **kwargs)
+            monkeypatch.setattr(maintenance.Maintenance, name, counted)
+    assert rebuilt == []  # the close did none of them (before: the seal and a compaction pass)
+    manifest = disk.read_manifest(next((tmp_path / "d" / "collections").iterdir()))
+    assert len(manifest["segments"]) == 1 and manifest["slots"] == 50  # the tail written as it was
+    monkeypatch.undo()
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as db:
+        col = db.get_collection("c")
+        assert col.count() == 130 and len(col.sealed) == 1
+        assert col._maintenance.needs_checkpoint()  # the background maintenance's cue
+        col.checkpoint()  # what it runs: the seal, then a merge of everything (done ingesting)
+        assert len(col.sealed) == 1 and col.sealed[0].live == 130 and not len(col.state.records)
+        found = col.query(VECTORS[:130], n_results=1)
+        assert [r.ids[0] for r in found] == [f"r{i}" for i in range(130)]
