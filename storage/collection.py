@@ -179,6 +179,9 @@ class Collection:
         self.state = self._empty_state()
         self._failed: str | None = None
         self._closed = False
+        #: Set when a close is under way (``stop_upkeep``): a checkpoint running then
+        #: finishes the seal or merge in flight and starts no other (Maintenance).
+        self._upkeep_stopped = threading.Event()
         self._applied_seq = manifest["applied_seq"]
         #: The log records applied while a compaction builds (None otherwise): its swap
         #: applies them again to the new structures (storage/compaction.py).
@@ -331,6 +334,12 @@ class Collection:
                  replayed, "" if replayed == 1 else "s", time.monotonic() - started)
         return collection
 
+    def stop_upkeep(self) -> None:
+        """From now on no checkpoint starts a seal, merge or compaction (one in flight
+        finishes): a database's close calls it before it waits for its background
+        checkpoint, which may have merges queued, minutes each on a large collection."""
+        self._upkeep_stopped.set()
+
     def close(self, checkpoint: bool = True) -> None:
         """Writes a final checkpoint (when asked and healthy) and closes the log. The final
         checkpoint seals, merges and compacts nothing (``Maintenance.checkpoint``'s
@@ -338,6 +347,7 @@ class Collection:
         rebuild; the next start's maintenance does what is due."""
         if self._closed:
             return
+        self.stop_upkeep()
         self._indexing = False
         self._indexer.stop()  # the checkpoint saves the graph as far as it got (``covered``)
         failure = self._failed or (self._wal is not None and self._wal.failed)

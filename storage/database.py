@@ -102,7 +102,9 @@ class Database:
             return
         self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = FileLock(str(self.path / "LOCK"), timeout=0)
+        # not thread-local (filelock's default): a database opened in one thread and closed in
+        # another (an embedded client closed by a worker thread) must release its lock
+        self._lock_file = FileLock(str(self.path / "LOCK"), timeout=0, thread_local=False)
         try:
             self._lock_file.acquire()
         except Timeout:
@@ -177,6 +179,8 @@ class Database:
             collections = list(self._collections.values())
         _OPEN.discard(self)
         self._stop.set()
+        for collection in collections:  # a background checkpoint stops after its merge in flight
+            collection.stop_upkeep()
         if self._checkpointer is not None:
             self._checkpointer.join()
         for collection in collections:  # in memory: nothing to keep, so no compaction either

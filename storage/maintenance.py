@@ -157,10 +157,13 @@ class Maintenance:
         """Seals the tail when due, then merges while a merge is due; returns whether the
         segment list changed (the caller holds the checkpoint mutex)."""
         changed = False
-        if self.seal_due():
+        stopped = self._host._upkeep_stopped.is_set  # a close under way: start no rebuild
+        if self.seal_due() and not stopped():
             changed = self.seal()
         made: set[str] = set()  # the segments this checkpoint's merges made
         for _ in range(64):  # each merge lowers the count of segments (a bound, never reached)
+            if stopped():
+                break
             pick = self.merge_pick(compact)
             if pick is None or (len(pick) == 1 and self._host.sealed[pick[0]].name in made):
                 # A segment this checkpoint just compacted is not compacted again by it: under
@@ -353,8 +356,9 @@ class Maintenance:
                 c._check_open()
             else:
                 c._check_writable()
-            if not compaction.due(c.state.vectors.slots, len(c.state.records), c.state.index is not None,
-                                  c.tuning.compact_min_dead, c.tuning.compact_ratio, force):
+            if c._upkeep_stopped.is_set() or not compaction.due(
+                    c.state.vectors.slots, len(c.state.records), c.state.index is not None,
+                    c.tuning.compact_min_dead, c.tuning.compact_ratio, force):
                 return 0
             frozen = compaction.freeze(c.state)
             c._delta = []

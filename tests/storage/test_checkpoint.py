@@ -162,6 +162,18 @@ def test_a_second_owner_fails_fast(tmp_path):
     Database(tmp_path / "d", tuning=TUNING).close()  # released on close
 
 
+def test_a_database_closed_by_another_thread_releases_its_lock(tmp_path):
+    """Regression: filelock's locks are thread-local by default, so a close from a thread
+    other than the opener's left the directory locked for the rest of the process."""
+    import threading
+
+    db = Database(tmp_path / "d", tuning=TUNING)
+    closer = threading.Thread(target=db.close)
+    closer.start()
+    closer.join()
+    Database(tmp_path / "d", tuning=TUNING).close()
+
+
 def test_a_forced_checkpoint_never_rewrites_the_generation_the_manifest_names(tmp_path, monkeypatch):
     """Regression: checkpoint(force=True) with an empty log rewrote gen-<seq> in place, so
     a crash in that window left the MANIFEST naming a half-written generation."""

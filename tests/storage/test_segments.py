@@ -447,3 +447,47 @@ def test_a_close_seals_and_merges_nothing_and_the_next_start_does_it(tmp_path, m
         assert len(col.sealed) == 1 and col.sealed[0].live == 130 and not len(col.state.records)
         found = col.query(VECTORS[:130], n_results=1)
         assert [r.ids[0] for r in found] == [f"r{i}" for i in range(130)]
+
+
+def test_a_close_waits_for_the_merge_in_flight_and_starts_no_other(tmp_path, monkeypatch):
+    """A stop during the background maintenance's merges: before, the database's close
+    joined the background checkpoint with all its queued merges (minutes each at 1M x 384);
+    now the merge in flight finishes and the queued ones wait for the next start."""
+    import threading
+
+    from vectord.storage import maintenance
+
+    tuning = Tuning(**EXACT, seal_rows=40, merge_factor=100, max_segment_rows=80)
+    db = Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600)
+    col = db.create_collection("c", dim=DIM)
+    for start in range(0, 160, 40):  # four segments; each checkpoint follows writes: no merge yet
+        col.add([f"r{i}" for i in range(start, start + 40)], VECTORS[start:start + 40])
+        col.checkpoint()
+    assert len(col.sealed) == 4 and col._maintenance.merge_pick() is not None  # idle: 2 merges due
+    in_merge, go_on, merges = threading.Event(), threading.Event(), []
+    original = maintenance.Maintenance.merge
+
+    def held_merge(self, positions):
+        merges.append(positions)
+        in_merge.set()
+        assert go_on.wait(10)
+        return original(self, positions)
+
+    monkeypatch.setattr(maintenance.Maintenance, "merge", held_merge)
+    background = threading.Thread(target=col.checkpoint)  # as the database's checkpointer runs it
+    background.start()
+    assert in_merge.wait(10)
+    closing = threading.Thread(target=db.close)
+    closing.start()
+    while not col._upkeep_stopped.is_set():  # the close asked the upkeep to stop ...
+        closing.join(0.01)
+    go_on.set()  # ... before the merge in flight ended
+    background.join(10)
+    closing.join(10)
+    assert not closing.is_alive() and len(merges) == 1  # the second merge was never started
+    monkeypatch.undo()
+    with Database(tmp_path / "d", tuning=tuning, checkpoint_interval_s=3600) as again:
+        col = again.get_collection("c")
+        assert col.count() == 160 and len(col.sealed) == 3  # one merge made, one left to do
+        col.checkpoint()
+        assert [s.live for s in col.sealed] == [80, 80]
