@@ -342,8 +342,7 @@ class Collection:
 
     def close(self, checkpoint: bool = True) -> None:
         """Writes a final checkpoint (when asked and healthy) and closes the log. The final
-        checkpoint seals, merges and compacts nothing (``Maintenance.checkpoint``'s
-        ``upkeep``): a close takes as long as writing what the log holds, not a graph's
+        checkpoint seals, merges and compacts nothing (``stop_upkeep`` first): a close takes as long as writing what the log holds, not a graph's
         rebuild; the next start's maintenance does what is due."""
         if self._closed:
             return
@@ -358,7 +357,7 @@ class Collection:
                         "the next start recovers it from its log", self.config.name, failure)
         elif checkpoint:
             try:
-                self._maintenance.checkpoint(upkeep=False)
+                self.checkpoint()
             except VectordError as exc:  # e.g. disk full: the log still holds everything
                 log.warning("collection %r: final checkpoint failed (%s); the next start "
                             "replays the log", self.config.name, exc)

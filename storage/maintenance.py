@@ -83,18 +83,18 @@ class Maintenance:
         # them either way); counting them made a bulk load checkpoint after every pause
         return max(0, min(index.covered, slots) - covered)
 
-    def checkpoint(self, force: bool = False, compact: bool = False, upkeep: bool = True) -> bool:
+    def checkpoint(self, force: bool = False, compact: bool = False) -> bool:
         """Writes a new generation and truncates the log; returns whether it wrote one.
 
         With ``compact``, every deleted slot is compacted away now (not only past the
         compaction threshold), writing a generation if there was any.
 
-        Without ``upkeep`` (the final checkpoint of a close), nothing is sealed, merged or
-        compacted first: those rebuild graphs, minutes for a large collection (a 1M x 384
-        ingest stopped at once sealed and merged for 15 minutes before its server exited,
-        past any service manager's stop timeout), and the next start's background
-        maintenance does them as well; the checkpoint only writes what the log holds, so
-        that the next start need not replay it.
+        Once a close is under way (``Collection.stop_upkeep``), nothing is sealed, merged or
+        compacted: those rebuild graphs, minutes for a large collection (a 1M x 384 ingest
+        stopped at once sealed and merged for 15 minutes before its server exited, past any
+        service manager's stop timeout), and the next start's background maintenance does
+        them as well; the final checkpoint only writes what the log holds, so that the next
+        start need not replay it.
 
         Compaction, when due, builds its new structures beside the old ones while queries
         and writes go on, and swaps them in under the write lock (``_compact_beside``).
@@ -109,18 +109,24 @@ class Maintenance:
         """
         c = self._host
         if c.path is None:
-            if upkeep:
-                with c._checkpoint_mutex:
-                    self._seal_and_merge(compact)
-                    self.compacted_slots_total += self._compact_beside(force=compact)
+            with c._checkpoint_mutex:
+                self._upkeep(compact)
             return False
         started = time.monotonic()
         with c._checkpoint_mutex:
-            changed = self._seal_and_merge(compact) if upkeep else False
-            compacted = self._compact_beside(force=compact) if upkeep else 0
-            self.compacted_slots_total += compacted
+            changed, compacted = self._upkeep(compact)
             with c._writers:
                 return self._write_checkpoint(force or changed, compact, compacted, started)
+
+    def _upkeep(self, compact: bool) -> tuple[bool, int]:
+        """Seals, merges and compacts what is due, none of it once a close is under way
+        (``Collection.stop_upkeep``; a seal or merge in flight finishes). Returns whether
+        the segment list changed and the slots compacted away (the caller holds the
+        checkpoint mutex)."""
+        changed = self._seal_and_merge(compact)
+        compacted = 0 if self._host._upkeep_stopped.is_set() else self._compact_beside(force=compact)
+        self.compacted_slots_total += compacted
+        return changed, compacted
 
     # ------------------------------------------------------------------ segments (docs/segments.md)
     def seal_due(self) -> bool:
@@ -155,9 +161,10 @@ class Maintenance:
 
     def _seal_and_merge(self, compact: bool) -> bool:
         """Seals the tail when due, then merges while a merge is due; returns whether the
-        segment list changed (the caller holds the checkpoint mutex)."""
+        segment list changed (the caller holds the checkpoint mutex). Starts no seal or
+        merge once a close is under way (``Collection.stop_upkeep``)."""
         changed = False
-        stopped = self._host._upkeep_stopped.is_set  # a close under way: start no rebuild
+        stopped = self._host._upkeep_stopped.is_set
         if self.seal_due() and not stopped():
             changed = self.seal()
         made: set[str] = set()  # the segments this checkpoint's merges made
@@ -356,9 +363,8 @@ class Maintenance:
                 c._check_open()
             else:
                 c._check_writable()
-            if c._upkeep_stopped.is_set() or not compaction.due(
-                    c.state.vectors.slots, len(c.state.records), c.state.index is not None,
-                    c.tuning.compact_min_dead, c.tuning.compact_ratio, force):
+            if not compaction.due(c.state.vectors.slots, len(c.state.records), c.state.index is not None,
+                                  c.tuning.compact_min_dead, c.tuning.compact_ratio, force):
                 return 0
             frozen = compaction.freeze(c.state)
             c._delta = []

@@ -228,17 +228,13 @@ SMALL_N = 5000
 RSS_RESTARTS = 3
 
 
-def _restarted_rss(data_dir: Path, query: np.ndarray, *flags: str) -> int:
-    """Median VmRSS of RSS_RESTARTS servers started on data_dir, each after one query."""
-    import vectord
-    from vectord.testing import start_server
-
-    found = []
-    for _ in range(RSS_RESTARTS):
-        proc = start_server(data_dir, *flags, timeout=900)
+def _restarted_rss(data_dir: Path, query: np.ndarray, *flags: str, found: tuple[int, ...] = ()) -> int:
+    """Median VmRSS of RSS_RESTARTS servers started on data_dir, each read 0.5 s after its
+    first query; ``found``: RSS already read so from restarts the caller made."""
+    found = list(found)
+    while len(found) < RSS_RESTARTS:
+        _, proc = _first_query_after_start(data_dir, query, *flags)
         try:
-            with vectord.Client(proc.address, timeout=900) as client:
-                client.get_collection("bench").query(query_embeddings=query[None, :], n_results=K, include=[])
             time.sleep(0.5)
             found.append(vm_rss_bytes(proc.proc.pid))
         finally:
@@ -246,9 +242,9 @@ def _restarted_rss(data_dir: Path, query: np.ndarray, *flags: str) -> int:
     return int(np.median(found))
 
 
-def small_collection_rss(ds, config, workdir: Path) -> tuple[int, int]:
+def small_collection_rss(ds, config, workdir: Path, log) -> tuple[int, int]:
     """(RSS, records) of a restarted server whose collection holds the data set's first
-    SMALL_N records, ingested as the suite ingests (ids, metadata, batches), with its graph.
+    SMALL_N records, ingested as the suite ingests them (``Session.op_ingest``), with its graph.
 
     The per-record memory figure is the difference to the full collection's restarted server
     over the records between them (report.py): every cost of a collection with a graph that
@@ -257,18 +253,12 @@ def small_collection_rss(ds, config, workdir: Path) -> tuple[int, int]:
     import vectord
     from vectord.testing import start_server
 
-    from .measure import BUCKETS
-
     data_dir, n = workdir / "vectord-small", min(SMALL_N, len(ds.data) // 2)
     proc = start_server(data_dir, *planner_flags(config), timeout=120)
     try:
         with vectord.Client(proc.address, timeout=600) as client:
-            adapter = VectordAdapter(client, ds.dim)
-            for s in range(0, n, config["batch"]):
-                e = min(s + config["batch"], n)
-                adapter.ingest([str(i) for i in range(s, e)], ds.data[s:e],
-                               [{"bucket": i % BUCKETS} for i in range(s, e)])
-            adapter.wait_indexed()
+            Session(VectordAdapter(client, ds.dim), ds.data, ds.queries, ds.truth, ds.filtered_truth, config,
+                    [proc.proc.pid], log).op_ingest(0, n)
     finally:
         proc.terminate(timeout=600)
     return _restarted_rss(data_dir, ds.queries[0], *planner_flags(config)), n
@@ -278,7 +268,7 @@ def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
     import vectord
     from vectord.testing import start_server
 
-    small = small_collection_rss(ds, config, workdir)
+    small = small_collection_rss(ds, config, workdir, log)
     log(f"  vectord remote: restarted server with {small[1]:,} records: {small[0] / 2**20:,.1f} MiB")
     data_dir = workdir / "vectord-remote"
     proc = start_server(data_dir, *planner_flags(config), timeout=120)
@@ -301,9 +291,11 @@ def open_vectord_remote(ds, config, workdir: Path, log) -> LocalSystem:
             if code != 0:
                 raise RuntimeError(f"vectord exited {code}: {proc.log()[-2000:]}")
             out["restart_s"], state["proc"] = _first_query_after_start(data_dir, ds.queries[0], *planner_flags(config))
+            time.sleep(0.5)
             out["rss_restarted_first"] = vm_rss_bytes(state["proc"].proc.pid)
             state["proc"].terminate(timeout=600)
-            out["rss_restarted"] = _restarted_rss(data_dir, ds.queries[0], *planner_flags(config))
+            out["rss_restarted"] = _restarted_rss(data_dir, ds.queries[0], *planner_flags(config),
+                                                  found=(out["rss_restarted_first"],))
             out["hnswlib_rss"], out["hnswlib_rss_fixed"] = hnswlib_rss_bytes(data_dir, ds.dim) or (None, None)
             out["rss_small"], out["small_n"] = small
             log(f"  vectord remote: restart {out['restart_s']:.2f} s; server RSS {out['rss_loaded'] / 2**20:,.0f} MiB "
