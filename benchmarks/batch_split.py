@@ -15,11 +15,16 @@ One process, GloVe 100k x 50 (the suite's data and settings), five ways to answe
 
 ``remote - engine`` is then what the call costs around the search (gRPC, the servicer, the
 SDK), and ``engine - raw2`` what the search costs in a server process over this one.
+
+Beside each median, the CPU time (user + system, clock ticks: +-0.33 ms a call over 30) that
+this process and, for ``ceiling`` and ``remote``, the server process spent per call: does a
+remote batch cost its server more CPU for the same search, or run less in parallel?
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -37,14 +42,25 @@ from benchmarks.suite.systems import EF, EF_CONSTRUCTION, HNSW, K, M  # noqa: E4
 N = 100_000
 
 
-def median_ms(call, n: int = 30) -> float:
-    call()  # warm-up
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_ms(call, n: int = 30, server: int | None = None) -> tuple[float, float, float]:
+    """The median of ``n`` calls' wall times, and the CPU this process and ``server`` (a pid)
+    spent per call, all in ms."""
     times = []
+    mine, theirs = os.times(), process_cpu_s(server) if server else 0.0
     for _ in range(n):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
-    return float(np.median(times)) * 1000
+    after = os.times()
+    cpu = (after.user + after.system) - (mine.user + mine.system)
+    server_cpu = process_cpu_s(server) - theirs if server else 0.0
+    return float(np.median(times)) * 1000, cpu * 1000 / n, server_cpu * 1000 / n
 
 
 def main() -> None:
@@ -83,16 +99,24 @@ def main() -> None:
             "ceiling": lambda: ceiling.search_batch(queries, K),
             "remote": lambda: col.query(query_embeddings=queries, n_results=K, include=[]),
         }
+        servers = {"ceiling": ceiling.proc.pid, "remote": server.proc.pid}
         rows: dict[str, list[float]] = {name: [] for name in [*ways, "engine"]}
+        cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
         for _ in range(args.rounds):
             for name, call in ways.items():
-                rows[name].append(median_ms(call))
+                wall, mine, theirs = median_ms(call, server=servers.get(name))
+                rows[name].append(wall)
+                cpu[name].append((mine, theirs))
             rows["engine"].append(float(np.median([
                 col.query(query_embeddings=queries, n_results=K, include=[], explain=True)["plan"]["elapsed_ms"]
                 for _ in range(30)])))
         print(f"{args.per_call} queries per call, GloVe 100k x 50, median call per round (ms):")
         for name, values in rows.items():
-            print(f"  {name:8s} {np.median(values):7.2f}   rounds: {' '.join(f'{v:.2f}' for v in values)}")
+            spent = ""
+            if name in cpu:  # CPU per call, median over the rounds
+                mine, theirs = np.median([c[0] for c in cpu[name]]), np.median([c[1] for c in cpu[name]])
+                spent = f"   CPU: this process {mine:.2f}" + (f", server {theirs:.2f}" if name in servers else "")
+            print(f"  {name:8s} {np.median(values):7.2f}   rounds: {' '.join(f'{v:.2f}' for v in values)}{spent}")
         raw2, remote = np.median(rows["raw2"]), np.median(rows["remote"])
         print(f"remote / raw2 throughput {raw2 / remote:.2f}; ceiling / raw2 {raw2 / np.median(rows['ceiling']):.2f}; "
               f"around the search (remote - engine) {remote - np.median(rows['engine']):.2f} ms")
