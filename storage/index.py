@@ -34,6 +34,7 @@ import hnswlib
 import numpy as np
 
 from .blas import single_threaded
+from .graph_file import load_graph
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,8 @@ class HnswIndex:
         ``covered`` (see the attribute) defaults to ``capacity``, the generation's slots
         (a generation written before the exact tail: its graph held every slot)."""
         index = cls(metric, dim, m, ef_construction, ef_search, threads)
-        index._index.load_index(str(path), max_elements=max(capacity, 16))
+        # hnswlib's own file, read without load_index's slower pass (storage/graph_file.py)
+        index._index = load_graph(path, _SPACES[metric], dim, max(capacity, 16), SEED)
         index._set_initial_ef(ef_search)  # ef is not saved in the file
         index.deleted = deleted
         index.covered = capacity if covered is None else covered
