@@ -8,8 +8,11 @@ takes whole arrays: the file is mapped, its level-0 block (vectors, labels and l
 all of it) goes to hnswlib as one view of the map, and only the upper layers'
 variable-length lists (about 1 element in M has any) need a walk, done a run of level-0-only
 elements at a time by a regular expression. Measured against ``load_index`` on the same
-files, alternating (2 cores): GloVe 100k x 50 (34 MB) 0.06-0.09 s against 0.12 s; the five
-graphs of a 250k x 384 collection (358 MiB, benchmarks/graph_load_ab.py) 0.77 x the time.
+files, alternating (2 cores; benchmarks/graph_load_ab.py): GloVe 100k x 50 (34 MB) 0.06-0.09 s
+against 0.12 s; the 15 graphs of a 1M x 384 collection (1.6 GiB) 1.31 s against 1.90 s with
+the huge pages the server asks for (server/huge_pages.py), about even without them (both are
+then bound by page faults); that collection's restart 6.11 s against 6.72 s, medians of 5
+(benchmarks/results/restart-1m-2026-12-03-graph-load.md).
 
 The file format (hnswlib's ``HierarchicalNSW::saveIndex``, unchanged since 0.6): a header of
 13 fields, then ``cur_element_count`` level-0 blocks of ``size_data_per_element`` bytes each
