@@ -136,8 +136,8 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
                 manifest: dict[str, Any], slots: int) -> tuple[HnswIndex | None, str | None]:
     """Loads the generation's graph: (index, None), or (None, why) when hnswlib cannot.
 
-    The file passed its checksum, yet hnswlib may still refuse it (a file its version cannot
-    read, or damage written before the checksum was taken). The graph is a derived cache:
+    The file passed its checksum, yet it may still be refused (storage/graph_file.py checks
+    its structure: a file of another format, or damage written before the checksum was taken). The graph is a derived cache:
     the caller rebuilds it from the verified vectors, as for a checksum failure.
     """
     covered = manifest["index"].get("covered")

@@ -10,7 +10,7 @@ benchmarks/results/hnswlib-gil-pickle-2026-11-30.json) and restarts were slower.
 So the file is written by a child process (``subprocess``; never a bare fork: a server runs
 gRPC threads) that builds the graph from the new segment's rows file (``compact-*.npy``,
 written and fsynced by storage/compaction.py) and saves it with ``save_index`` beside it
-(``compact-*.hnsw``): the format of every graph before, read by ``load_index`` at open.
+(``compact-*.hnsw``): the format of every graph before, read at open by storage/graph_file.py.
 ``Segment.write`` then moves it into the segment's directory. This process waits for the
 child with the GIL released, and only then builds its own copy of the graph (to serve
 queries): the two graphs are never in memory at the same time, so a compaction's peak
