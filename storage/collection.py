@@ -137,8 +137,9 @@ def _load_index(index_path: Path, config: CollectionConfig, tuning: Tuning,
     """Loads the generation's graph: (index, None), or (None, why) when hnswlib cannot.
 
     The file passed its checksum, yet it may still be refused (storage/graph_file.py checks
-    its structure: a file of another format, or damage written before the checksum was taken). The graph is a derived cache:
-    the caller rebuilds it from the verified vectors, as for a checksum failure.
+    its structure: a file of another format, or damage written before the checksum was
+    taken). The graph is a derived cache: the caller rebuilds it from the verified vectors,
+    as for a checksum failure.
     """
     covered = manifest["index"].get("covered")
     if covered is not None and (isinstance(covered, bool) or not isinstance(covered, int)
@@ -342,8 +343,9 @@ class Collection:
 
     def close(self, checkpoint: bool = True) -> None:
         """Writes a final checkpoint (when asked and healthy) and closes the log. The final
-        checkpoint seals, merges and compacts nothing (``stop_upkeep`` first): a close takes as long as writing what the log holds, not a graph's
-        rebuild; the next start's maintenance does what is due."""
+        checkpoint seals, merges and compacts nothing (``stop_upkeep`` first): a close takes
+        as long as writing what the log holds, not a graph's rebuild; the next start's
+        maintenance does what is due."""
         if self._closed:
             return
         self.stop_upkeep()

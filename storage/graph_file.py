@@ -46,6 +46,7 @@ HEADER = struct.Struct("<QQQQQQiIQQQdQ")
 #: A run of elements without upper layers (15 in 16 of them at M = 16): a zero size each.
 _ZERO_WORDS = re.compile(rb"(?:\x00\x00\x00\x00)*")
 
+
 def load_graph(path: Path, space: str, dim: int, max_elements: int, seed: int) -> hnswlib.Index:
     """The hnswlib index saved at ``path``, with room for ``max_elements`` (at least its count).
 
@@ -105,13 +106,13 @@ def _state(buffer: memoryview, size: int, path: Path, space: str, dim: int, max_
     capacity = max(max_elements, count)
     element_levels = np.zeros(capacity, np.int32)
     element_levels[:count] = levels
-    deleted = bool(count) and bool((links[:, 0] >> 16 & 0xFF).any())  # hnswlib's DELETE_MARK byte
+    deleted = bool((links[:, 0] >> 16 & 0xFF).any())  # hnswlib's DELETE_MARK byte
     return {
         "ser_version": 1, "space": space, "dim": dim, "index_inited": True, "ep_added": True,
         "normalize": space == "cosine", "num_threads": os.cpu_count() or 1, "seed": seed,
         "offset_level0": 0, "max_elements": capacity, "cur_element_count": count,
         "size_data_per_element": per_element, "label_offset": label_offset, "offset_data": data_offset,
-        "max_level": max_level if count else -1, "enterpoint_node": entry if count else 0,
+        "max_level": max_level, "enterpoint_node": entry,  # an empty graph's -1s, as saved
         "max_M": max_m, "max_M0": max_m0, "M": m, "mult": mult, "ef_construction": ef_construction,
         "ef": 10, "has_deletions": deleted, "size_links_per_element": per_level,
         "label_lookup_external": labels, "label_lookup_internal": np.arange(count, dtype=np.uint32),

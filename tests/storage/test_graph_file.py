@@ -72,6 +72,10 @@ def test_an_empty_graph(tmp_path):
     index.save_index(str(tmp_path / "empty.bin"))
     loaded = load_graph(tmp_path / "empty.bin", "l2", 4, 16, SEED)
     assert loaded.get_current_count() == 0
+    expected = hnswlib.Index(space="l2", dim=4)
+    expected.load_index(str(tmp_path / "empty.bin"), max_elements=16)
+    assert {k: v for k, v in state(loaded).items() if not isinstance(v, np.ndarray)} == \
+        {k: v for k, v in state(expected).items() if not isinstance(v, np.ndarray)}
     loaded.add_items(np.ones((1, 4), np.float32), [9])
     assert loaded.knn_query(np.ones((1, 4), np.float32), k=1)[0][0][0] == 9
 
