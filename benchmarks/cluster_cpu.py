@@ -1,0 +1,179 @@
+"""Where the CPU of a batched query goes: the cluster gateway's processes against one server's.
+
+    python benchmarks/cluster_cpu.py [--records 20000] [--dim 64] [--batches 60] [--rounds 3]
+        [--out benchmarks/results/cluster-cpu-DATE]
+
+The layout of benchmarks/cluster.py: a ``ray.cluster_utils`` cluster of three simulated nodes
+(one CPU each), a gateway with 3 shards x 2 replicas, and one `vectord serve`, both loaded
+with the same seeded vectors. Batches of 100 queries (distances only, n_results 10) go to one,
+then the other, ``--rounds`` times. Around each run of ``--batches`` batches, every process
+on the machine that takes part is read from /proc: its user + system CPU. These are the
+client (this script), the gateway, each shard replica, Ray's GCS, raylets and other daemons,
+and the single server. Each process's CPU is divided by the batches.
+
+It answers what benchmarks/cluster.py's throughput ratio cannot: whether the cluster loses
+to one server through more work (the shards' searches, the gateway's fan-out and merge), or
+through idle cores between the hops. CPU is counted in clock ticks (10 ms), so a process's
+figure per batch is good to about 10 ms / batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import NODE, RESULTS, load, start, stop  # noqa: E402  (benchmarks/cluster.py)
+
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+BATCH = 100
+
+
+def cpu_by_process(gateway: int, server: int) -> dict[str, float]:
+    """Seconds of CPU (user + system) so far of each process that takes part, by role."""
+    out: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(pid) == gateway:
+            role = "gateway"
+        elif int(pid) == server:
+            role = "single server"
+        elif int(pid) == os.getpid():
+            role = "client"
+        elif "ShardReplica" in cmd:
+            role = f"replica {pid}"
+        elif "gcs_server" in cmd:
+            role = "ray gcs"
+        elif "raylet" in cmd:
+            role = "ray raylets"
+        elif "ray" in cmd:
+            role = "ray, other daemons"
+        else:
+            continue
+        out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) * TICK_S
+    return out
+
+
+def measure(collection, queries: np.ndarray, batches: int, gateway: int, server: int) -> dict:
+    """``batches`` batches on ``collection``: wall ms per batch, and CPU ms per batch by process."""
+    before, started = cpu_by_process(gateway, server), time.perf_counter()
+    walls = []
+    for i in range(batches):
+        lo = (i * BATCH) % len(queries)
+        t0 = time.perf_counter()
+        collection.query(query_embeddings=queries[lo:lo + BATCH], n_results=10, include=["distances"])
+        walls.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - started
+    after = cpu_by_process(gateway, server)
+    cpu = {role: round((after[role] - before.get(role, 0.0)) * 1000 / batches, 2) for role in after}
+    total = sum(cpu.values())
+    return {"wall_ms_mean": round(wall * 1000 / batches, 2), "wall_ms_median": round(float(np.median(walls)) * 1000, 2),
+            "cpu_ms": {k: v for k, v in sorted(cpu.items()) if v > 0}, "cpu_ms_total": round(total, 2),
+            "cores": round(total / (wall * 1000 / batches), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=60, help="batches of 100 per run (default 60)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each (default 3)")
+    parser.add_argument("--planner-cost-per-ef", type=int, default=17)
+    parser.add_argument("--out", help="write OUT.md and OUT.json (default: results/cluster-cpu-<date>)")
+    args = parser.parse_args()
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import vectord
+
+    rng = np.random.default_rng(0)  # the data and queries of benchmarks/cluster.py
+    data = rng.standard_normal((args.records, args.dim)).astype(np.float32)
+    queries = rng.standard_normal((1000, args.dim)).astype(np.float32)
+    tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-cpu-"))
+    cluster = Cluster(initialize_head=True, head_node_args=NODE)
+    for _ in range(2):
+        cluster.add_node(**NODE)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    cost = ["--planner-cost-per-ef", str(args.planner_cost_per_ef)]
+    gateway, gateway_address = start(
+        [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
+         "--data-dir", str(tmp / "cluster"), "--shards", "3", "--replicas", "2", *cost],
+        "vectord cluster gateway listening", tmp / "gateway.log")
+    server, server_address = start(
+        [sys.executable, "-m", "vectord", "serve", "--port", "0", "--data-dir", str(tmp / "single"), *cost],
+        "vectord listening", tmp / "server.log")
+    rounds = []
+    try:
+        with vectord.Client(gateway_address, timeout=120) as on_cluster, \
+                vectord.Client(server_address, timeout=120) as on_single:
+            sharded = on_cluster.create_collection("bench", dim=args.dim)
+            single = on_single.create_collection("bench", dim=args.dim)
+            load(sharded, data)
+            load(single, data)
+            time.sleep(5)  # the background indexing settled
+            for _ in range(20):  # warm: connections open, pages touched
+                sharded.query(query_embeddings=queries[:BATCH], n_results=10, include=["distances"])
+                single.query(query_embeddings=queries[:BATCH], n_results=10, include=["distances"])
+            for _ in range(args.rounds):
+                rounds.append({"cluster": measure(sharded, queries, args.batches, gateway.pid, server.pid),
+                               "single": measure(single, queries, args.batches, gateway.pid, server.pid)})
+    finally:
+        stop(gateway, server, cluster)
+    results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+               "records": args.records, "dim": args.dim, "batches": args.batches, "rounds": rounds}
+    stem = Path(args.out) if args.out else RESULTS / f"cluster-cpu-{results['date']}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(report(results, args))
+    print(stem.with_suffix(".md").read_text())
+    return 0
+
+
+def report(results: dict, args: argparse.Namespace) -> str:
+    """The rounds as a markdown table: CPU ms per batch by role (the replicas summed)."""
+    def roles(run: dict) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for role, ms in run["cpu_ms"].items():
+            key = "shard replicas (all 6)" if role.startswith("replica") else role
+            out[key] = out.get(key, 0.0) + ms
+        return out
+
+    keys = ["client", "gateway", "shard replicas (all 6)", "single server", "ray gcs", "ray raylets",
+            "ray, other daemons"]
+    head = "| round | system | wall ms / batch (median) | " + " | ".join(keys) + " | CPU total | cores busy |"
+    lines = [head, "|" + "---|" * (len(keys) + 5)]
+    for n, r in enumerate(results["rounds"], 1):
+        for system in ("cluster", "single"):
+            run, by_role = r[system], roles(r[system])
+            lines.append(f"| {n} | {system} | {run['wall_ms_median']:.2f} | "
+                         + " | ".join(f"{by_role.get(k, 0.0):.2f}" for k in keys)
+                         + f" | {run['cpu_ms_total']:.2f} | {run['cores']:.2f} |")
+    command = (f"python benchmarks/cluster_cpu.py --records {args.records} --dim {args.dim} "
+               f"--batches {args.batches} --rounds {args.rounds}")
+    return (f"# CPU of a batched query: cluster gateway vs one server ({results['date']})\n\n"
+            f"`{command}` on {results['machine']}, everything on this one machine (loopback). A Ray cluster of 3 "
+            f"simulated nodes, the gateway (3 shards x 2 replicas) and one `vectord serve`, each holding "
+            f"{args.records:,} x {args.dim} random vectors. Batches of 100 queries, n_results 10, distances only. "
+            f"CPU is in ms per batch, user + system, read from /proc around each run of {args.batches} batches. "
+            f"Each process is counted in 10 ms clock ticks. A batch asks one replica of each shard, so the "
+            f"6 replicas' sum is what 3 searches cost.\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
