@@ -54,6 +54,27 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024}
 
 
+def seeded(records: int, dim: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmarks' random data (``records`` x ``dim``) and ``queries`` queries, seed 0:
+    the same in cluster.py, cluster_profile.py and cluster_cpu.py."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((records, dim)).astype(np.float32),
+            rng.standard_normal((queries, dim)).astype(np.float32))
+
+
+def simulated_cluster():
+    """A ``ray.cluster_utils`` cluster of three simulated nodes (head plus two, NODE each),
+    this process connected to it. Returns (the cluster, its two added nodes)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args=NODE)
+    workers = [cluster.add_node(**NODE) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    return cluster, workers
+
+
 def start(cmd: list[str], marker: str, log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True,
                             env={**os.environ, **(env or {})})
@@ -240,22 +261,14 @@ def main() -> int:
     parser.add_argument("--out", help="write the results to OUT.md and OUT.json (default: results/cluster-<date>)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
-    import ray
-    from ray.cluster_utils import Cluster
-
     import vectord
     from vectord.storage.planner import calibrate
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     cost = args.planner_cost_per_ef or calibrate(dim=args.dim)["cost_per_ef"]
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((args.records, args.dim)).astype(np.float32)
-    queries = rng.standard_normal((max(args.queries, 1000), args.dim)).astype(np.float32)
+    data, queries = seeded(args.records, args.dim, max(args.queries, 1000))
     tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-bench-"))
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    workers = [cluster.add_node(**NODE) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    cluster, workers = simulated_cluster()
 
     def gateway_up(extra: list[str], env: dict) -> tuple[subprocess.Popen, str]:
         return start([sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import NODE, RESULTS, load, start, stop  # noqa: E402  (benchmarks/cluster.py)
+from cluster import RESULTS, load, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 BATCH = 100
@@ -97,20 +97,11 @@ def main() -> int:
     parser.add_argument("--out", help="write OUT.md and OUT.json (default: results/cluster-cpu-<date>)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    import ray
-    from ray.cluster_utils import Cluster
-
     import vectord
 
-    rng = np.random.default_rng(0)  # the data and queries of benchmarks/cluster.py
-    data = rng.standard_normal((args.records, args.dim)).astype(np.float32)
-    queries = rng.standard_normal((1000, args.dim)).astype(np.float32)
+    data, queries = seeded(args.records, args.dim, 1000)
     tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-cpu-"))
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    for _ in range(2):
-        cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    cluster, _ = simulated_cluster()
     cost = ["--planner-cost-per-ef", str(args.planner_cost_per_ef)]
     gateway, gateway_address = start(
         [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",

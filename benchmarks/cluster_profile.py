@@ -26,7 +26,6 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import NODE, add_workload_arguments, load, start, stop  # noqa: E402  (benchmarks/cluster.py)
+from cluster import add_workload_arguments, load, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
 
 STAGES: dict[str, list[int]] = collections.defaultdict(list)
 
@@ -184,21 +183,14 @@ def main() -> int:
         return serve_wrapped(args.role, rest)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
-    from ray.cluster_utils import Cluster
 
     import vectord
     from vectord.cluster.controller import NAMESPACE
     from vectord.cluster.replica import replica_name
 
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((args.records, args.dim)).astype(np.float32)
-    queries = rng.standard_normal((max(args.queries, 100, args.batch), args.dim)).astype(np.float32)
+    data, queries = seeded(args.records, args.dim, max(args.queries, 100, args.batch))
     tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-profile-"))
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    for _ in range(2):
-        cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, namespace="vectord", logging_level="ERROR", log_to_driver=False)
+    cluster, _ = simulated_cluster()
     me = [sys.executable, str(Path(__file__).resolve())]
     env = {"VECTORD_PROFILE_OUT": str(tmp / "stages-gateway.json")}
     gateway, gateway_address = start(
