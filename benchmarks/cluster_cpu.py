@@ -1,7 +1,7 @@
 """Where the CPU of a batched query goes: the cluster gateway's processes against one server's.
 
     python benchmarks/cluster_cpu.py [--records 20000] [--dim 64] [--batches 60] [--rounds 3]
-        [--out benchmarks/results/cluster-cpu-DATE]
+        [--planner-cost-per-ef N] [--out benchmarks/results/cluster-cpu-DATE]
 
 The layout of benchmarks/cluster.py: a ``ray.cluster_utils`` cluster of three simulated nodes
 (one CPU each), a gateway with 3 shards x 2 replicas, and one `vectord serve`, both loaded
@@ -93,16 +93,19 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--batches", type=int, default=60, help="batches of 100 per run (default 60)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each (default 3)")
-    parser.add_argument("--planner-cost-per-ef", type=int, default=17)
+    parser.add_argument("--planner-cost-per-ef", type=int, default=0,
+                        help="both servers' planner setting (default: measured here, as cluster.py does)")
     parser.add_argument("--out", help="write OUT.md and OUT.json (default: results/cluster-cpu-<date>)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import vectord
+    from vectord.storage.planner import calibrate
 
+    cost_per_ef = args.planner_cost_per_ef or calibrate(dim=args.dim)["cost_per_ef"]
     data, queries = seeded(args.records, args.dim, 1000)
     tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-cpu-"))
     cluster, _ = simulated_cluster()
-    cost = ["--planner-cost-per-ef", str(args.planner_cost_per_ef)]
+    cost = ["--planner-cost-per-ef", str(cost_per_ef)]
     gateway, gateway_address = start(
         [sys.executable, "-m", "vectord", "cluster", "up", "--address", cluster.address, "--port", "0",
          "--data-dir", str(tmp / "cluster"), "--shards", "3", "--replicas", "2", *cost],
@@ -128,7 +131,8 @@ def main() -> int:
     finally:
         stop(gateway, server, cluster)
     results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "records": args.records, "dim": args.dim, "batches": args.batches, "rounds": rounds}
+               "records": args.records, "dim": args.dim, "batches": args.batches,
+               "planner_cost_per_ef": cost_per_ef, "rounds": rounds}
     stem = Path(args.out) if args.out else RESULTS / f"cluster-cpu-{results['date']}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(report(results, args))
@@ -156,7 +160,7 @@ def report(results: dict, args: argparse.Namespace) -> str:
                          + " | ".join(f"{by_role.get(k, 0.0):.2f}" for k in keys)
                          + f" | {run['cpu_ms_total']:.2f} | {run['cores']:.2f} |")
     command = (f"python benchmarks/cluster_cpu.py --records {args.records} --dim {args.dim} "
-               f"--batches {args.batches} --rounds {args.rounds}")
+               f"--batches {args.batches} --rounds {args.rounds} --planner-cost-per-ef {results['planner_cost_per_ef']}")
     return (f"# CPU of a batched query: cluster gateway vs one server ({results['date']})\n\n"
             f"`{command}` on {results['machine']}, everything on this one machine (loopback). A Ray cluster of 3 "
             f"simulated nodes, the gateway (3 shards x 2 replicas) and one `vectord serve`, each holding "
