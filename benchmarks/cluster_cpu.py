@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -36,6 +37,87 @@ from cluster import RESULTS, load, seeded, simulated_cluster, start, stop  # noq
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 BATCH = 100
+#: Between two batches, the isolated searches wait this long (the client's and the
+#: gateway's share of a batch), so that they are woken per batch as a server is.
+GAP_S = 0.003
+
+
+def engine_timers(replica) -> None:
+    """Run in a replica (``__ray_call__``): the thread CPU of each engine search it makes,
+    kept in ``replica.search_cpu_ns`` (the replica's process CPU also counts Ray's threads
+    and the read path's framing)."""
+    import time as _time
+
+    replica.search_cpu_ns = []
+    query = replica.collection.query_with_plan
+
+    def timed(*args, **kwargs):
+        started = _time.thread_time_ns()
+        try:
+            return query(*args, **kwargs)
+        finally:
+            replica.search_cpu_ns.append(_time.thread_time_ns() - started)
+
+    replica.collection.query_with_plan = timed
+
+
+def engine_cpu(replica) -> list[int]:
+    """Run in a replica: the search CPU times kept since the last call (ns), then cleared."""
+    out, replica.search_cpu_ns = replica.search_cpu_ns, []
+    return out
+
+
+def _isolated_worker(rows: np.ndarray, queries: np.ndarray, ef: int, threads: int, cost_per_ef: int, conn) -> None:
+    """One engine in its own process, outside any cluster or server: loads ``rows``, then
+    answers each batch offset sent on ``conn`` with a search of the 100 queries there;
+    sends back its mean CPU per search (ms) on ``None``."""
+    from vectord.storage import Database, Tuning
+
+    tuning = Tuning(index_threads=threads)
+    tuning.graph_cost_per_ef = cost_per_ef
+    db = Database(Path(tempfile.mkdtemp(prefix="vectord-isolated-")) / "engine", tuning=tuning)
+    col = db.create_collection("bench", dim=rows.shape[1], metric="cosine",
+                               hnsw={"m": 16, "ef_construction": 100, "ef_search": ef})
+    for lo in range(0, len(rows), 1000):
+        col.upsert(ids=[f"id-{i}" for i in range(lo, min(lo + 1000, len(rows)))], embeddings=rows[lo:lo + 1000])
+    while col.stats().get("tail_slots"):  # the background indexer has the whole graph
+        time.sleep(0.1)
+    conn.send("ready")
+    spent, searches = 0.0, 0
+    while (lo := conn.recv()) is not None:
+        started = time.process_time()
+        col.query_with_plan(queries[lo:lo + BATCH], n_results=10, include=["distances"], columns=True)
+        spent, searches = spent + time.process_time() - started, searches + 1
+        conn.send(1)
+    conn.send(spent * 1000 / max(1, searches))
+    db.close()
+
+
+def isolated(parts: list[np.ndarray], queries: np.ndarray, ef: int, threads: int, cost_per_ef: int,
+             batches: int) -> float:
+    """CPU ms per batch of the same searches outside the cluster: one engine process per part
+    (spawned: this process holds gRPC channels and a Ray connection), all asked each batch at
+    once and woken per batch (``GAP_S`` between batches), as the shards or the server are."""
+    spawn = multiprocessing.get_context("spawn")
+    pipes = [spawn.Pipe() for _ in parts]
+    procs = [spawn.Process(target=_isolated_worker, args=(rows, queries, ef, threads, cost_per_ef, child))
+             for rows, (_, child) in zip(parts, pipes)]
+    for proc in procs:
+        proc.start()
+    for parent, _ in pipes:
+        parent.recv()
+    for i in range(batches):
+        for parent, _ in pipes:
+            parent.send((i * BATCH) % len(queries))
+        for parent, _ in pipes:
+            parent.recv()
+        time.sleep(GAP_S)
+    for parent, _ in pipes:
+        parent.send(None)
+    per_search = [parent.recv() for parent, _ in pipes]
+    for proc in procs:
+        proc.join()
+    return round(sum(per_search), 2)
 
 
 def cpu_by_process(gateway: int, server: int) -> dict[str, float]:
@@ -98,7 +180,11 @@ def main() -> int:
     parser.add_argument("--out", help="write OUT.md and OUT.json (default: results/cluster-cpu-<date>)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    import ray
+
     import vectord
+    from vectord.cluster.controller import NAMESPACE
+    from vectord.cluster.replica import replica_name, shard_ef
     from vectord.storage.planner import calibrate
 
     cost_per_ef = args.planner_cost_per_ef or calibrate(dim=args.dim)["cost_per_ef"]
@@ -122,17 +208,33 @@ def main() -> int:
             load(sharded, data)
             load(single, data)
             time.sleep(5)  # the background indexing settled
+            info = on_cluster._call("Collections", "GetCollection",
+                                    vectord.v1.collections_pb2.GetCollectionRequest(name="bench"))
+            replicas = [ray.get_actor(replica_name(info.id, s, r), namespace=NAMESPACE)
+                        for s in range(3) for r in range(2)]
+            ray.get([a.__ray_call__.remote(engine_timers) for a in replicas])
             for _ in range(20):  # warm: connections open, pages touched
                 sharded.query(query_embeddings=queries[:BATCH], n_results=10, include=["distances"])
                 single.query(query_embeddings=queries[:BATCH], n_results=10, include=["distances"])
             for _ in range(args.rounds):
-                rounds.append({"cluster": measure(sharded, queries, args.batches, gateway.pid, server.pid),
-                               "single": measure(single, queries, args.batches, gateway.pid, server.pid)})
+                ray.get([a.__ray_call__.remote(engine_cpu) for a in replicas])
+                run = {"cluster": measure(sharded, queries, args.batches, gateway.pid, server.pid)}
+                searches = np.concatenate([ray.get(a.__ray_call__.remote(engine_cpu)) for a in replicas])
+                # a batch is one search per shard: 3 x the mean search is the searches' CPU a batch
+                run["cluster"]["engine_search_cpu_ms"] = round(3 * float(searches.mean()) / 1e6, 2)
+                run["single"] = measure(single, queries, args.batches, gateway.pid, server.pid)
+                rounds.append(run)
     finally:
         stop(gateway, server, cluster)
+    # the same searches alone on the machine: is the cluster's search CPU the searches' own?
+    ef = shard_ef(100, 3)
+    for run in rounds:
+        run["isolated"] = {
+            "single": isolated([data], queries, 100, os.cpu_count() or 1, cost_per_ef, args.batches),
+            "shards": isolated([data[s::3] for s in range(3)], queries, ef, 1, cost_per_ef, args.batches)}
     results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "records": args.records, "dim": args.dim, "batches": args.batches,
-               "planner_cost_per_ef": cost_per_ef, "rounds": rounds}
+               "planner_cost_per_ef": cost_per_ef, "shard_ef": ef, "rounds": rounds}
     stem = Path(args.out) if args.out else RESULTS / f"cluster-cpu-{results['date']}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(report(results, args))
@@ -159,6 +261,12 @@ def report(results: dict, args: argparse.Namespace) -> str:
             lines.append(f"| {n} | {system} | {run['wall_ms_median']:.2f} | "
                          + " | ".join(f"{by_role.get(k, 0.0):.2f}" for k in keys)
                          + f" | {run['cpu_ms_total']:.2f} | {run['cores']:.2f} |")
+    searches = ["| round | cluster: shard replicas' process CPU | cluster: their engine searches' thread CPU | "
+                "isolated: 3 shard engines | isolated: one engine, all records |", "|---|---|---|---|---|"]
+    for n, r in enumerate(results["rounds"], 1):
+        searches.append(f"| {n} | {roles(r['cluster'])['shard replicas (all 6)']:.2f} | "
+                        f"{r['cluster']['engine_search_cpu_ms']:.2f} | {r['isolated']['shards']:.2f} | "
+                        f"{r['isolated']['single']:.2f} |")
     command = (f"python benchmarks/cluster_cpu.py --records {args.records} --dim {args.dim} "
                f"--batches {args.batches} --rounds {args.rounds} --planner-cost-per-ef {results['planner_cost_per_ef']}")
     return (f"# CPU of a batched query: cluster gateway vs one server ({results['date']})\n\n"
@@ -167,7 +275,14 @@ def report(results: dict, args: argparse.Namespace) -> str:
             f"{args.records:,} x {args.dim} random vectors. Batches of 100 queries, n_results 10, distances only. "
             f"CPU is in ms per batch, user + system, read from /proc around each run of {args.batches} batches. "
             f"Each process is counted in 10 ms clock ticks. A batch asks one replica of each shard, so the "
-            f"6 replicas' sum is what 3 searches cost.\n\n" + "\n".join(lines) + "\n")
+            f"6 replicas' sum is what 3 searches cost.\n\n" + "\n".join(lines) + "\n\n"
+            f"The searches, CPU ms per batch of 100. In the cluster: the replicas' processes (as above), and "
+            f"the thread CPU of their engine searches (3 x the mean, timed in each replica). Isolated, after "
+            f"the cluster and the server stopped: the same engines alone, each in its own process, asked "
+            f"each batch at once and woken per batch ({GAP_S * 1000:.0f} ms between batches): three with a "
+            f"third of the records each at the shard's ef {results['shard_ef']} (1 thread, as a replica), and one "
+            f"with all the records at ef 100 ({os.cpu_count()} threads, as `vectord serve`).\n\n"
+            + "\n".join(searches) + "\n")
 
 
 if __name__ == "__main__":
