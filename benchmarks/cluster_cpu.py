@@ -15,6 +15,12 @@ It answers what benchmarks/cluster.py's throughput ratio cannot: whether the clu
 to one server through more work (the shards' searches, the gateway's fan-out and merge), or
 through idle cores between the hops. CPU is counted in clock ticks (10 ms), so a process's
 figure per batch is good to about 10 ms / batches.
+
+Two more figures split the replicas' share: the thread CPU of each engine search inside the
+replicas (timers installed over Ray), and, once the cluster and the server have stopped, the
+same engines alone on the machine (``isolated``): three processes with a third of the
+records each at the shard's ef, and one with all of them at ef 100, each woken per batch.
+If the first equals the second, the cluster adds no search work of its own.
 """
 
 from __future__ import annotations
