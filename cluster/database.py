@@ -17,7 +17,7 @@ from typing import Any
 from vectord.errors import AlreadyExistsError, InvalidArgumentError, UnavailableError
 from vectord.storage import Collection, CollectionConfig, Database, Tuning
 
-from . import routing
+from . import health, routing
 from .controller import NAMESPACE, controller_actor
 from .engine import REPLICAS_KEY, SHARDS_KEY, ClusterCollection, unimplemented
 from .replica import ShardReplica, replica_dir, replica_name, shard_ef
@@ -295,22 +295,12 @@ class ClusterDatabase:
     # ------------------------------------------------------------------ health
     def _health_loop(self, interval: float) -> None:
         """Finds replicas that stopped answering (reads also mark them) and catches up the
-        stale ones that answer again."""
-        import ray
-
+        stale ones that answer again (cluster/health.py)."""
         while not self._stop.wait(interval):
-            for collection in list(self._collections.values()):
-                for shard in collection.shards.shards:
-                    for replica in shard.replicas:
-                        try:
-                            if replica.actor is None:
-                                continue
-                            if replica.state == IN_SYNC:  # a restarted replica listens elsewhere
-                                replica.seen(ray.get(replica.actor.status.remote(), timeout=self.timeout_s))
-                            else:
-                                collection.shards.catch_up(replica, timeout_s=self.timeout_s)
-                        except Exception as exc:
-                            replica.mark_stale(f"not answering: {exc.__class__.__name__}")
+            try:
+                health.sweep(list(self._collections.values()), self.timeout_s)
+            except Exception:  # the loop outlives a pass that failed; the next one retries
+                log.exception("health check failed")
 
 
 def _threads(table: routing.RoutingTable, node: str) -> int:
