@@ -106,8 +106,6 @@ class ClusterDatabase:
         """Handles of every replica (new actors with ``create``), with their applied writes
         read now: each shard's sequence resumes at the highest, and replicas behind it (or
         not answering) start stale and are caught up by the health loop."""
-        import ray
-
         alive = set(alive_nodes())
         shards = []
         for s in range(table.shards):
@@ -121,16 +119,17 @@ class ClusterDatabase:
         if self.planner_cost_per_ef:  # replicas adopted from an earlier gateway get this one's setting
             for replica in (r for s in shards for r in s.replicas if r.actor):
                 replica.actor.tune.remote(self.planner_cost_per_ef)
-        refs = {(s.index, r.index): r.actor.status.remote() for s in shards for r in s.replicas if r.actor}
+        # asked at once and waited for together: replicas on a node that is gone but not yet
+        # declared dead cost one timeout in all, not one each (cluster/health.py)
+        status = health.answers({(s.index, r.index): r.actor.status.remote() for s in shards for r in s.replicas
+                                 if r.actor}, timeout_s=60 if create else self.timeout_s)
         for shard in shards:
             for replica in shard.replicas:
-                ref = refs.get((shard.index, replica.index))
-                try:
-                    if ref is None:
-                        raise RuntimeError("its node is gone")
-                    replica.seen(ray.get(ref, timeout=60 if create else self.timeout_s))
-                except Exception as exc:
-                    replica.mark_stale(f"not answering at start: {exc.__class__.__name__}: {exc}"[:200])
+                found = status.get((shard.index, replica.index), RuntimeError("its node is gone"))
+                if isinstance(found, Exception):
+                    replica.mark_stale(f"not answering at start: {found.__class__.__name__}: {found}"[:200])
+                else:
+                    replica.seen(found)
             shard.seq = max([r.applied for r in shard.replicas if r.state == IN_SYNC] or [0])
             for replica in shard.replicas:
                 if replica.state == IN_SYNC and replica.applied < shard.seq:

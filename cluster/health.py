@@ -1,5 +1,6 @@
 """One pass of the gateway's health check over the replicas of every collection it serves
-(cluster/database.py runs it every second).
+(cluster/database.py runs it every second), and ``answers``, which it and the gateway's
+start use to wait for many replicas' calls together.
 
 Every replica's ``status()`` is asked at once and waited for together, for at most one
 timeout. Replicas that hang rather than fail (a lost node's, until Ray's health checks
@@ -15,16 +16,34 @@ the shard's lock while it replays or copies).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Hashable, Iterable
 
 from .shards import IN_SYNC
 
 
-def sweep(collections: Iterable[Any], timeout_s: float) -> None:
-    """Checks every replica of ``collections`` (ClusterCollections: ``.shards`` is a ShardSet)."""
+def answers(refs: dict[Hashable, Any], timeout_s: float) -> dict[Hashable, Any]:
+    """The results of Ray calls made at once (``refs``: key -> ObjectRef), waited for
+    together for at most ``timeout_s``: key -> the result, or the exception it raised
+    (TimeoutError for one not back in time)."""
     import ray
 
-    asked = []  # (shard set, replica, its status() reference)
+    if not refs:
+        return {}
+    ready = set(ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)[0])
+    out: dict[Hashable, Any] = {}
+    for key, ref in refs.items():
+        try:
+            if ref not in ready:
+                raise TimeoutError(f"no answer within {timeout_s} s")
+            out[key] = ray.get(ref)
+        except Exception as exc:
+            out[key] = exc
+    return out
+
+
+def sweep(collections: Iterable[Any], timeout_s: float) -> None:
+    """Checks every replica of ``collections`` (ClusterCollections: ``.shards`` is a ShardSet)."""
+    asked, refs = [], {}  # (shard set, replica) by number; their status() calls
     for collection in collections:
         shard_set = collection.shards
         for shard in shard_set.shards:
@@ -32,21 +51,16 @@ def sweep(collections: Iterable[Any], timeout_s: float) -> None:
                 if replica.actor is None:
                     continue
                 try:
-                    asked.append((shard_set, replica, replica.actor.status.remote()))
+                    refs[len(asked)] = replica.actor.status.remote()
                 except Exception as exc:  # a handle Ray refuses outright
                     replica.mark_stale(f"not answering: {exc.__class__.__name__}")
-    if not asked:
-        return
-    refs = [ref for _, _, ref in asked]
-    ready = set(ray.wait(refs, num_returns=len(refs), timeout=timeout_s)[0])
-    for shard_set, replica, ref in asked:
-        try:
-            if ref not in ready:
-                raise TimeoutError(f"no status within {timeout_s} s")
-            status = ray.get(ref)
-        except Exception as exc:
+                    continue
+                asked.append((shard_set, replica))
+    for n, status in answers(refs, timeout_s).items():
+        shard_set, replica = asked[n]
+        if isinstance(status, Exception):
             if replica.state == IN_SYNC:  # a stale one keeps the reason it was marked for
-                replica.mark_stale(f"not answering: {exc.__class__.__name__}")
+                replica.mark_stale(f"not answering: {status.__class__.__name__}")
             continue
         if replica.state == IN_SYNC:
             replica.seen(status)  # a restarted replica listens elsewhere

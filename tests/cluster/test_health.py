@@ -13,7 +13,7 @@ import pytest
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no telemetry (docs/cluster.md)
 ray = pytest.importorskip("ray")
 
-from vectord.cluster.health import sweep  # noqa: E402
+from vectord.cluster.health import answers, sweep  # noqa: E402
 from vectord.cluster.shards import IN_SYNC, STALE, Replica  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
@@ -95,3 +95,15 @@ def test_a_failing_catch_up_is_said(actors):
     col.shards.catch_up = catch_up
     sweep([col], TIMEOUT_S)
     assert (stale.state, stale.reason) == (STALE, "catch-up failed: ConnectionError")
+
+
+def test_answers_waits_for_all_together(actors):
+    refs = {"ok": actors.status.remote(0.0, 3), "fails": actors.status.remote(0.0, 0, True),
+            **{("hangs", i): actors.status.remote(HANG_S, 0) for i in range(3)}}
+    started = time.monotonic()
+    out = answers(refs, TIMEOUT_S)
+    assert time.monotonic() - started < 2.5 * TIMEOUT_S  # one timeout, not three
+    assert out["ok"] == {"applied": 3, "endpoint": None}
+    assert "the replica's engine is closed" in str(out["fails"])
+    assert all(isinstance(out[("hangs", i)], TimeoutError) for i in range(3))
+    assert answers({}, TIMEOUT_S) == {}
