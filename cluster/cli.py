@@ -66,7 +66,7 @@ def register(sub) -> None:
     join.set_defaults(func=join_command)
     status = commands.add_parser("status", help="shards and replicas of every collection, and their health")
     status.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
-    status.add_argument("--timeout-s", type=float, default=5.0, help="seconds to wait for each replica (default 5)")
+    status.add_argument("--timeout-s", type=float, default=5.0, help="seconds to wait for the replicas, all asked at once (default 5)")
     status.set_defaults(func=status_command)
     down = commands.add_parser("down", help="stop every shard actor and the controller (data stays on disk)")
     down.add_argument("--address", default="auto", help="the Ray cluster's address (default auto: this machine's)")
@@ -173,14 +173,16 @@ def join_command(args: argparse.Namespace) -> int:
 
 def replica_health(timeout_s: float = 5.0) -> list[dict]:
     """One row per replica of every collection: its shard, node, applied writes, records, and
-    state (in_sync when it answers and has applied as many writes as the best of its shard)."""
+    state (in_sync when it answers and has applied as many writes as the best of its shard).
+    Every replica is asked at once: a lost node's replicas cost one timeout in all."""
     import ray
 
     from .controller import NAMESPACE, controller_actor
+    from .health import answers
     from .replica import replica_name
 
     controller = controller_actor(create=False)
-    rows = []
+    shards, refs = [], {}  # each shard's rows; every replica's status() call by (shard, replica)
     for table in ray.get(controller.tables.remote(), timeout=timeout_s):
         for s, nodes in enumerate(table["placement"]):
             shard_rows = []
@@ -189,16 +191,23 @@ def replica_health(timeout_s: float = 5.0) -> list[dict]:
                        "count": None, "state": "down"}
                 try:
                     actor = ray.get_actor(replica_name(table["config"]["id"], s, r), namespace=NAMESPACE)
-                    status = ray.get(actor.status.remote(), timeout=timeout_s)
-                    row.update(applied=status["applied"], count=status["count"], state="up")
+                    refs[len(shards), r] = actor.status.remote()
                 except Exception as exc:
                     row["error"] = exc.__class__.__name__
                 shard_rows.append(row)
-            best = max([row["applied"] for row in shard_rows if row["applied"] is not None] or [0])
-            for row in shard_rows:
-                if row["state"] == "up":
-                    row["state"] = "in_sync" if row["applied"] == best else "behind"
-            rows.extend(shard_rows)
+            shards.append(shard_rows)
+    for (s, r), status in answers(refs, timeout_s).items():
+        if isinstance(status, Exception):
+            shards[s][r]["error"] = status.__class__.__name__
+        else:
+            shards[s][r].update(applied=status["applied"], count=status["count"], state="up")
+    rows = []
+    for shard_rows in shards:
+        best = max([row["applied"] for row in shard_rows if row["applied"] is not None] or [0])
+        for row in shard_rows:
+            if row["state"] == "up":
+                row["state"] = "in_sync" if row["applied"] == best else "behind"
+        rows.extend(shard_rows)
     return rows
 
 
