@@ -210,15 +210,11 @@ class ClusterDatabase:
     def _destroy(self, shard_set: ShardSet) -> None:
         import ray
 
-        for shard in shard_set.shards:
-            for replica in shard.replicas:
-                if replica.actor is None:
-                    continue
-                try:
-                    ray.get(replica.actor.destroy.remote(), timeout=self.timeout_s)
-                except Exception:  # its node is gone: its files go with it
-                    pass
-                ray.kill(replica.actor, no_restart=True)
+        live = [replica for shard in shard_set.shards for replica in shard.replicas if replica.actor is not None]
+        # waited for together; one that fails is on a node that is gone, and its files with it
+        health.answers({n: replica.actor.destroy.remote() for n, replica in enumerate(live)}, self.timeout_s)
+        for replica in live:
+            ray.kill(replica.actor, no_restart=True)
 
     def delete_collection(self, name: str) -> None:
         import ray

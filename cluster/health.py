@@ -1,6 +1,7 @@
 """One pass of the gateway's health check over the replicas of every collection it serves
-(cluster/database.py runs it every second), and ``answers``, which it and the gateway's
-start use to wait for many replicas' calls together.
+(cluster/database.py runs it every second), and ``answers``: the wait for many replicas'
+calls together, used by the pass and wherever the gateway asks many replicas at once
+(its start, `vectord cluster status`, deleting a collection, taking a snapshot).
 
 Every replica's ``status()`` is asked at once and waited for together, for at most one
 timeout. Replicas that hang rather than fail (a lost node's, until Ray's health checks

@@ -34,6 +34,7 @@ from vectord.errors import AlreadyExistsError, NotFoundError, UnavailableError
 from vectord.storage import validation
 
 from . import routing
+from .health import answers
 from .replica import replica_name
 from .shards import IN_SYNC, Replica, ShardSet
 
@@ -80,11 +81,9 @@ def create(db, collection_name: str, name: str | None = None) -> dict[str, Any]:
             shard.lock.release()
     copies: dict[int, list[dict[str, Any]]] = {s.index: [] for s in shards}
     failed = []
-    for (s, r), ref in refs.items():
-        try:
-            taken = ray.get(ref, timeout=max(db.timeout_s, 60.0))
-        except Exception as exc:  # that replica's copy is missing; its peers' may do
-            failed.append(f"{replica_name(table.config['id'], s, r)}: {exc.__class__.__name__}")
+    for (s, r), taken in answers(refs, max(db.timeout_s, 60.0)).items():  # waited for together
+        if isinstance(taken, Exception):  # that replica's copy is missing; its peers' may do
+            failed.append(f"{replica_name(table.config['id'], s, r)}: {taken.__class__.__name__}")
             continue
         if taken["applied"] == cut[s]:  # a replica that missed a write holds an older state
             copies[s].append({"replica": r, "node": shards[s].replicas[r].node, "path": taken["path"],
@@ -210,11 +209,7 @@ def _remove_copies(db, copies: list[dict[str, Any]]) -> None:
     refs = [ray.remote(remove_copy).options(
         num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(c["node"], soft=False)).remote(c["path"])
         for c in copies]
-    for ref in refs:
-        try:
-            ray.get(ref, timeout=db.timeout_s)
-        except Exception:
-            pass
+    answers(dict(enumerate(refs)), db.timeout_s)  # waited for together; a failure is left as it is
 
 
 def delete(db, name: str) -> None:
