@@ -85,8 +85,18 @@ def test_cjk_mixed_with_latin_text():
                  st.text(st.sampled_from("ab1Z .,;:!?'\"-_()[]*<>`/@#\u00e9\u6771\u2019\t\n"), max_size=40)))
 def test_fast_path_segments_as_the_regex_does(text):
     """words() takes plain ASCII words (edge punctuation stripped) without the regex: the
-    same words as UAX #29 segmentation of the whole text."""
-    assert words(text) == _WORDS.findall(text)
+    same words as UAX #29 segmentation of each space-separated piece of the text."""
+    assert words(text) == [word for piece in text.split() for word in _WORDS.findall(piece)]
+
+
+def test_white_space_ends_a_word_even_a_narrow_no_break_space():
+    """Found by the test above (text '0\u202f'): UAX #29 keeps U+202F inside a word, so the
+    regex over the whole text gives '0\u202f', a term no query with an ordinary space finds;
+    every white space splits words here (storage/analyzers.py, words)."""
+    assert _WORDS.findall("0\u202f") == ["0\u202f"]  # what UAX #29 alone would index
+    assert words("0\u202f") == ["0"]
+    assert words("10\u202f000 mot\u202f!") == ["10", "000", "mot"]
+    assert words("caf\u00e9\u202f!") == ["caf\u00e9"]  # the regex path, not the ASCII one
 
 
 def test_a_word_ending_in_a_non_word_character_does_not_reach_over_a_space():
