@@ -75,6 +75,20 @@ def simulated_cluster():
     return cluster, workers
 
 
+def replica_actors(client, name: str, shards: int = 3, replicas: int = 2) -> list:
+    """The Ray actors of collection ``name``'s replicas on the gateway ``client`` talks to,
+    shard by shard (for timers installed over ``__ray_call__``)."""
+    import ray
+
+    import vectord
+    from vectord.cluster.controller import NAMESPACE
+    from vectord.cluster.replica import replica_name
+
+    info = client._call("Collections", "GetCollection", vectord.v1.collections_pb2.GetCollectionRequest(name=name))
+    return [ray.get_actor(replica_name(info.id, s, r), namespace=NAMESPACE)
+            for s in range(shards) for r in range(replicas)]
+
+
 def start(cmd: list[str], marker: str, log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True,
                             env={**os.environ, **(env or {})})

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import RESULTS, load, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
+from cluster import RESULTS, load, replica_actors, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 BATCH = 100
@@ -189,8 +189,7 @@ def main() -> int:
     import ray
 
     import vectord
-    from vectord.cluster.controller import NAMESPACE
-    from vectord.cluster.replica import replica_name, shard_ef
+    from vectord.cluster.replica import shard_ef
     from vectord.storage.planner import calibrate
 
     cost_per_ef = args.planner_cost_per_ef or calibrate(dim=args.dim)["cost_per_ef"]
@@ -214,10 +213,7 @@ def main() -> int:
             load(sharded, data)
             load(single, data)
             time.sleep(5)  # the background indexing settled
-            info = on_cluster._call("Collections", "GetCollection",
-                                    vectord.v1.collections_pb2.GetCollectionRequest(name="bench"))
-            replicas = [ray.get_actor(replica_name(info.id, s, r), namespace=NAMESPACE)
-                        for s in range(3) for r in range(2)]
+            replicas = replica_actors(on_cluster, "bench")
             ray.get([a.__ray_call__.remote(engine_timers) for a in replicas])
             for _ in range(20):  # warm: connections open, pages touched
                 sharded.query(query_embeddings=queries[:BATCH], n_results=10, include=["distances"])

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import add_workload_arguments, load, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
+from cluster import add_workload_arguments, load, replica_actors, seeded, simulated_cluster, start, stop  # noqa: E402  (benchmarks/cluster.py)
 
 STAGES: dict[str, list[int]] = collections.defaultdict(list)
 
@@ -185,8 +185,6 @@ def main() -> int:
     import ray
 
     import vectord
-    from vectord.cluster.controller import NAMESPACE
-    from vectord.cluster.replica import replica_name
 
     data, queries = seeded(args.records, args.dim, max(args.queries, 100, args.batch))
     tmp = Path(tempfile.mkdtemp(prefix="vectord-cluster-profile-"))
@@ -209,9 +207,7 @@ def main() -> int:
         cols = {name: c.create_collection("bench", dim=args.dim) for name, c in clients.items()}
         for col in cols.values():
             load(col, data)
-        info = clients["cluster"]._call("Collections", "GetCollection",
-                                        vectord.v1.collections_pb2.GetCollectionRequest(name="bench"))
-        actors = [ray.get_actor(replica_name(info.id, s, r), namespace=NAMESPACE) for s in range(3) for r in range(2)]
+        actors = replica_actors(clients["cluster"], "bench")
         ray.get([a.__ray_call__.remote(replica_timers) for a in actors])
         for col in cols.values():  # warm
             for q in queries[:30]:
